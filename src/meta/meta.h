@@ -1,0 +1,82 @@
+// Clisonix — the metadata store: users, devices, assets, rules and settings live here.
+//
+// One interface, two backends: SQLite (the embedded default, a file in the data dir, WAL
+// mode) and PostgreSQL (libpq; `meta.url = "postgres://user:pass@host:5432/db"`). Callers
+// write one SQL text for both: parameters are `$1`, `$2` ... in both dialects, and the
+// schema sticks to types both understand (BIGINT, DOUBLE PRECISION, TEXT). Where a
+// statement must differ, a migration carries a PostgreSQL variant.
+//
+// Versioned migrations are applied by open(): each runs once, in its own transaction,
+// recorded in `schema_migrations`. Two processes opening the same store at once are safe:
+// the migrating transaction holds the database's write lock (SQLite `BEGIN IMMEDIATE`,
+// PostgreSQL `pg_advisory_xact_lock`), and the second one finds the work done.
+//
+// Thread safety: a store may be used from any thread; statements are serialised on one
+// connection, and a transaction keeps the connection for its whole duration.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/result.h"
+
+namespace clisonix::meta {
+
+// A parameter or a column value. NULL is std::monostate.
+using value = std::variant<std::monostate, int64_t, double, std::string>;
+
+struct rows {
+    std::vector<std::string> columns;
+    std::vector<std::vector<value>> data;
+};
+
+class store {
+public:
+    virtual ~store() = default;
+
+    // "sqlite" or "postgres".
+    virtual std::string_view backend() const = 0;
+    // A cheap round trip; an error when the database does not answer (for /readyz).
+    virtual status ping() = 0;
+    // Runs one statement and returns its rows (none for statements without a result).
+    virtual result<rows> query(std::string_view sql, std::span<const value> params = {}) = 0;
+    // Runs one statement and returns the number of rows it changed.
+    virtual result<int64_t> execute(std::string_view sql, std::span<const value> params = {}) = 0;
+    // Runs `body` in one transaction: committed when body returns ok, rolled back when it
+    // returns an error (which is returned). Statements inside go through `tx`.
+    virtual status transaction(const std::function<status(store& tx)>& body) = 0;
+    // The highest migration version applied.
+    virtual result<int> schema_version() = 0;
+};
+
+struct migration {
+    int version;                      // 1, 2, 3 ... never reused, never edited once released
+    std::string_view name;            // "settings"
+    std::string_view sql;             // both dialects, unless postgres_sql is set
+    std::string_view postgres_sql{};  // PostgreSQL variant when the dialects differ
+};
+
+// The product's migrations, in order.
+std::span<const migration> migrations();
+
+// Opens the store named by `url` and applies pending migrations:
+//   ""                          -> SQLite at <data_dir>/meta.db
+//   "sqlite:///abs/path.db", "sqlite:rel/path.db"  -> SQLite at that path
+//   "postgres://..." or "postgresql://..."         -> PostgreSQL (libpq connection URI)
+// Errors name the backend and the reason, without the password.
+result<std::unique_ptr<store>> open(std::string_view url, std::string_view data_dir);
+
+// Like open() with an explicit migration list (tests use it to prove migrations run once).
+result<std::unique_ptr<store>> open_with(std::string_view url, std::string_view data_dir,
+                                         std::span<const migration> list);
+
+// `url` with any password replaced by "****", for messages and logs.
+std::string redact_url(std::string_view url);
+
+}  // namespace clisonix::meta
