@@ -1,1 +1,574 @@
-// placeholder
+// Clisonix — configuration: the schema, the five sources, and their one-line errors.
+#include "config/config.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <toml++/toml.h>
+
+namespace clisonix::config {
+namespace {
+
+constexpr int64_t kib = 1024;
+constexpr int64_t mib = 1024 * kib;
+constexpr int64_t gib = 1024 * mib;
+constexpr int64_t seconds = 1000;
+constexpr int64_t minutes = 60 * seconds;
+constexpr int64_t hours = 60 * minutes;
+
+using enum value_type;
+
+// Adding a setting is one line here: env name, validation, `config show` and the README
+// reference all follow from it. Keep the order the README should list them in.
+// clang-format off
+constexpr key_spec keys[] = {
+    {"http.bind", string, "0.0.0.0", 0, 0, {}, false, "Address the HTTP server listens on"},
+    {"http.port", integer, "8030", 1, 65535, {}, false, "HTTP port for the API, dashboard and metrics"},
+    {"http.threads", integer, "0", 0, 256, {}, false, "Worker threads serving HTTP; 0 = one per core"},
+    {"http.header_limit", size, "16KiB", kib, mib, {}, false, "Largest request header accepted (431 beyond)"},
+    {"http.body_limit", size, "8MiB", kib, gib, {}, false, "Largest request body accepted (413 beyond)"},
+    {"http.header_timeout", duration, "10s", 100, 10 * minutes, {}, false, "Time a client has to send the request header"},
+    {"http.idle_timeout", duration, "60s", seconds, hours, {}, false, "Keep-alive connections idle longer are closed"},
+    {"http.drain_timeout", duration, "30s", 0, 10 * minutes, {}, false, "On SIGTERM, how long in-flight requests may take to finish"},
+    {"http.max_connections", integer, "10000", 1, 1000000, {}, false, "Concurrent connections accepted; more wait in the backlog"},
+    {"data.dir", string, "./data", 0, 0, {}, false, "Directory for the database, logs and time-series data"},
+    {"log.level", enumeration, "info", 0, 0, "trace|debug|info|warn|error", false, "Lowest level written"},
+    {"log.file", boolean, "true", 0, 0, {}, false, "Write JSON lines to `<data.dir>/logs/clisonix_YYYY-MM-DD.log`, a file per day"},
+    {"log.keep_days", integer, "14", 1, 3650, {}, false, "Rotated log files kept"},
+    {"meta.url", string, "", 0, 0, {}, true, "Metadata store: empty = SQLite in data.dir; `sqlite:PATH` or `postgres://user:pass@host:port/db`"},
+};
+// clang-format on
+
+// CLISONIX_* names that are not settings: read by the CLI itself or by tests.
+bool is_reserved(std::string_view name) {
+    return name == "CLISONIX_CONFIG" || name == "CLISONIX_ADMIN_PASSWORD" ||
+           name.starts_with("CLISONIX_TEST_");
+}
+
+struct unit {
+    std::string_view suffix;
+    int64_t factor;
+};
+// Largest first, so that the first unit dividing a value exactly is its canonical one.
+constexpr unit size_units[] = {{"TiB", 1024 * gib}, {"GiB", gib}, {"MiB", mib}, {"KiB", kib}};
+constexpr unit duration_units[] = {{"d", 24 * hours}, {"h", hours}, {"m", minutes}, {"s", seconds}};
+
+// The suffix of the base unit (bytes, milliseconds), which a bare number also means.
+std::string_view base_suffix(value_type t) {
+    return t == duration ? "ms" : "";
+}
+std::span<const unit> units_of(value_type t) {
+    if (t == duration) return duration_units;
+    return size_units;
+}
+
+std::string canonical(value_type t, int64_t n) {
+    for (const unit& u : units_of(t)) {
+        if (n != 0 && n % u.factor == 0) return std::to_string(n / u.factor).append(u.suffix);
+    }
+    return std::to_string(n).append(base_suffix(t));
+}
+
+std::string_view type_name(value_type t) {
+    switch (t) {
+        case integer:
+            return "integer";
+        case boolean:
+            return "boolean";
+        case string:
+            return "string";
+        case enumeration:
+            return "enumeration";
+        case duration:
+            return "duration";
+        case size:
+            return "size";
+    }
+    return {};
+}
+
+// "trace, debug, info" from "trace|debug|info", each choice wrapped in `quote`.
+std::string join_choices(const key_spec& spec, std::string_view quote) {
+    std::string out(quote);
+    for (char c : spec.choices) {
+        out += c == '|' ? std::string(quote) + ", " + std::string(quote) : std::string(1, c);
+    }
+    return out.append(quote);
+}
+
+std::string expectation(const key_spec& spec) {
+    switch (spec.type) {
+        case integer:
+            return "must be an integer";
+        case boolean:
+            return "must be true or false";
+        case string:
+            return "must be a string";
+        case size:
+            return "must be a size such as 512, 16KiB, 8MiB, 1GiB";
+        case duration:
+            return "must be a duration such as 250ms, 10s, 5m, 2h, 7d";
+        case enumeration:
+            return "must be one of " + join_choices(spec, "");
+    }
+    return {};
+}
+
+std::string range_text(const key_spec& spec) {
+    if (spec.type == integer) {
+        return std::to_string(spec.min) + ".." + std::to_string(spec.max);
+    }
+    return canonical(spec.type, spec.min) + ".." + canonical(spec.type, spec.max);
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+enum class number { ok, bad, too_large };
+
+number parse_int(std::string_view text, int64_t& out) {
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    if (ec == std::errc::result_out_of_range) return number::too_large;
+    if (ec != std::errc{} || end != text.data() + text.size()) return number::bad;
+    return number::ok;
+}
+
+// "<digits><unit>"; no sign, no fraction, no space. A bare number is in the base unit.
+number parse_scaled(value_type t, std::string_view text, int64_t& out) {
+    size_t digits = text.find_first_not_of("0123456789");
+    if (digits == 0) return number::bad;
+    std::string_view suffix = digits == std::string_view::npos ? "" : text.substr(digits);
+    int64_t factor = 0;
+    if (suffix.empty() || suffix == base_suffix(t) || (t == size && suffix == "B")) factor = 1;
+    for (const unit& u : units_of(t)) {
+        if (suffix == u.suffix) factor = u.factor;
+    }
+    if (factor == 0) return number::bad;
+    number n = parse_int(text.substr(0, digits), out);
+    if (n != number::ok) return n;
+    return __builtin_mul_overflow(out, factor, &out) ? number::too_large : number::ok;
+}
+
+// Parses `text` as a value of `spec` into `out`; returns why it is not one, or "".
+std::string parse(const key_spec& spec, std::string_view text, config::entry& out) {
+    number n = number::ok;
+    switch (spec.type) {
+        case string:
+            out.text = text;
+            return {};
+        case enumeration: {
+            for (size_t start = 0; start <= spec.choices.size();) {
+                size_t end = std::min(spec.choices.find('|', start), spec.choices.size());
+                if (spec.choices.substr(start, end - start) == text) {
+                    out.text = text;
+                    return {};
+                }
+                start = end + 1;
+            }
+            return expectation(spec);
+        }
+        case boolean: {
+            std::string l = lower(text);
+            if (l == "true" || l == "1" || l == "yes" || l == "on") {
+                out.flag = true;
+            } else if (l == "false" || l == "0" || l == "no" || l == "off") {
+                out.flag = false;
+            } else {
+                return expectation(spec);
+            }
+            out.text = out.flag ? "true" : "false";
+            return {};
+        }
+        case integer:
+            n = parse_int(text, out.number);
+            break;
+        case size:
+        case duration:
+            n = parse_scaled(spec.type, text, out.number);
+            break;
+    }
+    if (n == number::bad) return expectation(spec);
+    if (n == number::too_large || out.number < spec.min || out.number > spec.max) {
+        return "must be " + range_text(spec);
+    }
+    out.text = spec.type == integer ? std::to_string(out.number) : canonical(spec.type, out.number);
+    return {};
+}
+
+// A TOML basic string: what `config show` and the messages print for text.
+std::string quote(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+bool is_plain_integer(std::string_view s) {
+    if (s.starts_with('-')) s.remove_prefix(1);
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// How a rejected value is shown: bare when it reads as a number, quoted otherwise, and never
+// for a secret, since a mistyped password is still a password.
+std::string shown(const key_spec& spec, std::string_view text) {
+    if (spec.secret) return "<redacted>";
+    return is_plain_integer(text) ? std::string(text) : quote(text);
+}
+
+error value_error(const key_spec& spec, const std::string& value, std::string_view from,
+                  const std::string& why) {
+    std::string message = "config: " + std::string(spec.key);
+    if (!value.empty()) message += " = " + value;
+    message += " (from " + std::string(from) + "): " + why;
+    return make_error("invalid_config", std::move(message), std::string(spec.key));
+}
+
+// Optimal string alignment distance: edits plus swaps of neighbours, the usual typos.
+size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+    for (size_t i = 0; i <= a.size(); ++i)
+        d[i][0] = i;
+    for (size_t j = 0; j <= b.size(); ++j)
+        d[0][j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        for (size_t j = 1; j <= b.size(); ++j) {
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    return d[a.size()][b.size()];
+}
+
+// `name` is a schema key, or an environment name when `as_env` is set.
+error unknown_key(std::string_view name, std::string_view from, bool as_env) {
+    std::string best;
+    size_t best_distance = 3;  // suggest only within two edits
+    for (const key_spec& spec : keys) {
+        std::string candidate = as_env ? env_name(spec.key) : std::string(spec.key);
+        size_t d = edit_distance(name, candidate);
+        if (d < best_distance) {
+            best = std::move(candidate);
+            best_distance = d;
+        }
+    }
+    std::string message =
+        "config: " + std::string(name) + " (from " + std::string(from) + "): unknown key";
+    if (!best.empty()) message += " (did you mean " + best + "?)";
+    return make_error("invalid_config", std::move(message), std::string(name));
+}
+
+status assign(config& c, const key_spec& spec, std::string_view text, std::string_view from) {
+    config::entry e;
+    std::string why = parse(spec, text, e);
+    if (!why.empty()) return value_error(spec, shown(spec, text), from, why);
+    e.source = from;
+    c.entries.insert_or_assign(std::string(spec.key), std::move(e));
+    return {};
+}
+
+// A variable from the environment or the .env file; `where` names the set for messages.
+status assign_env(config& c, std::string_view name, std::string_view value, std::string_view from,
+                  std::string_view where) {
+    if (!name.starts_with("CLISONIX_") || is_reserved(name)) return {};
+    for (const key_spec& spec : keys) {
+        if (env_name(spec.key) == name) return assign(c, spec, value, from);
+    }
+    return unknown_key(name, where, true);
+}
+
+// Reads a whole file; on failure `error` holds the reason.
+bool read_file(const std::string& path, std::string& out, std::string& error) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        error = std::strerror(errno);
+        return false;
+    }
+    std::ostringstream buffer;
+    buffer << in.rdbuf();
+    out = buffer.str();
+    return true;
+}
+
+bool is_prefix_of_key(std::string_view path) {
+    return std::any_of(std::begin(keys), std::end(keys), [&](const key_spec& spec) {
+        return spec.key.size() > path.size() && spec.key.starts_with(path) &&
+               spec.key[path.size()] == '.';
+    });
+}
+
+status assign_toml(config& c, const key_spec& spec, const toml::node& node, std::string_view from) {
+    if (const auto* s = node.as_string()) return assign(c, spec, s->get(), from);
+    const bool numeric = spec.type == integer || spec.type == size || spec.type == duration;
+    if (const auto* i = node.as_integer(); i && numeric) {
+        return assign(c, spec, std::to_string(i->get()), from);
+    }
+    if (const auto* b = node.as_boolean(); b && spec.type == boolean) {
+        return assign(c, spec, b->get() ? "true" : "false", from);
+    }
+    std::string value;
+    if (spec.secret) {
+        value = "<redacted>";
+    } else if (!node.is_table()) {
+        std::ostringstream literal;
+        node.visit([&](const auto& n) { literal << n; });
+        value = literal.str();
+    }
+    return value_error(spec, value, from, expectation(spec));
+}
+
+status walk_toml(config& c, const toml::table& table, const std::string& prefix,
+                 std::string_view from) {
+    for (const auto& [k, node] : table) {
+        std::string path =
+            prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+        if (const key_spec* spec = find_key(path)) {
+            if (status s = assign_toml(c, *spec, node, from); !s) return s;
+        } else if (const auto* sub = node.as_table();
+                   sub && (is_prefix_of_key(path) || !sub->empty())) {
+            // Descend into unknown tables too, so that the message names the full key.
+            if (status s = walk_toml(c, *sub, path, from); !s) return s;
+        } else {
+            return unknown_key(path, from, false);
+        }
+    }
+    return {};
+}
+
+status load_toml(config& c, const std::string& path) {
+    std::string text, why;
+    if (!read_file(path, text, why)) {
+        return make_error("invalid_config",
+                          "config: " + path + ": cannot read the config file (" + lower(why) + ")");
+    }
+    toml::table table;
+    try {
+        table = toml::parse(text, std::string_view(path));
+    } catch (const toml::parse_error& e) {
+        std::string description(e.description());
+        std::replace(description.begin(), description.end(), '\n', ' ');
+        return make_error("invalid_config",
+                          "config: " + path + ":" + std::to_string(e.source().begin.line) + ":" +
+                              std::to_string(e.source().begin.column) + ": " + description);
+    }
+    return walk_toml(c, table, "", "file " + path);
+}
+
+std::string_view trim(std::string_view s) {
+    size_t begin = s.find_first_not_of(" \t\r");
+    if (begin == std::string_view::npos) return {};
+    return s.substr(begin, s.find_last_not_of(" \t\r") - begin + 1);
+}
+
+// KEY=value lines, optionally `export `-prefixed and quoted. Other programs share .env files,
+// so lines not naming CLISONIX_* are skipped unread. Messages never quote a line: it may
+// hold a secret.
+status load_dotenv(config& c, const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return {};
+    std::string text, why;
+    if (!read_file(path, text, why)) {
+        return make_error("invalid_config",
+                          "config: " + path + ": cannot read (" + lower(why) + ")");
+    }
+    std::istringstream lines(text);
+    std::string raw;
+    for (int number = 1; std::getline(lines, raw); ++number) {
+        std::string_view line = trim(raw);
+        if (line.starts_with("export ")) line = trim(line.substr(7));
+        if (!line.starts_with("CLISONIX_")) continue;  // also blank lines and # comments
+        auto malformed = [&](std::string_view what) {
+            return make_error("invalid_config", "config: " + path + ":" + std::to_string(number) +
+                                                    ": " + std::string(what));
+        };
+        size_t eq = line.find('=');
+        std::string_view name = trim(line.substr(0, eq));
+        if (eq == std::string_view::npos ||
+            name.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+                std::string_view::npos) {
+            return malformed("malformed line, expected CLISONIX_NAME=value");
+        }
+        std::string_view value = trim(line.substr(eq + 1));
+        if (value.starts_with('"') || value.starts_with('\'')) {
+            size_t close = value.find(value[0], 1);
+            if (close == std::string_view::npos) return malformed("unterminated quote");
+            std::string_view rest = trim(value.substr(close + 1));
+            if (!rest.empty() && !rest.starts_with('#')) {
+                return malformed("unexpected text after the closing quote");
+            }
+            value = value.substr(1, close - 1);
+        } else if (size_t comment = value.find(" #"); comment != std::string_view::npos) {
+            value = trim(value.substr(0, comment));  // as docker compose: " #" starts a comment
+        }
+        if (status s = assign_env(c, name, value, path, path); !s) return s;
+    }
+    return {};
+}
+
+const config::entry& entry_of(const config& c, std::string_view key, bool type_ok) {
+    auto it = c.entries.find(key);
+    if (it == c.entries.end()) throw std::out_of_range("config: no key " + std::string(key));
+    if (!type_ok) throw std::logic_error("config: wrong type asked of " + std::string(key));
+    return it->second;
+}
+
+bool has_type(std::string_view key, std::initializer_list<value_type> types) {
+    const key_spec* spec = find_key(key);
+    return spec && std::find(types.begin(), types.end(), spec->type) != types.end();
+}
+
+}  // namespace
+
+std::span<const key_spec> schema() {
+    return keys;
+}
+
+const key_spec* find_key(std::string_view key) {
+    for (const key_spec& spec : keys) {
+        if (spec.key == key) return &spec;
+    }
+    return nullptr;
+}
+
+std::string env_name(std::string_view key) {
+    std::string out = "CLISONIX_";
+    for (char c : key) {
+        out += c == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    return out;
+}
+
+std::map<std::string, std::string> from_process_environment() {
+    std::map<std::string, std::string> out;
+    for (char** e = environ; e && *e; ++e) {
+        std::string_view var(*e);
+        size_t eq = var.find('=');
+        if (eq == std::string_view::npos || !var.starts_with("CLISONIX_")) continue;
+        out.emplace(var.substr(0, eq), var.substr(eq + 1));
+    }
+    return out;
+}
+
+int64_t config::get_int(std::string_view key) const {
+    return entry_of(*this, key, has_type(key, {integer, size, duration})).number;
+}
+
+bool config::get_bool(std::string_view key) const {
+    return entry_of(*this, key, has_type(key, {boolean})).flag;
+}
+
+const std::string& config::get_string(std::string_view key) const {
+    return entry_of(*this, key, has_type(key, {string, enumeration})).text;
+}
+
+const std::string& config::source(std::string_view key) const {
+    return entry_of(*this, key, true).source;
+}
+
+std::string config::show() const {
+    std::string out;
+    for (const key_spec& spec : keys) {
+        auto it = entries.find(spec.key);
+        if (it == entries.end()) continue;
+        const entry& e = it->second;
+        std::string value = e.text;
+        if (spec.secret && !value.empty()) {
+            value = quote("<redacted>");
+        } else if (spec.type != integer && spec.type != boolean) {
+            value = quote(value);
+        }
+        out += std::string(spec.key) + " = " + value + "  # from " + e.source + "\n";
+    }
+    return out;
+}
+
+result<config> load(const sources& from) {
+    config c;
+    for (const key_spec& spec : keys) {
+        if (status s = assign(c, spec, spec.default_value, "default"); !s) return s.error();
+    }
+    if (!from.file.empty()) {
+        if (status s = load_toml(c, from.file); !s) return s.error();
+    }
+    if (!from.dotenv.empty()) {
+        if (status s = load_dotenv(c, from.dotenv); !s) return s.error();
+    }
+    for (const auto& [name, value] : from.environment) {
+        if (status s = assign_env(c, name, value, name, "environment"); !s) return s.error();
+    }
+    for (const sources::flag& f : from.flags) {
+        const key_spec* spec = find_key(f.key);
+        if (!spec) return unknown_key(f.key, f.name, false);
+        if (status s = assign(c, *spec, f.value, f.name); !s) return s.error();
+    }
+    return c;
+}
+
+std::string reference_markdown() {
+    std::string out =
+        "| Key | Type | Default | Allowed | Env | Description |\n"
+        "|---|---|---|---|---|---|\n";
+    for (const key_spec& spec : keys) {
+        std::string type(type_name(spec.type));
+        if (spec.secret) type += " (secret)";
+        std::string default_value = spec.default_value.empty()
+                                        ? std::string("*(empty)*")
+                                        : "`" + std::string(spec.default_value) + "`";
+        std::string allowed;
+        switch (spec.type) {
+            case integer:
+            case size:
+            case duration:
+                allowed = range_text(spec);
+                break;
+            case boolean:
+                allowed = "`true`, `false`";
+                break;
+            case string:
+                allowed = "text";
+                break;
+            case enumeration:
+                allowed = join_choices(spec, "`");
+                break;
+        }
+        std::string doc(spec.doc);
+        for (size_t p = 0; (p = doc.find('|', p)) != std::string::npos; p += 2) {
+            doc.replace(p, 1, "\\|");  // a bare | would end the table cell
+        }
+        out += "| `" + std::string(spec.key) + "` | " + type + " | " + default_value + " | " +
+               allowed + " | `" + env_name(spec.key) + "` | " + doc + " |\n";
+    }
+    return out;
+}
+
+}  // namespace clisonix::config

@@ -60,8 +60,8 @@ std::string env_name(std::string_view key);
 
 // Where the values come from. Flags are applied in order; a later flag for the same key wins.
 struct sources {
-    std::string file;                 // TOML file from --config; empty: none
-    std::string dotenv = ".env";      // read when it exists; empty: none
+    std::string file;                                // TOML file from --config; empty: none
+    std::string dotenv = ".env";                     // read when it exists; empty: none
     std::map<std::string, std::string> environment;  // usually from_process_environment()
     struct flag {
         std::string key;    // schema key
@@ -76,6 +76,8 @@ std::map<std::string, std::string> from_process_environment();
 
 class config {
 public:
+    // The getters throw std::out_of_range for a key the schema lacks and std::logic_error for
+    // a getter that does not fit the key's type: both are programming errors, not user input.
     // integer -> the number; duration -> milliseconds; size -> bytes.
     int64_t get_int(std::string_view key) const;
     bool get_bool(std::string_view key) const;
