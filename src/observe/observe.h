@@ -1,8 +1,9 @@
 // Clisonix — observability: structured logs and Prometheus metrics.
 //
 // Logs: one JSON object per line (ts, level, msg, request_id, then the call's fields) to
-// `<data dir>/logs/clisonix.log`, rotated daily, `keep_days` files kept; readable text on
-// the console. Every line written while a request is handled carries that request's id.
+// `<dir>/clisonix_YYYY-MM-DD.log`, a new file each local midnight, `keep_days` files kept;
+// readable text on the console. Times are UTC. Every line written while a request is handled
+// carries that request's id. Only what the caller passes is logged.
 //
 //   log::info("listening", {{"port", 8030}, {"bind", "0.0.0.0"}});
 //
@@ -12,6 +13,7 @@
 // Thread safety: every function here may be called from any thread.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -29,13 +31,16 @@ enum class level { trace, debug, info, warn, error };
 level parse_level(std::string_view text);
 
 struct options {
-    std::string dir;          // directory of the JSON log file; empty: no file
-    int keep_days = 14;       // rotated files kept
+    std::string dir;     // directory of the JSON log file; empty: no file
+    int keep_days = 14;  // daily files kept; 0 keeps all
     level min_level = level::info;
-    bool console = true;      // readable text on stderr
+    bool console = true;  // readable text on stderr
 };
 
-// Sets up the sinks; before it is called (and after shutdown), lines go to stderr as text.
+// Sets up the sinks, creating `dir` if missing; before it is called (and after shutdown),
+// lines go to stderr as text. Lines below warn are flushed every second, warn and error at
+// once. Calling it again replaces the previous setup. Throws std::runtime_error when the
+// log file cannot be created.
 void init(const options& opts);
 // Flushes and closes the file.
 void shutdown();
@@ -47,8 +52,7 @@ struct field {
     field(std::string_view k, const std::string& v) : key(k), value(std::string_view(v)) {}
     field(std::string_view k, bool v) : key(k), value(v) {}
     field(std::string_view k, double v) : key(k), value(v) {}
-    template <typename I>
-        requires std::is_integral_v<I>
+    template <std::integral I>
     field(std::string_view k, I v) : key(k), value(static_cast<int64_t>(v)) {}
     std::string_view key;
     value_type value;
@@ -57,11 +61,21 @@ struct field {
 void write(level lvl, std::string_view msg, std::initializer_list<field> fields = {});
 bool enabled(level lvl);
 
-inline void trace(std::string_view m, std::initializer_list<field> f = {}) { write(level::trace, m, f); }
-inline void debug(std::string_view m, std::initializer_list<field> f = {}) { write(level::debug, m, f); }
-inline void info(std::string_view m, std::initializer_list<field> f = {}) { write(level::info, m, f); }
-inline void warn(std::string_view m, std::initializer_list<field> f = {}) { write(level::warn, m, f); }
-inline void error(std::string_view m, std::initializer_list<field> f = {}) { write(level::error, m, f); }
+inline void trace(std::string_view m, std::initializer_list<field> f = {}) {
+    write(level::trace, m, f);
+}
+inline void debug(std::string_view m, std::initializer_list<field> f = {}) {
+    write(level::debug, m, f);
+}
+inline void info(std::string_view m, std::initializer_list<field> f = {}) {
+    write(level::info, m, f);
+}
+inline void warn(std::string_view m, std::initializer_list<field> f = {}) {
+    write(level::warn, m, f);
+}
+inline void error(std::string_view m, std::initializer_list<field> f = {}) {
+    write(level::error, m, f);
+}
 
 // While alive, every line this thread writes carries `request_id`.
 class request_scope {
@@ -81,8 +95,11 @@ namespace clisonix::metrics {
 
 using labels = std::vector<std::string>;  // label values, in the family's label-name order
 
+// Handles are cheap to copy and may be cached; updates are lock-free. A default-constructed
+// handle belongs to no registry and ignores updates.
 class counter {
 public:
+    // `by` must not be negative.
     void inc(double by = 1.0);
     double value() const;
 
@@ -125,20 +142,26 @@ public:
     registry& operator=(const registry&) = delete;
 
     // The series of family `name` with these label values, created on first use. The same
-    // name must always be used with the same kind, help and label names.
+    // name must always be used with the same kind, label names (and buckets); the first help
+    // text is kept. Counter names end in `_total`. Throws std::logic_error on a broken rule,
+    // an invalid name or a label value count that differs from the label name count.
     counter get_counter(std::string_view name, std::string_view help,
-                        const std::vector<std::string>& label_names = {}, const labels& values = {});
+                        const std::vector<std::string>& label_names = {},
+                        const labels& values = {});
     gauge get_gauge(std::string_view name, std::string_view help,
                     const std::vector<std::string>& label_names = {}, const labels& values = {});
+    // `buckets`: upper bounds, strictly increasing; +Inf is always added.
     histogram get_histogram(std::string_view name, std::string_view help,
                             const std::vector<double>& buckets,
                             const std::vector<std::string>& label_names = {},
                             const labels& values = {});
-    // A gauge whose value is read when metrics are exposed (memory, fds, uptime).
+    // A gauge whose value is read when metrics are exposed (memory, fds, uptime). `read` runs
+    // under the registry's lock and must not call the registry. Adding it again replaces it.
     void add_callback_gauge(std::string_view name, std::string_view help,
                             std::function<double()> read);
 
-    // Everything, in the Prometheus text exposition format 0.0.4.
+    // Everything, in the Prometheus text exposition format 0.0.4: families in registration
+    // order, series sorted by label values.
     std::string expose() const;
 
 private:
