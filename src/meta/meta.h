@@ -11,6 +11,9 @@
 // the migrating transaction holds the database's write lock (SQLite `BEGIN IMMEDIATE`,
 // PostgreSQL `pg_advisory_xact_lock`), and the second one finds the work done.
 //
+// Error codes: "conflict" (a constraint was violated, e.g. a duplicate name), "unavailable"
+// (no connection, busy or locked, I/O), "corrupt" (a damaged SQLite file), "internal".
+//
 // Thread safety: a store may be used from any thread; statements are serialised on one
 // connection, and a transaction keeps the connection for its whole duration.
 #pragma once

@@ -1,0 +1,165 @@
+// The contract on a real PostgreSQL, plus connection loss and redaction.
+//
+// The server comes from scripts/pg-test-server (the pg_server_start CTest fixture); its URL
+// is read from $CLISONIX_TEST_PG_URL_FILE, or else from <build>/pg-test/url. Each test gets
+// its own database, so the tests can run in parallel.
+#include <gmock/gmock.h>
+#include <libpq-fe.h>
+#include <stdlib.h>
+
+#include <array>
+#include <fstream>
+#include <limits>
+#include <random>
+
+#include "meta/contract.h"
+
+namespace clisonix::meta::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+result<std::string> server_url() {
+    const char* env = std::getenv("CLISONIX_TEST_PG_URL_FILE");
+    const std::string file = env ? env : CLISONIX_BUILD_DIR "/pg-test/url";
+    std::string url;
+    if (std::ifstream in(file); !(in >> url)) {
+        return make_error("unavailable",
+                          "no PostgreSQL test server: " + file +
+                              " is missing. Start one with `scripts/pg-test-server start " +
+                              CLISONIX_BUILD_DIR
+                              "/pg-test` (ctest does it through the "
+                              "pg_server_start fixture), or set CLISONIX_TEST_PG_URL_FILE");
+    }
+    return url;
+}
+
+// Runs one statement on the server's maintenance database.
+status admin(const std::string& url, const std::string& sql) {
+    PGconn* conn = PQconnectdb(url.c_str());
+    std::string failure;
+    if (PQstatus(conn) != CONNECTION_OK) {
+        failure = PQerrorMessage(conn);
+    } else {
+        PGresult* r = PQexec(conn, sql.c_str());
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+            failure = PQresultErrorMessage(r);
+        }
+        PQclear(r);
+    }
+    PQfinish(conn);
+    if (!failure.empty()) return make_error("unavailable", sql + ": " + failure);
+    return {};
+}
+
+class postgres_database final : public test_database {
+public:
+    static result<std::unique_ptr<test_database>> create() {
+        auto server = server_url();
+        if (!server) return server.error();
+        std::random_device rd;
+        const std::string name = "t_" + std::to_string(rd()) + "_" + std::to_string(rd());
+        if (auto ok = admin(*server, "CREATE DATABASE " + name); !ok) return ok.error();
+        return std::unique_ptr<test_database>(new postgres_database(*server, name));
+    }
+    ~postgres_database() override {
+        (void)admin(_server, "DROP DATABASE IF EXISTS " + _name + " WITH (FORCE)");
+    }
+
+    std::string url() const override { return _server.substr(0, _server.rfind('/') + 1) + _name; }
+    std::string data_dir() const override { return "/nonexistent"; }
+    const std::string& name() const { return _name; }
+    const std::string& server() const { return _server; }
+
+private:
+    postgres_database(std::string server, std::string name)
+        : _server(std::move(server)), _name(std::move(name)) {}
+
+    std::string _server;  // the maintenance database's URL
+    std::string _name;
+};
+
+INSTANTIATE_TEST_SUITE_P(postgres, contract,
+                         ::testing::Values(backend_factory{"postgres", postgres_database::create}),
+                         factory_name);
+
+class meta_postgres : public ::testing::Test {
+protected:
+    void SetUp() override {
+        auto db = postgres_database::create();
+        ASSERT_TRUE(db.ok()) << db.error().message;
+        _db.reset(static_cast<postgres_database*>(db->release()));
+    }
+    std::unique_ptr<postgres_database> _db;
+};
+
+TEST_F(meta_postgres, unreachable_server_is_a_clear_error_without_the_password) {
+    const std::string password = "s3cret-Pa55";
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    auto s = open("postgres://clisonix:" + password + "@127.0.0.1:1/postgres", "/nonexistent");
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code, "unavailable");
+    EXPECT_THAT(s.error().message, HasSubstr("postgres"));
+    EXPECT_THAT(s.error().message, HasSubstr("127.0.0.1"));
+    EXPECT_THAT(s.error().message, Not(HasSubstr(password)));
+    EXPECT_THAT(s.error().message, Not(HasSubstr("\n")));  // one line for logs
+
+    auto bad = open("postgres://clisonix:" + password + "@127.0.0.1:notaport/postgres", "");
+    ASSERT_FALSE(bad.ok());
+    EXPECT_THAT(bad.error().message, Not(HasSubstr(password)));
+}
+
+TEST_F(meta_postgres, ping_fails_when_the_connection_drops_and_the_next_call_reconnects) {
+    auto s = open(_db->url(), "");
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ((*s)->backend(), "postgres");
+    auto pid = (*s)->query("SELECT pg_backend_pid()");
+    ASSERT_TRUE(pid.ok()) << pid.error().message;
+    const int64_t backend_pid = std::get<int64_t>(pid->data.at(0).at(0));
+    // The timeout argument makes the call wait until the backend has exited.
+    ASSERT_TRUE(admin(_db->server(),
+                      "SELECT pg_terminate_backend(" + std::to_string(backend_pid) + ", 10000)")
+                    .ok());
+
+    auto lost = (*s)->ping();
+    ASSERT_FALSE(lost.ok());
+    EXPECT_EQ(lost.error().code, "unavailable");
+    EXPECT_THAT(lost.error().message, HasSubstr("postgres"));
+    auto back = (*s)->ping();
+    EXPECT_TRUE(back.ok()) << back.error().message;
+    EXPECT_EQ(*(*s)->schema_version(), 1);
+}
+
+TEST_F(meta_postgres, column_types_map_to_values) {
+    auto s = open(_db->url(), "");
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    auto r = (*s)->query(
+        "SELECT 1::int2, 2::int4, 3::int8, true, false, 1.5::numeric, 0.25::float4, "
+        "0.1::float8, 'x'::varchar, NULL::int8, 'Infinity'::float8");
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    ASSERT_EQ(r->data.size(), 1u);
+    const std::vector<value> want = {int64_t{1},
+                                     int64_t{2},
+                                     int64_t{3},
+                                     int64_t{1},
+                                     int64_t{0},
+                                     1.5,
+                                     0.25,
+                                     0.1,
+                                     std::string("x"),
+                                     std::monostate{},
+                                     std::numeric_limits<double>::infinity()};
+    EXPECT_EQ(r->data[0], want);
+}
+
+TEST_F(meta_postgres, migration_with_a_postgres_variant_uses_it) {
+    const migration list[] = {{1, "variant", "CREATE TABLE w (x INTEGER PRIMARY KEY AUTOINCREMENT)",
+                               "CREATE TABLE w (x BIGSERIAL PRIMARY KEY)"}};
+    auto s = open_with(_db->url(), "", list);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    EXPECT_EQ(*(*s)->execute("INSERT INTO w DEFAULT VALUES"), 1);
+}
+
+}  // namespace
+}  // namespace clisonix::meta::testing
