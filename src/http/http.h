@@ -1,0 +1,153 @@
+// Clisonix — the HTTP server: routes, middleware, limits, graceful shutdown.
+//
+// Every route is declared once, with its method, path template and a one-line summary;
+// the router, the metrics labels and the OpenAPI document all come from that declaration:
+//
+//   router.add({method::get, "/api/v1/devices/{device}", "One device", get_device});
+//
+// A request flows: read (header and body limits, timeouts) -> route match (path
+// parameters; the matched template is known to every middleware) -> middleware chain, in
+// the order given -> the route's handler (or a 404/405 envelope). Every 4xx/5xx answer
+// carries the JSON error envelope {"error":{"code":"...","message":"...","field":"..."}},
+// and every answer carries X-Request-Id (the client's, when it sent a sane one).
+//
+// Handlers run on the server's worker threads and may block briefly; they must be
+// thread-safe. An exception escaping a handler becomes a 500 envelope and a log line.
+//
+// Boost.Beast stays inside server.cpp: this header names none of it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+
+namespace clisonix::http {
+
+enum class method { get, head, post, put, patch, del, options };
+
+// "GET", "DELETE" ...
+std::string_view method_name(method m);
+
+struct route;
+
+struct request {
+    method verb = method::get;
+    std::string target;  // as sent: path and query
+    std::string path;    // percent-decoded path, without the query
+    std::map<std::string, std::string, std::less<>> query;        // decoded query parameters
+    std::map<std::string, std::string, std::less<>> path_params;  // from the route template
+    std::vector<std::pair<std::string, std::string>> headers;     // names in lower case
+    std::string body;
+    std::string remote_address;
+    std::string request_id;
+    const route* matched = nullptr;  // null when no route matched
+
+    // The value of header `name` (case-insensitive), or "" when absent.
+    std::string_view header(std::string_view name) const;
+    // The query parameter, or `fallback` when absent.
+    std::string_view query_param(std::string_view name, std::string_view fallback = {}) const;
+    std::string_view path_param(std::string_view name) const;
+};
+
+struct response {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
+
+    static response json(int status, std::string body);
+    static response text(int status, std::string body, std::string content_type);
+    static response no_content();
+    // The error envelope. `code` is a stable identifier ("not_found", "invalid_argument"),
+    // `message` one sentence for a person, `field` the input at fault (omitted when empty).
+    static response error(int status, std::string_view code, std::string_view message,
+                          std::string_view field = {});
+    // The envelope of an error value; `status` chosen by the caller.
+    static response from_error(int status, const clisonix::error& e);
+};
+
+using handler = std::function<response(request&)>;
+
+struct route {
+    method verb;
+    std::string path;     // template: "/api/v1/devices/{device}"
+    std::string summary;  // one line, shown in the OpenAPI document
+    handler handle;
+};
+
+using next = std::function<response(request&)>;
+// A middleware sees the request before the handler and the response after it; it may
+// answer by itself without calling `call_next` (e.g. a rate limit).
+using middleware = std::function<response(request&, const next& call_next)>;
+
+class router {
+public:
+    // Throws std::logic_error for a duplicate or malformed template: a start-up bug.
+    void add(route r);
+
+    struct match {
+        const route* found = nullptr;
+        std::map<std::string, std::string, std::less<>> params;
+        bool path_exists = false;  // some route has this path with another method (405)
+    };
+    match find(method verb, std::string_view path) const;
+
+    const std::vector<std::unique_ptr<route>>& routes() const { return _routes; }
+
+private:
+    std::vector<std::unique_ptr<route>> _routes;
+};
+
+// An OpenAPI 3.1 document generated from the router's declarations.
+std::string openapi_document(const router& routes, std::string_view title,
+                             std::string_view version);
+
+// Access log line and Prometheus metrics (requests by route and status, latency histogram,
+// in-flight gauge) for every request. Route labels are templates, never raw paths.
+middleware observe_requests();
+
+struct server_options {
+    std::string bind = "0.0.0.0";
+    uint16_t port = 8030;
+    int threads = 0;  // 0: one per core
+    uint32_t header_limit = 16 * 1024;
+    uint64_t body_limit = 8 * 1024 * 1024;
+    std::chrono::milliseconds header_timeout{10'000};
+    std::chrono::milliseconds idle_timeout{60'000};
+    std::chrono::milliseconds drain_timeout{30'000};
+    int max_connections = 10'000;
+};
+
+// Thread safety: stop() may be called from any thread (and from a signal handler's
+// strand); everything else from the thread that owns the server.
+class server {
+public:
+    server(server_options opts, const router& routes, std::vector<middleware> chain);
+    ~server();
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    // Binds and listens; an error names the address and the reason.
+    status listen();
+    // Serves until stop() and the drain finish (or SIGTERM/SIGINT when `handle_signals`).
+    // Returns false when a handler was still running after the drain time: its thread is
+    // left behind, and the caller must exit the process without destroying the server.
+    bool run(bool handle_signals);
+    // Graceful shutdown: stop accepting, let in-flight requests finish (up to the drain
+    // timeout), close idle connections, then return from run().
+    void stop();
+
+private:
+    struct impl;
+    std::unique_ptr<impl> _impl;
+};
+
+}  // namespace clisonix::http

@@ -1,0 +1,123 @@
+// Test helpers: temp dirs, free ports, a minimal HTTP/1.1 client, and real processes.
+//
+// Integration tests start the real `clisonix` binary (and real peers such as Prometheus)
+// as child processes on loopback ports chosen at run time, and talk to them over sockets.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace clisonix::testing {
+
+// A fresh directory under the system temp dir, removed with everything in it on destruction.
+class temp_dir {
+public:
+    explicit temp_dir(std::string_view prefix = "clisonix-test");
+    ~temp_dir();
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    const std::filesystem::path& path() const { return _path; }
+    std::string str() const { return _path.string(); }
+
+private:
+    std::filesystem::path _path;
+};
+
+void write_file(const std::filesystem::path& p, std::string_view content);
+std::string read_file(const std::filesystem::path& p);
+// Every JSON log file under <data_dir>/logs, concatenated in name order.
+std::string read_logs(const std::filesystem::path& data_dir);
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+uint16_t free_port();
+
+struct http_response {
+    int status = 0;                              // 0: no answer (connection failed or closed)
+    std::map<std::string, std::string> headers;  // names in lower case
+    std::string body;
+    std::string header(std::string_view name) const;
+};
+
+// One request on a new connection; `extra_headers` are raw "Name: value" lines.
+http_response http_request(uint16_t port, std::string_view method, std::string_view target,
+                           std::string_view body = {},
+                           const std::vector<std::string>& extra_headers = {});
+
+// A raw connection, for requests that a well-behaved client would not send.
+class connection {
+public:
+    explicit connection(uint16_t port);
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+    bool connected() const { return _fd >= 0; }
+    bool send(std::string_view bytes);
+    // Reads one response (Content-Length framed) or until the peer closes or `timeout` passes.
+    http_response read_response(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    // True when the peer has closed the connection (reads EOF) within `timeout`.
+    bool closed_by_peer(std::chrono::milliseconds timeout);
+
+private:
+    int _fd = -1;
+    std::string _pending;
+};
+
+// A child process with stdout and stderr captured to files.
+class process {
+public:
+    // `env` entries ("NAME=value") are added to (or override) this process's environment.
+    process(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
+            const std::filesystem::path& cwd = {});
+    ~process();  // kills the child if it still runs
+    process(const process&) = delete;
+    process& operator=(const process&) = delete;
+
+    int pid() const { return _pid; }
+    void signal(int sig);
+    // The exit code (128 + signal when killed), or nullopt if it still runs after `timeout`.
+    std::optional<int> wait(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    bool running();
+    std::string out() const;
+    std::string err() const;
+
+private:
+    int _pid = -1;
+    std::optional<int> _exit_code;
+    temp_dir _io{"clisonix-proc"};
+};
+
+struct run_result {
+    int exit_code = -1;
+    std::string out;
+    std::string err;
+};
+
+// Runs the clisonix binary with `args` to completion.
+run_result run_clisonix(const std::vector<std::string>& args,
+                        const std::vector<std::string>& env = {},
+                        const std::filesystem::path& cwd = {});
+
+// `clisonix serve` on a free port with a temp data dir, ready (healthz answered) on return.
+class server_process {
+public:
+    explicit server_process(const std::vector<std::string>& extra_args = {},
+                            const std::vector<std::string>& env = {});
+    uint16_t port() const { return _port; }
+    const temp_dir& data() const { return _data; }
+    process& proc() { return *_proc; }
+    http_response get(std::string_view target) const { return http_request(_port, "GET", target); }
+
+private:
+    temp_dir _data{"clisonix-data"};
+    uint16_t _port;
+    std::unique_ptr<process> _proc;
+};
+
+}  // namespace clisonix::testing
