@@ -11,9 +11,10 @@ function(clisonix_add_module name)
   target_link_libraries(clisonix_${name} PUBLIC ${ARG_DEPS})
 endfunction()
 
-# clisonix_add_test(NAME SOURCES... [DEPS targets...] [LABELS labels...])
+# clisonix_add_test(NAME SOURCES... [DEPS targets...] [LABELS label] [PROPERTIES ...])
 # One GoogleTest executable; its tests are registered with CTest one by one so that
-# `ctest -j` runs them in parallel.
+# `ctest -j` runs them in parallel. One label only: a list would be split on its way
+# through gtest_discover_tests and swallow the PROPERTIES after it.
 function(clisonix_add_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS;PROPERTIES" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})

@@ -35,7 +35,7 @@ inline error make_error(std::string code, std::string message, std::string field
 template <typename T>
 class [[nodiscard]] result {
 public:
-    result(T value) : _v(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+    result(T value) : _v(std::in_place_index<0>, std::move(value)) {}        // NOLINT: implicit
     result(clisonix::error e) : _v(std::in_place_index<1>, std::move(e)) {}  // NOLINT: implicit
 
     bool ok() const noexcept { return _v.index() == 0; }
