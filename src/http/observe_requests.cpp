@@ -1,5 +1,6 @@
 // The access log and the request metrics, as one middleware.
 #include <chrono>
+#include <cmath>
 
 #include "http/http.h"
 #include "observe/observe.h"
@@ -33,7 +34,7 @@ middleware observe_requests() {
         log::info("request", {{"method", verb},
                               {"route", route},
                               {"status", res.status},
-                              {"duration_ms", seconds * 1000.0},
+                              {"duration_ms", std::round(seconds * 1e6) / 1e3},
                               {"bytes", res.body.size()},
                               {"client", req.remote_address}});
         return res;
