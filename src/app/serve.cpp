@@ -30,20 +30,22 @@ http::server_options server_options_from(const config::config& cfg) {
 // Health, readiness, metrics and the API description: what operators and load balancers use.
 void add_system_routes(http::router& routes, meta::store& store) {
     routes.add({http::method::get, "/healthz", "Liveness: the process answers",
+                http::permission::open,
                 [](http::request&) { return http::response::json(200, R"({"status":"ok"})"); }});
     routes.add({http::method::get, "/readyz", "Readiness: the metadata store answers",
-                [&store](http::request&) {
+                http::permission::open, [&store](http::request&) {
                     if (auto st = store.ping(); !st)
                         return http::response::error(503, "unavailable",
                                                      "metadata store: " + st.error().message);
                     return http::response::json(200, R"({"status":"ready"})");
                 }});
-    routes.add({http::method::get, "/metrics", "Prometheus metrics", [](http::request&) {
+    routes.add({http::method::get, "/metrics", "Prometheus metrics", http::permission::read,
+                [](http::request&) {
                     return http::response::text(200, metrics::global().expose(),
                                                 "text/plain; version=0.0.4; charset=utf-8");
                 }});
     routes.add({http::method::get, "/api/v1/openapi.json", "This API's OpenAPI 3.1 description",
-                [&routes](http::request&) {
+                http::permission::read, [&routes](http::request&) {
                     return http::response::json(
                         200, http::openapi_document(routes, "Clisonix API", version));
                 }});
@@ -54,7 +56,7 @@ void add_test_routes(http::router& routes) {
     const char* enabled = std::getenv("CLISONIX_TEST_ROUTES");
     if (!enabled || std::string_view(enabled) != "1") return;
     routes.add({http::method::get, "/api/v1/test/sleep", "Answers after ?ms= milliseconds",
-                [](http::request& req) {
+                http::permission::open, [](http::request& req) {
                     int ms = std::atoi(std::string(req.query_param("ms", "0")).c_str());
                     std::this_thread::sleep_for(std::chrono::milliseconds(ms));
                     return http::response::json(200, R"({"slept_ms":)" + std::to_string(ms) + "}");

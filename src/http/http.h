@@ -3,7 +3,8 @@
 // Every route is declared once, with its method, path template and a one-line summary;
 // the router, the metrics labels and the OpenAPI document all come from that declaration:
 //
-//   router.add({method::get, "/api/v1/devices/{device}", "One device", get_device});
+//   router.add({method::get, "/api/v1/devices/{device}", "One device", permission::read,
+//               get_device});
 //
 // A request flows: read (header and body limits, timeouts) -> route match (path
 // parameters; the matched template is known to every middleware) -> middleware chain, in
@@ -76,11 +77,24 @@ struct response {
 
 using handler = std::function<response(request&)>;
 
+// What a caller must hold to use a route; the gateway enforces it. Every route declares one.
+namespace permission {
+inline constexpr const char* open = "public";      // no credentials (health, login)
+inline constexpr const char* read = "read";        // viewer and above
+inline constexpr const char* write = "write";      // operator: telemetry through the API
+inline constexpr const char* devices = "devices";  // operator: manage devices
+inline constexpr const char* alarms = "alarms";    // operator: acknowledge alarms
+inline constexpr const char* admin = "admin";      // users, rules, settings
+inline constexpr const char* device = "device";    // a device's own token writes telemetry
+}  // namespace permission
+
 struct route {
     method verb;
-    std::string path;     // template: "/api/v1/devices/{device}"
-    std::string summary;  // one line, shown in the OpenAPI document
+    std::string path;        // template: "/api/v1/devices/{device}"
+    std::string summary;     // one line, shown in the OpenAPI document
+    std::string permission;  // one of http::permission
     handler handle;
+    std::string request_schema = {};  // JSON Schema of the body, when the route takes JSON
 };
 
 using next = std::function<response(request&)>;
@@ -90,7 +104,8 @@ using middleware = std::function<response(request&, const next& call_next)>;
 
 class router {
 public:
-    // Throws std::logic_error for a duplicate or malformed template: a start-up bug.
+    // Throws std::logic_error for a duplicate or malformed template, or a missing
+    // permission: a start-up bug.
     void add(route r);
 
     struct match {

@@ -154,6 +154,7 @@ void router::add(route r) {
         if (has_brace && !is_parameter(segment))
             throw std::logic_error("malformed path parameter in route " + r.path);
     }
+    if (r.permission.empty()) throw std::logic_error("route declares no permission: " + r.path);
     for (const auto& existing : _routes)
         if (existing->verb == r.verb && existing->path == r.path)
             throw std::logic_error("route declared twice: " + std::string(method_name(r.verb)) +
@@ -231,6 +232,11 @@ std::string openapi_document(const router& routes, std::string_view title,
                  {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}}},
               {"200", {{"description", "Success"}}}}}};
         if (!parameters.empty()) operation["parameters"] = std::move(parameters);
+        operation["x-permission"] = r->permission;
+        if (!r->request_schema.empty())
+            operation["requestBody"] = {
+                {"required", true},
+                {"content", {{"application/json", {{"schema", json::parse(r->request_schema)}}}}}};
         auto& entry = paths[r->path];
         if (!entry.is_object()) entry = json::object();
         entry.as_object()[verb] = std::move(operation);

@@ -13,10 +13,11 @@ response ok(request&) {
 class router_test : public ::testing::Test {
 protected:
     router_test() {
-        routes.add({method::get, "/api/v1/devices", "List devices", ok});
-        routes.add({method::get, "/api/v1/devices/{device}", "One device", ok});
-        routes.add({method::get, "/api/v1/devices/export", "Export devices", ok});
-        routes.add({method::post, "/api/v1/devices/{device}/telemetry", "Write telemetry", ok});
+        routes.add({method::get, "/api/v1/devices", "List devices", permission::read, ok});
+        routes.add({method::get, "/api/v1/devices/{device}", "One device", permission::read, ok});
+        routes.add({method::get, "/api/v1/devices/export", "Export devices", permission::read, ok});
+        routes.add({method::post, "/api/v1/devices/{device}/telemetry", "Write telemetry",
+                    permission::read, ok});
     }
     router routes;
 };
@@ -60,9 +61,14 @@ TEST_F(router_test, empty_parameter_does_not_match) {
 }
 
 TEST_F(router_test, duplicate_and_malformed_declarations_are_startup_errors) {
-    EXPECT_THROW(routes.add({method::get, "/api/v1/devices", "again", ok}), std::logic_error);
-    EXPECT_THROW(routes.add({method::get, "/api/v1/x{id}", "bad", ok}), std::logic_error);
-    EXPECT_THROW(routes.add({method::get, "no-slash", "bad", ok}), std::logic_error);
+    EXPECT_THROW(routes.add({method::get, "/api/v1/devices", "again", permission::read, ok}),
+                 std::logic_error);
+    EXPECT_THROW(routes.add({method::get, "/api/v1/x{id}", "bad", permission::read, ok}),
+                 std::logic_error);
+    EXPECT_THROW(routes.add({method::get, "no-slash", "bad", permission::read, ok}),
+                 std::logic_error);
+    EXPECT_THROW(routes.add({method::get, "/api/v1/unguarded", "no permission", "", ok}),
+                 std::logic_error);
 }
 
 TEST_F(router_test, openapi_document_lists_every_route_with_its_parameters) {
@@ -76,6 +82,7 @@ TEST_F(router_test, openapi_document_lists_every_route_with_its_parameters) {
     const auto& param = telemetry.at("parameters").as_array().at(0);
     EXPECT_EQ(param.at("name").as_string(), "device");
     EXPECT_EQ(param.at("in").as_string(), "path");
+    EXPECT_EQ(telemetry.at("x-permission").as_string(), "read");
     EXPECT_TRUE(doc.at("components").at("schemas").as_object().contains("Error"));
 }
 

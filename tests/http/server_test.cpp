@@ -17,17 +17,17 @@ using clisonix::testing::http_request;
 class server_test : public ::testing::Test {
 protected:
     void SetUp() override {
-        routes.add({method::get, "/hello/{name}", "Greets", [](request& req) {
+        routes.add({method::get, "/hello/{name}", "Greets", permission::read, [](request& req) {
                         return response::json(
                             200, "{\"hello\":\"" + std::string(req.path_param("name")) +
                                      "\",\"q\":\"" + std::string(req.query_param("q")) + "\"}");
                     }});
-        routes.add({method::post, "/echo", "Echoes the body",
+        routes.add({method::post, "/echo", "Echoes the body", permission::read,
                     [](request& req) { return response::text(200, req.body, "text/plain"); }});
-        routes.add({method::get, "/boom", "Throws", [](request&) -> response {
+        routes.add({method::get, "/boom", "Throws", permission::read, [](request&) -> response {
                         throw std::runtime_error("secret internal detail");
                     }});
-        routes.add({method::get, "/slow", "Sleeps 400 ms", [](request&) {
+        routes.add({method::get, "/slow", "Sleeps 400 ms", permission::read, [](request&) {
                         std::this_thread::sleep_for(std::chrono::milliseconds(400));
                         return response::json(200, R"({"done":true})");
                     }});
