@@ -1,0 +1,59 @@
+// Private to the storage module: the compressed block, the unit the engine writes to disk.
+//
+// A block holds one series' points over a time range, sorted by time, timestamps unique.
+// Layout (docs/format/block.md): a header (format version, value type, count, first and
+// last timestamp, the summary, the codec of each column, column lengths, a CRC32C of the
+// whole block), then the timestamp column, then the value column.
+//
+// Timestamps: delta-of-delta, zigzag varints, with runs of equal deltas collapsed, so that
+// regular sampling costs a few bytes per block. Values: every candidate codec is tried and
+// the smallest kept, per block:
+//   float64  Gorilla XOR; decimal (VictoriaMetrics's: to int64 mantissas with one shared
+//            power-of-ten exponent when that is exact, then delta or delta-of-delta zigzag
+//            varints); each optionally followed by zstd
+//   int64    delta / delta-of-delta zigzag varints, constant run; optionally zstd
+//   boolean  bit-packed or run-length
+//   string   dictionary + zstd, or plain LZ4/zstd
+// Decoding validates every length and count: corrupt bytes give an error, never a crash.
+//
+// Thread safety: free functions without shared state.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "storage/storage.h"
+
+namespace clisonix::storage::block {
+
+// What a reader needs to know about a block without decoding its columns.
+struct header {
+    value_type type = value_type::float64;
+    uint32_t count = 0;
+    int64_t first_ts = 0;
+    int64_t last_ts = 0;
+    summary stats;  // numeric types: count, sum, min, max, first, last; strings: count only
+    uint8_t ts_codec = 0;
+    uint8_t value_codec = 0;
+};
+
+// Appends the encoding of one block to `out`. `ts` ascending and unique; `raw` as in
+// write_batch::point (for strings, indexes into `strings`). Returns the header written.
+header encode(value_type type, std::span<const int64_t> ts, std::span<const uint64_t> raw,
+              std::span<const std::string> strings, std::vector<uint8_t>& out);
+
+// Reads the header of the block at the start of `in` and the block's total size in bytes.
+result<header> read_header(std::span<const uint8_t> in, size_t* block_size = nullptr);
+
+// Decodes a whole block (verifying its checksum). Appends to ts/raw (and strings, whose
+// indexes raw then holds, offset by the size strings had before).
+status decode(std::span<const uint8_t> in, std::vector<int64_t>& ts, std::vector<uint64_t>& raw,
+              std::vector<std::string>* strings = nullptr);
+
+// Name of a codec id, for statistics and `clisonix` diagnostics ("gorilla+zstd", ...).
+std::string codec_name(uint8_t codec);
+
+}  // namespace clisonix::storage::block

@@ -1,0 +1,173 @@
+// Clisonix — the time-series engine ("Memory"): durable writes, compressed blocks, scans.
+//
+// Data model (InfluxDB's): a series is (measurement, tag set, field); its canonical key is
+// the line-protocol text `measurement,tag1=v1,tag2=v2 field` with tags sorted by key and
+// line-protocol escaping. A point is (int64 nanosecond timestamp, value). A series has one
+// value type, fixed by its first write; a write of another type is refused.
+//
+// Write path: parsers fill a write_batch; engine::write() appends it to the write-ahead log,
+// waits until the log is fsynced (group commit: concurrent writers share one fsync), then
+// makes the points visible. A second value for the same (series, timestamp) replaces the
+// first. Points older than the out-of-order window behind the series' newest point are
+// refused with a clear error; the whole batch is refused, never half stored.
+//
+// On disk (docs/format/): wal/ segments of CRC-checked records, replayed at open (a torn
+// tail is truncated, never a refusal to start); partitions of one UTC day each, holding
+// immutable parts of compressed blocks with per-block summaries; a series index.
+//
+// Thread safety: every engine method may be called from any thread.
+#pragma once
+
+#include <bit>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace clisonix::storage {
+
+enum class value_type : uint8_t { float64 = 1, int64 = 2, boolean = 3, string = 4 };
+
+// "float", "integer", "boolean", "string".
+std::string_view type_name(value_type t);
+
+using series_id = uint32_t;
+
+// The points of one write, grouped by series. Reused across requests: clear() keeps the
+// capacity, so a steady stream of batches allocates nothing per point.
+class write_batch {
+public:
+    // The batch-local index of the series with this canonical key (see above) and field
+    // value type, added on first use. `key` is copied once per batch, not per point.
+    // Returns an error (code "invalid_argument") if the same key was added with another type.
+    result<uint32_t> series(std::string_view key, value_type type);
+
+    void add(uint32_t series, int64_t ts_ns, double v) {
+        _points.push_back({series, ts_ns, std::bit_cast<uint64_t>(v)});
+    }
+    void add_int(uint32_t series, int64_t ts_ns, int64_t v) {
+        _points.push_back({series, ts_ns, static_cast<uint64_t>(v)});
+    }
+    void add_bool(uint32_t series, int64_t ts_ns, bool v) {
+        _points.push_back({series, ts_ns, v ? 1u : 0u});
+    }
+    void add_string(uint32_t series, int64_t ts_ns, std::string_view v);
+
+    size_t point_count() const { return _points.size(); }
+    size_t series_count() const { return _series.size(); }
+    bool empty() const { return _points.empty(); }
+    void clear();
+
+    struct series_entry {
+        std::string key;
+        value_type type;
+    };
+    // A point's value: the bits of a double (float64), an int64 (int64, boolean 0/1), or an
+    // index into strings() (string).
+    struct point {
+        uint32_t series;
+        int64_t ts;
+        uint64_t raw;
+    };
+    const std::vector<series_entry>& series_entries() const { return _series; }
+    const std::vector<point>& points() const { return _points; }
+    const std::vector<std::string>& strings() const { return _strings; }
+
+private:
+    std::vector<series_entry> _series;
+    std::vector<point> _points;
+    std::vector<std::string> _strings;
+    struct index;
+    std::shared_ptr<index> _index;  // key -> batch-local series index
+};
+
+struct options {
+    std::string dir;  // the engine's folder, e.g. <data.dir>/tsdb
+    enum class sync_mode { always, interval };
+    sync_mode sync = sync_mode::always;  // always: ack after fsync; interval: fsync every
+    std::chrono::milliseconds sync_interval{1000};            //   sync_interval (acks may be lost)
+    int64_t out_of_order_window_ns = 3600LL * 1'000'000'000;  // 1 h
+    int64_t retention_ns = 0;                                 // 0: keep forever
+    uint64_t max_head_bytes = 512ull << 20;  // beyond: flush; still beyond: writes push back
+    uint64_t max_series = 1'000'000;
+};
+
+struct series_info {
+    series_id id;
+    std::string key;                                        // canonical key
+    std::string measurement;                                // parsed from the key, unescaped
+    std::vector<std::pair<std::string, std::string>> tags;  // sorted by key
+    std::string field;
+    value_type type;
+};
+
+// One series' points in [from, to), ascending by time; values as in write_batch::point.
+struct sample {
+    int64_t ts;
+    uint64_t raw;
+};
+
+// Aggregates over a run of points, exact (sum in double, Kahan-compensated).
+struct summary {
+    uint64_t count = 0;
+    double sum = 0, min = 0, max = 0, first = 0, last = 0;
+    int64_t first_ts = 0, last_ts = 0;
+};
+
+struct stats {
+    uint64_t series = 0;
+    uint64_t points = 0;       // stored, after replacement of duplicates
+    uint64_t head_points = 0;  // not yet in blocks
+    uint64_t disk_bytes = 0;   // everything under dir
+    uint64_t partitions = 0;
+};
+
+class engine {
+public:
+    static result<std::unique_ptr<engine>> open(const options& opts);
+    virtual ~engine() = default;
+
+    // Durable on return (in `always` mode). Errors: "invalid_argument" (type conflict, a
+    // point outside the out-of-order window or the retention), "overloaded" (head full:
+    // answer 503 with Retry-After), "unavailable" (disk). Nothing is stored on error.
+    virtual status write(const write_batch& batch) = 0;
+
+    // Series whose measurement, tags and field match; `match` sees each series once.
+    virtual std::vector<series_info> series(
+        const std::function<bool(const series_info&)>& match) const = 0;
+    virtual std::optional<series_info> series_by_key(std::string_view key) const = 0;
+
+    // Points of one series in [from, to) in time order. Strings: raw indexes `strings`.
+    virtual status scan(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
+                        std::vector<std::string>* strings = nullptr) const = 0;
+    // Aggregates per bucket of `step` ns aligned to multiples of step, over [from, to);
+    // whole blocks inside a bucket are summed from their summaries without decoding.
+    // Buckets without points are absent. Strings: count, first and last only.
+    virtual status aggregate(series_id id, int64_t from, int64_t to, int64_t step,
+                             std::vector<std::pair<int64_t, summary>>& out) const = 0;
+    // The newest point of the series (the latest-value cache).
+    virtual std::optional<sample> last(series_id id, std::string* string_value = nullptr) const = 0;
+
+    // Moves the head into blocks now (normally done in the background).
+    virtual status flush() = 0;
+    // Merges small parts and drops partitions past the retention.
+    virtual status compact() = 0;
+    virtual status apply_retention(int64_t now_ns) = 0;
+    virtual stats statistics() const = 0;
+};
+
+// Parses a canonical series key back into its parts; an error for malformed text.
+result<series_info> parse_key(std::string_view key);
+// Builds the canonical key (tags must be sorted by key; escaping applied).
+std::string make_key(std::string_view measurement,
+                     std::span<const std::pair<std::string, std::string>> tags,
+                     std::string_view field);
+
+}  // namespace clisonix::storage
