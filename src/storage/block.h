@@ -29,6 +29,10 @@
 
 namespace clisonix::storage::block {
 
+// The most points one block holds; the engine splits longer runs. Bounds what a decoder
+// allocates for a forged header (8 MiB per column).
+inline constexpr uint32_t max_points = 1u << 20;
+
 // What a reader needs to know about a block without decoding its columns.
 struct header {
     value_type type = value_type::float64;
@@ -40,12 +44,15 @@ struct header {
     uint8_t value_codec = 0;
 };
 
-// Appends the encoding of one block to `out`. `ts` ascending and unique; `raw` as in
-// write_batch::point (for strings, indexes into `strings`). Returns the header written.
+// Appends the encoding of one block to `out`. `ts` ascending and unique, at most max_points;
+// `raw` as in write_batch::point, one per timestamp (for strings, indexes into `strings`).
+// Returns the header written. Summary: min and max skip NaN (NaN only if every value is).
 header encode(value_type type, std::span<const int64_t> ts, std::span<const uint64_t> raw,
               std::span<const std::string> strings, std::vector<uint8_t>& out);
 
 // Reads the header of the block at the start of `in` and the block's total size in bytes.
+// `in` must hold the whole block: the checksum is verified, so a summary is never trusted
+// from damaged bytes. Errors: code "corrupt", the message says what is wrong.
 result<header> read_header(std::span<const uint8_t> in, size_t* block_size = nullptr);
 
 // Decodes a whole block (verifying its checksum). Appends to ts/raw (and strings, whose

@@ -1,0 +1,1432 @@
+// The time-series engine: WAL with group commit, in-memory head, flushes into immutable
+// parts, merged scans, aggregates from block summaries, compaction and retention.
+// Layout and reasons: docs/decisions/0007-engine-layout.md; formats: docs/format/.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cmath>
+#include <condition_variable>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+
+#include "observe/observe.h"
+#include "storage/block.h"
+#include "storage/io.h"
+#include "storage/part.h"
+#include "storage/series_index.h"
+#include "storage/storage.h"
+#include "storage/wal.h"
+
+namespace clisonix::storage {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uint64_t segment_limit = 64ull << 20;
+constexpr uint64_t point_bytes = sizeof(sample);
+// The head is flushed in the background once it holds this share of max_head_bytes, so that
+// writers normally never meet the hard limit, or once its oldest point is this old.
+constexpr uint64_t flush_share_divisor = 2;
+constexpr std::chrono::minutes flush_age{5};
+constexpr size_t compact_min_parts = 4;
+constexpr std::chrono::seconds maintenance_every{30};
+
+int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+int64_t steady_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+double as_double(value_type t, uint64_t raw) {
+    switch (t) {
+        case value_type::float64:
+            return std::bit_cast<double>(raw);
+        case value_type::int64:
+            return static_cast<double>(static_cast<int64_t>(raw));
+        case value_type::boolean:
+            return raw != 0 ? 1.0 : 0.0;
+        case value_type::string:
+            break;
+    }
+    return 0;
+}
+
+// RFC 3339 in UTC, fractional seconds only when present.
+std::string format_time(int64_t ts) {
+    int64_t secs = ts / 1'000'000'000, frac = ts % 1'000'000'000;
+    if (frac < 0) {
+        frac += 1'000'000'000;
+        --secs;
+    }
+    int64_t days = secs / 86400, rem = secs % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        --days;
+    }
+    std::string out = day_name(days);
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "T%02d:%02d:%02d", static_cast<int>(rem / 3600),
+                  static_cast<int>(rem / 60 % 60), static_cast<int>(rem % 60));
+    out += buf;
+    if (frac != 0) {
+        std::snprintf(buf, sizeof buf, ".%09lld", static_cast<long long>(frac));
+        std::string f = buf;
+        while (f.back() == '0')
+            f.pop_back();
+        out += f;
+    }
+    out += 'Z';
+    return out;
+}
+
+// "1h", "90m", "36h", "1500ms": the largest unit that divides the duration.
+std::string format_duration(int64_t ns) {
+    struct unit {
+        int64_t n;
+        const char* name;
+    };
+    static constexpr unit units[] = {{86400'000'000'000, "d"}, {3600'000'000'000, "h"},
+                                     {60'000'000'000, "m"},    {1'000'000'000, "s"},
+                                     {1'000'000, "ms"},        {1'000, "us"}};
+    for (const auto& u : units)
+        if (ns != 0 && ns % u.n == 0) return std::to_string(ns / u.n) + u.name;
+    return std::to_string(ns) + "ns";
+}
+
+// The first timestamp after `day`, saturating at the end of time.
+int64_t day_end(int64_t day) {
+    int64_t end;
+    if (__builtin_mul_overflow(day + 1, day_ns, &end)) return std::numeric_limits<int64_t>::max();
+    return end;
+}
+
+// The start of ts's bucket; the first bucket of time may start before INT64_MIN, then it is
+// reported as INT64_MIN.
+int64_t bucket_of(int64_t ts, int64_t step) {
+    int64_t q = ts / step;
+    if (ts % step < 0) --q;
+    int64_t start;
+    if (__builtin_mul_overflow(q, step, &start)) return std::numeric_limits<int64_t>::min();
+    return start;
+}
+
+// A summary being built: Neumaier-compensated sum; min and max ignore NaN unless every value
+// is NaN (as the block summaries do).
+struct accumulator {
+    summary s;
+    double comp = 0;
+    bool numeric = true;
+
+    void add_sum(double v) {
+        double n = s.sum + v;
+        comp += std::fabs(s.sum) >= std::fabs(v) ? (s.sum - n) + v : (v - n) + s.sum;
+        s.sum = n;
+    }
+    static void fold_min(double& mn, double v) {
+        if (!(v >= mn)) mn = std::isnan(mn) || v < mn ? v : mn;
+    }
+    static void fold_max(double& mx, double v) {
+        if (!(v <= mx)) mx = std::isnan(mx) || v > mx ? v : mx;
+    }
+    void add_point(int64_t ts, double v) {
+        if (s.count == 0) {
+            s.first_ts = ts;
+            s.first = v;
+            s.min = s.max = NAN;
+        }
+        ++s.count;
+        s.last_ts = ts;
+        s.last = v;
+        if (!numeric) return;
+        add_sum(v);
+        fold_min(s.min, v);
+        fold_max(s.max, v);
+    }
+    // `o` is later in time than everything added so far.
+    void add_summary(const summary& o) {
+        if (o.count == 0) return;
+        if (s.count == 0) {
+            s.first_ts = o.first_ts;
+            s.first = o.first;
+            s.min = s.max = NAN;
+        }
+        s.count += o.count;
+        s.last_ts = o.last_ts;
+        s.last = o.last;
+        if (!numeric) return;
+        add_sum(o.sum);
+        fold_min(s.min, o.min);
+        fold_max(s.max, o.max);
+    }
+    summary done() const {
+        summary r = s;
+        if (!numeric) {
+            r.sum = r.min = r.max = r.first = r.last = 0;
+        } else if (std::isfinite(r.sum + comp)) {
+            r.sum += comp;
+        }
+        return r;
+    }
+};
+
+struct frozen_head {
+    std::vector<std::pair<series_id, head_points>> series;  // ascending id
+    uint64_t wal_seq = 0;  // WAL segments up to this one are covered once this is in parts
+    uint64_t bytes = 0;
+    uint64_t points = 0;
+    const head_points* find(series_id id) const {
+        auto it = std::lower_bound(series.begin(), series.end(), id,
+                                   [](const auto& e, series_id v) { return e.first < v; });
+        return it != series.end() && it->first == id ? &it->second : nullptr;
+    }
+};
+
+struct partition {
+    std::vector<std::shared_ptr<part>> parts;  // ascending seq: later parts win
+};
+
+struct commit_job {
+    const write_batch* batch = nullptr;
+    const std::vector<series_id>* ids = nullptr;
+    const wal::grouping* grouping = nullptr;
+    std::span<const uint8_t> record;
+    status result;
+};
+
+struct segment {
+    io::file f;
+    std::string path;
+    uint64_t seq = 0;
+    uint64_t bytes = 0;
+};
+
+// Appends `h`'s points in [from, to) in time order, the last write of a timestamp winning.
+void append_head(const head_points& h, value_type type, int64_t from, int64_t to,
+                 std::vector<sample>& out, std::vector<std::string>* strings) {
+    if (h.empty() || h.max_ts < from || h.min_ts >= to) return;
+    size_t start = out.size();
+    if (h.sorted) {
+        auto lo = std::lower_bound(h.points.begin(), h.points.end(), from,
+                                   [](const sample& s, int64_t v) { return s.ts < v; });
+        for (auto it = lo; it != h.points.end() && it->ts < to; ++it)
+            out.push_back(*it);
+    } else {
+        for (const auto& p : h.points)
+            if (p.ts >= from && p.ts < to) out.push_back(p);
+        std::stable_sort(out.begin() + static_cast<ptrdiff_t>(start), out.end(),
+                         [](const sample& a, const sample& b) { return a.ts < b.ts; });
+        size_t w = start;
+        for (size_t i = start; i < out.size(); ++i) {
+            if (w > start && out[w - 1].ts == out[i].ts)
+                out[w - 1] = out[i];
+            else
+                out[w++] = out[i];
+        }
+        out.resize(w);
+    }
+    if (type == value_type::string) {
+        for (size_t i = start; i < out.size(); ++i) {
+            if (strings) {
+                strings->push_back(h.strings[out[i].raw]);
+                out[i].raw = strings->size() - 1;
+            } else {
+                out[i].raw = 0;
+            }
+        }
+    }
+}
+
+// Sorts by time keeping, for equal timestamps, the one appended last (sources are appended
+// oldest first, so newer data wins).
+void merge_sorted_runs(std::vector<sample>& v) {
+    bool ordered = true;
+    for (size_t i = 1; i < v.size() && ordered; ++i)
+        ordered = v[i - 1].ts < v[i].ts;
+    if (ordered) return;
+    std::stable_sort(v.begin(), v.end(),
+                     [](const sample& a, const sample& b) { return a.ts < b.ts; });
+    size_t w = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (w > 0 && v[w - 1].ts == v[i].ts)
+            v[w - 1] = v[i];
+        else
+            v[w++] = v[i];
+    }
+    v.resize(w);
+}
+
+class engine_impl final : public engine {
+public:
+    explicit engine_impl(const options& o) : _opts(o) {}
+    ~engine_impl() override;
+
+    status start();
+
+    status write(const write_batch& batch) override;
+    std::vector<series_info> series(
+        const std::function<bool(const series_info&)>& match) const override;
+    std::optional<series_info> series_by_key(std::string_view key) const override;
+    status scan(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
+                std::vector<std::string>* strings) const override;
+    status aggregate(series_id id, int64_t from, int64_t to, int64_t step,
+                     std::vector<std::pair<int64_t, summary>>& out) const override;
+    std::optional<sample> last(series_id id, std::string* string_value) const override;
+    status flush() override;
+    status compact() override;
+    status compact_tiered();
+    status apply_retention(int64_t now) override;
+    stats statistics() const override;
+
+private:
+    struct sources {
+        std::vector<std::shared_ptr<part>> parts;  // ascending (day, seq)
+        std::vector<std::shared_ptr<frozen_head>> frozen;
+        std::vector<sample> head;  // the active head's points in range, normalized
+        std::vector<std::string> head_strings;
+        int64_t head_min = 0, head_max = 0;
+        bool has_head = false;
+    };
+
+    status load_parts();
+    status replay_wal();
+    status open_segment(uint64_t seq);
+    void apply_point(series_slot& slot, series_id id, int64_t ts, uint64_t raw,
+                     const std::string* str, uint64_t& bytes);
+    void apply(const std::vector<commit_job*>& jobs);
+    status write_group(const std::vector<commit_job*>& jobs);
+    status commit(commit_job& job);
+    void become_leader();
+    void resign_leader();
+    status rotate_segment();
+    void freeze();
+    status flush_locked();
+    status write_frozen(const std::shared_ptr<frozen_head>& fh);
+    void delete_segments_upto(uint64_t seq);
+    status compact_partition(int64_t day, const std::vector<std::shared_ptr<part>>& parts);
+    void restore_last_from_parts();
+    void gather(series_id id, int64_t from, int64_t to, sources& src) const;
+    status decode_block(const part& p, const part::entry& e, int64_t from, int64_t to,
+                        std::vector<sample>& out, std::vector<std::string>* strings) const;
+    void background();
+    void syncer();
+    error failed_error() const;
+
+    options _opts;
+    std::string _wal_dir, _parts_dir;
+    io::file _lock;
+    std::unique_ptr<series_index> _index;
+
+    // The active head lives in the series slots; guarded by _head_mutex (writers apply under
+    // it exclusively, once per commit group, never per point).
+    mutable std::shared_mutex _head_mutex;
+    std::vector<series_id> _touched;
+    std::atomic<uint64_t> _head_bytes{0};
+    std::atomic<uint64_t> _frozen_bytes{0};
+    std::atomic<int64_t> _head_since{0};
+
+    // What readers snapshot: parts by partition and heads being flushed.
+    mutable std::mutex _view_mutex;
+    std::map<int64_t, partition> _partitions;
+    std::vector<std::shared_ptr<frozen_head>> _frozen;
+
+    // Group commit.
+    std::mutex _wal_mutex;
+    std::condition_variable _wal_cv;
+    std::vector<commit_job*> _pending_jobs, _writing_jobs;
+    uint64_t _appended = 0, _done = 0;
+    bool _leader = false;
+    std::shared_ptr<segment> _segment;  // replaced by the leader only
+    std::mutex _segment_mutex;          // guards the pointer for the interval syncer
+    std::atomic<bool> _failed{false};
+    std::string _failure;  // set once, before _failed
+
+    std::mutex _maint_mutex;  // flush, compaction, retention: one at a time
+    uint64_t _next_part_seq = 1;
+
+    std::mutex _bg_mutex;
+    std::condition_variable _bg_cv;
+    std::condition_variable _sync_cv;
+    bool _stop = false;
+    std::thread _bg, _sync;
+};
+
+// ---- open ----------------------------------------------------------------------------
+
+status engine_impl::start() {
+    if (_opts.dir.empty()) return make_error("invalid_argument", "storage directory is empty");
+    _wal_dir = _opts.dir + "/wal";
+    _parts_dir = _opts.dir + "/parts";
+    for (const auto& d : {_opts.dir, _wal_dir, _parts_dir})
+        if (auto s = io::make_dirs(d); !s) return s;
+    // Two processes on one folder would interleave their WAL appends and part numbers.
+    auto lock = io::open_file(_opts.dir + "/LOCK", O_RDWR | O_CREAT);
+    if (!lock) return lock.error();
+    if (::flock(lock->fd(), LOCK_EX | LOCK_NB) != 0)
+        return make_error("unavailable",
+                          "storage directory " + _opts.dir + " is in use by another process");
+    _lock = std::move(*lock);
+    auto ix = series_index::open(_opts.dir, _opts.max_series);
+    if (!ix) return ix.error();
+    _index = std::move(*ix);
+    if (auto s = load_parts(); !s) return s;
+    restore_last_from_parts();
+    if (auto s = replay_wal(); !s) return s;
+    _bg = std::thread([this] { background(); });
+    if (_opts.sync == options::sync_mode::interval) _sync = std::thread([this] { syncer(); });
+    return {};
+}
+
+status engine_impl::load_parts() {
+    std::error_code ec;
+    uint64_t max_seq = 0;
+    for (const auto& d : fs::directory_iterator(_parts_dir, ec)) {
+        auto day = parse_day_name(d.path().filename().string());
+        if (!day || !d.is_directory()) continue;
+        auto& part_list = _partitions[*day].parts;
+        for (const auto& f : fs::directory_iterator(d.path(), ec)) {
+            std::string name = f.path().filename().string();
+            if (name.ends_with(".tmp")) {
+                // A part or compaction that never finished; its data is still elsewhere.
+                fs::remove(f.path(), ec);
+                continue;
+            }
+            auto seq = parse_part_name(name);
+            if (!seq) continue;
+            auto p = part::open(f.path().string(), *seq, *day);
+            if (!p) {
+                log::error("storage: part skipped",
+                           {{"path", f.path().string()}, {"error", p.error().message}});
+                continue;
+            }
+            max_seq = std::max(max_seq, *seq);
+            part_list.push_back(std::move(*p));
+        }
+        std::sort(part_list.begin(), part_list.end(),
+                  [](const auto& a, const auto& b) { return a->seq() < b->seq(); });
+        if (part_list.empty()) _partitions.erase(*day);
+    }
+    if (ec) return make_error("unavailable", "list " + _parts_dir + " failed: " + ec.message());
+    _next_part_seq = max_seq + 1;
+    return {};
+}
+
+void engine_impl::restore_last_from_parts() {
+    // The newest block of each series (the later part on equal times) holds its last point.
+    struct best {
+        const part* p = nullptr;
+        const part::entry* e = nullptr;
+    };
+    std::vector<best> newest(_index->size());
+    for (const auto& [day, pt] : _partitions)
+        for (const auto& p : pt.parts)
+            for (const auto& e : p->all()) {
+                if (e.series >= newest.size()) continue;
+                auto& b = newest[e.series];
+                if (!b.e || e.stats.last_ts >= b.e->stats.last_ts) b = {p.get(), &e};
+            }
+    std::vector<int64_t> ts;
+    std::vector<uint64_t> raw;
+    std::vector<std::string> strs;
+    for (series_id id = 0; id < newest.size(); ++id) {
+        const auto& b = newest[id];
+        if (!b.e) continue;
+        auto& slot = _index->at(id);
+        double v = b.e->stats.last;
+        slot.has_last = true;
+        slot.last.ts = b.e->stats.last_ts;
+        // The summary holds the value as a double: exact for floats and booleans, and for
+        // integers within 2^53; anything else is read from the block.
+        if (b.e->type == value_type::float64) {
+            slot.last.raw = std::bit_cast<uint64_t>(v);
+            continue;
+        }
+        if (b.e->type == value_type::boolean) {
+            slot.last.raw = v != 0 ? 1 : 0;
+            continue;
+        }
+        if (b.e->type == value_type::int64 && std::fabs(v) <= 9007199254740992.0) {
+            slot.last.raw = static_cast<uint64_t>(static_cast<int64_t>(v));
+            continue;
+        }
+        ts.clear();
+        raw.clear();
+        strs.clear();
+        if (!block::decode(b.p->bytes(*b.e), ts, raw, &strs) || ts.empty()) {
+            slot.has_last = false;
+            continue;
+        }
+        slot.last = {ts.back(), raw.back()};
+        if (b.e->type == value_type::string) slot.last_string = strs[raw.back()];
+    }
+}
+
+status engine_impl::replay_wal() {
+    std::vector<std::pair<uint64_t, std::string>> segs;
+    std::error_code ec;
+    for (const auto& f : fs::directory_iterator(_wal_dir, ec)) {
+        int64_t seq = wal::parse_segment_name(f.path().filename().string());
+        if (seq >= 0) segs.emplace_back(static_cast<uint64_t>(seq), f.path().string());
+    }
+    if (ec) return make_error("unavailable", "list " + _wal_dir + " failed: " + ec.message());
+    std::sort(segs.begin(), segs.end());
+    wal::decoded rec;
+    uint64_t records = 0, points = 0, skipped_groups = 0;
+    std::unique_lock hl(_head_mutex);
+    for (size_t si = 0; si < segs.size(); ++si) {
+        const auto& [seq, path] = segs[si];
+        auto data = io::read_all(path);
+        if (!data) return data.error();
+        auto res = wal::scan(*data, [&](std::span<const uint8_t> payload) {
+            if (!wal::decode(payload, rec)) return false;
+            uint64_t bytes = 0;
+            for (const auto& g : rec.groups) {
+                if (g.id >= _index->size() || _index->at(g.id).info.type != g.type) {
+                    ++skipped_groups;
+                    continue;
+                }
+                auto& slot = _index->at(g.id);
+                for (uint32_t i = g.first; i < g.first + g.count; ++i) {
+                    const auto& p = rec.points[i];
+                    apply_point(slot, g.id, p.ts, p.raw,
+                                g.type == value_type::string ? &rec.strings[p.raw] : nullptr,
+                                bytes);
+                }
+                points += g.count;
+            }
+            _head_bytes += bytes;
+            ++records;
+            return true;
+        });
+        if (!res.damaged) continue;
+        bool last = si + 1 == segs.size();
+        log::warn(last ? "storage: WAL tail damaged (a write cut short); truncated"
+                       : "storage: WAL segment damaged; the rest of it is skipped",
+                  {{"path", path},
+                   {"records_kept", static_cast<int64_t>(res.records)},
+                   {"valid_bytes", static_cast<int64_t>(res.valid_bytes)},
+                   {"bytes_dropped", static_cast<int64_t>(data->size() - res.valid_bytes)}});
+        if (last && ::truncate(path.c_str(), static_cast<off_t>(res.valid_bytes)) != 0)
+            return io::failure("truncate", path, errno);
+    }
+    if (skipped_groups > 0)
+        log::warn("storage: WAL points of unknown series skipped",
+                  {{"groups", static_cast<int64_t>(skipped_groups)}});
+    if (records > 0)
+        log::info("storage: WAL replayed", {{"records", static_cast<int64_t>(records)},
+                                            {"points", static_cast<int64_t>(points)},
+                                            {"segments", static_cast<int64_t>(segs.size())}});
+    bool head_empty = _touched.empty();
+    if (!head_empty) _head_since = steady_ns();
+    hl.unlock();
+    uint64_t next = segs.empty() ? 1 : segs.back().first + 1;
+    // Nothing to keep: everything the segments held is in parts already (or unusable).
+    if (head_empty && !segs.empty()) delete_segments_upto(segs.back().first);
+    return open_segment(next);
+}
+
+status engine_impl::open_segment(uint64_t seq) {
+    auto seg = std::make_shared<segment>();
+    seg->seq = seq;
+    seg->path = _wal_dir + "/" + wal::segment_name(seq);
+    auto f = io::open_file(seg->path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND);
+    if (!f) return f.error();
+    seg->f = std::move(*f);
+    if (auto s = io::sync_dir(_wal_dir); !s) return s;
+    std::lock_guard lock(_segment_mutex);
+    _segment = std::move(seg);
+    return {};
+}
+
+engine_impl::~engine_impl() {
+    {
+        std::lock_guard lock(_bg_mutex);
+        _stop = true;
+    }
+    _bg_cv.notify_all();
+    _sync_cv.notify_all();
+    if (_bg.joinable()) _bg.join();
+    if (_sync.joinable()) _sync.join();
+    if (!_index || !_segment) return;
+    if (!_failed) {
+        std::lock_guard lock(_maint_mutex);
+        if (auto s = flush_locked(); !s)
+            log::error("storage: flush at close failed; the WAL keeps the data",
+                       {{"error", s.error().message}});
+    }
+    if (_segment) {
+        if (auto s = io::sync_data(_segment->f.fd(), _segment->path); !s)
+            log::error("storage: WAL sync at close failed", {{"error", s.error().message}});
+    }
+}
+
+// ---- write path ------------------------------------------------------------------------
+
+error engine_impl::failed_error() const {
+    return make_error("unavailable", "storage is unavailable after a disk error: " + _failure);
+}
+
+void engine_impl::apply_point(series_slot& slot, series_id id, int64_t ts, uint64_t raw,
+                              const std::string* str, uint64_t& bytes) {
+    auto& h = slot.head;
+    if (str) {
+        raw = h.strings.size();
+        h.strings.push_back(*str);
+        bytes += str->size();
+    }
+    if (h.points.empty()) {
+        if (!slot.in_touched) {
+            slot.in_touched = true;
+            _touched.push_back(id);
+        }
+        h.points.push_back({ts, raw});
+        h.min_ts = h.max_ts = ts;
+        h.sorted = true;
+        bytes += point_bytes;
+    } else if (ts > h.max_ts) {
+        h.points.push_back({ts, raw});
+        h.max_ts = ts;
+        bytes += point_bytes;
+    } else if (ts == h.max_ts && h.sorted) {
+        h.points.back().raw = raw;  // same timestamp: the later write replaces it
+    } else {
+        h.points.push_back({ts, raw});
+        h.sorted = false;
+        h.min_ts = std::min(h.min_ts, ts);
+        bytes += point_bytes;
+    }
+    if (!slot.has_last || ts >= slot.last.ts) {
+        slot.has_last = true;
+        slot.last = {ts, raw};
+        if (str) slot.last_string = *str;
+    }
+}
+
+void engine_impl::apply(const std::vector<commit_job*>& jobs) {
+    uint64_t bytes = 0;
+    std::unique_lock hl(_head_mutex);
+    for (const auto* job : jobs) {
+        const auto& pts = job->batch->points();
+        const auto& strs = job->batch->strings();
+        const auto& g = *job->grouping;
+        for (size_t gi = 0; gi < g.locals.size(); ++gi) {
+            series_id id = (*job->ids)[g.locals[gi]];
+            auto& slot = _index->at(id);
+            uint32_t b = g.starts[gi], e = g.starts[gi + 1];
+            if (slot.info.type == value_type::string) {
+                for (uint32_t i = b; i < e; ++i) {
+                    const auto& p = pts[g.order[i]];
+                    apply_point(slot, id, p.ts, p.raw, &strs[p.raw], bytes);
+                }
+                continue;
+            }
+            auto& h = slot.head;
+            if (h.points.empty() && h.points.capacity() < slot.head_hint)
+                h.points.reserve(slot.head_hint);  // the size it reached before the last flush
+            // The common case, points newer than everything in the head, stays in this loop;
+            // the rest goes through apply_point.
+            uint32_t i = b;
+            if (!h.points.empty()) {
+                int64_t max_ts = h.max_ts;
+                size_t before = h.points.size();
+                for (; i < e; ++i) {
+                    const auto& p = pts[g.order[i]];
+                    if (p.ts <= max_ts) break;
+                    h.points.push_back({p.ts, p.raw});
+                    max_ts = p.ts;
+                }
+                h.max_ts = max_ts;
+                bytes += (h.points.size() - before) * point_bytes;
+                if (i > b && (!slot.has_last || h.points.back().ts >= slot.last.ts)) {
+                    slot.has_last = true;
+                    slot.last = h.points.back();
+                }
+            }
+            for (; i < e; ++i) {
+                const auto& p = pts[g.order[i]];
+                apply_point(slot, id, p.ts, p.raw, nullptr, bytes);
+            }
+        }
+    }
+    if (bytes > 0 && _head_since.load() == 0) _head_since = steady_ns();
+    _head_bytes += bytes;
+}
+
+status engine_impl::rotate_segment() {
+    // Only the leader calls this: no write is in flight on the old segment.
+    auto old = _segment;
+    if (auto s = io::sync_data(old->f.fd(), old->path); !s) return s;
+    return open_segment(old->seq + 1);
+}
+
+status engine_impl::write_group(const std::vector<commit_job*>& jobs) {
+    if (_failed) return failed_error();
+    uint64_t total = 0;
+    for (const auto* j : jobs)
+        total += j->record.size();
+    if (_segment->bytes > 0 && _segment->bytes + total > segment_limit) {
+        if (auto s = rotate_segment(); !s) return s;
+    }
+    auto& seg = *_segment;
+    // One writev for the whole group: the records are not copied into a shared buffer.
+    std::vector<iovec> iov;
+    iov.reserve(jobs.size());
+    for (const auto* j : jobs)
+        iov.push_back({const_cast<uint8_t*>(j->record.data()), j->record.size()});
+    size_t first = 0;
+    status st;
+    while (first < iov.size()) {
+        int n = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+        ssize_t w = ::writev(seg.f.fd(), &iov[first], n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            st = io::failure("write", seg.path, errno);
+            break;
+        }
+        size_t left = static_cast<size_t>(w);
+        while (first < iov.size() && left >= iov[first].iov_len)
+            left -= iov[first++].iov_len;
+        if (left > 0) {
+            iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
+            iov[first].iov_len -= left;
+        }
+    }
+    if (st && _opts.sync == options::sync_mode::always) st = io::sync_data(seg.f.fd(), seg.path);
+    if (!st) {
+        // Cut the partial group off so that the log holds only acknowledged records; if even
+        // that fails, what is on disk is unknown and the engine stops taking writes.
+        if (::ftruncate(seg.f.fd(), static_cast<off_t>(seg.bytes)) != 0 ||
+            st.error().message.starts_with("fsync")) {
+            _failure = st.error().message;
+            _failed = true;
+            log::error("storage: WAL failed; writes refused until restart", {{"error", _failure}});
+        }
+        return st;
+    }
+    seg.bytes += total;
+    apply(jobs);
+    return {};
+}
+
+void engine_impl::become_leader() {
+    std::unique_lock lk(_wal_mutex);
+    _wal_cv.wait(lk, [&] { return !_leader; });
+    _leader = true;
+}
+
+void engine_impl::resign_leader() {
+    {
+        std::lock_guard lk(_wal_mutex);
+        _leader = false;
+    }
+    _wal_cv.notify_all();
+}
+
+status engine_impl::commit(commit_job& job) {
+    std::unique_lock lk(_wal_mutex);
+    _pending_jobs.push_back(&job);
+    uint64_t mine = ++_appended;
+    while (_done < mine) {
+        if (_leader) {
+            _wal_cv.wait(lk);
+            continue;
+        }
+        // Group commit: the first writer to find no leader writes and fsyncs every record
+        // queued so far, its own included, then wakes their writers.
+        _leader = true;
+        _writing_jobs.clear();
+        _writing_jobs.swap(_pending_jobs);
+        uint64_t upto = _appended;
+        lk.unlock();
+        status st = write_group(_writing_jobs);
+        lk.lock();
+        for (auto* j : _writing_jobs)
+            j->result = st;
+        _done = upto;
+        _leader = false;
+        _wal_cv.notify_all();
+    }
+    return job.result;
+}
+
+status engine_impl::write(const write_batch& batch) {
+    if (batch.empty()) return {};
+    if (_failed) return failed_error();
+    struct scratch {
+        std::vector<series_id> ids;
+        std::vector<value_type> types;
+        wal::grouping grouping;
+        std::vector<uint8_t> record;
+    };
+    static thread_local scratch sc;
+    const auto& entries = batch.series_entries();
+    const auto& pts = batch.points();
+
+    uint64_t incoming = pts.size() * point_bytes;
+    for (const auto& s : batch.strings())
+        incoming += s.size();
+    uint64_t held = _head_bytes.load() + _frozen_bytes.load();
+    if (held + incoming > _opts.max_head_bytes) {
+        _bg_cv.notify_all();
+        return make_error("overloaded",
+                          "storage is busy: the in-memory head holds " + std::to_string(held) +
+                              " bytes and the write adds " + std::to_string(incoming) + " (limit " +
+                              std::to_string(_opts.max_head_bytes) + "); retry shortly");
+    }
+
+    _index->find(entries, sc.ids);
+    sc.types.resize(entries.size());
+    for (size_t i = 0; i < entries.size(); ++i)
+        sc.types[i] = entries[i].type;
+    sc.grouping.build(batch);
+    const auto& g = sc.grouping;
+
+    // Validate everything before anything is logged: a refused batch stores nothing.
+    int64_t retention_cutoff = _opts.retention_ns > 0 ? now_ns() - _opts.retention_ns
+                                                      : std::numeric_limits<int64_t>::min();
+    bool missing = false;
+    {
+        std::shared_lock hl(_head_mutex);
+        for (size_t gi = 0; gi < g.locals.size(); ++gi) {
+            uint32_t local = g.locals[gi];
+            series_id id = sc.ids[local];
+            int64_t oldest_allowed = retention_cutoff;
+            const series_slot* slot = nullptr;
+            if (id == no_series) {
+                missing = true;
+            } else {
+                slot = &_index->at(id);
+                if (slot->info.type != entries[local].type)
+                    return make_error("invalid_argument",
+                                      "field type conflict: " + slot->info.key + " is " +
+                                          std::string(type_name(slot->info.type)) +
+                                          ", the write has " +
+                                          std::string(type_name(entries[local].type)),
+                                      slot->info.key);
+                int64_t behind;
+                if (slot->has_last &&
+                    !__builtin_sub_overflow(slot->last.ts, _opts.out_of_order_window_ns, &behind))
+                    oldest_allowed = std::max(oldest_allowed, behind);
+            }
+            for (uint32_t i = g.starts[gi]; i < g.starts[gi + 1]; ++i) {
+                int64_t ts = pts[g.order[i]].ts;
+                if (ts >= oldest_allowed) continue;
+                const std::string& key = entries[local].key;
+                if (ts < retention_cutoff)
+                    return make_error("invalid_argument",
+                                      "point too old: " + key + " at " + format_time(ts) +
+                                          " is older than the retention of " +
+                                          format_duration(_opts.retention_ns),
+                                      key);
+                return make_error("invalid_argument",
+                                  "point too old: " + key + " at " + format_time(ts) +
+                                      " is more than " +
+                                      format_duration(_opts.out_of_order_window_ns) +
+                                      " behind the newest point of the series",
+                                  key);
+            }
+        }
+    }
+    if (missing) {
+        if (auto s = _index->create(entries, sc.ids); !s) return s;
+    }
+
+    sc.record.clear();
+    wal::encode(batch, sc.ids, sc.types, g, sc.record);
+    if (sc.record.size() - wal::record_header > wal::max_payload)
+        return make_error("invalid_argument", "write batch too large for one WAL record");
+    commit_job job;
+    job.batch = &batch;
+    job.ids = &sc.ids;
+    job.grouping = &g;
+    job.record = sc.record;
+    auto st = commit(job);
+    if (st && _head_bytes.load() >= _opts.max_head_bytes / flush_share_divisor) _bg_cv.notify_all();
+    return st;
+}
+
+// ---- flush -----------------------------------------------------------------------------
+
+void engine_impl::freeze() {
+    // As leader, no group is being written or applied: the head holds exactly the records
+    // of the segments up to the current one, which is then closed.
+    become_leader();
+    bool empty;
+    {
+        std::shared_lock hl(_head_mutex);
+        empty = _touched.empty();
+    }
+    uint64_t covered = _segment->seq;
+    if (!empty) {
+        if (auto s = rotate_segment(); !s) {
+            log::error("storage: WAL rotation failed; flush postponed",
+                       {{"error", s.error().message}});
+            resign_leader();
+            return;
+        }
+        auto fh = std::make_shared<frozen_head>();
+        fh->wal_seq = covered;
+        std::unique_lock hl(_head_mutex);
+        std::sort(_touched.begin(), _touched.end());
+        fh->series.reserve(_touched.size());
+        for (series_id id : _touched) {
+            auto& slot = _index->at(id);
+            slot.in_touched = false;
+            if (slot.head.empty()) continue;
+            fh->points += slot.head.points.size();
+            slot.head_hint = static_cast<uint32_t>(
+                std::min<size_t>(slot.head.points.size() + slot.head.points.size() / 4, 1u << 16));
+            fh->series.emplace_back(id, std::move(slot.head));
+            slot.head = head_points{};
+        }
+        _touched.clear();
+        fh->bytes = _head_bytes.exchange(0);
+        _frozen_bytes += fh->bytes;
+        _head_since = 0;
+        std::lock_guard vl(_view_mutex);
+        _frozen.push_back(std::move(fh));
+    }
+    resign_leader();
+}
+
+status engine_impl::flush() {
+    if (_failed) return failed_error();
+    std::lock_guard lock(_maint_mutex);
+    return flush_locked();
+}
+
+status engine_impl::flush_locked() {
+    freeze();
+    std::vector<std::shared_ptr<frozen_head>> todo;
+    {
+        std::lock_guard vl(_view_mutex);
+        todo = _frozen;
+    }
+    for (const auto& fh : todo)
+        if (auto s = write_frozen(fh); !s) return s;
+    return {};
+}
+
+status engine_impl::write_frozen(const std::shared_ptr<frozen_head>& fh) {
+    std::map<int64_t, part_builder> builders;
+    std::vector<sample> sorted;
+    std::vector<int64_t> ts;
+    std::vector<uint64_t> raw;
+    for (const auto& [id, h] : fh->series) {
+        sorted.clear();
+        value_type type = _index->at(id).info.type;
+        // Keep raw string indexes pointing into h.strings (append_head would remap them).
+        if (h.sorted) {
+            sorted.assign(h.points.begin(), h.points.end());
+        } else {
+            head_points copy;
+            copy.points = h.points;
+            copy.sorted = false;
+            copy.normalize();
+            sorted = std::move(copy.points);
+        }
+        size_t i = 0;
+        while (i < sorted.size()) {
+            int64_t day = day_of(sorted[i].ts);
+            ts.clear();
+            raw.clear();
+            while (i < sorted.size() && day_of(sorted[i].ts) == day) {
+                ts.push_back(sorted[i].ts);
+                raw.push_back(sorted[i].raw);
+                ++i;
+            }
+            builders[day].add(id, type, ts, raw, h.strings);
+        }
+    }
+    std::vector<std::pair<int64_t, std::shared_ptr<part>>> made;
+    for (auto& [day, b] : builders) {
+        std::string dir = _parts_dir + "/" + day_name(day);
+        bool new_dir = !fs::exists(dir);
+        if (auto s = io::make_dirs(dir); !s) return s;
+        if (new_dir)
+            if (auto s = io::sync_dir(_parts_dir); !s) return s;
+        uint64_t seq = _next_part_seq++;
+        std::string path = dir + "/" + part_name(seq);
+        if (auto s = b.write(path); !s) return s;
+        auto p = part::open(path, seq, day);
+        if (!p) return p.error();
+        made.emplace_back(day, std::move(*p));
+    }
+    {
+        std::lock_guard vl(_view_mutex);
+        for (auto& [day, p] : made)
+            _partitions[day].parts.push_back(std::move(p));
+        _frozen.erase(std::find(_frozen.begin(), _frozen.end(), fh));
+    }
+    _frozen_bytes -= fh->bytes;
+    delete_segments_upto(fh->wal_seq);
+    return {};
+}
+
+void engine_impl::delete_segments_upto(uint64_t seq) {
+    std::error_code ec;
+    bool any = false;
+    for (const auto& f : fs::directory_iterator(_wal_dir, ec)) {
+        int64_t s = wal::parse_segment_name(f.path().filename().string());
+        if (s >= 0 && static_cast<uint64_t>(s) <= seq) {
+            fs::remove(f.path(), ec);
+            any = true;
+        }
+    }
+    if (any)
+        if (auto s = io::sync_dir(_wal_dir); !s)
+            log::warn("storage: WAL directory sync failed", {{"error", s.error().message}});
+}
+
+// ---- compaction and retention -------------------------------------------------------------
+
+status engine_impl::compact() {
+    std::lock_guard lock(_maint_mutex);
+    std::vector<std::pair<int64_t, std::vector<std::shared_ptr<part>>>> todo;
+    {
+        std::lock_guard vl(_view_mutex);
+        for (const auto& [day, pt] : _partitions)
+            if (pt.parts.size() > 1) todo.emplace_back(day, pt.parts);
+    }
+    for (const auto& [day, parts] : todo)
+        if (auto s = compact_partition(day, parts); !s) return s;
+    return {};
+}
+
+status engine_impl::compact_tiered() {
+    // Merging a whole busy partition on every round would rewrite its data once per round.
+    // Instead the newest parts are merged once there are several of about the same total
+    // size as the part before them (each point is rewritten about log(n) times), and a
+    // partition whose day is over (beyond yesterday) is merged into one.
+    std::lock_guard lock(_maint_mutex);
+    int64_t today = day_of(now_ns());
+    std::vector<std::pair<int64_t, std::vector<std::shared_ptr<part>>>> todo;
+    {
+        std::lock_guard vl(_view_mutex);
+        for (const auto& [day, pt] : _partitions) {
+            const auto& parts = pt.parts;
+            if (parts.size() < 2) continue;
+            if (day < today - 1) {
+                todo.emplace_back(day, parts);
+                continue;
+            }
+            size_t first = parts.size() - 1;
+            uint64_t total = parts.back()->file_bytes();
+            while (first > 0 && parts[first - 1]->file_bytes() <= 2 * total)
+                total += parts[--first]->file_bytes();
+            if (parts.size() - first >= compact_min_parts)
+                todo.emplace_back(day,
+                                  std::vector<std::shared_ptr<part>>(
+                                      parts.begin() + static_cast<ptrdiff_t>(first), parts.end()));
+        }
+    }
+    for (const auto& [day, parts] : todo)
+        if (auto s = compact_partition(day, parts); !s) return s;
+    return {};
+}
+
+// `parts`: a run of consecutive parts of the partition, ascending seq.
+status engine_impl::compact_partition(int64_t day,
+                                      const std::vector<std::shared_ptr<part>>& parts) {
+    std::vector<series_id> ids;
+    for (const auto& p : parts)
+        for (const auto& e : p->all())
+            if (ids.empty() || ids.back() != e.series) ids.push_back(e.series);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+
+    part_builder b;
+    std::vector<sample> pts;
+    std::vector<std::string> strs;
+    std::vector<int64_t> ts;
+    std::vector<uint64_t> raw;
+    for (series_id id : ids) {
+        pts.clear();
+        strs.clear();
+        value_type type = value_type::float64;
+        for (const auto& p : parts)
+            for (const auto& e : p->entries(id)) {
+                type = e.type;
+                if (auto s = decode_block(*p, e, std::numeric_limits<int64_t>::min(),
+                                          std::numeric_limits<int64_t>::max(), pts, &strs);
+                    !s)
+                    return s;
+            }
+        merge_sorted_runs(pts);
+        ts.resize(pts.size());
+        raw.resize(pts.size());
+        for (size_t i = 0; i < pts.size(); ++i) {
+            ts[i] = pts[i].ts;
+            raw[i] = pts[i].raw;
+        }
+        b.add(id, type, ts, raw, strs);
+    }
+    // The merged part takes the newest input's seq and replaces its file atomically, so a
+    // crash at any point leaves either the inputs or a part that supersedes them.
+    uint64_t seq = parts.back()->seq();
+    std::string dir = _parts_dir + "/" + day_name(day);
+    std::string path = dir + "/" + part_name(seq);
+    if (auto s = b.write(path); !s) return s;
+    auto merged = part::open(path, seq, day);
+    if (!merged) return merged.error();
+    {
+        std::lock_guard vl(_view_mutex);
+        auto& list = _partitions[day].parts;
+        std::erase_if(list, [&](const auto& p) {
+            return std::find(parts.begin(), parts.end(), p) != parts.end();
+        });
+        list.insert(list.begin(), std::move(*merged));
+        std::sort(list.begin(), list.end(),
+                  [](const auto& a, const auto& b) { return a->seq() < b->seq(); });
+    }
+    std::error_code ec;
+    for (size_t i = 0; i + 1 < parts.size(); ++i)
+        fs::remove(parts[i]->path(), ec);
+    return io::sync_dir(dir);
+}
+
+status engine_impl::apply_retention(int64_t now) {
+    if (_opts.retention_ns <= 0) return {};
+    int64_t cutoff = now - _opts.retention_ns;
+    std::lock_guard lock(_maint_mutex);
+    std::vector<int64_t> dropped;
+    {
+        std::lock_guard vl(_view_mutex);
+        for (auto it = _partitions.begin(); it != _partitions.end();) {
+            if (day_end(it->first) <= cutoff) {
+                dropped.push_back(it->first);
+                it = _partitions.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    if (dropped.empty()) return {};
+    std::error_code ec;
+    for (int64_t day : dropped) {
+        fs::remove_all(_parts_dir + "/" + day_name(day), ec);
+        if (ec)
+            return make_error("unavailable",
+                              "remove partition " + day_name(day) + " failed: " + ec.message());
+    }
+    int64_t gone_before = day_end(dropped.back());
+    {
+        std::unique_lock hl(_head_mutex);
+        for (series_id id = 0; id < _index->size(); ++id) {
+            auto& slot = _index->at(id);
+            if (slot.has_last && slot.last.ts < gone_before && slot.head.empty())
+                slot.has_last = false;
+        }
+    }
+    log::info("storage: partitions past the retention dropped",
+              {{"partitions", static_cast<int64_t>(dropped.size())},
+               {"before", format_time(gone_before)}});
+    return io::sync_dir(_parts_dir);
+}
+
+// ---- background ------------------------------------------------------------------------------
+
+void engine_impl::background() {
+    auto last_maintenance = std::chrono::steady_clock::now();
+    std::unique_lock lk(_bg_mutex);
+    while (!_stop) {
+        _bg_cv.wait_for(lk, std::chrono::milliseconds(200));
+        if (_stop) break;
+        lk.unlock();
+        uint64_t bytes = _head_bytes.load();
+        int64_t since = _head_since.load();
+        bool due =
+            bytes >= _opts.max_head_bytes / flush_share_divisor ||
+            (since != 0 && steady_ns() - since >= std::chrono::nanoseconds(flush_age).count());
+        if (due && !_failed) {
+            if (auto s = flush(); !s)
+                log::error("storage: background flush failed", {{"error", s.error().message}});
+        }
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_maintenance >= maintenance_every) {
+            last_maintenance = now;
+            if (auto s = compact_tiered(); !s)
+                log::error("storage: compaction failed", {{"error", s.error().message}});
+            if (auto s = apply_retention(now_ns()); !s)
+                log::error("storage: retention failed", {{"error", s.error().message}});
+        }
+        lk.lock();
+    }
+}
+
+void engine_impl::syncer() {
+    std::unique_lock lk(_bg_mutex);
+    while (!_stop) {
+        _sync_cv.wait_for(lk, _opts.sync_interval);
+        if (_stop) break;
+        std::shared_ptr<segment> seg;
+        {
+            std::lock_guard sl(_segment_mutex);
+            seg = _segment;
+        }
+        lk.unlock();
+        if (seg)
+            if (auto s = io::sync_data(seg->f.fd(), seg->path); !s)
+                log::error("storage: WAL sync failed", {{"error", s.error().message}});
+        lk.lock();
+    }
+}
+
+// ---- reads -------------------------------------------------------------------------------------
+
+std::vector<series_info> engine_impl::series(
+    const std::function<bool(const series_info&)>& match) const {
+    std::vector<series_info> out;
+    uint32_t n = _index->size();
+    for (series_id id = 0; id < n; ++id) {
+        const auto& info = _index->at(id).info;
+        if (match(info)) out.push_back(info);
+    }
+    return out;
+}
+
+std::optional<series_info> engine_impl::series_by_key(std::string_view key) const {
+    auto id = _index->find(key);
+    if (!id) return std::nullopt;
+    return _index->at(*id).info;
+}
+
+void engine_impl::gather(series_id id, int64_t from, int64_t to, sources& src) const {
+    value_type type = _index->at(id).info.type;
+    // Head before view: a freeze moves points from the head to the frozen list while holding
+    // the head exclusively, so this order never misses them or sees them twice.
+    std::shared_lock hl(_head_mutex);
+    {
+        std::lock_guard vl(_view_mutex);
+        auto lo = _partitions.lower_bound(day_of(from));
+        auto hi = _partitions.upper_bound(day_of(to - 1));
+        for (auto it = lo; it != hi; ++it)
+            for (const auto& p : it->second.parts)
+                src.parts.push_back(p);
+        src.frozen = _frozen;
+    }
+    const auto& h = _index->at(id).head;
+    if (!h.empty()) {
+        src.has_head = true;
+        src.head_min = h.min_ts;
+        src.head_max = h.max_ts;
+        append_head(h, type, from, to, src.head, &src.head_strings);
+    }
+}
+
+status engine_impl::decode_block(const part& p, const part::entry& e, int64_t from, int64_t to,
+                                 std::vector<sample>& out,
+                                 std::vector<std::string>* strings) const {
+    static thread_local std::vector<int64_t> ts;
+    static thread_local std::vector<uint64_t> raw;
+    ts.clear();
+    raw.clear();
+    bool is_string = e.type == value_type::string;
+    std::vector<std::string> local;
+    std::vector<std::string>* strs = is_string ? (strings ? strings : &local) : nullptr;
+    if (auto s = block::decode(p.bytes(e), ts, raw, strs); !s)
+        return make_error(s.error().code, s.error().message + " (in " + p.path() + ")");
+    if (ts.size() != e.stats.count)
+        return make_error("corrupt", "corrupt part " + p.path() + ": block count mismatch");
+    auto lo = std::lower_bound(ts.begin(), ts.end(), from);
+    for (size_t i = static_cast<size_t>(lo - ts.begin()); i < ts.size() && ts[i] < to; ++i)
+        out.push_back({ts[i], is_string && !strings ? 0 : raw[i]});
+    return {};
+}
+
+status engine_impl::scan(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
+                         std::vector<std::string>* strings) const {
+    // `strings` is appended to, so that one vector can serve the scans of several series.
+    out.clear();
+    if (id >= _index->size())
+        return make_error("not_found", "no series with id " + std::to_string(id));
+    if (from >= to) return {};
+    sources src;
+    gather(id, from, to, src);
+    for (const auto& p : src.parts)
+        for (const auto& e : p->entries(id)) {
+            if (e.stats.last_ts < from || e.stats.first_ts >= to) continue;
+            if (auto s = decode_block(*p, e, from, to, out, strings); !s) return s;
+        }
+    value_type type = _index->at(id).info.type;
+    for (const auto& fh : src.frozen)
+        if (const auto* h = fh->find(id)) append_head(*h, type, from, to, out, strings);
+    size_t base = strings ? strings->size() : 0;
+    for (auto s : src.head) {
+        if (type == value_type::string && strings) s.raw += base;
+        out.push_back(s);
+    }
+    if (strings && type == value_type::string)
+        strings->insert(strings->end(), std::make_move_iterator(src.head_strings.begin()),
+                        std::make_move_iterator(src.head_strings.end()));
+    merge_sorted_runs(out);
+    return {};
+}
+
+status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t step,
+                              std::vector<std::pair<int64_t, summary>>& out) const {
+    out.clear();
+    if (id >= _index->size())
+        return make_error("not_found", "no series with id " + std::to_string(id));
+    if (step <= 0)
+        return make_error("invalid_argument",
+                          "step must be positive, got " + std::to_string(step) + " ns", "step");
+    if (from >= to) return {};
+    value_type type = _index->at(id).info.type;
+    sources src;
+    gather(id, from, to, src);
+
+    // Every piece of data for the series in range, as time intervals: blocks, and the heads as
+    // a whole. A block's summary may stand for its points only when no other piece overlaps it
+    // (no duplicate timestamp to resolve) and it lies inside the range and one bucket.
+    struct piece {
+        int64_t first, last;
+        const part* p;
+        const part::entry* e;
+        bool overlaps;
+    };
+    std::vector<piece> pieces;
+    for (const auto& p : src.parts)
+        for (const auto& e : p->entries(id))
+            if (e.stats.last_ts >= from && e.stats.first_ts < to)
+                pieces.push_back({e.stats.first_ts, e.stats.last_ts, p.get(), &e, false});
+    for (const auto& fh : src.frozen)
+        if (const auto* h = fh->find(id))
+            pieces.push_back({h->min_ts, h->max_ts, nullptr, nullptr, false});
+    if (src.has_head) pieces.push_back({src.head_min, src.head_max, nullptr, nullptr, false});
+    std::vector<size_t> by_start(pieces.size());
+    for (size_t i = 0; i < pieces.size(); ++i)
+        by_start[i] = i;
+    std::sort(by_start.begin(), by_start.end(),
+              [&](size_t a, size_t b) { return pieces[a].first < pieces[b].first; });
+    size_t owner = SIZE_MAX;
+    for (size_t k : by_start) {
+        if (owner != SIZE_MAX && pieces[k].first <= pieces[owner].last) {
+            pieces[k].overlaps = pieces[owner].overlaps = true;
+            if (pieces[k].last > pieces[owner].last) owner = k;
+        } else {
+            owner = k;
+        }
+    }
+
+    std::vector<sample> pts;
+    std::vector<std::pair<int64_t, summary>> whole;  // (bucket, block summary)
+    // Pieces are in source order (oldest part first), which the merge of points relies on.
+    for (const auto& pc : pieces) {
+        if (!pc.e) continue;
+        const auto& e = *pc.e;
+        bool use_summary = !pc.overlaps && e.stats.first_ts >= from && e.stats.last_ts < to &&
+                           bucket_of(e.stats.first_ts, step) == bucket_of(e.stats.last_ts, step);
+        if (use_summary) {
+            whole.emplace_back(bucket_of(e.stats.first_ts, step), e.stats);
+            continue;
+        }
+        if (auto s = decode_block(*pc.p, e, from, to, pts, nullptr); !s) return s;
+    }
+    for (const auto& fh : src.frozen)
+        if (const auto* h = fh->find(id)) append_head(*h, type, from, to, pts, nullptr);
+    pts.insert(pts.end(), src.head.begin(), src.head.end());
+    merge_sorted_runs(pts);
+
+    // Merge point runs and whole-block summaries in time order, bucket by bucket.
+    bool numeric = type != value_type::string;
+    size_t wi = 0, pi = 0;
+    std::sort(whole.begin(), whole.end(),
+              [](const auto& a, const auto& b) { return a.second.first_ts < b.second.first_ts; });
+    accumulator acc;
+    acc.numeric = numeric;
+    int64_t cur = 0;
+    bool open = false;
+    auto emit = [&] {
+        if (open && acc.s.count > 0) out.emplace_back(cur, acc.done());
+        acc = accumulator{};
+        acc.numeric = numeric;
+    };
+    while (wi < whole.size() || pi < pts.size()) {
+        bool take_block =
+            pi >= pts.size() || (wi < whole.size() && whole[wi].second.first_ts < pts[pi].ts);
+        int64_t ts = take_block ? whole[wi].second.first_ts : pts[pi].ts;
+        int64_t b = bucket_of(ts, step);
+        if (!open || b != cur) {
+            emit();
+            cur = b;
+            open = true;
+        }
+        if (take_block) {
+            acc.add_summary(whole[wi].second);
+            ++wi;
+        } else {
+            acc.add_point(pts[pi].ts, numeric ? as_double(type, pts[pi].raw) : 0);
+            ++pi;
+        }
+    }
+    emit();
+    return {};
+}
+
+std::optional<sample> engine_impl::last(series_id id, std::string* string_value) const {
+    if (id >= _index->size()) return std::nullopt;
+    std::shared_lock hl(_head_mutex);
+    const auto& slot = _index->at(id);
+    if (!slot.has_last) return std::nullopt;
+    if (string_value) {
+        if (slot.info.type == value_type::string)
+            *string_value = slot.last_string;
+        else
+            string_value->clear();
+    }
+    return slot.last;
+}
+
+stats engine_impl::statistics() const {
+    stats st;
+    st.series = _index->size();
+    {
+        std::unique_lock hl(_head_mutex);
+        for (series_id id : _touched) {
+            auto& h = _index->at(id).head;
+            // Sorting out-of-order heads here makes the count exact and the next scans cheaper.
+            h.normalize();
+            st.head_points += h.points.size();
+        }
+        std::lock_guard vl(_view_mutex);
+        for (const auto& fh : _frozen)
+            st.head_points += fh->points;
+        st.partitions = _partitions.size();
+        st.points = st.head_points;
+        for (const auto& [day, pt] : _partitions)
+            for (const auto& p : pt.parts)
+                st.points += p->points();
+    }
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(_opts.dir, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        std::error_code fec;
+        if (it->is_regular_file(fec)) st.disk_bytes += it->file_size(fec);
+    }
+    return st;
+}
+
+}  // namespace
+
+result<std::unique_ptr<engine>> engine::open(const options& opts) {
+    auto e = std::make_unique<engine_impl>(opts);
+    if (auto s = e->start(); !s) return s.error();
+    return std::unique_ptr<engine>(std::move(e));
+}
+
+}  // namespace clisonix::storage

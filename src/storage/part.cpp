@@ -1,0 +1,201 @@
+// Part files: writing, mapping, index loading.
+#include "storage/part.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cstring>
+
+#include "storage/block.h"
+#include "storage/io.h"
+
+namespace clisonix::storage {
+
+namespace {
+
+constexpr char magic[8] = {'C', 'L', 'X', 'P', 'A', 'R', 'T', '1'};
+constexpr uint32_t format_version = 1;
+constexpr size_t entry_bytes = 80;
+constexpr size_t footer_bytes = 32;
+
+void put_f64(uint8_t* p, double v) {
+    io::put_u64(p, std::bit_cast<uint64_t>(v));
+}
+double get_f64(const uint8_t* p) {
+    return std::bit_cast<double>(io::get_u64(p));
+}
+
+error corrupt(const std::string& path, std::string_view why) {
+    return make_error("corrupt", "corrupt part " + path + ": " + std::string(why));
+}
+
+}  // namespace
+
+std::string day_name(int64_t day) {
+    using namespace std::chrono;
+    year_month_day ymd{sys_days{days{day}}};
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+    return buf;
+}
+
+std::optional<int64_t> parse_day_name(std::string_view name) {
+    using namespace std::chrono;
+    int y = 0;
+    unsigned m = 0, d = 0;
+    if (name.size() < 10) return std::nullopt;
+    std::string s(name);
+    char tail = 0;
+    if (std::sscanf(s.c_str(), "%d-%u-%u%c", &y, &m, &d, &tail) != 3) return std::nullopt;
+    year_month_day ymd{year{y}, month{m}, day{d}};
+    if (!ymd.ok()) return std::nullopt;
+    if (day_name(sys_days{ymd}.time_since_epoch().count()) != name) return std::nullopt;
+    return sys_days{ymd}.time_since_epoch().count();
+}
+
+std::string part_name(uint64_t seq) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%020llu.part", static_cast<unsigned long long>(seq));
+    return buf;
+}
+
+std::optional<uint64_t> parse_part_name(std::string_view name) {
+    if (name.size() != 25 || name.substr(20) != ".part") return std::nullopt;
+    uint64_t v = 0;
+    for (size_t i = 0; i < 20; ++i) {
+        if (name[i] < '0' || name[i] > '9') return std::nullopt;
+        v = v * 10 + static_cast<uint64_t>(name[i] - '0');
+    }
+    return v;
+}
+
+void part_builder::add(series_id id, value_type type, std::span<const int64_t> ts,
+                       std::span<const uint64_t> raw, std::span<const std::string> strings) {
+    for (size_t b = 0; b < ts.size(); b += max_block_points) {
+        size_t n = std::min<size_t>(max_block_points, ts.size() - b);
+        size_t offset = _data.size();
+        auto h = block::encode(type, ts.subspan(b, n), raw.subspan(b, n), strings, _data);
+        part::entry e{};
+        e.series = id;
+        e.type = type;
+        e.offset = offset;
+        e.size = static_cast<uint32_t>(_data.size() - offset);
+        e.stats = h.stats;
+        e.stats.count = h.count;
+        e.stats.first_ts = h.first_ts;
+        e.stats.last_ts = h.last_ts;
+        _entries.push_back(e);
+    }
+}
+
+status part_builder::write(const std::string& path) {
+    uint64_t index_offset = _data.size();
+    _data.resize(index_offset + _entries.size() * entry_bytes + footer_bytes);
+    uint8_t* p = _data.data() + index_offset;
+    for (const auto& e : _entries) {
+        std::memset(p, 0, entry_bytes);
+        io::put_u32(p, e.series);
+        p[4] = static_cast<uint8_t>(e.type);
+        io::put_u64(p + 8, e.offset);
+        io::put_u32(p + 16, e.size);
+        io::put_u32(p + 20, static_cast<uint32_t>(e.stats.count));
+        io::put_u64(p + 24, static_cast<uint64_t>(e.stats.first_ts));
+        io::put_u64(p + 32, static_cast<uint64_t>(e.stats.last_ts));
+        put_f64(p + 40, e.stats.sum);
+        put_f64(p + 48, e.stats.min);
+        put_f64(p + 56, e.stats.max);
+        put_f64(p + 64, e.stats.first);
+        put_f64(p + 72, e.stats.last);
+        p += entry_bytes;
+    }
+    uint8_t* f = p;
+    std::memcpy(f, magic, 8);
+    io::put_u32(f + 8, format_version);
+    io::put_u32(f + 12, static_cast<uint32_t>(_entries.size()));
+    io::put_u64(f + 16, index_offset);
+    io::put_u32(f + 24, io::crc32c(_data.data() + index_offset, _entries.size() * entry_bytes));
+    io::put_u32(f + 28, io::crc32c(f, 28));
+    return io::write_durably(path, _data);
+}
+
+result<std::shared_ptr<part>> part::open(const std::string& path, uint64_t seq, int64_t day) {
+    auto f = io::open_file(path, O_RDONLY);
+    if (!f) return f.error();
+    struct stat st {};
+    if (::fstat(f->fd(), &st) != 0) return io::failure("stat", path, errno);
+    size_t size = static_cast<size_t>(st.st_size);
+    if (size < footer_bytes) return corrupt(path, "shorter than its footer");
+    void* m = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, f->fd(), 0);
+    if (m == MAP_FAILED) return io::failure("mmap", path, errno);
+    std::shared_ptr<part> pt(new part());
+    pt->_path = path;
+    pt->_seq = seq;
+    pt->_day = day;
+    pt->_map = static_cast<const uint8_t*>(m);
+    pt->_size = size;
+
+    const uint8_t* foot = pt->_map + size - footer_bytes;
+    if (std::memcmp(foot, magic, 8) != 0) return corrupt(path, "bad magic");
+    if (io::crc32c(foot, 28) != io::get_u32(foot + 28)) return corrupt(path, "footer checksum");
+    if (io::get_u32(foot + 8) != format_version) return corrupt(path, "unknown format version");
+    uint64_t count = io::get_u32(foot + 12);
+    uint64_t index_offset = io::get_u64(foot + 16);
+    if (index_offset > size - footer_bytes ||
+        (size - footer_bytes - index_offset) != count * entry_bytes)
+        return corrupt(path, "index out of bounds");
+    const uint8_t* ix = pt->_map + index_offset;
+    if (io::crc32c(ix, count * entry_bytes) != io::get_u32(foot + 24))
+        return corrupt(path, "index checksum");
+    pt->_entries.reserve(count);
+    for (uint64_t i = 0; i < count; ++i, ix += entry_bytes) {
+        entry e{};
+        e.series = io::get_u32(ix);
+        e.type = static_cast<value_type>(ix[4]);
+        e.offset = io::get_u64(ix + 8);
+        e.size = io::get_u32(ix + 16);
+        e.stats.count = io::get_u32(ix + 20);
+        e.stats.first_ts = static_cast<int64_t>(io::get_u64(ix + 24));
+        e.stats.last_ts = static_cast<int64_t>(io::get_u64(ix + 32));
+        e.stats.sum = get_f64(ix + 40);
+        e.stats.min = get_f64(ix + 48);
+        e.stats.max = get_f64(ix + 56);
+        e.stats.first = get_f64(ix + 64);
+        e.stats.last = get_f64(ix + 72);
+        if (e.type < value_type::float64 || e.type > value_type::string)
+            return corrupt(path, "bad value type in the index");
+        if (e.offset > index_offset || e.size > index_offset - e.offset || e.stats.count == 0 ||
+            e.stats.first_ts > e.stats.last_ts || day_of(e.stats.first_ts) != day ||
+            day_of(e.stats.last_ts) != day)
+            return corrupt(path, "bad index entry");
+        if (!pt->_entries.empty()) {
+            const auto& prev = pt->_entries.back();
+            if (prev.series > e.series ||
+                (prev.series == e.series && prev.stats.last_ts >= e.stats.first_ts))
+                return corrupt(path, "index not in order");
+        }
+        pt->_points += e.stats.count;
+        pt->_entries.push_back(e);
+    }
+    return pt;
+}
+
+part::~part() {
+    if (_map) ::munmap(const_cast<uint8_t*>(_map), _size);
+}
+
+std::span<const part::entry> part::entries(series_id id) const {
+    auto lo = std::lower_bound(_entries.begin(), _entries.end(), id,
+                               [](const entry& e, series_id v) { return e.series < v; });
+    auto hi = lo;
+    while (hi != _entries.end() && hi->series == id)
+        ++hi;
+    return {lo, hi};
+}
+
+}  // namespace clisonix::storage

@@ -1,0 +1,89 @@
+// Private to the storage module: immutable part files (docs/format/part.md).
+//
+// A part holds compressed blocks of many series for one partition (a UTC day): the blocks,
+// then an index entry per block (series, offset, size, the block's summary), then a footer
+// with the index's checksum. A part is written once (temp file, fsync, rename, fsync of the
+// directory) and never changed; opening it maps the file and loads only its index.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "storage/storage.h"
+
+namespace clisonix::storage {
+
+inline constexpr int64_t day_ns = 86'400LL * 1'000'000'000;
+inline constexpr uint32_t max_block_points = 8192;
+
+// The partition (days since 1970-01-01 UTC) of a timestamp, rounding down.
+inline int64_t day_of(int64_t ts) {
+    int64_t d = ts / day_ns;
+    return (ts % day_ns < 0) ? d - 1 : d;
+}
+std::string day_name(int64_t day);  // "2023-11-14"
+std::optional<int64_t> parse_day_name(std::string_view name);
+std::string part_name(uint64_t seq);  // "00000000000000000007.part"
+std::optional<uint64_t> parse_part_name(std::string_view name);
+
+class part {
+public:
+    struct entry {
+        series_id series;
+        value_type type;
+        uint32_t size;
+        uint64_t offset;
+        summary stats;  // count, first_ts, last_ts always; values for numeric types
+    };
+
+    static result<std::shared_ptr<part>> open(const std::string& path, uint64_t seq, int64_t day);
+    ~part();
+    part(const part&) = delete;
+    part& operator=(const part&) = delete;
+
+    // The blocks of one series, ascending by time.
+    std::span<const entry> entries(series_id id) const;
+    const std::vector<entry>& all() const { return _entries; }
+    std::span<const uint8_t> bytes(const entry& e) const { return {_map + e.offset, e.size}; }
+
+    uint64_t seq() const { return _seq; }
+    int64_t day() const { return _day; }
+    uint64_t file_bytes() const { return _size; }
+    uint64_t points() const { return _points; }
+    const std::string& path() const { return _path; }
+
+private:
+    part() = default;
+    std::string _path;
+    uint64_t _seq = 0;
+    int64_t _day = 0;
+    const uint8_t* _map = nullptr;
+    size_t _size = 0;
+    uint64_t _points = 0;
+    std::vector<entry> _entries;
+};
+
+// Builds one part in memory, series by series in ascending id order.
+class part_builder {
+public:
+    // Adds the points of one series (ascending, unique timestamps), cut into blocks of at
+    // most max_block_points.
+    void add(series_id id, value_type type, std::span<const int64_t> ts,
+             std::span<const uint64_t> raw, std::span<const std::string> strings);
+    bool empty() const { return _entries.empty(); }
+    size_t bytes() const { return _data.size(); }
+    // Writes the part durably to `path` (via path.tmp and a rename).
+    status write(const std::string& path);
+
+private:
+    std::vector<uint8_t> _data;
+    std::vector<part::entry> _entries;
+};
+
+}  // namespace clisonix::storage

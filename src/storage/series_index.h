@@ -1,0 +1,98 @@
+// Private to the storage module: the series index (canonical key -> dense id and type) and
+// the per-series state the engine keeps beside it (head points, latest value).
+//
+// Ids are dense from 0 in creation order. Slots live in fixed-size chunks that never move,
+// so a slot reference stays valid while other threads create series, and lookups by id
+// need no lock. The index persists itself in `series.log` (docs/format/part.md): a record
+// per series, appended and fsynced before the series is used by any WAL record.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/io.h"
+#include "storage/storage.h"
+
+namespace clisonix::storage {
+
+inline constexpr series_id no_series = 0xffffffffu;
+
+// Points of one series not yet in parts, in arrival order. `sorted` holds while every
+// append was newer than the previous point, so queries can binary-search.
+struct head_points {
+    std::vector<sample> points;
+    std::vector<std::string> strings;  // string series: the values `raw` indexes
+    int64_t min_ts = 0, max_ts = 0;
+    bool sorted = true;
+
+    bool empty() const { return points.empty(); }
+    // Sorts by time and keeps the last written point of each timestamp.
+    void normalize();
+};
+
+struct series_slot {
+    series_info info;
+    // Guarded by the engine's head mutex.
+    head_points head;
+    bool in_touched = false;  // listed in the engine's set of series with head points
+    uint32_t head_hint = 0;   // points the head held at the last flush: reserved up front
+    bool has_last = false;
+    sample last{};
+    std::string last_string;
+};
+
+class series_index {
+public:
+    static result<std::unique_ptr<series_index>> open(const std::string& dir, uint64_t max_series);
+    ~series_index();
+
+    uint32_t size() const { return _size.load(std::memory_order_acquire); }
+    series_slot& at(series_id id) { return _chunks[id >> chunk_bits][id & chunk_mask]; }
+    const series_slot& at(series_id id) const { return _chunks[id >> chunk_bits][id & chunk_mask]; }
+
+    std::optional<series_id> find(std::string_view key) const;
+    // ids[i] = the id of entries[i].key, or no_series.
+    void find(std::span<const write_batch::series_entry> entries,
+              std::vector<series_id>& ids) const;
+    // Creates the series whose ids[i] is no_series, appending them durably to series.log.
+    // Fails for a malformed key, a type that conflicts with a series created meanwhile, the
+    // series limit, or the disk; then nothing is created.
+    status create(std::span<const write_batch::series_entry> entries, std::vector<series_id>& ids);
+
+    // Bytes of series.log.
+    uint64_t file_bytes() const;
+
+private:
+    static constexpr uint32_t chunk_bits = 12;
+    static constexpr uint32_t chunk_size = 1u << chunk_bits;
+    static constexpr uint32_t chunk_mask = chunk_size - 1;
+
+    struct key_hash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+
+    series_index() = default;
+    series_id add(series_info info);
+
+    std::string _path;
+    uint64_t _max_series = 0;
+    std::vector<std::unique_ptr<series_slot[]>> _chunks;
+    std::atomic<uint32_t> _size{0};
+    mutable std::shared_mutex _mutex;  // _by_key, appends
+    std::unordered_map<std::string_view, series_id, key_hash, std::equal_to<>> _by_key;
+    io::file _log;
+    uint64_t _log_bytes = 0;
+};
+
+}  // namespace clisonix::storage

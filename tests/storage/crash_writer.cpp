@@ -1,0 +1,71 @@
+// A writer for the crash test: several threads write batches and print "RUN THREAD BATCH"
+// to stdout once write() has acknowledged a batch, until the test kills the process.
+//
+//   storage_crash_writer DIR RUN THREADS
+//
+// Batch k of thread t in run r: series "crash,thread=<t> f<s>" (s < series_per_batch), points
+// at base(r) + k * points_per_series + j with value k * 1000 + s.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "storage/storage.h"
+
+namespace {
+constexpr int series_per_batch = 50;
+constexpr int points_per_series = 20;
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace clisonix::storage;
+    if (argc != 4) {
+        std::fprintf(stderr, "usage: storage_crash_writer DIR RUN THREADS\n");
+        return 2;
+    }
+    options o;
+    o.dir = argv[1];
+    o.max_head_bytes = 1 << 20;  // background flushes run while the process is killed
+    int run = std::atoi(argv[2]);
+    int threads = std::atoi(argv[3]);
+    auto e = engine::open(o);
+    if (!e) {
+        std::fprintf(stderr, "open: %s\n", e.error().message.c_str());
+        return 1;
+    }
+    const int64_t base = 1710028800LL * 1'000'000'000 + run * 1'000'000'000'000LL;
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t)
+        ts.emplace_back([&, t] {
+            write_batch b;
+            for (int k = 0;; ++k) {
+                b.clear();
+                for (int s = 0; s < series_per_batch; ++s) {
+                    auto id =
+                        *b.series("crash,thread=" + std::to_string(t) + " f" + std::to_string(s),
+                                  value_type::float64);
+                    for (int j = 0; j < points_per_series; ++j)
+                        b.add(id, base + int64_t{k} * points_per_series + j, k * 1000.0 + s);
+                }
+                for (;;) {
+                    auto st = (*e)->write(b);
+                    if (st.ok()) break;
+                    if (st.error().code != "overloaded") {
+                        std::fprintf(stderr, "write: %s\n", st.error().message.c_str());
+                        std::_Exit(1);
+                    }
+                    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                }
+                std::string line =
+                    std::to_string(run) + " " + std::to_string(t) + " " + std::to_string(k) + "\n";
+                // One write(2) per line: lines of concurrent threads never interleave.
+                if (::write(1, line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+                    std::_Exit(1);
+            }
+        });
+    for (auto& th : ts)
+        th.join();
+}
