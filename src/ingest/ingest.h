@@ -1,0 +1,128 @@
+// Clisonix — ingest: the write path from request bodies to durable, validated batches.
+//
+// Two parsers fill a storage::write_batch:
+//   - InfluxDB line protocol (`measurement,tag=v field=1.5,n=3i,ok=t,s="x" 1704067200000000000`),
+//     exactly as the InfluxDB line protocol reference says: escaping, quoting, the i/u
+//     suffixes, booleans, comments, optional timestamps in ns/us/ms/s (and m/h for 1.x).
+//   - JSON telemetry for one device: {"temperature":21.5}, {"ts":<ms>,"values":{...}}, or an
+//     array of these, stored as measurement `telemetry` with tag `device`.
+// A request is atomic: every line (element) is valid and the batch is filled, or the parse
+// fails, the batch is left empty, and the error names the first bad line ("line 3") or JSON
+// path ("[1].values.temperature") with the reason. Passing a limit is code "too_large".
+//
+// The line parser is the product's hot path: a parser and a batch reused across requests
+// allocate nothing per line or point once warmed up.
+//
+// The pipeline writes a batch to the engine (durable on return) and then hands it to the
+// listeners (anomaly detection, rules). add_routes() declares the HTTP write endpoints.
+//
+// Thread safety: a parser is used by one thread at a time; pipeline::submit may be called
+// from any thread; listeners are added before the first submit.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+#include "storage/storage.h"
+
+namespace clisonix::http {
+class router;
+}
+
+namespace clisonix::ingest {
+
+// Bounds on one request; each mirrors a config key (named in the error when passed).
+struct limits {
+    uint64_t max_line_bytes = 64 * 1024;           // ingest.max_line_bytes
+    uint64_t max_points_per_request = 1'000'000;   // ingest.max_points_per_request
+    uint64_t max_series_per_request = 100'000;     // ingest.max_series_per_request
+    uint64_t max_body_bytes = 8ull * 1024 * 1024;  // http.body_limit: bounds inflated gzip too
+};
+
+enum class precision { ns, us, ms, s, m, h };
+
+// "ns"/"n", "us"/"u", "ms", "s", and when `minutes_and_hours` (InfluxDB 1.x) "m", "h".
+std::optional<precision> parse_precision(std::string_view text, bool minutes_and_hours = false);
+
+struct line_options {
+    precision unit = precision::ns;
+    int64_t now_ns = 0;  // the timestamp of lines that carry none
+    limits bounds = {};
+};
+
+class line_parser {
+public:
+    line_parser();
+    ~line_parser();
+    line_parser(line_parser&&) noexcept;
+    line_parser& operator=(line_parser&&) noexcept;
+
+    // Clears `out`, then fills it with every point of `body`. On error `out` is empty.
+    status parse(std::string_view body, const line_options& opts, storage::write_batch& out);
+
+private:
+    struct state;  // scratch buffers and the series cache, kept across requests
+    std::unique_ptr<state> _state;
+};
+
+struct json_options {
+    int64_t now_ns = 0;  // the timestamp of objects without "ts"
+    limits bounds = {};
+};
+
+class json_parser {
+public:
+    // Clears `out`, then fills it with the telemetry of `device`. On error `out` is empty.
+    status parse(std::string_view body, std::string_view device, const json_options& opts,
+                 storage::write_batch& out);
+
+private:
+    std::string _key;
+    std::vector<unsigned char> _arena;  // backing store of the parsed document, reused
+};
+
+// Writes batches to the engine and tells the listeners about every durable batch.
+class pipeline {
+public:
+    using listener = std::function<void(const storage::write_batch&)>;
+    // Adds derived points to a batch before it is written (anomaly scores), so that they are
+    // durable together with the points they derive from.
+    using enricher = std::function<void(storage::write_batch&)>;
+
+    explicit pipeline(storage::engine& engine) : _engine(engine) {}
+
+    // Enrichers, then engine.write(batch); on success every listener sees the batch (with
+    // the derived points), in the order added. The engine's error comes back unchanged
+    // ("invalid_argument", "overloaded" ...).
+    status submit(storage::write_batch& batch);
+
+    // Before the first submit: enrichers and listeners are not synchronised against submit.
+    void add_enricher(enricher e) { _enrichers.push_back(std::move(e)); }
+    void add_listener(listener l) { _listeners.push_back(std::move(l)); }
+
+    storage::engine& engine() { return _engine; }
+
+private:
+    storage::engine& _engine;
+    std::vector<enricher> _enrichers;
+    std::vector<listener> _listeners;
+};
+
+// POST /api/v1/write, /write (InfluxDB 1.x), /api/v2/write (InfluxDB 2.x) with line
+// protocol, and POST /api/v1/devices/{device}/telemetry with JSON; all permission::write.
+// 204 on success; 400 parse errors and type conflicts; 413 limits; 415 an unknown
+// Content-Encoding; 503 + Retry-After: 1 when the engine is overloaded.
+void add_routes(http::router& routes, pipeline& sink, const limits& bounds);
+
+// Inflates a gzip body into `out`, at most `max_bytes` of it. Errors: "too_large" beyond
+// the bound, "invalid_argument" for bytes that are not gzip.
+status gunzip(std::string_view body, uint64_t max_bytes, std::string& out);
+
+}  // namespace clisonix::ingest

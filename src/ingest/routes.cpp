@@ -1,0 +1,186 @@
+// The HTTP write endpoints: line protocol (Clisonix, InfluxDB 1.x and 2.x spellings) and
+// JSON telemetry per device. Answers as InfluxDB clients expect: 204 when stored.
+#include <zlib.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <memory>
+
+#include "http/http.h"
+#include "ingest/ingest.h"
+
+namespace clisonix::ingest {
+
+status gunzip(std::string_view body, uint64_t max_bytes, std::string& out) {
+    out.clear();
+    z_stream zs{};
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
+        return make_error("internal", "cannot start the gzip decoder");
+    std::unique_ptr<z_stream, decltype(&inflateEnd)> guard(&zs, &inflateEnd);
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
+    zs.avail_in = static_cast<uInt>(std::min<size_t>(body.size(), UINT32_MAX));
+    auto too_large = [&] {
+        return make_error("too_large", "the inflated body is larger than the limit of " +
+                                           std::to_string(max_bytes) + " bytes (http.body_limit)");
+    };
+    for (;;) {
+        // One byte beyond the limit is room enough to see that the limit is passed.
+        size_t old = out.size();
+        uint64_t room = max_bytes + 1 - old;
+        size_t grow =
+            static_cast<size_t>(std::min<uint64_t>(std::max<size_t>(old, 64 * 1024), room));
+        out.resize(old + grow);
+        zs.next_out = reinterpret_cast<Bytef*>(out.data() + old);
+        zs.avail_out = static_cast<uInt>(grow);
+        int rc = inflate(&zs, Z_NO_FLUSH);
+        out.resize(old + grow - zs.avail_out);
+        if (out.size() > max_bytes) return too_large();
+        if (rc == Z_STREAM_END) {
+            if (zs.avail_in == 0) return {};
+            // Concatenated gzip members (as `cat a.gz b.gz` makes) form one body.
+            if (inflateReset(&zs) != Z_OK) return make_error("internal", "gzip decoder reset");
+            continue;
+        }
+        if (rc == Z_BUF_ERROR && zs.avail_in == 0)
+            return make_error("invalid_argument", "the gzip body is truncated");
+        if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return make_error("invalid_argument", std::string("the gzip body is corrupt: ") +
+                                                      (zs.msg ? zs.msg : "not gzip data"));
+    }
+}
+
+namespace {
+
+// Each worker thread keeps its parsers, batch and inflate buffer across requests, so the
+// steady state allocates nothing per request beyond what the HTTP layer does.
+struct worker_state {
+    line_parser lines;
+    json_parser telemetry;
+    storage::write_batch batch;
+    std::string inflated;
+
+    // A rare huge request must not pin its memory to the thread for good.
+    void trim() {
+        if (batch.point_count() > 200'000) batch = storage::write_batch{};
+        if (inflated.capacity() > (16u << 20)) std::string().swap(inflated);
+    }
+};
+
+worker_state& local_state() {
+    thread_local worker_state state;
+    return state;
+}
+
+int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+        return std::tolower(static_cast<unsigned char>(x)) ==
+               std::tolower(static_cast<unsigned char>(y));
+    });
+}
+
+http::response answer(const error& e) {
+    int status = 500;
+    if (e.code == "invalid_argument") status = 400;
+    if (e.code == "too_large") status = 413;
+    if (e.code == "unsupported_media_type") status = 415;
+    if (e.code == "overloaded" || e.code == "unavailable") status = 503;
+    auto res = http::response::from_error(status, e);
+    if (e.code == "overloaded") res.headers.emplace_back("Retry-After", "1");
+    return res;
+}
+
+// The body as sent, or inflated when the client gzipped it.
+result<std::string_view> decoded_body(const http::request& req, const limits& bounds,
+                                      std::string& inflated) {
+    auto encoding = req.header("content-encoding");
+    if (encoding.empty() || iequals(encoding, "identity")) return std::string_view(req.body);
+    if (iequals(encoding, "gzip") || iequals(encoding, "x-gzip")) {
+        if (auto st = gunzip(req.body, bounds.max_body_bytes, inflated); !st) return st.error();
+        return std::string_view(inflated);
+    }
+    return make_error("unsupported_media_type",
+                      "Content-Encoding \"" + std::string(encoding) +
+                          "\" is not supported: send gzip or identity",
+                      "content-encoding");
+}
+
+enum class dialect { clisonix, influx1, influx2 };
+
+http::response write_lines(http::request& req, pipeline& sink, const limits& bounds, dialect d) {
+    const char* required = d == dialect::influx1 ? "db" : d == dialect::influx2 ? "bucket" : "";
+    if (*required && req.query.find(required) == req.query.end())
+        return answer(make_error(
+            "invalid_argument", std::string("the query parameter \"") + required + "\" is required",
+            required));
+    line_options opts;
+    opts.bounds = bounds;
+    opts.now_ns = now_ns();
+    if (auto text = req.query_param("precision"); !text.empty()) {
+        auto unit = parse_precision(text, d == dialect::influx1);
+        if (!unit)
+            return answer(make_error(
+                "invalid_argument",
+                "precision \"" + std::string(text) + "\" is not one of " +
+                    (d == dialect::influx1 ? "n, ns, u, us, ms, s, m, h" : "ns, us, ms, s"),
+                "precision"));
+        opts.unit = *unit;
+    }
+    auto& state = local_state();
+    auto body = decoded_body(req, bounds, state.inflated);
+    if (!body) return answer(body.error());
+    status st = state.lines.parse(*body, opts, state.batch);
+    if (st) st = sink.submit(state.batch);
+    state.trim();
+    return st ? http::response::no_content() : answer(st.error());
+}
+
+http::response write_telemetry(http::request& req, pipeline& sink, const limits& bounds) {
+    json_options opts;
+    opts.bounds = bounds;
+    opts.now_ns = now_ns();
+    auto& state = local_state();
+    auto body = decoded_body(req, bounds, state.inflated);
+    if (!body) return answer(body.error());
+    status st = state.telemetry.parse(*body, req.path_param("device"), opts, state.batch);
+    if (st) st = sink.submit(state.batch);
+    state.trim();
+    return st ? http::response::no_content() : answer(st.error());
+}
+
+}  // namespace
+
+void add_routes(http::router& routes, pipeline& sink, const limits& bounds) {
+    using http::method;
+    const auto* w = http::permission::write;
+    routes.add({method::post, "/api/v1/write",
+                "Write points in InfluxDB line protocol (?precision=ns|us|ms|s)", w,
+                [&sink, bounds](http::request& req) {
+                    return write_lines(req, sink, bounds, dialect::clisonix);
+                }});
+    routes.add({method::post, "/write",
+                "InfluxDB 1.x write (?db=..&precision=n|u|ms|s|m|h), line protocol", w,
+                [&sink, bounds](http::request& req) {
+                    return write_lines(req, sink, bounds, dialect::influx1);
+                }});
+    routes.add({method::post, "/api/v2/write",
+                "InfluxDB 2.x write (?bucket=..&org=..&precision=ns|us|ms|s), line protocol", w,
+                [&sink, bounds](http::request& req) {
+                    return write_lines(req, sink, bounds, dialect::influx2);
+                }});
+    // No request schema: the body may be gzip, which a schema check before decoding would
+    // refuse; the parser names the JSON path of every mistake itself.
+    routes.add(
+        {method::post, "/api/v1/devices/{device}/telemetry",
+         "Write one device's telemetry as JSON: {\"metric\":value}, "
+         "{\"ts\":ms,\"values\":{...}} or an array of these",
+         w, [&sink, bounds](http::request& req) { return write_telemetry(req, sink, bounds); }});
+}
+
+}  // namespace clisonix::ingest
