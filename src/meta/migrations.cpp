@@ -16,6 +16,29 @@ constexpr migration product_migrations[] = {
     {1, "settings",
      "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT "
      "NULL)"},
+    {2, "users",
+     "CREATE TABLE users (username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, role TEXT NOT "
+     "NULL, disabled BIGINT NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT "
+     "NULL)"},
+    {3, "refresh_tokens",
+     "CREATE TABLE refresh_tokens (token_hash TEXT PRIMARY KEY, family TEXT NOT NULL, username "
+     "TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE, created_at BIGINT NOT NULL, "
+     "expires_at BIGINT NOT NULL, used_at BIGINT, revoked_at BIGINT); CREATE INDEX "
+     "refresh_tokens_family ON refresh_tokens (family)"},
+    {4, "api_keys",
+     "CREATE TABLE api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, key_hash "
+     "TEXT NOT NULL UNIQUE, created_by TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at "
+     "BIGINT, revoked_at BIGINT)"},
+    {5, "device_credentials",
+     "CREATE TABLE device_credentials (device TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, "
+     "created_at BIGINT NOT NULL, rotated_at BIGINT NOT NULL)"},
+    {6, "audit_log",
+     "CREATE TABLE audit_log (id INTEGER PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL, "
+     "action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL, details TEXT NOT NULL); "
+     "CREATE INDEX audit_log_at ON audit_log (at)",
+     "CREATE TABLE audit_log (id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL, "
+     "action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL, details TEXT NOT NULL); "
+     "CREATE INDEX audit_log_at ON audit_log (at)"},
 };
 
 constexpr std::string_view create_schema_migrations =
