@@ -47,9 +47,14 @@ struct request {
     std::map<std::string, std::string, std::less<>> path_params;  // from the route template
     std::vector<std::pair<std::string, std::string>> headers;     // names in lower case
     std::string body;
-    std::string remote_address;
+    std::string remote_address;  // the client: the TCP peer, or the address a trusted proxy
+                                 // reported (set by the gateway's client_address middleware)
+    std::string peer_address;    // always the TCP peer
+    bool secure = false;         // arrived over TLS
     std::string request_id;
     const route* matched = nullptr;  // null when no route matched
+    // Who is calling, set by the auth middleware; read it with auth::current_principal().
+    std::shared_ptr<const void> principal;
 
     // The value of header `name` (case-insensitive), or "" when absent.
     std::string_view header(std::string_view name) const;
@@ -139,6 +144,18 @@ struct server_options {
     std::chrono::milliseconds idle_timeout{60'000};
     std::chrono::milliseconds drain_timeout{30'000};
     int max_connections = 10'000;
+    // Connections from one peer address beyond this are closed at once (0: no limit).
+    int max_connections_per_ip = 256;
+    // Headers put on every answer, including those the server writes before any middleware
+    // runs (431, 413, 400); a header the response already carries is left as it is.
+    std::vector<std::pair<std::string, std::string>> always_headers;
+    // TLS when `cert_file` is set: a PEM certificate chain and its private key. TLS 1.3 only,
+    // unless `min_version` is "1.2"; 1.1 and below are always refused.
+    struct tls_settings {
+        std::string cert_file;
+        std::string key_file;
+        std::string min_version = "1.3";
+    } tls;
 };
 
 // Thread safety: stop() may be called from any thread (and from a signal handler's

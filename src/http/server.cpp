@@ -1,8 +1,11 @@
 // The HTTP/1.1 server on Boost.Beast: one io_context run by N worker threads, one strand
-// per connection, limits and timeouts on every read, and a drain on stop().
+// per connection, limits and timeouts on every read, optional TLS, and a drain on stop().
+#include <openssl/ssl.h>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -67,24 +70,52 @@ std::optional<method> from_verb(bhttp::verb v) {
     }
 }
 
-class session;
+// What the server needs of a session of either kind (plain or TLS).
+class session_base {
+public:
+    virtual ~session_base() = default;
+    virtual void start() = 0;
+    // Closes the connection on its own strand if it is between requests.
+    virtual void post_close_if_idle() = 0;
+};
+
+// The peer's address as text; an IPv4 peer on a dual-stack socket reads as IPv4, so that
+// per-address limits and logs see one spelling.
+std::string peer_address(const tcp::socket& sock) {
+    beast::error_code ec;
+    auto endpoint = sock.remote_endpoint(ec);
+    if (ec) return {};
+    auto address = endpoint.address();
+    if (address.is_v6() && address.to_v6().is_v4_mapped())
+        return asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).to_string();
+    return address.to_string();
+}
 
 }  // namespace
 
 // The server's state, shared by the acceptor and every session.
 struct server_core {
     server_core(server_options o, const router& r, std::vector<middleware> c)
-        : opts(std::move(o)), routes(r), chain(std::move(c)) {}
+        : opts(std::move(o)), routes(r), chain(std::move(c)) {
+        rejected_per_ip = metrics::global().get_counter(
+            "clisonix_http_connections_rejected_total",
+            "Connections closed at once because their address held too many", {"reason"},
+            {"per_ip"});
+    }
 
     server_options opts;
     const router& routes;
     std::vector<middleware> chain;
+    metrics::counter rejected_per_ip;
 
     // Declared before the io_context so that they outlive it: destroying the io_context
-    // destroys pending handlers, and with them sessions that unregister themselves here.
+    // destroys pending handlers, and with them sessions that unregister themselves here
+    // (and TLS streams that refer to the context).
+    std::optional<asio::ssl::context> tls;
     std::mutex sessions_mutex;
-    std::map<session*, std::weak_ptr<session>> sessions;  // guarded by sessions_mutex
-    bool accept_paused = false;                           // guarded by sessions_mutex
+    std::map<session_base*, std::weak_ptr<session_base>> sessions;  // guarded by sessions_mutex
+    std::map<std::string, int, std::less<>> per_ip;                 // guarded by sessions_mutex
+    bool accept_paused = false;                                     // guarded by sessions_mutex
     std::atomic<bool> stopping{false};
 
     asio::io_context ioc;
@@ -93,7 +124,8 @@ struct server_core {
     std::chrono::steady_clock::time_point drain_deadline;
 
     void do_accept();
-    void on_session_closed(session* s);
+    std::shared_ptr<session_base> make_session(tcp::socket sock, std::string peer);
+    void on_session_closed(session_base* s, const std::string& peer);
     void begin_drain();
     void check_drained();
     response dispatch(request& req);
@@ -102,36 +134,64 @@ struct server_core {
 
 namespace {
 
-class session : public std::enable_shared_from_this<session> {
+template <bool Tls>
+class session : public session_base, public std::enable_shared_from_this<session<Tls>> {
+    using stream_type =
+        std::conditional_t<Tls, beast::ssl_stream<beast::tcp_stream>, beast::tcp_stream>;
+    using std::enable_shared_from_this<session<Tls>>::shared_from_this;
+
 public:
-    session(tcp::socket socket, server_core& srv) : _stream(std::move(socket)), _srv(srv) {
-        beast::error_code ec;
-        auto endpoint = _stream.socket().remote_endpoint(ec);
-        if (!ec) _remote = endpoint.address().to_string();
+    session(tcp::socket socket, server_core& srv, std::string peer) requires(!Tls)
+        : _stream(std::move(socket)), _srv(srv), _remote(std::move(peer)) {}
+    session(tcp::socket socket, server_core& srv, std::string peer) requires(Tls)
+        : _stream(std::move(socket), *srv.tls), _srv(srv), _remote(std::move(peer)) {}
+    ~session() override { _srv.on_session_closed(this, _remote); }
+
+    void start() override {
+        if constexpr (Tls) {
+            // The handshake counts against the header timeout: a client that stalls it
+            // holds the connection no longer than one that stalls its header.
+            lowest().expires_after(_srv.opts.header_timeout);
+            _deadline_set = true;
+            _stream.async_handshake(
+                asio::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+                    if (ec) {
+                        clisonix::log::debug("TLS handshake failed",
+                                             {{"client", self->_remote}, {"reason", ec.message()}});
+                        return self->close();
+                    }
+                    self->read_next();
+                });
+        } else {
+            read_next();
+        }
     }
-    ~session() { _srv.on_session_closed(this); }
 
-    void start() { read_next(); }
-    auto executor() { return _stream.get_executor(); }
-
-    // Closes the connection if it is between requests; called on the session's strand.
-    void close_if_idle() {
-        if (!_busy) close();
+    void post_close_if_idle() override {
+        asio::post(_stream.get_executor(), [self = shared_from_this()] {
+            if (!self->_busy) self->close();
+        });
     }
 
     void close() {
         beast::error_code ec;
-        _stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-        _stream.socket().close(ec);
+        lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+        lowest().socket().close(ec);
     }
 
 private:
+    beast::tcp_stream& lowest() { return beast::get_lowest_layer(_stream); }
+
     void read_next() {
         if (_srv.stopping) return close();
         _parser.emplace();
         _parser->header_limit(_srv.opts.header_limit);
         _parser->body_limit(_srv.opts.body_limit);
-        _stream.expires_after(_first ? _srv.opts.header_timeout : _srv.opts.idle_timeout);
+        // An absolute deadline for the whole header, not per read: a client trickling a
+        // byte at a time cannot stretch it.
+        if (!_deadline_set)
+            lowest().expires_after(_first ? _srv.opts.header_timeout : _srv.opts.idle_timeout);
+        _deadline_set = false;
         bhttp::async_read_header(
             _stream, _buffer, *_parser,
             [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
@@ -141,7 +201,7 @@ private:
         if (ec) return on_read_error(ec);
         _busy = true;
         _first = false;
-        _stream.expires_after(_srv.opts.idle_timeout);
+        lowest().expires_after(_srv.opts.idle_timeout);
         auto& msg = _parser->get();
         auto expect = msg[bhttp::field::expect];
         if (beast::iequals(expect, "100-continue")) {
@@ -205,6 +265,8 @@ private:
         req.target = std::string(msg.target());
         parse_target(req.target, req);
         req.remote_address = _remote;
+        req.peer_address = _remote;
+        req.secure = Tls;
         for (const auto& f : msg) {
             std::string name(f.name_string());
             for (auto& c : name)
@@ -238,6 +300,8 @@ private:
         out->set("X-Request-Id", request_id);
         for (auto& [name, value] : res.headers)
             out->set(name, value);
+        for (const auto& [name, value] : _srv.opts.always_headers)
+            if (out->find(name) == out->end()) out->set(name, value);
         out->keep_alive(keep_alive);
         if (head) {
             out->content_length(res.body.size());
@@ -254,13 +318,14 @@ private:
             });
     }
 
-    beast::tcp_stream _stream;
+    stream_type _stream;
     server_core& _srv;
     beast::flat_buffer _buffer;
     std::optional<bhttp::request_parser<bhttp::string_body>> _parser;
     std::string _remote;
     bool _first = true;  // the first request gets the header timeout, later ones the idle one
     bool _busy = false;  // a request is being read, handled or answered
+    bool _deadline_set = false;  // the handshake's deadline also covers the first header
 };
 
 }  // namespace
@@ -273,28 +338,50 @@ void server_core::do_accept() {
         } else if (stopping) {
             return;
         } else {
-            auto s = std::make_shared<session>(std::move(sock), *this);
+            std::string peer = peer_address(sock);
+            std::shared_ptr<session_base> s;
+            bool paused = false;
             {
                 std::lock_guard lock(sessions_mutex);
-                sessions.emplace(s.get(), s);
-                if (static_cast<int>(sessions.size()) >= opts.max_connections) {
+                auto it = per_ip.find(peer);
+                int held = it == per_ip.end() ? 0 : it->second;
+                if (opts.max_connections_per_ip <= 0 || held < opts.max_connections_per_ip) {
+                    ++per_ip[peer];
+                    s = make_session(std::move(sock), peer);
+                    sessions.emplace(s.get(), s);
                     // Leave further clients in the kernel's backlog until one closes.
-                    accept_paused = true;
-                    s->start();
-                    return;
+                    paused = static_cast<int>(sessions.size()) >= opts.max_connections;
+                    if (paused) accept_paused = true;
                 }
             }
-            s->start();
+            if (s) {
+                s->start();
+            } else {
+                // One address holding this many connections is a flood, not a user: it
+                // gets no answer, and other clients keep their share.
+                rejected_per_ip.inc();
+                clisonix::log::debug("connection refused: too many from one address",
+                                     {{"client", peer}});
+                beast::error_code ignored;
+                sock.close(ignored);
+            }
+            if (paused) return;
         }
         do_accept();
     });
 }
 
-void server_core::on_session_closed(session* s) {
+std::shared_ptr<session_base> server_core::make_session(tcp::socket sock, std::string peer) {
+    if (tls) return std::make_shared<session<true>>(std::move(sock), *this, std::move(peer));
+    return std::make_shared<session<false>>(std::move(sock), *this, std::move(peer));
+}
+
+void server_core::on_session_closed(session_base* s, const std::string& peer) {
     bool resume = false;
     {
         std::lock_guard lock(sessions_mutex);
         sessions.erase(s);
+        if (auto it = per_ip.find(peer); it != per_ip.end() && --it->second <= 0) per_ip.erase(it);
         if (accept_paused && !stopping &&
             static_cast<int>(sessions.size()) < opts.max_connections) {
             accept_paused = false;
@@ -310,14 +397,14 @@ void server_core::begin_drain() {
                         {{"drain_timeout_ms", static_cast<int64_t>(opts.drain_timeout.count())}});
     beast::error_code ec;
     acceptor.close(ec);
-    std::vector<std::shared_ptr<session>> live;
+    std::vector<std::shared_ptr<session_base>> live;
     {
         std::lock_guard lock(sessions_mutex);
         for (auto& [ptr, weak] : sessions)
             if (auto s = weak.lock()) live.push_back(std::move(s));
     }
     for (auto& s : live)
-        asio::post(s->executor(), [s] { s->close_if_idle(); });
+        s->post_close_if_idle();
     drain_deadline = std::chrono::steady_clock::now() + opts.drain_timeout;
     check_drained();
 }
@@ -376,9 +463,57 @@ server::server(server_options opts, const router& routes, std::vector<middleware
 
 server::~server() = default;
 
+namespace {
+
+// TLS 1.3 by default; 1.2 only when asked; never anything older. The key must match the
+// certificate (OpenSSL checks when the key is loaded).
+status setup_tls(asio::ssl::context& ctx, const server_options::tls_settings& tls) {
+    if (tls.key_file.empty())
+        return make_error("invalid_config", "http.tls.key: required when http.tls.cert is set",
+                          "http.tls.key");
+    int min_version;
+    if (tls.min_version == "1.3")
+        min_version = TLS1_3_VERSION;
+    else if (tls.min_version == "1.2")
+        min_version = TLS1_2_VERSION;
+    else
+        return make_error("invalid_config",
+                          "http.tls.min_version: must be 1.3 or 1.2, not " + tls.min_version,
+                          "http.tls.min_version");
+    ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                    asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use |
+                    asio::ssl::context::no_compression);
+    // Client-initiated renegotiation (TLS 1.2) costs the server a handshake per request.
+    SSL_CTX_set_options(ctx.native_handle(), SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_set_min_proto_version(ctx.native_handle(), min_version) != 1)
+        return make_error("internal", "OpenSSL refused the minimum TLS version " + tls.min_version);
+    beast::error_code ec;
+    ctx.use_certificate_chain_file(tls.cert_file, ec);
+    if (ec)
+        return make_error("invalid_config",
+                          "http.tls.cert: cannot load " + tls.cert_file + ": " + ec.message(),
+                          "http.tls.cert");
+    ctx.use_private_key_file(tls.key_file, asio::ssl::context::pem, ec);
+    if (ec)
+        return make_error("invalid_config",
+                          "http.tls.key: cannot load " + tls.key_file + ": " + ec.message(),
+                          "http.tls.key");
+    return {};
+}
+
+}  // namespace
+
 status server::listen() {
     auto& a = _impl->acceptor;
     beast::error_code ec;
+    if (!_impl->opts.tls.cert_file.empty()) {
+        auto& ctx = _impl->tls.emplace(asio::ssl::context::tls_server);
+        if (auto st = setup_tls(ctx, _impl->opts.tls); !st) {
+            _impl->tls.reset();
+            return st;
+        }
+    }
     auto address = asio::ip::make_address(_impl->opts.bind, ec);
     std::string where = _impl->opts.bind + ":" + std::to_string(_impl->opts.port);
     if (ec)
