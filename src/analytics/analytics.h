@@ -1,0 +1,166 @@
+// Clisonix — streaming anomaly detection ("ALBA"): detectors, the ensemble, NAB scoring.
+//
+// A detector sees one series' points in time order and returns, for each point, an anomaly
+// score in [0, 1] computed from that point and the points before it only (no look-ahead).
+// Its state is a fixed-size value (state_bytes(), the same after warm-up as before), so the
+// memory for thousands of series is known up front: from 80 bytes (level) to 64 KiB
+// (artime, the default) per series. Detectors need no labels and no per-series
+// settings: every series is served by the same constants.
+//
+//   auto d = analytics::make_detector("ensemble");
+//   for (auto& p : points) store(p.ts, (*d)->update(p.ts, p.value));
+//
+// Scores are sparse by design: a detector raises one high score when something new starts
+// and then damps its output for a while (alert suppression), because one alarm per incident
+// is what an operator (and the NAB benchmark) wants.
+//
+// The ingest pipeline uses series_detectors: one detector state per series id, safe to
+// call from several ingest threads.
+//
+// NAB: run_nab() runs detectors over the Numenta Anomaly Benchmark layout and scores them
+// with this module's own implementation of NAB's scoring (score_nab()).
+//
+// Thread safety: a detector is not thread-safe (one per series, one caller at a time);
+// series_detectors and the free functions may be called from any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+
+namespace clisonix::analytics {
+
+// One series' streaming anomaly detector.
+class detector {
+public:
+    virtual ~detector() = default;
+    // Feeds the next point (in arrival order) and returns its anomaly score in [0, 1].
+    // Non-finite values are scored 0 and leave the state unchanged.
+    virtual double update(int64_t ts_ns, double value) = 0;
+    // Bytes of state this detector holds, the object included.
+    virtual size_t state_bytes() const = 0;
+    // The name make_detector() knows it by.
+    virtual std::string_view name() const = 0;
+};
+
+// "ensemble" (the default) and the single detectors it combines, in that order.
+std::vector<std::string_view> detector_names();
+// A fresh detector; an unknown name is invalid_argument (the message lists the names).
+result<std::unique_ptr<detector>> make_detector(std::string_view name = "ensemble");
+
+// One detector state per series id, created on the first point of a series. Calls for
+// different series run in parallel (the ids are spread over striped locks); calls for one
+// series must come in time order. Memory: state_bytes() of one detector per series seen,
+// up to max_series; points of further series score 0 and are counted in dropped().
+class series_detectors {
+public:
+    explicit series_detectors(std::string_view detector = "ensemble", size_t max_series = 1 << 20);
+    ~series_detectors();
+    series_detectors(const series_detectors&) = delete;
+    series_detectors& operator=(const series_detectors&) = delete;
+
+    // The anomaly score of the point (see detector::update).
+    double score(uint32_t series, int64_t ts_ns, double value);
+    // Forgets a series (deleted, or expired by retention).
+    void erase(uint32_t series);
+    size_t series_count() const;
+    // Points not scored because max_series was reached.
+    uint64_t dropped() const;
+    // Bytes of detector state held for all series (excluding the map's own nodes).
+    size_t state_bytes() const;
+    // False when the detector name is unknown; then score() always returns 0.
+    bool valid() const;
+
+private:
+    struct stripe;
+    std::string _detector;
+    size_t _max_series;
+    bool _valid;
+    std::unique_ptr<stripe[]> _stripes;
+};
+
+// ---- NAB scoring -------------------------------------------------------------------------
+
+// Weights of a NAB application profile.
+struct nab_profile {
+    std::string_view name;
+    double a_tp;
+    double a_fn;
+    double a_fp;
+};
+// standard (1, 1, 0.11), reward_low_FP_rate (1, 1, 0.22), reward_low_FN_rate (1, 2, 0.11).
+std::span<const nab_profile> nab_profiles();
+
+// One scored data file: the detector's score per row (file order) and the anomaly windows
+// as inclusive row ranges [first, last], in order and disjoint.
+struct nab_series {
+    std::vector<double> scores;
+    std::vector<std::pair<size_t, size_t>> windows;
+};
+
+// NAB's result for one profile over a set of files.
+struct nab_score {
+    double normalized = 0;  // 100 (raw - null) / (perfect - null)
+    double raw = 0;         // summed over the files at the best threshold
+    double threshold = 0;   // the best threshold (a score value; > 1 means "never fire")
+    size_t tp = 0;          // windows detected
+    size_t fn = 0;          // windows missed
+    size_t fp = 0;          // detections outside every window (rows after the probation)
+};
+
+// Rows ignored at the start of an n-row file: min(floor(0.15 n), 750).
+size_t nab_probation(size_t rows);
+// NAB's scaled sigmoid: 2 / (1 + e^(5y)) - 1, and -1 for y > 3.
+double nab_sigmoid(double y);
+// Scores the files under one profile, with the threshold that maximises the raw score
+// over all of them (searched over every distinct score value and "never fire").
+nab_score score_nab(std::span<const nab_series> files, const nab_profile& profile);
+
+// ---- NAB runner -------------------------------------------------------------------------
+
+struct nab_options {
+    std::string data_dir;                // NAB layout: <category>/<file>.csv, timestamp,value
+    std::string labels_file;             // NAB's combined_windows.json format
+    std::string out_dir;                 // results: <out_dir>/<category>/<detector>_<file>.csv
+    std::vector<std::string> detectors;  // empty: every name in detector_names()
+    std::function<void(size_t done, size_t total)> progress;  // per file and detector
+};
+
+struct nab_detector_result {
+    std::string detector;
+    std::vector<nab_score> scores;  // one per nab_profiles() entry, in that order
+    size_t state_bytes = 0;         // largest state seen over the files
+    double seconds = 0;             // detector time over all files
+};
+
+struct nab_report {
+    size_t files = 0;
+    size_t rows = 0;
+    size_t windows = 0;
+    std::vector<nab_detector_result> detectors;
+};
+
+// Runs each detector over every CSV under data_dir (rows in file order, none dropped),
+// writes the result CSVs (timestamp,value,anomaly_score,label: label is 1 inside a window,
+// else 0) and scores them. The labels are read only for that column and for the scores.
+// Errors: not_found (a missing directory or file), invalid_argument (an unknown detector, a
+// malformed CSV row or label file: the field names the file and line), unavailable (out_dir
+// cannot be written).
+result<nab_report> run_nab(const nab_options& opts);
+
+// The report as a fixed-width table: one row per detector, the three profiles' normalised
+// scores, then windows detected / missed / false positives at the standard threshold.
+std::string format_nab_table(const nab_report& report);
+
+// A one-line progress bar such as "[##########          ]  50% 5/10", `width` cells wide.
+std::string progress_bar(size_t done, size_t total, size_t width = 30);
+
+}  // namespace clisonix::analytics

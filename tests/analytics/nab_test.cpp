@@ -1,0 +1,90 @@
+// The ensemble over the shared NAB development subset (../shared/nab beside the repository).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "analytics/analytics.h"
+#include "analytics/detectors.h"
+
+namespace a = clisonix::analytics;
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CLISONIX_UNDER_SANITIZER 1
+#else
+#define CLISONIX_UNDER_SANITIZER 0
+#endif
+
+TEST(nab, ensemble_standard_score_on_the_shared_subset) {
+    if (CLISONIX_UNDER_SANITIZER) GTEST_SKIP() << "too slow under the sanitizers";
+    const std::filesystem::path nab = CLISONIX_SOURCE_DIR "/../shared/nab";
+    ASSERT_TRUE(std::filesystem::is_directory(nab / "data"))
+        << "the NAB subset is missing: expected " << (nab / "data").string()
+        << " (clone the repository with shared/ beside it)";
+    a::nab_options o;
+    o.data_dir = (nab / "data").string();
+    o.labels_file = (nab / "labels.json").string();
+    o.detectors = {"ensemble"};
+    auto r = a::run_nab(o);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->files, 25u);
+    EXPECT_EQ(r->rows, 129577u);
+    EXPECT_EQ(r->windows, 39u);
+    const auto& standard = r->detectors.at(0).scores.at(0);
+    std::printf("%s", a::format_nab_table(*r).c_str());
+    // A regression floor just below the score reached today (73.7, docs/analytics.md),
+    // above Numenta HTM's 67.2; ARTime's published 74.6 uses NAB's look-ahead (below).
+    EXPECT_GT(standard.normalized, 73.5);
+}
+
+// Our ARTime, given what NAB hands its detectors (the file's length, hence the
+// probationary period as learning period, and the whole file's min and max), reproduces
+// ARTime's published standard score on this subset: the reimplementation is faithful.
+TEST(nab, artime_with_nab_look_ahead_reproduces_the_published_score) {
+    if (CLISONIX_UNDER_SANITIZER) GTEST_SKIP() << "too slow under the sanitizers";
+    const std::filesystem::path nab = CLISONIX_SOURCE_DIR "/../shared/nab";
+    ASSERT_TRUE(std::filesystem::is_directory(nab / "data"));
+    const auto out = std::filesystem::temp_directory_path() / "clisonix_nab_artime_test";
+    std::filesystem::remove_all(out);
+    a::nab_options o;
+    o.data_dir = (nab / "data").string();
+    o.labels_file = (nab / "labels.json").string();
+    o.out_dir = out.string();
+    o.detectors = {"level"};  // any detector: its result files carry values and labels
+    ASSERT_TRUE(a::run_nab(o));
+    std::vector<a::nab_series> files;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(out)) {
+        if (!e.is_regular_file()) continue;
+        std::ifstream in(e.path());
+        std::string line;
+        std::getline(in, line);
+        std::vector<double> values;
+        a::nab_series s;
+        while (std::getline(in, line)) {
+            const auto c1 = line.find(',');
+            const auto c2 = line.find(',', c1 + 1);
+            values.push_back(std::stod(line.substr(c1 + 1, c2 - c1 - 1)));
+            const bool inside = line.back() == '1';
+            const size_t row = values.size() - 1;
+            if (inside && (s.windows.empty() || s.windows.back().second + 1 != row))
+                s.windows.push_back({row, row});
+            else if (inside)
+                s.windows.back().second = row;
+        }
+        a::detail::artime_settings set;
+        set.learning = static_cast<uint32_t>(a::nab_probation(values.size()));
+        set.known_range = true;
+        set.range_min = *std::min_element(values.begin(), values.end());
+        set.range_max = *std::max_element(values.begin(), values.end());
+        a::detail::artime_state d(set);
+        for (double v : values)
+            s.scores.push_back(d.update(v));
+        files.push_back(std::move(s));
+    }
+    std::filesystem::remove_all(out);
+    ASSERT_EQ(files.size(), 25u);
+    const auto standard = a::score_nab(files, a::nab_profiles()[0]);
+    EXPECT_NEAR(standard.normalized, 74.6, 0.1);
+}
