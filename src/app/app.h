@@ -1,8 +1,12 @@
 // Private to the app: the commands main() dispatches to.
 #pragma once
 
+#include <map>
+#include <string>
 #include <string_view>
+#include <vector>
 
+#include "auth/auth.h"
 #include "config/config.h"
 
 namespace clisonix::app {
@@ -18,5 +22,30 @@ inline constexpr int exit_usage = 2;
 
 // Runs the server until SIGTERM/SIGINT; returns the process exit code.
 int serve(const config::config& cfg);
+
+// `clisonix user ...` on the metadata store named by the config.
+int manage_users(const config::config& cfg, const auth::user_command& cmd);
+
+struct import_options {
+    std::string file;
+    std::string url = "http://127.0.0.1:8030";
+    std::string token;
+    std::string format;  // "lp" or "csv"; empty: by the file's extension
+    std::string precision = "ns";
+    std::string measurement = "telemetry";    // CSV: the measurement of every row
+    std::vector<std::string> tags{"device"};  // CSV: columns that are tags
+    size_t batch_lines = 5000;
+};
+// `clisonix import`: posts the file in batches with a progress bar; exit 2 for bad data.
+int import_file(const import_options& opt);
+
+struct query_options {
+    std::string url = "http://127.0.0.1:8030";
+    std::string token;
+    std::string format = "table";               // table, csv, json
+    std::map<std::string, std::string> params;  // the query API's parameters
+};
+// `clisonix query`: the query API from the command line.
+int run_query(const query_options& opt);
 
 }  // namespace clisonix::app

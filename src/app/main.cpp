@@ -1,11 +1,14 @@
 // clisonix — the command line: serve, config, version.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 
+#include "analytics/analytics.h"
 #include "app/app.h"
+#include "auth/auth.h"
 #include "config/config.h"
 
 namespace {
@@ -77,6 +80,68 @@ int main(int argc, char** argv) {
 
     auto* version_cmd = cli.add_subcommand("version", "Print the version and build commit");
 
+    app::import_options import_opts;
+    auto* import_cmd = cli.add_subcommand(
+        "import", "Load a line-protocol or CSV file into a running server, with progress");
+    import_cmd->add_option("file", import_opts.file, "Line protocol, or CSV with a header row")
+        ->required();
+    import_cmd->add_option("--url", import_opts.url, "Server address")->capture_default_str();
+    import_cmd->add_option("--token", import_opts.token, "Access token or API key");
+    import_cmd->add_option("--format", import_opts.format, "lp or csv (default: by extension)")
+        ->check(CLI::IsMember({"lp", "csv"}));
+    import_cmd->add_option("--precision", import_opts.precision, "Line-protocol timestamp unit")
+        ->check(CLI::IsMember({"ns", "us", "ms", "s"}))
+        ->capture_default_str();
+    import_cmd
+        ->add_option("--measurement", import_opts.measurement, "CSV: measurement of every row")
+        ->capture_default_str();
+    import_cmd->add_option("--tags", import_opts.tags, "CSV: columns that are tags")
+        ->delimiter(',')
+        ->capture_default_str();
+
+    config_flags user_flags;
+    auth::user_command user_cmd_args;
+    bool password_stdin = false;
+    auto* user_cmd = cli.add_subcommand("user", "Manage users: add, list, passwd, disable, enable");
+    user_flags.add_to(*user_cmd);
+    user_cmd->add_option("action", user_cmd_args.action, "add, list, passwd, disable or enable")
+        ->required()
+        ->check(CLI::IsMember({"add", "list", "passwd", "disable", "enable"}));
+    user_cmd->add_option("username", user_cmd_args.username, "The user (not for list)");
+    user_cmd->add_option("--role", user_cmd_args.role, "admin, operator or viewer (add)")
+        ->capture_default_str();
+    user_cmd->add_flag("--password-stdin", password_stdin,
+                       "Read the password from standard input (else one is generated)");
+
+    analytics::nab_options nab_opts;
+    std::string nab_detector;
+    auto* nab_cmd = cli.add_subcommand(
+        "nab", "Score the anomaly detectors on the Numenta Anomaly Benchmark (NAB layout)");
+    nab_cmd->add_option("--data", nab_opts.data_dir, "NAB data folder: <category>/<file>.csv")
+        ->required();
+    nab_cmd->add_option("--labels", nab_opts.labels_file, "NAB combined_windows.json")->required();
+    nab_cmd->add_option("--out", nab_opts.out_dir, "Where the result CSVs go")->required();
+    nab_cmd->add_option("--detector", nab_detector, "One detector (default: every detector)");
+
+    app::query_options query_opts;
+    auto* query_cmd = cli.add_subcommand("query", "Query a running server (as GET /api/v1/query)");
+    query_cmd->add_option("--url", query_opts.url, "Server address")->capture_default_str();
+    query_cmd->add_option("--token", query_opts.token, "Access token or API key");
+    query_cmd->add_option("--format", query_opts.format, "table, csv or json")
+        ->check(CLI::IsMember({"table", "csv", "json"}))
+        ->capture_default_str();
+    std::vector<std::string> query_tags;
+    for (const char* name : {"device", "metric", "measurement", "from", "to", "agg", "step",
+                             "group-by", "order", "limit"}) {
+        std::string param(name);
+        std::replace(param.begin(), param.end(), '-', '_');
+        query_cmd->add_option_function<std::string>(
+            std::string("--") + name,
+            [&query_opts, param](const std::string& v) { query_opts.params[param] = v; },
+            "The query API's " + param + " parameter");
+    }
+    query_cmd->add_option("--tag", query_tags, "Tag filter key=value (repeatable)");
+
     try {
         cli.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -101,5 +166,41 @@ int main(int argc, char** argv) {
         return app::exit_ok;
     }
     if (*serve_cmd) return app::serve(serve_flags.load_or_exit());
+    if (*import_cmd) return app::import_file(import_opts);
+    if (*user_cmd) {
+        if (password_stdin) {
+            std::string password;
+            std::getline(std::cin, password);
+            user_cmd_args.password = password;
+        }
+        return app::manage_users(user_flags.load_or_exit(), user_cmd_args);
+    }
+    if (*nab_cmd) {
+        if (!nab_detector.empty()) nab_opts.detectors.push_back(nab_detector);
+        nab_opts.progress = [](size_t done, size_t total) {
+            std::fprintf(stderr, "\r%s%s", analytics::progress_bar(done, total).c_str(),
+                         done == total ? "\n" : "");
+        };
+        auto report = analytics::run_nab(nab_opts);
+        if (!report) {
+            std::cerr << "nab: " << report.error().message << "\n";
+            const auto& code = report.error().code;
+            return code == "invalid_argument" || code == "not_found" ? app::exit_usage
+                                                                     : app::exit_failure;
+        }
+        std::cout << analytics::format_nab_table(*report);
+        return app::exit_ok;
+    }
+    if (*query_cmd) {
+        for (const auto& t : query_tags) {
+            auto eq = t.find('=');
+            if (eq == std::string::npos || eq == 0) {
+                std::cerr << "query: --tag " << t << ": expected key=value\n";
+                return app::exit_usage;
+            }
+            query_opts.params["tag." + t.substr(0, eq)] = t.substr(eq + 1);
+        }
+        return app::run_query(query_opts);
+    }
     return app::exit_usage;
 }

@@ -1,13 +1,20 @@
 // `clisonix serve`: wires config, logs, metrics, the metadata store and the HTTP server.
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <thread>
 
+#include "app/anomaly_scoring.h"
 #include "app/app.h"
+#include "auth/auth.h"
+#include "gateway/gateway.h"
 #include "http/http.h"
+#include "ingest/ingest.h"
 #include "meta/meta.h"
 #include "observe/observe.h"
+#include "query/query.h"
+#include "storage/storage.h"
 
 namespace clisonix::app {
 
@@ -49,6 +56,85 @@ void add_system_routes(http::router& routes, meta::store& store) {
                     return http::response::json(
                         200, http::openapi_document(routes, "Clisonix API", version));
                 }});
+}
+
+storage::options storage_options_from(const config::config& cfg, const std::string& data_dir) {
+    storage::options o;
+    o.dir = data_dir + "/tsdb";
+    o.sync = cfg.get_string("storage.sync") == "interval" ? storage::options::sync_mode::interval
+                                                          : storage::options::sync_mode::always;
+    o.sync_interval = cfg.get_duration("storage.sync_interval");
+    o.retention_ns = cfg.get_int("storage.retention") * 1'000'000;
+    o.out_of_order_window_ns = cfg.get_int("storage.out_of_order_window") * 1'000'000;
+    o.max_head_bytes = static_cast<uint64_t>(cfg.get_int("storage.max_head"));
+    o.max_series = static_cast<uint64_t>(cfg.get_int("storage.max_series"));
+    return o;
+}
+
+ingest::limits ingest_limits_from(const config::config& cfg) {
+    ingest::limits l;
+    l.max_line_bytes = static_cast<uint64_t>(cfg.get_int("ingest.max_line_bytes"));
+    l.max_points_per_request = static_cast<uint64_t>(cfg.get_int("ingest.max_points_per_request"));
+    l.max_series_per_request = static_cast<uint64_t>(cfg.get_int("ingest.max_series_per_request"));
+    l.max_body_bytes = static_cast<uint64_t>(cfg.get_int("http.body_limit"));
+    return l;
+}
+
+// Operating the engine by hand: statistics, flush and compaction.
+void add_storage_routes(http::router& routes, storage::engine& engine) {
+    routes.add({http::method::get, "/api/v1/storage/stats",
+                "Series, points, head points, bytes on disk, partitions", http::permission::read,
+                [&engine](http::request&) {
+                    auto st = engine.statistics();
+                    return http::response::json(
+                        200, "{\"series\":" + std::to_string(st.series) +
+                                 ",\"points\":" + std::to_string(st.points) +
+                                 ",\"head_points\":" + std::to_string(st.head_points) +
+                                 ",\"disk_bytes\":" + std::to_string(st.disk_bytes) +
+                                 ",\"partitions\":" + std::to_string(st.partitions) + "}");
+                }});
+    routes.add({http::method::post, "/api/v1/storage/flush",
+                "Move every buffered point into blocks", http::permission::admin,
+                [&engine](http::request&) {
+                    if (auto st = engine.flush(); !st)
+                        return http::response::from_error(503, st.error());
+                    return http::response::no_content();
+                }});
+    routes.add({http::method::post, "/api/v1/storage/compact",
+                "Flush, merge parts and apply retention now", http::permission::admin,
+                [&engine](http::request&) {
+                    if (auto st = engine.flush(); !st)
+                        return http::response::from_error(503, st.error());
+                    if (auto st = engine.compact(); !st)
+                        return http::response::from_error(503, st.error());
+                    return http::response::no_content();
+                }});
+}
+
+// The order matters: the client address is settled before anything logs or counts it; CORS
+// answers preflights before authentication; the login limit counts by address before the
+// credentials are checked; the per-user and per-device limits need the principal.
+std::vector<http::middleware> middleware_chain(const gateway::settings& gw,
+                                               std::shared_ptr<gateway::rate_limiter> limiter,
+                                               auth::auth_service& auth,
+                                               const http::router& routes) {
+    gateway::key_function by_principal = [](const http::request& r) -> std::string {
+        const auto* p = auth::current_principal(r);
+        if (!p) return gateway::key_by_client_address(r);
+        return p->kind == auth::principal_kind::api_key ? "key:" + p->id : "user:" + p->name;
+    };
+    gateway::key_function by_device = [](const http::request& r) -> std::string {
+        const auto* p = auth::current_principal(r);
+        return p && !p->device.empty() ? "device:" + p->device : gateway::key_by_client_address(r);
+    };
+    return {gateway::client_address(gw.trusted_proxies),
+            http::observe_requests(),
+            gateway::cors(gw.cors_origins),
+            gateway::rate_limit(limiter, gateway::login_policy(gw)),
+            auth::authenticate(auth),
+            gateway::rate_limit(limiter, gateway::api_policy(gw, by_principal)),
+            gateway::rate_limit(limiter, gateway::device_policy(gw, by_device)),
+            gateway::validate_json(routes)};
 }
 
 // Routes the integration tests need and users never see: only with CLISONIX_TEST_ROUTES=1.
@@ -95,14 +181,76 @@ int serve(const config::config& cfg) {
     }
     log::info("metadata store ready", {{"backend", (*store)->backend()}});
 
+    auto auth_opts = auth::options_from(cfg);
+    if (!auth_opts) {
+        std::cerr << auth_opts.error().message << "\n";
+        log::shutdown();
+        return auth_opts.error().code == "invalid_config" ? exit_usage : exit_failure;
+    }
+    auth::auth_service auth(**store, *auth_opts);
+    const char* admin_password = std::getenv("CLISONIX_ADMIN_PASSWORD");
+    auto generated = auth.ensure_admin(
+        admin_password ? std::optional<std::string_view>(admin_password) : std::nullopt);
+    if (!generated) {
+        std::cerr << "serve: CLISONIX_ADMIN_PASSWORD: " << generated.error().message << "\n";
+        log::shutdown();
+        return exit_usage;
+    }
+    // Shown once, on the console only: the log file never holds a password.
+    if (*generated)
+        std::cout << "Created the first user: admin, password " << **generated
+                  << "\n(change it with `clisonix user passwd admin`)" << std::endl;
+
     metrics::add_process_metrics(metrics::global(), version, commit);
+
+    auto engine = storage::engine::open(storage_options_from(cfg, data_dir));
+    if (!engine) {
+        log::error("time-series engine unavailable", {{"error", engine.error().message}});
+        log::shutdown();
+        return exit_failure;
+    }
+    ingest::pipeline pipeline(**engine);
+    std::unique_ptr<anomaly_scoring> scoring;
+    if (const auto& detector = cfg.get_string("analytics.detector"); detector != "off") {
+        auto names = analytics::detector_names();
+        if (std::find(names.begin(), names.end(), detector) == names.end()) {
+            std::string known;
+            for (auto n : names)
+                known += (known.empty() ? "" : ", ") + std::string(n);
+            std::cerr << "config: analytics.detector = \"" << detector
+                      << "\": must be off or one of " << known << "\n";
+            log::shutdown();
+            return exit_usage;
+        }
+        scoring = std::make_unique<anomaly_scoring>(
+            detector, cfg.get_string("analytics.metrics"),
+            static_cast<size_t>(cfg.get_int("storage.max_series")));
+        pipeline.add_enricher([&scoring](storage::write_batch& b) { scoring->score(b); });
+    }
 
     http::router routes;
     add_system_routes(routes, **store);
+    auth.add_routes(routes);
+    add_storage_routes(routes, **engine);
+    ingest::add_routes(routes, pipeline, ingest_limits_from(cfg));
+    query::add_routes(routes, **engine);
     add_test_routes(routes);
 
+    auto gw = gateway::load_settings(cfg);
+    if (!gw) {
+        std::cerr << gw.error().message << "\n";
+        log::shutdown();
+        return exit_usage;
+    }
     auto opts = server_options_from(cfg);
-    http::server server(opts, routes, {http::observe_requests()});
+    gateway::configure_server(*gw, opts);
+    auto limiter = gateway::rate_limiter::create({.redis_url = gw->redis_url});
+    if (!limiter) {
+        std::cerr << limiter.error().message << "\n";
+        log::shutdown();
+        return exit_usage;
+    }
+    http::server server(opts, routes, middleware_chain(*gw, *limiter, auth, routes));
     if (auto st = server.listen(); !st) {
         log::error("cannot start the HTTP server", {{"error", st.error().message}});
         log::shutdown();
@@ -124,6 +272,23 @@ int serve(const config::config& cfg) {
     log::info("stopped");
     log::shutdown();
     return exit_ok;
+}
+
+int manage_users(const config::config& cfg, const auth::user_command& cmd) {
+    const std::string data_dir = cfg.get_string("data.dir");
+    std::error_code ec;
+    std::filesystem::create_directories(data_dir, ec);
+    auto store = meta::open(cfg.get_string("meta.url"), data_dir);
+    if (!store) {
+        std::cerr << "user: metadata store unavailable: " << store.error().message << "\n";
+        return exit_failure;
+    }
+    auto opts = auth::options_from(cfg);
+    if (!opts) {
+        std::cerr << opts.error().message << "\n";
+        return exit_usage;
+    }
+    return auth::run_user_command(**store, *opts, cmd, std::cout, std::cerr);
 }
 
 }  // namespace clisonix::app

@@ -66,6 +66,19 @@ std::string promtool_check(const std::string& exposition, const testing::temp_di
     return out;
 }
 
+TEST(serve_test, only_health_and_login_answer_without_credentials) {
+    server_process srv;
+    EXPECT_EQ(http_request(srv.port(), "GET", "/healthz").status, 200);
+    EXPECT_EQ(http_request(srv.port(), "GET", "/readyz").status, 200);
+    for (auto target : {"/metrics", "/api/v1/openapi.json", "/api/v1/query", "/api/v1/series"}) {
+        auto r = http_request(srv.port(), "GET", target);
+        EXPECT_EQ(r.status, 401) << target;
+        EXPECT_NE(r.body.find("\"code\":\"unauthenticated\""), std::string::npos) << r.body;
+    }
+    auto write = http_request(srv.port(), "POST", "/api/v1/write", "m v=1");
+    EXPECT_EQ(write.status, 401);
+}
+
 TEST(serve_test, metrics_pass_promtool_and_use_route_templates) {
     server_process srv;
     srv.get("/healthz");
@@ -206,8 +219,11 @@ TEST(serve_test, a_real_prometheus_scrapes_the_server) {
     uint16_t prom_port = testing::free_port();
     testing::write_file(prom.path() / "prometheus.yml",
                         "global:\n  scrape_interval: 1s\n"
-                        "scrape_configs:\n  - job_name: clisonix\n    static_configs:\n"
-                        "      - targets: ['127.0.0.1:" +
+                        "scrape_configs:\n  - job_name: clisonix\n"
+                        "    authorization:\n      credentials: " +
+                            srv.token() +
+                            "\n    static_configs:\n"
+                            "      - targets: ['127.0.0.1:" +
                             std::to_string(srv.port()) + "']\n");
     process prometheus({"/usr/bin/prometheus",
                         "--config.file=" + (prom.path() / "prometheus.yml").string(),

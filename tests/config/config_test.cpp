@@ -2,7 +2,9 @@
 #include "config/config.h"
 
 #include <gtest/gtest.h>
+
 #include <unistd.h>
+#include <algorithm>
 
 #include <cstdlib>
 #include <filesystem>
@@ -58,15 +60,23 @@ protected:
     sources _from;
 };
 
-TEST_F(config_test, schema_has_the_documented_keys_in_order) {
+TEST_F(config_test, schema_keys_are_unique_documented_and_grouped) {
     std::vector<std::string> names;
-    for (const key_spec& spec : schema())
+    for (const key_spec& spec : schema()) {
         names.emplace_back(spec.key);
-    EXPECT_EQ(names, (std::vector<std::string>{
-                         "http.bind", "http.port", "http.threads", "http.header_limit",
-                         "http.body_limit", "http.header_timeout", "http.idle_timeout",
-                         "http.drain_timeout", "http.max_connections", "data.dir", "log.level",
-                         "log.file", "log.keep_days", "meta.url"}));
+        EXPECT_FALSE(spec.doc.empty()) << spec.key << " has no doc line";
+        EXPECT_NE(spec.key.find('.'), std::string_view::npos) << spec.key;
+    }
+    // The foundation's keys come first, in the README's order.
+    ASSERT_GE(names.size(), 9u);
+    EXPECT_EQ(
+        std::vector<std::string>(names.begin(), names.begin() + 9),
+        (std::vector<std::string>{"http.bind", "http.port", "http.threads", "http.header_limit",
+                                  "http.body_limit", "http.header_timeout", "http.idle_timeout",
+                                  "http.drain_timeout", "http.max_connections"}));
+    auto sorted = names;
+    std::sort(sorted.begin(), sorted.end());
+    EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end()) << "duplicate key";
     ASSERT_NE(find_key("meta.url"), nullptr);
     EXPECT_TRUE(find_key("meta.url")->secret);
     EXPECT_EQ(find_key("http.nope"), nullptr);
@@ -353,21 +363,28 @@ TEST_F(config_test, show_prints_toml_literals_canonical_units_and_sources) {
                          {"CLISONIX_HTTP_IDLE_TIMEOUT", "120000"},
                          {"CLISONIX_HTTP_DRAIN_TIMEOUT", "0s"}};
     flag("data.dir", "./other \"data\"", "--data");
-    EXPECT_EQ(load_ok().show(),
-              "http.bind = \"0.0.0.0\"  # from default\n"
-              "http.port = 8030  # from default\n"
-              "http.threads = 0  # from default\n"
-              "http.header_limit = \"16KiB\"  # from CLISONIX_HTTP_HEADER_LIMIT\n"
-              "http.body_limit = \"8MiB\"  # from default\n"
-              "http.header_timeout = \"10s\"  # from default\n"
-              "http.idle_timeout = \"2m\"  # from CLISONIX_HTTP_IDLE_TIMEOUT\n"
-              "http.drain_timeout = \"0ms\"  # from CLISONIX_HTTP_DRAIN_TIMEOUT\n"
-              "http.max_connections = 10000  # from default\n"
-              "data.dir = \"./other \\\"data\\\"\"  # from --data\n"
-              "log.level = \"info\"  # from default\n"
-              "log.file = true  # from default\n"
-              "log.keep_days = 14  # from default\n"
-              "meta.url = \"<redacted>\"  # from CLISONIX_META_URL\n");
+    const std::string out = load_ok().show();
+    // One line per key, in schema order.
+    size_t lines = static_cast<size_t>(std::count(out.begin(), out.end(), '\n'));
+    EXPECT_EQ(lines, schema().size());
+    EXPECT_TRUE(
+        out.starts_with("http.bind = \"0.0.0.0\"  # from default\n"
+                        "http.port = 8030  # from default\n"
+                        "http.threads = 0  # from default\n"
+                        "http.header_limit = \"16KiB\"  # from CLISONIX_HTTP_HEADER_LIMIT\n"
+                        "http.body_limit = \"8MiB\"  # from default\n"
+                        "http.header_timeout = \"10s\"  # from default\n"
+                        "http.idle_timeout = \"2m\"  # from CLISONIX_HTTP_IDLE_TIMEOUT\n"
+                        "http.drain_timeout = \"0ms\"  # from CLISONIX_HTTP_DRAIN_TIMEOUT\n"
+                        "http.max_connections = 10000  # from default\n"))
+        << out;
+    for (auto line :
+         {"\ndata.dir = \"./other \\\"data\\\"\"  # from --data\n",
+          "\nlog.level = \"info\"  # from default\n", "\nlog.file = true  # from default\n",
+          "\nlog.keep_days = 14  # from default\n",
+          "\nmeta.url = \"<redacted>\"  # from CLISONIX_META_URL\n"})
+        EXPECT_NE(out.find(line), std::string::npos) << line << " missing in\n" << out;
+    EXPECT_EQ(out.find("pw@"), std::string::npos);
 }
 
 TEST_F(config_test, show_prints_an_unset_secret_as_empty) {

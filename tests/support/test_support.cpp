@@ -292,19 +292,60 @@ run_result run_clisonix(const std::vector<std::string>& args, const std::vector<
 
 server_process::server_process(const std::vector<std::string>& extra_args,
                                const std::vector<std::string>& env)
-    : _port(free_port()) {
-    std::vector<std::string> argv{CLISONIX_BINARY, "serve",     "--port", std::to_string(_port),
-                                  "--data",        _data.str(), "--set",  "http.bind=127.0.0.1"};
+    : _data_path(_data.path()), _port(free_port()) {
+    start(extra_args, env);
+}
+
+server_process::server_process(on existing, const std::vector<std::string>& extra_args,
+                               const std::vector<std::string>& env)
+    : _data_path(existing.data_dir.path()), _port(free_port()) {
+    start(extra_args, env);
+}
+
+const std::string& server_process::token() {
+    if (!_token.empty()) return _token;
+    auto r = http_request(
+        _port, "POST", "/api/v1/auth/login",
+        std::string(R"({"username":"admin","password":")") + test_admin_password + "\"}",
+        {"Content-Type: application/json"});
+    const std::string marker = "\"access_token\":\"";
+    auto at = r.body.find(marker);
+    if (r.status != 200 || at == std::string::npos)
+        throw std::runtime_error("admin login failed: " + std::to_string(r.status) + " " + r.body);
+    at += marker.size();
+    _token = r.body.substr(at, r.body.find('"', at) - at);
+    return _token;
+}
+
+http_response server_process::get(std::string_view target) {
+    return http_request(_port, "GET", target, {}, {"Authorization: Bearer " + token()});
+}
+
+http_response server_process::post(std::string_view target, std::string_view body,
+                                   std::vector<std::string> headers) {
+    headers.push_back("Authorization: Bearer " + token());
+    return http_request(_port, "POST", target, body, headers);
+}
+
+void server_process::start(const std::vector<std::string>& extra_args,
+                           const std::vector<std::string>& env) {
+    std::vector<std::string> argv{CLISONIX_BINARY, "serve",
+                                  "--port",        std::to_string(_port),
+                                  "--data",        _data_path.string(),
+                                  "--set",         "http.bind=127.0.0.1"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-    _proc = std::make_unique<process>(argv, env, _data.path());
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    std::vector<std::string> environment{std::string("CLISONIX_ADMIN_PASSWORD=") +
+                                         test_admin_password};
+    environment.insert(environment.end(), env.begin(), env.end());
+    _proc = std::make_unique<process>(argv, environment, _data.path());
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
         if (http_request(_port, "GET", "/healthz").status == 200) return;
         if (!_proc->running())
             throw std::runtime_error("clisonix serve exited early: " + _proc->err());
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    throw std::runtime_error("clisonix serve did not answer /healthz in 20 s: " + _proc->err());
+    throw std::runtime_error("clisonix serve did not answer /healthz in 30 s: " + _proc->err());
 }
 
 }  // namespace clisonix::testing

@@ -104,20 +104,39 @@ run_result run_clisonix(const std::vector<std::string>& args,
                         const std::vector<std::string>& env = {},
                         const std::filesystem::path& cwd = {});
 
+// The password of the first admin of every server_process (CLISONIX_ADMIN_PASSWORD).
+inline constexpr const char* test_admin_password = "test-admin-password-1";
+
 // `clisonix serve` on a free port with a temp data dir, ready (healthz answered) on return.
+// get() and post() carry an admin access token; use http_request() to go without one.
 class server_process {
 public:
     explicit server_process(const std::vector<std::string>& extra_args = {},
                             const std::vector<std::string>& env = {});
+    // On an existing data dir, to restart a server on the data of an earlier one:
+    //   server_process again(server_process::on{data}, {});
+    struct on {
+        const temp_dir& data_dir;
+    };
+    server_process(on existing, const std::vector<std::string>& extra_args,
+                   const std::vector<std::string>& env = {});
     uint16_t port() const { return _port; }
+    const std::filesystem::path& data_path() const { return _data_path; }
     const temp_dir& data() const { return _data; }
     process& proc() { return *_proc; }
-    http_response get(std::string_view target) const { return http_request(_port, "GET", target); }
+    http_response get(std::string_view target);
+    http_response post(std::string_view target, std::string_view body,
+                       std::vector<std::string> headers = {});
+    // An access token of the admin user (logged in on first use).
+    const std::string& token();
 
 private:
+    void start(const std::vector<std::string>& extra_args, const std::vector<std::string>& env);
     temp_dir _data{"clisonix-data"};
+    std::filesystem::path _data_path;
     uint16_t _port;
     std::unique_ptr<process> _proc;
+    std::string _token;
 };
 
 }  // namespace clisonix::testing

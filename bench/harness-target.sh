@@ -1,0 +1,52 @@
+# Clisonix as a target of the side-by-side benchmark harness (../shared/bench/run.sh).
+# Contract: ../shared/bench/targets/INTERFACE.md. Run from the project root:
+#   ../shared/bench/run.sh $PWD/bench/harness-target.sh victoriametrics postgres
+# Uses build/clisonix (scripts/setup builds it). Writes are durable (storage.sync = always).
+CLISONIX_ROOT=${CLISONIX_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+CLISONIX_BIN=${CLISONIX_BIN:-$CLISONIX_ROOT/build/clisonix}
+CLISONIX_PORT=${CLISONIX_PORT:-18030}
+CLISONIX_URL=http://127.0.0.1:$CLISONIX_PORT
+
+t_version() { "$CLISONIX_BIN" version | head -n 1; }
+
+t_start() {
+    port_free "$CLISONIX_PORT"
+    rm -rf "$WORK_DIR/data"
+    mkdir -p "$WORK_DIR/data"
+    "$CLISONIX_BIN" serve --port "$CLISONIX_PORT" --data "$WORK_DIR/data" \
+        --set http.bind=127.0.0.1 --set log.level=warn >"$WORK_DIR/server.log" 2>&1 &
+    SERVER_PID=$!
+    wait_http "$CLISONIX_URL/healthz" "$SERVER_PID" || { cat "$WORK_DIR/server.log" >&2; return 1; }
+}
+
+t_setup() { :; }
+
+t_ingest() {
+    # Acknowledged writes are durable and at once queryable: nothing to flush afterwards.
+    "$LOADER" --mode http --url "$CLISONIX_URL/api/v1/write?precision=ns" --dir "$LP_DIR" \
+        --conns "$CONNS" >"$RUN_DIR/$TARGET.load.json"
+}
+
+t_verify() {
+    curl -sf "$CLISONIX_URL/api/v1/query?agg=count&group_by=measurement&from=0&to=4102444800000" |
+        python3 -c 'import json,sys; print(sum(s["points"][0][1] for s in json.load(sys.stdin)["series"]))'
+}
+
+t_size() { du -sb "$WORK_DIR/data/tsdb" | cut -f1; }
+
+t_prep() { :; }
+
+t_query() { python3 "$CLISONIX_ROOT/bench/clisonixq.py" "$CLISONIX_URL" "$1" "$RUN_DIR" "$TARGET"; }
+
+t_compact() {
+    curl -sf -X POST "$CLISONIX_URL/api/v1/storage/compact" >/dev/null
+}
+
+t_extra() { curl -sf "$CLISONIX_URL/api/v1/storage/stats" | tr -d '{}"' | tr ',:' '\n='; }
+
+t_stop() {
+    [ -n "${SERVER_PID:-}" ] || return 0
+    kill "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+    SERVER_PID=
+}
