@@ -323,6 +323,7 @@ private:
     status decode_block(const part& p, const part::entry& e, int64_t from, int64_t to,
                         std::vector<sample>& out, std::vector<std::string>* strings) const;
     void background();
+    void compactor();
     void syncer();
     error failed_error() const;
 
@@ -355,14 +356,16 @@ private:
     std::atomic<bool> _failed{false};
     std::string _failure;  // set once, before _failed
 
-    std::mutex _maint_mutex;  // flush, compaction, retention: one at a time
+    std::mutex _maint_mutex;    // flush and retention: one at a time
+    std::mutex _compact_mutex;  // compactions: one at a time, beside flushes
     uint64_t _next_part_seq = 1;
 
     std::mutex _bg_mutex;
     std::condition_variable _bg_cv;
     std::condition_variable _sync_cv;
     bool _stop = false;
-    std::thread _bg, _sync;
+    std::condition_variable _compact_cv;
+    std::thread _bg, _sync, _compactor;
 };
 
 // ---- open ----------------------------------------------------------------------------
@@ -387,6 +390,7 @@ status engine_impl::start() {
     restore_last_from_parts();
     if (auto s = replay_wal(); !s) return s;
     _bg = std::thread([this] { background(); });
+    _compactor = std::thread([this] { compactor(); });
     if (_opts.sync == options::sync_mode::interval) _sync = std::thread([this] { syncer(); });
     return {};
 }
@@ -559,7 +563,9 @@ engine_impl::~engine_impl() {
     }
     _bg_cv.notify_all();
     _sync_cv.notify_all();
+    _compact_cv.notify_all();
     if (_bg.joinable()) _bg.join();
+    if (_compactor.joinable()) _compactor.join();
     if (_sync.joinable()) _sync.join();
     if (!_index || !_segment) return;
     if (!_failed) {
@@ -995,16 +1001,18 @@ void engine_impl::delete_segments_upto(uint64_t seq) {
 // ---- compaction and retention -------------------------------------------------------------
 
 status engine_impl::compact() {
-    std::lock_guard lock(_maint_mutex);
-    std::vector<std::pair<int64_t, std::vector<std::shared_ptr<part>>>> todo;
     {
-        std::lock_guard vl(_view_mutex);
-        for (const auto& [day, pt] : _partitions)
-            if (pt.parts.size() > 1) todo.emplace_back(day, pt.parts);
+        std::lock_guard lock(_compact_mutex);
+        std::vector<std::pair<int64_t, std::vector<std::shared_ptr<part>>>> todo;
+        {
+            std::lock_guard vl(_view_mutex);
+            for (const auto& [day, pt] : _partitions)
+                if (pt.parts.size() > 1) todo.emplace_back(day, pt.parts);
+        }
+        for (const auto& [day, parts] : todo)
+            if (auto s = compact_partition(day, parts); !s) return s;
     }
-    for (const auto& [day, parts] : todo)
-        if (auto s = compact_partition(day, parts); !s) return s;
-    return {};
+    return apply_retention(now_ns());
 }
 
 status engine_impl::compact_tiered() {
@@ -1012,7 +1020,7 @@ status engine_impl::compact_tiered() {
     // Instead the newest parts are merged once there are several of about the same total
     // size as the part before them (each point is rewritten about log(n) times), and a
     // partition whose day is over (beyond yesterday) is merged into one.
-    std::lock_guard lock(_maint_mutex);
+    std::lock_guard lock(_compact_mutex);
     int64_t today = day_of(now_ns());
     std::vector<std::pair<int64_t, std::vector<std::shared_ptr<part>>>> todo;
     {
@@ -1024,11 +1032,11 @@ status engine_impl::compact_tiered() {
                 todo.emplace_back(day, parts);
                 continue;
             }
-            size_t first = parts.size() - 1;
-            uint64_t total = parts.back()->file_bytes();
-            while (first > 0 && parts[first - 1]->file_bytes() <= 2 * total)
-                total += parts[--first]->file_bytes();
-            if (parts.size() - first >= compact_min_parts)
+            std::vector<uint64_t> sizes;
+            for (const auto& p : parts)
+                sizes.push_back(p->file_bytes());
+            size_t first = tiered_merge_start(sizes, compact_min_parts);
+            if (first < parts.size())
                 todo.emplace_back(day,
                                   std::vector<std::shared_ptr<part>>(
                                       parts.begin() + static_cast<ptrdiff_t>(first), parts.end()));
@@ -1085,7 +1093,13 @@ status engine_impl::compact_partition(int64_t day,
     if (!merged) return merged.error();
     {
         std::lock_guard vl(_view_mutex);
-        auto& list = _partitions[day].parts;
+        // Retention may have dropped the partition meanwhile (its folder, the merged file
+        // included, is gone): nothing to install then.
+        auto it = _partitions.find(day);
+        if (it == _partitions.end()) return {};
+        auto& list = it->second.parts;
+        for (const auto& p : parts)
+            if (std::find(list.begin(), list.end(), p) == list.end()) return {};
         std::erase_if(list, [&](const auto& p) {
             return std::find(parts.begin(), parts.end(), p) != parts.end();
         });
@@ -1141,7 +1155,6 @@ status engine_impl::apply_retention(int64_t now) {
 // ---- background ------------------------------------------------------------------------------
 
 void engine_impl::background() {
-    auto last_maintenance = std::chrono::steady_clock::now();
     std::unique_lock lk(_bg_mutex);
     while (!_stop) {
         _bg_cv.wait_for(lk, std::chrono::milliseconds(200));
@@ -1156,14 +1169,22 @@ void engine_impl::background() {
             if (auto s = flush(); !s)
                 log::error("storage: background flush failed", {{"error", s.error().message}});
         }
-        auto now = std::chrono::steady_clock::now();
-        if (now - last_maintenance >= maintenance_every) {
-            last_maintenance = now;
-            if (auto s = compact_tiered(); !s)
-                log::error("storage: compaction failed", {{"error", s.error().message}});
-            if (auto s = apply_retention(now_ns()); !s)
-                log::error("storage: retention failed", {{"error", s.error().message}});
-        }
+        lk.lock();
+    }
+}
+
+// Compaction and retention run in their own thread so that a long merge never holds up the
+// flushes that keep the head within its memory bound.
+void engine_impl::compactor() {
+    std::unique_lock lk(_bg_mutex);
+    while (!_stop) {
+        _compact_cv.wait_for(lk, maintenance_every);
+        if (_stop) break;
+        lk.unlock();
+        if (auto s = compact_tiered(); !s)
+            log::error("storage: compaction failed", {{"error", s.error().message}});
+        if (auto s = apply_retention(now_ns()); !s)
+            log::error("storage: retention failed", {{"error", s.error().message}});
         lk.lock();
     }
 }

@@ -75,6 +75,15 @@ std::optional<uint64_t> parse_part_name(std::string_view name) {
     return v;
 }
 
+size_t tiered_merge_start(std::span<const uint64_t> sizes, size_t min_parts) {
+    if (sizes.empty()) return 0;
+    size_t first = sizes.size() - 1;
+    uint64_t total = sizes.back();
+    while (first > 0 && sizes[first - 1] <= 2 * total)
+        total += sizes[--first];
+    return sizes.size() - first >= std::max<size_t>(min_parts, 2) ? first : sizes.size();
+}
+
 void part_builder::add(series_id id, value_type type, std::span<const int64_t> ts,
                        std::span<const uint64_t> raw, std::span<const std::string> strings) {
     for (size_t b = 0; b < ts.size(); b += max_block_points) {

@@ -32,6 +32,11 @@ std::optional<int64_t> parse_day_name(std::string_view name);
 std::string part_name(uint64_t seq);  // "00000000000000000007.part"
 std::optional<uint64_t> parse_part_name(std::string_view name);
 
+// Background compaction policy: given a partition's part sizes in seq order, the index of
+// the first of the newest parts to merge (a suffix in which each older part is at most twice
+// the newer ones together), or sizes.size() when that suffix has fewer than `min_parts`.
+size_t tiered_merge_start(std::span<const uint64_t> sizes, size_t min_parts);
+
 class part {
 public:
     struct entry {

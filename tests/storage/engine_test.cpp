@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "storage/part.h"
 #include "storage/storage.h"
 #include "support/test_support.h"
 
@@ -565,6 +566,30 @@ TEST(storage_engine, retention_drops_whole_partitions_and_frees_disk) {
     EXPECT_TRUE(scan_all(*e, 0).empty());
 }
 
+TEST(storage_engine, compact_also_drops_what_a_shorter_retention_expires) {
+    testing::temp_dir d;
+    auto o = opts_for(d);
+    int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+    {
+        auto e = open_engine(o);  // no retention: anything goes
+        write_batch b;
+        auto s = *b.series("m f", value_type::float64);
+        b.add(s, now - 10 * day, 1);
+        b.add(s, now, 2);
+        ASSERT_TRUE(e->write(b).ok());
+    }
+    o.retention_ns = 3 * day;
+    auto e = open_engine(o);
+    EXPECT_EQ(e->statistics().partitions, 2u);
+    ASSERT_TRUE(e->compact().ok());
+    EXPECT_EQ(e->statistics().partitions, 1u);
+    auto pts = scan_all(*e, 0);
+    ASSERT_EQ(pts.size(), 1u);
+    EXPECT_EQ(pts[0].ts, now);
+}
+
 TEST(storage_engine, compaction_merges_parts_and_keeps_data_identical) {
     testing::temp_dir d;
     auto o = opts_for(d);
@@ -601,6 +626,17 @@ TEST(storage_engine, compaction_merges_parts_and_keeps_data_identical) {
         e.reset();
         e = open_engine(o);
     }
+}
+
+TEST(storage_engine, background_compaction_merges_the_newest_parts_of_similar_size) {
+    using v = std::vector<uint64_t>;
+    EXPECT_EQ(tiered_merge_start(v{}, 4), 0u);
+    EXPECT_EQ(tiered_merge_start(v{10, 10, 10}, 4), 3u);               // too few
+    EXPECT_EQ(tiered_merge_start(v{10, 10, 10, 10}, 4), 0u);           // all four
+    EXPECT_EQ(tiered_merge_start(v{100, 10, 10, 10, 10}, 4), 1u);      // not the big one
+    EXPECT_EQ(tiered_merge_start(v{100, 10, 10, 10}, 4), 4u);          // only three small ones
+    EXPECT_EQ(tiered_merge_start(v{100, 40, 10, 10, 10, 10}, 4), 0u);  // 40 <= 80, 100 <= 160
+    EXPECT_EQ(tiered_merge_start(v{1000, 40, 10, 10, 10, 10}, 4), 1u);
 }
 
 TEST(storage_engine, concurrent_writers_lose_nothing) {
