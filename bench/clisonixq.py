@@ -34,9 +34,14 @@ def request(qid, dev, metric, s, e):
     raise ValueError(qid)
 
 
+def workload_series(data):
+    """The workload's own series: without the <metric>.anomaly scores Clisonix adds."""
+    return [s for s in data["series"] if not s["metric"].endswith(".anomaly")]
+
+
 def normalise(qid, data):
     out = []
-    for s in data["series"]:
+    for s in workload_series(data):
         if qid == "q1":
             out.append((s["metric"], s["points"][0][1]))
         elif qid == "q4":
@@ -59,7 +64,7 @@ for line in open(qfile):
     rows = -1
     try:
         d = json.loads(body)
-        rows = sum(len(s["points"]) for s in d["series"])
+        rows = sum(len(s["points"]) for s in workload_series(d))
         if rep == "0":
             for k, v in normalise(qid, d):
                 check.write("%s\t%s\t%s\n" % (qid, k, repr(float(v)) if isinstance(v, float) else v))

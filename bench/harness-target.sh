@@ -2,7 +2,7 @@
 # Contract: ../shared/bench/targets/INTERFACE.md. Run from the project root:
 #   ../shared/bench/run.sh $PWD/bench/harness-target.sh victoriametrics postgres
 # Uses build/clisonix (scripts/setup builds it). Writes are durable (storage.sync = always).
-# CLISONIX_DETECTOR=off runs without anomaly scoring (default: the product's default, on).
+# BENCH_DETECTOR=off runs without anomaly scoring (default: the product's default, on).
 CLISONIX_ROOT=${CLISONIX_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 CLISONIX_BIN=${CLISONIX_BIN:-$CLISONIX_ROOT/build/clisonix}
 CLISONIX_PORT=${CLISONIX_PORT:-18030}
@@ -22,7 +22,7 @@ t_start() {
     mkdir -p "$WORK_DIR/data"
     "$CLISONIX_BIN" serve --port "$CLISONIX_PORT" --data "$WORK_DIR/data" \
         --set http.bind=127.0.0.1 --set log.level=warn \
-        --set analytics.detector="${CLISONIX_DETECTOR:-ensemble}" >"$WORK_DIR/server.log" 2>&1 &
+        --set analytics.detector="${BENCH_DETECTOR:-ensemble}" >"$WORK_DIR/server.log" 2>&1 &
     SERVER_PID=$!
     wait_http "$CLISONIX_URL/healthz" "$SERVER_PID" || { cat "$WORK_DIR/server.log" >&2; return 1; }
     # An API key for the loader (InfluxDB 1.x style: the key as the `p` parameter of /write,

@@ -39,50 +39,117 @@ std::string_view field_of(std::string_view key) {
 
 }  // namespace
 
-anomaly_scoring::anomaly_scoring(std::string detector, std::string metrics, size_t max_series)
-    : _metrics(std::move(metrics)), _detectors(detector, max_series) {}
+anomaly_scoring::anomaly_scoring(storage::engine& engine, std::string detector, std::string metrics,
+                                 size_t max_series, size_t max_queued)
+    : _engine(engine),
+      _metrics(std::move(metrics)),
+      _detectors(detector, max_series),
+      _max_queued(max_queued),
+      _scored(metrics::global().get_counter("clisonix_anomaly_points_scored_total",
+                                            "Points given an anomaly score")),
+      _skipped(
+          metrics::global().get_counter("clisonix_anomaly_points_skipped_total",
+                                        "Points left unscored because writes outran the detector")),
+      _thread([this] { run(); }) {}
+
+anomaly_scoring::~anomaly_scoring() {
+    {
+        std::lock_guard lock(_mutex);
+        _stop = true;
+    }
+    _wake.notify_all();
+    _thread.join();
+}
 
 uint32_t anomaly_scoring::id_of(std::string_view key) {
-    std::lock_guard lock(_ids_mutex);
     auto it = _ids.find(key);
     if (it != _ids.end()) return it->second;
-    auto id = static_cast<uint32_t>(_ids.size());
+    auto id = static_cast<uint32_t>(_score_keys.size());
     _ids.emplace(std::string(key), id);
+    _score_keys.push_back(std::string(key) + std::string(suffix));
     return id;
 }
 
-void anomaly_scoring::score(storage::write_batch& batch) {
+void anomaly_scoring::enqueue(const storage::write_batch& batch) {
     const auto& series = batch.series_entries();
-    const size_t original_series = series.size();
-    // Per batch series: its detector id and the index of its score series (or -1).
-    std::vector<int64_t> score_series(original_series, -1);
-    std::vector<uint32_t> ids(original_series, 0);
-    std::string key;
-    for (size_t i = 0; i < original_series; ++i) {
-        const auto& entry = series[i];
-        if (entry.type != storage::value_type::float64 && entry.type != storage::value_type::int64)
-            continue;
-        auto field = field_of(entry.key);
-        if (field.ends_with(suffix) || !glob(_metrics, field)) continue;
-        ids[i] = id_of(entry.key);
-        key.assign(entry.key).append(suffix);
-        auto index = batch.series(key, storage::value_type::float64);
-        if (index) score_series[i] = *index;
+    size_t skipped = 0;
+    {
+        std::lock_guard lock(_mutex);
+        // Per batch series: its id, or -1 when it is not scored.
+        std::vector<int64_t> ids(series.size(), -1);
+        for (size_t i = 0; i < series.size(); ++i) {
+            const auto& entry = series[i];
+            if (entry.type != storage::value_type::float64 &&
+                entry.type != storage::value_type::int64)
+                continue;
+            auto field = field_of(entry.key);
+            if (field.ends_with(suffix) || !glob(_metrics, field)) continue;
+            ids[i] = id_of(entry.key);
+        }
+        for (const auto& p : batch.points()) {
+            if (ids[p.series] < 0) continue;
+            if (_queue.size() >= _max_queued) {
+                ++skipped;
+                continue;
+            }
+            double v = series[p.series].type == storage::value_type::float64
+                           ? std::bit_cast<double>(p.raw)
+                           : static_cast<double>(static_cast<int64_t>(p.raw));
+            _queue.push_back({static_cast<uint32_t>(ids[p.series]), p.ts, v});
+        }
     }
-    // Points of a series in time order, as the detector must see them.
-    std::vector<storage::write_batch::point> scored;
-    for (const auto& p : batch.points())
-        if (p.series < original_series && score_series[p.series] >= 0) scored.push_back(p);
-    std::stable_sort(scored.begin(), scored.end(), [](const auto& a, const auto& b) {
-        return a.series != b.series ? a.series < b.series : a.ts < b.ts;
-    });
-    for (const auto& p : scored) {
-        const auto type = series[p.series].type;
-        double v = type == storage::value_type::float64
-                       ? std::bit_cast<double>(p.raw)
-                       : static_cast<double>(static_cast<int64_t>(p.raw));
-        double s = _detectors.score(ids[p.series], p.ts, v);
-        batch.add(static_cast<uint32_t>(score_series[p.series]), p.ts, s);
+    if (skipped) _skipped.inc(static_cast<double>(skipped));
+    _wake.notify_one();
+}
+
+void anomaly_scoring::drain() {
+    std::unique_lock lock(_mutex);
+    _idle.wait(lock, [this] { return (_queue.empty() && !_busy) || _stop; });
+}
+
+void anomaly_scoring::run() {
+    std::vector<job> work;
+    storage::write_batch scores;
+    std::vector<int64_t> batch_index;  // id -> index in `scores`, per round
+    for (;;) {
+        {
+            std::unique_lock lock(_mutex);
+            _busy = false;
+            _idle.notify_all();
+            _wake.wait(lock, [this] { return _stop || !_queue.empty(); });
+            if (_stop) return;
+            work.swap(_queue);
+            _busy = true;
+        }
+        // Each series' points in time order, as its detector must see them.
+        std::stable_sort(work.begin(), work.end(), [](const job& a, const job& b) {
+            return a.id != b.id ? a.id < b.id : a.ts < b.ts;
+        });
+        scores.clear();
+        batch_index.clear();
+        for (const auto& j : work) {
+            if (j.id >= batch_index.size()) batch_index.resize(j.id + 1, -1);
+            if (batch_index[j.id] < 0) {
+                std::string key;
+                {
+                    std::lock_guard lock(_mutex);
+                    key = _score_keys[j.id];
+                }
+                auto index = scores.series(key, storage::value_type::float64);
+                batch_index[j.id] = index ? *index : -2;
+            }
+            if (batch_index[j.id] < 0) continue;
+            scores.add(static_cast<uint32_t>(batch_index[j.id]), j.ts,
+                       _detectors.score(j.id, j.ts, j.value));
+        }
+        if (!scores.empty()) {
+            if (auto st = _engine.write(scores); !st)
+                log::warn("anomaly scores not stored",
+                          {{"error", st.error().message}, {"points", scores.point_count()}});
+            else
+                _scored.inc(static_cast<double>(scores.point_count()));
+        }
+        work.clear();
     }
 }
 

@@ -223,9 +223,9 @@ int serve(const config::config& cfg) {
             return exit_usage;
         }
         scoring = std::make_unique<anomaly_scoring>(
-            detector, cfg.get_string("analytics.metrics"),
+            **engine, detector, cfg.get_string("analytics.metrics"),
             static_cast<size_t>(cfg.get_int("storage.max_series")));
-        pipeline.add_enricher([&scoring](storage::write_batch& b) { scoring->score(b); });
+        pipeline.add_listener([&scoring](const storage::write_batch& b) { scoring->enqueue(b); });
     }
 
     http::router routes;

@@ -25,6 +25,21 @@ std::string range_all() {
     return "from=0&to=4102444800000";
 }
 
+// Anomaly scores are written beside the data by a scoring thread: wait until `target`
+// answers with at least `points` points in its first series (or 20 s pass).
+testing::http_response wait_for_points(server_process& srv, const std::string& target,
+                                       size_t points) {
+    testing::http_response r;
+    for (int i = 0; i < 400; ++i) {
+        r = srv.get(target);
+        auto doc = boost::json::parse(r.body).as_object();
+        const auto& series = doc.at("series").as_array();
+        if (!series.empty() && series.at(0).at("points").as_array().size() >= points) break;
+        std::this_thread::sleep_for(50ms);
+    }
+    return r;
+}
+
 boost::json::array points_of(const testing::http_response& r, size_t series_index = 0) {
     auto doc = boost::json::parse(r.body).as_object();
     return doc.at("series").as_array().at(series_index).at("points").as_array();
@@ -91,6 +106,8 @@ TEST(storage_api_test, json_telemetry_reads_back_exactly) {
               "{\"series\":[{\"measurement\":\"telemetry\",\"tags\":{\"device\":"
               "\"pump-1\"},\"metric\":\"temperature\",\"points\":[[1704067200000,21.5],"
               "[1704067210000,22]]}]}");
+    wait_for_points(srv, "/api/v1/query?device=pump-1&metric=temperature.anomaly&" + range_all(),
+                    2);
     auto last = srv.get("/api/v1/last?device=pump-1");
     ASSERT_EQ(last.status, 200);
     auto doc = boost::json::parse(last.body).as_object();
@@ -111,8 +128,8 @@ TEST(storage_api_test, numeric_series_get_an_anomaly_score_series) {
                 std::to_string(i == 1400 ? 500.0 : 20.0 + (i % 5) * 0.1) + ",mode=\"auto\" " +
                 std::to_string(t0_ms + i * 10'000) + "\n";
     ASSERT_EQ(srv.post("/api/v1/write?precision=ms", body).status, 204);
-    auto scores =
-        points_of(srv.get("/api/v1/query?device=p1&metric=temperature.anomaly&" + range_all()));
+    auto scores = points_of(wait_for_points(
+        srv, "/api/v1/query?device=p1&metric=temperature.anomaly&" + range_all(), 1500));
     ASSERT_EQ(scores.size(), 1500u);
     double spike = 0, calm = 0;
     for (size_t i = 0; i < scores.size(); ++i) {
