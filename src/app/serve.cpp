@@ -137,6 +137,25 @@ std::vector<http::middleware> middleware_chain(const gateway::settings& gw,
             gateway::validate_json(routes)};
 }
 
+// A device's access token: issued on first call, rotated on each later one, shown once.
+void add_device_token_routes(http::router& routes, auth::auth_service& auth) {
+    routes.add({http::method::post, "/api/v1/devices/{device}/token",
+                "Issue or rotate a device's access token (shown once)", http::permission::devices,
+                [&auth](http::request& req) {
+                    const auto* p = auth::current_principal(req);
+                    auth::actor by{p ? p->name : "anonymous", req.remote_address};
+                    auto device = req.path_param("device");
+                    auto token = auth.issue_device_token(device, by);
+                    if (!token && token.error().code == "conflict")
+                        token = auth.rotate_device_token(device, by);
+                    if (!token)
+                        return http::response::from_error(
+                            token.error().code == "invalid_argument" ? 400 : 503, token.error());
+                    return http::response::json(201, "{\"device\":\"" + std::string(device) +
+                                                         "\",\"token\":\"" + *token + "\"}");
+                }});
+}
+
 // Routes the integration tests need and users never see: only with CLISONIX_TEST_ROUTES=1.
 void add_test_routes(http::router& routes) {
     const char* enabled = std::getenv("CLISONIX_TEST_ROUTES");
@@ -233,6 +252,12 @@ int serve(const config::config& cfg) {
     auth.add_routes(routes);
     add_storage_routes(routes, **engine);
     ingest::add_routes(routes, pipeline, ingest_limits_from(cfg));
+    ingest::add_device_routes(routes, pipeline, ingest_limits_from(cfg),
+                              [](const http::request& req) {
+                                  const auto* p = auth::current_principal(req);
+                                  return p ? p->device : std::string();
+                              });
+    add_device_token_routes(routes, auth);
     query::add_routes(routes, **engine);
     add_test_routes(routes);
 

@@ -34,6 +34,7 @@
 
 namespace clisonix::http {
 class router;
+struct request;
 }
 
 namespace clisonix::ingest {
@@ -120,6 +121,14 @@ private:
 // 204 on success; 400 parse errors and type conflicts; 413 limits; 415 an unknown
 // Content-Encoding; 503 + Retry-After: 1 when the engine is overloaded.
 void add_routes(http::router& routes, pipeline& sink, const limits& bounds);
+
+// The device that the credential of a request speaks for ("" for none).
+using device_of_request = std::function<std::string(const http::request&)>;
+
+// POST /api/v1/telemetry (device token as Bearer) and POST /api/v1/{device_token}/telemetry:
+// JSON telemetry written as the device the token belongs to, and no other (403 without one).
+void add_device_routes(http::router& routes, pipeline& sink, const limits& bounds,
+                       device_of_request device_of);
 
 // Inflates a gzip body into `out`, at most `max_bytes` of it. Errors: "too_large" beyond
 // the bound, "invalid_argument" for bytes that are not gzip.

@@ -141,14 +141,15 @@ http::response write_lines(http::request& req, pipeline& sink, const limits& bou
     return st ? http::response::no_content() : answer(st.error());
 }
 
-http::response write_telemetry(http::request& req, pipeline& sink, const limits& bounds) {
+http::response write_telemetry(http::request& req, pipeline& sink, const limits& bounds,
+                               std::string_view device) {
     json_options opts;
     opts.bounds = bounds;
     opts.now_ns = now_ns();
     auto& state = local_state();
     auto body = decoded_body(req, bounds, state.inflated);
     if (!body) return answer(body.error());
-    status st = state.telemetry.parse(*body, req.path_param("device"), opts, state.batch);
+    status st = state.telemetry.parse(*body, device, opts, state.batch);
     if (st) st = sink.submit(state.batch);
     state.trim();
     return st ? http::response::no_content() : answer(st.error());
@@ -176,11 +177,32 @@ void add_routes(http::router& routes, pipeline& sink, const limits& bounds) {
                 }});
     // No request schema: the body may be gzip, which a schema check before decoding would
     // refuse; the parser names the JSON path of every mistake itself.
-    routes.add(
-        {method::post, "/api/v1/devices/{device}/telemetry",
-         "Write one device's telemetry as JSON: {\"metric\":value}, "
-         "{\"ts\":ms,\"values\":{...}} or an array of these",
-         w, [&sink, bounds](http::request& req) { return write_telemetry(req, sink, bounds); }});
+    routes.add({method::post, "/api/v1/devices/{device}/telemetry",
+                "Write one device's telemetry as JSON: {\"metric\":value}, "
+                "{\"ts\":ms,\"values\":{...}} or an array of these",
+                w, [&sink, bounds](http::request& req) {
+                    return write_telemetry(req, sink, bounds, req.path_param("device"));
+                }});
+}
+
+void add_device_routes(http::router& routes, pipeline& sink, const limits& bounds,
+                       device_of_request device_of) {
+    using http::method;
+    auto handle = [&sink, bounds, device_of](http::request& req) {
+        std::string device = device_of(req);
+        if (device.empty())
+            return http::response::error(403, "forbidden",
+                                         "This route takes a device token: the device it "
+                                         "names is the one written");
+        return write_telemetry(req, sink, bounds, device);
+    };
+    routes.add({method::post, "/api/v1/telemetry",
+                "A device writes its own telemetry (JSON) with Authorization: Bearer <device "
+                "token>",
+                http::permission::device, handle});
+    routes.add({method::post, "/api/v1/{device_token}/telemetry",
+                "A device writes its own telemetry (JSON), its token in the path",
+                http::permission::device, handle});
 }
 
 }  // namespace clisonix::ingest

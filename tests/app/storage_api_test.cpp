@@ -281,5 +281,47 @@ TEST(storage_api_test, acknowledged_points_survive_sigkill) {
     }
 }
 
+// A device writes with its own token, as itself and as nothing else.
+TEST(device_token_test, a_device_writes_its_own_telemetry_and_nothing_else) {
+    server_process srv;
+    auto issued = srv.post("/api/v1/devices/pump-7/token", "");
+    ASSERT_EQ(issued.status, 201) << issued.body;
+    std::string token(boost::json::parse(issued.body).at("token").as_string());
+    std::string bearer = "Authorization: Bearer " + token;
+
+    auto header_form = http_request(srv.port(), "POST", "/api/v1/telemetry",
+                                    R"({"ts":1704067200000,"values":{"temperature":20.5}})",
+                                    {bearer, "Content-Type: application/json"});
+    EXPECT_EQ(header_form.status, 204) << header_form.body;
+    auto path_form = http_request(srv.port(), "POST", "/api/v1/" + token + "/telemetry",
+                                  R"({"ts":1704067210000,"values":{"temperature":21.5}})",
+                                  {"Content-Type: application/json"});
+    EXPECT_EQ(path_form.status, 204) << path_form.body;
+
+    // Another device's route, the query API and a forged token are all refused.
+    auto other = http_request(srv.port(), "POST", "/api/v1/devices/pump-8/telemetry",
+                              R"({"temperature":99})", {bearer});
+    EXPECT_EQ(other.status, 403);
+    EXPECT_EQ(http_request(srv.port(), "GET", "/api/v1/query", {}, {bearer}).status, 403);
+    EXPECT_EQ(
+        http_request(srv.port(), "POST", "/api/v1/not-a-token/telemetry", R"({"temperature":1})")
+            .status,
+        401);
+
+    auto q = srv.get("/api/v1/query?device=pump-*&metric=temperature&" + range_all());
+    EXPECT_EQ(q.body,
+              "{\"series\":[{\"measurement\":\"telemetry\",\"tags\":{\"device\":"
+              "\"pump-7\"},\"metric\":\"temperature\",\"points\":[[1704067200000,20.5],"
+              "[1704067210000,21.5]]}]}");
+
+    // Rotation: the old token stops working at once.
+    auto rotated = srv.post("/api/v1/devices/pump-7/token", "");
+    ASSERT_EQ(rotated.status, 201);
+    EXPECT_EQ(
+        http_request(srv.port(), "POST", "/api/v1/telemetry", R"({"temperature":1})", {bearer})
+            .status,
+        401);
+}
+
 }  // namespace
 }  // namespace clisonix

@@ -690,6 +690,76 @@ TEST(storage_engine, concurrent_writers_lose_nothing) {
     check();
 }
 
+// Writers, readers, flushes and compactions at once: readers never see a point vanish or a
+// time out of order, and the end state is every point written.
+TEST(storage_engine, reads_flushes_and_compactions_run_safely_beside_writes) {
+    testing::temp_dir d;
+    auto o = opts_for(d);
+    o.max_head_bytes = 256 << 10;
+    auto e = open_engine(o);
+    constexpr int writers = 2, batches = 60, per = 50;
+    std::atomic<int> done{0};
+    std::atomic<int> problems{0};
+    std::vector<std::thread> ts;
+    for (int w = 0; w < writers; ++w)
+        ts.emplace_back([&, w] {
+            write_batch b;
+            for (int k = 0; k < batches; ++k) {
+                b.clear();
+                auto id = *b.series("m,w=" + std::to_string(w) + " v", value_type::float64);
+                for (int i = 0; i < per; ++i)
+                    b.add(id, t0 + (k * per + i) * sec, k * per + i);
+                for (;;) {
+                    auto st = e->write(b);
+                    if (st.ok()) break;
+                    if (st.error().code != "overloaded") {
+                        ++problems;
+                        break;
+                    }
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                }
+            }
+            ++done;
+        });
+    ts.emplace_back([&] {  // a reader: counts only grow, times strictly ascend
+        std::vector<size_t> seen(writers, 0);
+        while (done.load() < writers) {
+            for (int w = 0; w < writers; ++w) {
+                auto info = e->series_by_key("m,w=" + std::to_string(w) + " v");
+                if (!info) continue;
+                std::vector<sample> out;
+                if (!e->scan(info->id, INT64_MIN, INT64_MAX, out).ok()) ++problems;
+                for (size_t i = 1; i < out.size(); ++i)
+                    if (out[i - 1].ts >= out[i].ts) ++problems;
+                if (out.size() < seen[w]) ++problems;
+                seen[w] = out.size();
+                std::vector<std::pair<int64_t, summary>> agg;
+                if (!e->aggregate(info->id, t0, t0 + day, 60 * sec, agg).ok()) ++problems;
+                uint64_t n = 0;
+                for (const auto& [bucket, sm] : agg)
+                    n += sm.count;
+                if (n < out.size()) ++problems;
+            }
+        }
+    });
+    ts.emplace_back([&] {  // maintenance by hand as well as in the background
+        while (done.load() < writers) {
+            if (!e->flush().ok()) ++problems;
+            if (!e->compact().ok()) ++problems;
+            (void)e->statistics();
+        }
+    });
+    for (auto& t : ts)
+        t.join();
+    EXPECT_EQ(problems.load(), 0);
+    for (int w = 0; w < writers; ++w) {
+        auto pts = scan_all(*e, id_of(*e, "m,w=" + std::to_string(w) + " v"));
+        ASSERT_EQ(pts.size(), static_cast<size_t>(batches * per));
+        for (size_t i = 0; i < pts.size(); ++i)
+            ASSERT_EQ(std::bit_cast<double>(pts[i].raw), static_cast<double>(i));
+    }
+}
+
 TEST(storage_engine, a_full_head_pushes_back_with_overloaded) {
     testing::temp_dir d;
     auto o = opts_for(d);
@@ -790,6 +860,28 @@ TEST(storage_engine, the_first_and_last_representable_timestamps_round_trip) {
     EXPECT_EQ(agg[0].first, INT64_MIN);  // the bucket would start before time does
     EXPECT_EQ(agg[0].second.count, 2u);
     EXPECT_EQ(agg[0].second.sum, 3);
+}
+
+TEST(storage_engine, the_latest_value_comes_back_exactly_from_parts) {
+    testing::temp_dir d;
+    auto o = opts_for(d);
+    const int64_t big = (int64_t{1} << 60) + 1;  // not exact as a double
+    {
+        auto e = open_engine(o);
+        write_batch b;
+        b.add_int(*b.series("m i", value_type::int64), t0 + 5, big);
+        b.add_int(*b.series("m i", value_type::int64), t0 + 1, 3);
+        b.add(*b.series("m f", value_type::float64), t0 + 2, -0.1);
+        b.add_bool(*b.series("m b", value_type::boolean), t0 + 3, true);
+        ASSERT_TRUE(e->write(b).ok());
+        ASSERT_TRUE(e->flush().ok());
+    }
+    auto e = open_engine(o);
+    ASSERT_TRUE(e->last(0).has_value());
+    EXPECT_EQ(e->last(0)->ts, t0 + 5);
+    EXPECT_EQ(static_cast<int64_t>(e->last(0)->raw), big);
+    EXPECT_EQ(std::bit_cast<double>(e->last(1)->raw), -0.1);
+    EXPECT_EQ(e->last(2)->raw, 1u);
 }
 
 TEST(storage_engine, bad_arguments_are_errors) {
