@@ -9,6 +9,8 @@
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
 
+#include <atomic>
+#include <barrier>
 #include <bit>
 #include <filesystem>
 #include <string>
@@ -90,8 +92,8 @@ void BM_write_sync_interval(benchmark::State& state) {
     write_one_thread(state, options::sync_mode::interval);
 }
 
-// `writers` threads, each writing its own batches (disjoint time ranges) at once: the
-// fsyncs are shared by group commit.
+// `writers` long-lived threads (as the HTTP workers are), each writing its own batch (disjoint
+// time ranges) at once: the fsyncs are shared by group commit.
 void BM_write_concurrent(benchmark::State& state) {
     int writers = static_cast<int>(state.range(0));
     temp_dir dir;
@@ -103,19 +105,32 @@ void BM_write_concurrent(benchmark::State& state) {
     int64_t n = 0;
     fill(batches[0], n++);
     benchmark::DoNotOptimize(e->write(batches[0]).ok());
+    std::barrier start(writers + 1), finish(writers + 1);
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> ts;
+    for (int w = 0; w < writers; ++w)
+        ts.emplace_back([&, w] {
+            for (;;) {
+                start.arrive_and_wait();
+                if (stop) return;
+                benchmark::DoNotOptimize(e->write(batches[w]).ok());
+                finish.arrive_and_wait();
+            }
+        });
     uint64_t points = 0;
     for (auto _ : state) {
         state.PauseTiming();
         for (int w = 0; w < writers; ++w)
             fill(batches[w], n++);
         state.ResumeTiming();
-        std::vector<std::thread> ts;
-        for (int w = 0; w < writers; ++w)
-            ts.emplace_back([&, w] { benchmark::DoNotOptimize(e->write(batches[w]).ok()); });
-        for (auto& t : ts)
-            t.join();
+        start.arrive_and_wait();
+        finish.arrive_and_wait();
         points += static_cast<uint64_t>(writers) * batches[0].point_count();
     }
+    stop = true;
+    start.arrive_and_wait();
+    for (auto& t : ts)
+        t.join();
     state.counters["points_per_s"] =
         benchmark::Counter(static_cast<double>(points), benchmark::Counter::kIsRate);
 }

@@ -884,6 +884,65 @@ TEST(storage_engine, the_latest_value_comes_back_exactly_from_parts) {
     EXPECT_EQ(e->last(2)->raw, 1u);
 }
 
+TEST(storage_engine, interval_sync_mode_acknowledges_and_logs_writes) {
+    testing::temp_dir d;
+    auto o = opts_for(d);
+    o.sync = options::sync_mode::interval;
+    o.sync_interval = std::chrono::milliseconds(10);
+    auto e = open_engine(o);
+    write_batch b;
+    auto s = *b.series("m f", value_type::float64);
+    for (int i = 0; i < 100; ++i)
+        b.add(s, t0 + i, i);
+    ASSERT_TRUE(e->write(b).ok());
+    EXPECT_EQ(scan_all(*e, 0).size(), 100u);  // visible at once
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // What a crash of the process now leaves: the WAL (written; the background fsyncs it).
+    fs::copy(o.dir, d.str() + "/copy", fs::copy_options::recursive);
+    e.reset();
+    o.dir = d.str() + "/copy";
+    e = open_engine(o);
+    EXPECT_EQ(scan_all(*e, 0).size(), 100u);
+}
+
+TEST(storage_engine, damaged_parts_give_errors_not_crashes) {
+    testing::temp_dir d;
+    auto o = opts_for(d);
+    {
+        auto e = open_engine(o);
+        write_batch b;
+        auto s = *b.series("m f", value_type::float64);
+        for (int i = 0; i < 1000; ++i)
+            b.add(s, t0 + i * sec, i * 0.5);
+        b.add(*b.series("m g", value_type::float64), t0 + day, 1);
+        ASSERT_TRUE(e->write(b).ok());
+    }
+    std::vector<fs::path> parts;
+    for (const auto& f : fs::recursive_directory_iterator(o.dir + "/parts"))
+        if (f.path().extension() == ".part") parts.push_back(f.path());
+    std::sort(parts.begin(), parts.end());
+    ASSERT_EQ(parts.size(), 2u);  // t0's day ("m f"), the next day ("m g")
+    auto bytes = testing::read_file(parts[0]);
+    bytes[20] ^= 0x01;  // inside the first block of "m f"
+    testing::write_file(parts[0], bytes);
+    {
+        auto e = open_engine(o);
+        std::vector<sample> out;
+        auto st = e->scan(0, INT64_MIN, INT64_MAX, out);
+        ASSERT_FALSE(st.ok());
+        EXPECT_EQ(st.error().code, "corrupt");
+        EXPECT_NE(st.error().message.find(parts[0].string()), std::string::npos)
+            << st.error().message;
+        EXPECT_EQ(scan_all(*e, 1).size(), 1u);  // the other partition still reads
+    }
+    bytes = testing::read_file(parts[1]);
+    bytes[bytes.size() - 5] ^= 0x01;  // the footer's checksum
+    testing::write_file(parts[1], bytes);
+    auto e = open_engine(o);  // the damaged part is skipped, the engine opens
+    EXPECT_TRUE(scan_all(*e, 1).empty());
+    EXPECT_EQ(e->statistics().partitions, 1u);
+}
+
 TEST(storage_engine, bad_arguments_are_errors) {
     testing::temp_dir d;
     auto e = open_engine(opts_for(d));
