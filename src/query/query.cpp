@@ -407,7 +407,10 @@ result<spec> parse_spec(const std::map<std::string, std::string, std::less<>>& p
     spec s;
     s.from = now_ns - 3'600'000'000'000;
     s.to = now_ns;
-    for (const auto& [key, text] : params) {
+    for (const auto& param : params) {
+        // Named references, not a structured binding: lambdas capture them (clang 14).
+        const std::string& key = param.first;
+        const std::string& text = param.second;
         auto invalid = [&](const std::string& why) {
             return make_error("invalid_argument", key + ": " + why, key);
         };
