@@ -1,0 +1,47 @@
+// Two Clisonix processes behind one address share their rate limits through a real Redis.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "support/test_support.h"
+
+namespace clisonix {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::http_request;
+using testing::process;
+using testing::server_process;
+
+TEST(cluster_test, two_processes_share_one_login_limit_through_redis) {
+    testing::temp_dir redis_dir;
+    uint16_t redis_port = testing::free_port();
+    process redis({"/usr/bin/redis-server", "--port", std::to_string(redis_port), "--bind",
+                   "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redis_dir.str()});
+    for (int i = 0; i < 100 && !testing::connection(redis_port).connected(); ++i)
+        std::this_thread::sleep_for(50ms);
+    std::vector<std::string> shared = {"--set",
+                                       "redis.url=redis://127.0.0.1:" + std::to_string(redis_port),
+                                       "--set", "gateway.login_limit=6"};
+    server_process a(shared), b(shared);
+
+    auto login = [](uint16_t port) {
+        return http_request(port, "POST", "/api/v1/auth/login",
+                            R"({"username":"nobody","password":"wrong-password-123"})",
+                            {"Content-Type: application/json"});
+    };
+    // Six attempts spread over both processes use up the one limit...
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_NE(login(a.port()).status, 429);
+        EXPECT_NE(login(b.port()).status, 429);
+    }
+    // ...so the seventh is refused, whichever process it reaches.
+    auto refused = login(b.port());
+    EXPECT_EQ(refused.status, 429) << refused.body;
+    EXPECT_FALSE(refused.header("retry-after").empty());
+    EXPECT_EQ(refused.header("ratelimit-limit"), "6");
+    EXPECT_EQ(login(a.port()).status, 429);
+}
+
+}  // namespace
+}  // namespace clisonix
