@@ -1,5 +1,7 @@
 #include "app/anomaly_scoring.h"
 
+#include "query/query.h"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -10,28 +12,6 @@ namespace clisonix::app {
 namespace {
 
 constexpr std::string_view suffix = ".anomaly";
-
-// `*` and `?` globs over a field name.
-bool glob(std::string_view pattern, std::string_view text) {
-    size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
-    while (t < text.size()) {
-        if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
-            ++p;
-            ++t;
-        } else if (p < pattern.size() && pattern[p] == '*') {
-            star = p++;
-            mark = t;
-        } else if (star != std::string_view::npos) {
-            p = star + 1;
-            t = ++mark;
-        } else {
-            return false;
-        }
-    }
-    while (p < pattern.size() && pattern[p] == '*')
-        ++p;
-    return p == pattern.size();
-}
 
 // The field of a canonical key: after the last unescaped space.
 std::string_view field_of(std::string_view key) {
@@ -86,7 +66,7 @@ void anomaly_scoring::enqueue(const storage::write_batch& batch) {
                 entry.type != storage::value_type::int64)
                 continue;
             auto field = field_of(entry.key);
-            if (field.ends_with(suffix) || !glob(_metrics, field)) continue;
+            if (field.ends_with(suffix) || !query::glob_match(_metrics, field)) continue;
             ids[i] = id_of(entry.key);
         }
         for (const auto& p : batch.points()) {

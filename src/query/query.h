@@ -92,6 +92,9 @@ std::string to_csv(const std::vector<series_result>& results);
 // /api/v1/series ({"series":[{"measurement","tags","metric","type"}]}).
 void add_routes(http::router& routes, const storage::engine& engine);
 
+// `*` matches any run of characters, `?` one; everything else is literal.
+bool glob_match(std::string_view pattern, std::string_view text);
+
 // Parses "10s", "1m", "1h", "250ms", "1d" into nanoseconds; an error names `field`.
 result<int64_t> parse_step(std::string_view text, std::string_view field);
 // Parses a point in time (see `from`) into nanoseconds.
