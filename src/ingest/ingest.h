@@ -35,7 +35,7 @@
 namespace clisonix::http {
 class router;
 struct request;
-}
+}  // namespace clisonix::http
 
 namespace clisonix::ingest {
 
