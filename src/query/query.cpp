@@ -8,6 +8,7 @@
 #include <ctime>
 #include <map>
 #include <optional>
+#include <thread>
 
 namespace clisonix::query {
 
@@ -200,14 +201,39 @@ status evaluate(const storage::engine& engine, const spec& s, aggregate agg, int
     // Summaries: the engine answers from block summaries where it can.
     // A single bucket over [from, to) uses a step no timestamp in range can cross.
     const int64_t engine_step = step == 0 ? (int64_t{1} << 62) : step;
-    std::map<int64_t, storage::summary> buckets;
-    std::vector<std::pair<int64_t, storage::summary>> part;
-    for (const auto* member : g.members) {
-        part.clear();
-        if (auto st = engine.aggregate(member->id, s.from, s.to, engine_step, part); !st) return st;
-        for (auto& [b, sum] : part)
-            merge(buckets[step == 0 ? s.from : b], sum);
-    }
+    using bucket_map = std::map<int64_t, storage::summary>;
+    auto fold = [&](size_t begin, size_t end, bucket_map& into) -> status {
+        std::vector<std::pair<int64_t, storage::summary>> part;
+        for (size_t m = begin; m < end; ++m) {
+            part.clear();
+            if (auto st = engine.aggregate(g.members[m]->id, s.from, s.to, engine_step, part); !st)
+                return st;
+            for (auto& [b, sum] : part)
+                merge(into[step == 0 ? s.from : b], sum);
+        }
+        return {};
+    };
+    // A fleet-wide aggregate decodes many series: split them over the cores in contiguous
+    // chunks, merged in order, so that the answer is the same on every run.
+    const size_t members = g.members.size();
+    const size_t chunks =
+        members < 256 ? 1 : std::min<size_t>(4, std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<bucket_map> partial(chunks);
+    std::vector<status> results(chunks);
+    std::vector<std::thread> helpers;
+    for (size_t c = 1; c < chunks; ++c)
+        helpers.emplace_back([&, c] {
+            results[c] = fold(members * c / chunks, members * (c + 1) / chunks, partial[c]);
+        });
+    results[0] = fold(0, members / chunks, partial[0]);
+    for (auto& t : helpers)
+        t.join();
+    for (const auto& st : results)
+        if (!st) return st;
+    bucket_map& buckets = partial[0];
+    for (size_t c = 1; c < chunks; ++c)
+        for (const auto& [b, sum] : partial[c])
+            merge(buckets[b], sum);
     for (const auto& [b, sum] : buckets)
         if (sum.count > 0) g.out.points.emplace_back(b, from_summary(agg, sum, g.type));
     return {};

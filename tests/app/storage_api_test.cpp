@@ -204,6 +204,35 @@ TEST(storage_api_test, aggregates_buckets_and_top_k) {
     EXPECT_EQ(boost::json::parse(bad.body).at("error").at("field"), "agg");
 }
 
+// A fleet-wide aggregate over many series (split across threads) equals the naive sum.
+TEST(storage_api_test, fleet_aggregates_over_many_series_are_exact) {
+    server_process srv({"--set", "analytics.detector=off"});
+    std::string body;
+    double sum = 0, max = 0;
+    int count = 0;
+    for (int d = 0; d < 300; ++d)
+        for (int i = 0; i < 6; ++i) {
+            double v = d * 0.25 + i * 0.5;
+            body += "telemetry,device=d" + std::to_string(d) + " t=" + std::to_string(v) + " " +
+                    std::to_string(t0_ms + i * 600'000) + "\n";
+            sum += v;
+            max = std::max(max, v);
+            ++count;
+        }
+    ASSERT_EQ(srv.post("/api/v1/write?precision=ms", body).status, 204);
+    std::string range =
+        "from=" + std::to_string(t0_ms) + "&to=" + std::to_string(t0_ms + 3'600'000);
+    auto mean = points_of(srv.get("/api/v1/query?metric=t&agg=mean&group_by=metric&" + range));
+    ASSERT_EQ(mean.size(), 1u);
+    EXPECT_NEAR(mean.at(0).as_array().at(1).to_number<double>(), sum / count, 1e-12);
+    auto n = points_of(srv.get("/api/v1/query?metric=t&agg=count&group_by=metric&" + range));
+    EXPECT_EQ(n.at(0).as_array().at(1), count);
+    auto per_10m =
+        points_of(srv.get("/api/v1/query?metric=t&agg=max&step=10m&group_by=metric&" + range));
+    ASSERT_EQ(per_10m.size(), 6u);
+    EXPECT_EQ(per_10m.at(5).as_array().at(1).to_number<double>(), max);
+}
+
 TEST(storage_api_test, data_survives_a_restart) {
     testing::temp_dir data;
     {
