@@ -52,7 +52,15 @@ t_verify() {
 
 t_size() { du -sb "$WORK_DIR/data/tsdb" | cut -f1; }
 
-t_prep() { :; }
+# Before queries: let the anomaly scores catch up with the load, as a deployment would have
+# by the time anyone looks (the wait is reported as prep_s).
+t_prep() {
+    local i
+    for i in $(seq 1 600); do
+        ccurl "$CLISONIX_URL/metrics" | grep -q '^clisonix_anomaly_queue_points [1-9]' || return 0
+        sleep 0.2
+    done
+}
 
 t_query() { python3 "$CLISONIX_ROOT/bench/clisonixq.py" "$CLISONIX_URL" "$1" "$RUN_DIR" "$TARGET" "$CLISONIX_KEY"; }
 

@@ -33,6 +33,8 @@ anomaly_scoring::anomaly_scoring(storage::engine& engine, std::string detector, 
       _skipped(
           metrics::global().get_counter("clisonix_anomaly_points_skipped_total",
                                         "Points left unscored because writes outran the detector")),
+      _queued(metrics::global().get_gauge("clisonix_anomaly_queue_points",
+                                          "Points waiting to be scored")),
       _thread([this] { run(); }) {}
 
 anomaly_scoring::~anomaly_scoring() {
@@ -80,6 +82,7 @@ void anomaly_scoring::enqueue(const storage::write_batch& batch) {
                            : static_cast<double>(static_cast<int64_t>(p.raw));
             _queue.push_back({static_cast<uint32_t>(ids[p.series]), p.ts, v});
         }
+        _queued.set(static_cast<double>(_queue.size()));
     }
     if (skipped) _skipped.inc(static_cast<double>(skipped));
     _wake.notify_one();
@@ -106,6 +109,7 @@ void anomaly_scoring::run() {
             if (_stop) return;
             work.swap(_queue);
             _busy = true;
+            _queued.set(static_cast<double>(work.size()));
         }
         // Each series' points in time order, as its detector must see them.
         std::stable_sort(work.begin(), work.end(), [](const job& a, const job& b) {
@@ -136,6 +140,10 @@ void anomaly_scoring::run() {
                 _scored.inc(static_cast<double>(scores.point_count()));
         }
         work.clear();
+        {
+            std::lock_guard lock(_mutex);
+            _queued.set(static_cast<double>(_queue.size()));
+        }
     }
 }
 

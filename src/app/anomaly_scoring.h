@@ -68,6 +68,7 @@ private:
     std::unordered_map<std::string, uint32_t, key_hash, std::equal_to<>> _ids;  // _mutex
     std::vector<std::string> _score_keys;  // id -> "<key>.anomaly", guarded by _mutex
     metrics::counter _scored, _skipped;
+    metrics::gauge _queued;  // points waiting, for operators and the benchmark's prep step
     std::thread _thread;
 };
 
