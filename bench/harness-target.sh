@@ -55,9 +55,10 @@ t_size() { du -sb "$WORK_DIR/data/tsdb" | cut -f1; }
 # Before queries: let the anomaly scores catch up with the load, as a deployment would have
 # by the time anyone looks (the wait is reported as prep_s).
 t_prep() {
-    local i
+    local i scrape
     for i in $(seq 1 600); do
-        ccurl "$CLISONIX_URL/metrics" | grep -q '^clisonix_anomaly_queue_points [1-9]' || return 0
+        scrape=$(ccurl "$CLISONIX_URL/metrics") || return 1
+        grep -q '^clisonix_anomaly_queue_points [1-9]' <<<"$scrape" || return 0
         sleep 0.2
     done
 }
