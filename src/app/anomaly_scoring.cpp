@@ -77,10 +77,8 @@ void anomaly_scoring::enqueue(const storage::write_batch& batch) {
                 ++skipped;
                 continue;
             }
-            double v = series[p.series].type == storage::value_type::float64
-                           ? std::bit_cast<double>(p.raw)
-                           : static_cast<double>(static_cast<int64_t>(p.raw));
-            _queue.push_back({static_cast<uint32_t>(ids[p.series]), p.ts, v});
+            _queue.push_back({static_cast<uint32_t>(ids[p.series]), p.ts,
+                              storage::as_double(series[p.series].type, p.raw)});
         }
         _queued.set(static_cast<double>(_queue.size()));
     }

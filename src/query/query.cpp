@@ -45,19 +45,6 @@ bool needs_raw_points(aggregate a) {
            a == aggregate::p90 || a == aggregate::p99;
 }
 
-double as_number(value_type type, uint64_t raw) {
-    switch (type) {
-        case value_type::float64:
-            return std::bit_cast<double>(raw);
-        case value_type::int64:
-        case value_type::boolean:
-            return static_cast<double>(static_cast<int64_t>(raw));
-        case value_type::string:
-            return 0;
-    }
-    return 0;
-}
-
 value typed(value_type type, double v) {
     switch (type) {
         case value_type::int64:
@@ -193,7 +180,7 @@ status evaluate(const storage::engine& engine, const spec& s, aggregate agg, int
             int64_t b = bucket_of(all[i].first, step, s.from);
             bucket_values.clear();
             for (; i < all.size() && bucket_of(all[i].first, step, s.from) == b; ++i)
-                bucket_values.push_back(as_number(g.type, all[i].second));
+                bucket_values.push_back(storage::as_double(g.type, all[i].second));
             g.out.points.emplace_back(b, from_values(agg, bucket_values));
         }
         return {};

@@ -21,20 +21,6 @@ bool numeric(value_type t) {
     return t != value_type::string;
 }
 
-double as_double(value_type t, uint64_t raw) {
-    switch (t) {
-        case value_type::float64:
-            return std::bit_cast<double>(raw);
-        case value_type::int64:
-            return static_cast<double>(static_cast<int64_t>(raw));
-        case value_type::boolean:
-            return raw != 0 ? 1.0 : 0.0;
-        case value_type::string:
-            break;
-    }
-    return 0;
-}
-
 // count, Neumaier-compensated sum, min and max (NaN ignored unless every value is NaN),
 // first, last.
 void summarize(value_type t, std::span<const int64_t> ts, std::span<const uint64_t> raw,

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "storage/io.h"
 #include "storage/storage.h"
 
 namespace clisonix::storage::codec {
@@ -259,8 +260,10 @@ private:
 
 // ---- checksums and general-purpose compressors ----------------------------------------
 
-// CRC32C (Castagnoli), with the SSE4.2 instruction when the CPU has it.
-uint32_t crc32c(std::span<const uint8_t> data, uint32_t crc = 0);
+// CRC32C of a column or block: the engine's one implementation (io.h).
+inline uint32_t crc32c(std::span<const uint8_t> data, uint32_t crc = 0) {
+    return io::crc32c(data.data(), data.size(), crc);
+}
 
 // Appends the zstd compression of `in` to `out`.
 void zstd_compress(std::span<const uint8_t> in, std::vector<uint8_t>& out, int level);

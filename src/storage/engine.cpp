@@ -52,20 +52,6 @@ int64_t steady_ns() {
         .count();
 }
 
-double as_double(value_type t, uint64_t raw) {
-    switch (t) {
-        case value_type::float64:
-            return std::bit_cast<double>(raw);
-        case value_type::int64:
-            return static_cast<double>(static_cast<int64_t>(raw));
-        case value_type::boolean:
-            return raw != 0 ? 1.0 : 0.0;
-        case value_type::string:
-            break;
-    }
-    return 0;
-}
-
 // RFC 3339 in UTC, fractional seconds only when present.
 std::string format_time(int64_t ts) {
     int64_t secs = ts / 1'000'000'000, frac = ts % 1'000'000'000;

@@ -40,6 +40,22 @@ std::string_view type_name(value_type t);
 
 using series_id = uint32_t;
 
+// A point's value (see write_batch::point) as a number: floats as they are, integers and
+// booleans (0/1) converted; strings have no number and give 0.
+inline double as_double(value_type t, uint64_t raw) {
+    switch (t) {
+        case value_type::float64:
+            return std::bit_cast<double>(raw);
+        case value_type::int64:
+            return static_cast<double>(static_cast<int64_t>(raw));
+        case value_type::boolean:
+            return raw != 0 ? 1.0 : 0.0;
+        case value_type::string:
+            break;
+    }
+    return 0;
+}
+
 // The points of one write, grouped by series. Reused across requests: clear() keeps the
 // capacity, so a steady stream of batches allocates nothing per point.
 class write_batch {

@@ -49,19 +49,6 @@ series_id id_of(const engine& e, std::string_view key) {
     return info ? info->id : 0;
 }
 
-double as_double(value_type t, uint64_t raw) {
-    switch (t) {
-        case value_type::float64:
-            return std::bit_cast<double>(raw);
-        case value_type::int64:
-            return static_cast<double>(static_cast<int64_t>(raw));
-        case value_type::boolean:
-            return raw ? 1 : 0;
-        default:
-            return 0;
-    }
-}
-
 TEST(storage_key, round_trips_with_escaping) {
     std::vector<std::pair<std::string, std::string>> tags = {{"device", "pump 3"},
                                                              {"site", "a,b=c\\d"}};
