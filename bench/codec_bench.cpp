@@ -15,26 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "allocation_counter.h"
 #include "storage/block.h"
 #include "storage/codec.h"
 #include "support/workload.h"
-
-// Counts heap allocations, so that "allocations per block" is measured, not assumed. g++ 12
-// flags the free() in the replaced operator delete as mismatched once it is inlined into
-// callers; the pair is consistent (both malloc-based), so that warning is off in this file.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-static std::atomic<uint64_t> g_allocations{0};
-void* operator new(size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, size_t) noexcept {
-    std::free(p);
-}
 
 namespace clisonix::storage {
 namespace {
@@ -77,14 +61,15 @@ void encode_blocks(benchmark::State& state, const corpus& c, size_t block_points
         }
         if (!warmed) {  // the first round grows the reusable buffers
             warmed = true;
-            alloc_before = g_allocations.load();
+            alloc_before = clisonix::bench::allocations();
             points = blocks = bytes = 0;
         }
     }
     state.SetItemsProcessed(static_cast<int64_t>(points));
     state.counters["bytes_per_point"] = static_cast<double>(bytes) / static_cast<double>(points);
     state.counters["allocs_per_block"] =
-        static_cast<double>(g_allocations.load() - alloc_before) / static_cast<double>(blocks);
+        static_cast<double>(clisonix::bench::allocations() - alloc_before) /
+        static_cast<double>(blocks);
 }
 
 void decode_blocks(benchmark::State& state, const corpus& c, size_t block_points) {
@@ -116,13 +101,14 @@ void decode_blocks(benchmark::State& state, const corpus& c, size_t block_points
         points += per_round;
         if (!warmed) {
             warmed = true;
-            alloc_before = g_allocations.load();
+            alloc_before = clisonix::bench::allocations();
             points = blocks = 0;
         }
     }
     state.SetItemsProcessed(static_cast<int64_t>(points));
-    state.counters["allocs_per_block"] = static_cast<double>(g_allocations.load() - alloc_before) /
-                                         static_cast<double>(blocks ? blocks : 1);
+    state.counters["allocs_per_block"] =
+        static_cast<double>(clisonix::bench::allocations() - alloc_before) /
+        static_cast<double>(blocks ? blocks : 1);
 }
 
 // All ten metrics, whole blocks (header, checksum, timestamps, values).

@@ -10,29 +10,8 @@
 #include <random>
 #include <string>
 
+#include "allocation_counter.h"
 #include "ingest/ingest.h"
-
-namespace {
-std::atomic<uint64_t> allocations{0};
-}  // namespace
-
-// g++ sees free() meet a pointer from operator new and warns; the replacement pair below is
-// malloc/free on both sides, so the pairing is right.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
-void* operator new(size_t n) {
-    allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-    std::free(p);
-}
-void operator delete(void* p, size_t) noexcept {
-    std::free(p);
-}
 
 namespace {
 
@@ -73,13 +52,13 @@ void parse_batch(benchmark::State& state, bool sorted_tags) {
         state.SkipWithError("the generated batch does not parse");
         return;
     }
-    uint64_t before = allocations.load();
+    uint64_t before = clisonix::bench::allocations();
     for (auto _ : state) {
         auto st = parser.parse(body, opts, batch);
         benchmark::DoNotOptimize(st);
         benchmark::DoNotOptimize(batch.point_count());
     }
-    uint64_t allocs = allocations.load() - before;
+    uint64_t allocs = clisonix::bench::allocations() - before;
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
     state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * batch.point_count()));
     state.counters["points/s"] = benchmark::Counter(
@@ -100,15 +79,15 @@ void line_protocol_unsorted_tags(benchmark::State& state) {
 void line_protocol_cold(benchmark::State& state) {
     const std::string body = make_batch(5000);
     ingest::line_options opts;
-    uint64_t before = allocations.load();
+    uint64_t before = clisonix::bench::allocations();
     for (auto _ : state) {
         ingest::line_parser parser;
         storage::write_batch batch;
         auto st = parser.parse(body, opts, batch);
         benchmark::DoNotOptimize(st);
     }
-    state.counters["allocs/batch"] =
-        static_cast<double>(allocations.load() - before) / static_cast<double>(state.iterations());
+    state.counters["allocs/batch"] = static_cast<double>(clisonix::bench::allocations() - before) /
+                                     static_cast<double>(state.iterations());
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
 }
 
