@@ -1,18 +1,14 @@
 // The contract on a real PostgreSQL, plus connection loss and redaction.
 //
-// The server comes from scripts/pg-test-server (the pg_server_start CTest fixture); its URL
-// is read from $CLISONIX_TEST_PG_URL_FILE, or else from <build>/pg-test/url. Each test gets
-// its own database, so the tests can run in parallel.
+// The server comes from scripts/pg-test-server (the pg_server_start CTest fixture), through
+// tests/support/pg_test_db.h: each test gets its own database, so the tests run in parallel.
 #include <gmock/gmock.h>
-#include <libpq-fe.h>
-#include <stdlib.h>
 
 #include <array>
-#include <fstream>
 #include <limits>
-#include <random>
 
 #include "meta/contract.h"
+#include "support/pg_test_db.h"
 
 namespace clisonix::meta::testing {
 namespace {
@@ -20,64 +16,28 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-result<std::string> server_url() {
-    const char* env = std::getenv("CLISONIX_TEST_PG_URL_FILE");
-    const std::string file = env ? env : CLISONIX_BUILD_DIR "/pg-test/url";
-    std::string url;
-    if (std::ifstream in(file); !(in >> url)) {
-        return make_error("unavailable",
-                          "no PostgreSQL test server: " + file +
-                              " is missing. Start one with `scripts/pg-test-server start " +
-                              CLISONIX_BUILD_DIR
-                              "/pg-test` (ctest does it through the "
-                              "pg_server_start fixture), or set CLISONIX_TEST_PG_URL_FILE");
-    }
-    return url;
-}
+using clisonix::testing::pg_admin;
+using clisonix::testing::pg_test_database;
 
-// Runs one statement on the server's maintenance database.
-status admin(const std::string& url, const std::string& sql) {
-    PGconn* conn = PQconnectdb(url.c_str());
-    std::string failure;
-    if (PQstatus(conn) != CONNECTION_OK) {
-        failure = PQerrorMessage(conn);
-    } else {
-        PGresult* r = PQexec(conn, sql.c_str());
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-            failure = PQresultErrorMessage(r);
-        }
-        PQclear(r);
-    }
-    PQfinish(conn);
-    if (!failure.empty()) return make_error("unavailable", sql + ": " + failure);
-    return {};
-}
-
+// A database of the shared PostgreSQL fixture (tests/support/pg_test_db.h) as a contract
+// test_database.
 class postgres_database final : public test_database {
 public:
     static result<std::unique_ptr<test_database>> create() {
-        auto server = server_url();
-        if (!server) return server.error();
-        std::random_device rd;
-        const std::string name = "t_" + std::to_string(rd()) + "_" + std::to_string(rd());
-        if (auto ok = admin(*server, "CREATE DATABASE " + name); !ok) return ok.error();
-        return std::unique_ptr<test_database>(new postgres_database(*server, name));
-    }
-    ~postgres_database() override {
-        (void)admin(_server, "DROP DATABASE IF EXISTS " + _name + " WITH (FORCE)");
+        auto db = pg_test_database::create("t");
+        if (!db) return db.error();
+        return std::unique_ptr<test_database>(new postgres_database(std::move(*db)));
     }
 
-    std::string url() const override { return _server.substr(0, _server.rfind('/') + 1) + _name; }
+    std::string url() const override { return _db->url(); }
     std::string data_dir() const override { return "/nonexistent"; }
-    const std::string& name() const { return _name; }
-    const std::string& server() const { return _server; }
+    const std::string& name() const { return _db->name(); }
+    const std::string& server() const { return _db->server(); }
 
 private:
-    postgres_database(std::string server, std::string name)
-        : _server(std::move(server)), _name(std::move(name)) {}
+    explicit postgres_database(std::unique_ptr<pg_test_database> db) : _db(std::move(db)) {}
 
-    std::string _server;  // the maintenance database's URL
-    std::string _name;
+    std::unique_ptr<pg_test_database> _db;
 };
 
 INSTANTIATE_TEST_SUITE_P(postgres, contract,
@@ -118,8 +78,8 @@ TEST_F(meta_postgres, ping_fails_when_the_connection_drops_and_the_next_call_rec
     ASSERT_TRUE(pid.ok()) << pid.error().message;
     const int64_t backend_pid = std::get<int64_t>(pid->data.at(0).at(0));
     // The timeout argument makes the call wait until the backend has exited.
-    ASSERT_TRUE(admin(_db->server(),
-                      "SELECT pg_terminate_backend(" + std::to_string(backend_pid) + ", 10000)")
+    ASSERT_TRUE(pg_admin(_db->server(),
+                         "SELECT pg_terminate_backend(" + std::to_string(backend_pid) + ", 10000)")
                     .ok());
 
     auto lost = (*s)->ping();
