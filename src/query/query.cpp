@@ -497,6 +497,10 @@ std::vector<storage::series_info> select(const storage::engine& engine, const sp
             const auto* d = tag_value(info, "device");
             if (!d || !glob_match(s.device, *d)) return false;
         }
+        if (s.devices) {
+            const auto* d = tag_value(info, "device");
+            if (!d || !std::binary_search(s.devices->begin(), s.devices->end(), *d)) return false;
+        }
         for (const auto& [k, v] : s.tags) {
             const auto* t = tag_value(info, k);
             if (!t || !glob_match(v, *t)) return false;

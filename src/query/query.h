@@ -28,8 +28,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -56,6 +59,9 @@ struct spec {
     std::vector<std::string> group_by;  // empty: every series apart
     std::string order = "time_asc";
     int64_t limit = 0;  // 0: no limit
+    // Set by the API's `asset` parameter: only series whose device tag is one of these
+    // (sorted) are selected. Not a parse_spec() parameter.
+    std::optional<std::vector<std::string>> devices;
 };
 
 // Parses query parameters (as the API receives them). `now_ns` anchors relative times.
@@ -88,9 +94,15 @@ std::string series_to_json(const std::vector<storage::series_info>& series);
 // measurement,tags,metric,time_ms,value with a header line; tags as k=v;k=v.
 std::string to_csv(const std::vector<series_result>& results);
 
+// The names of the devices under an asset (by name or id), for the `asset` parameter;
+// "not_found" for an unknown asset (answered 404 with field `asset`).
+using devices_under_fn = std::function<result<std::vector<std::string>>(std::string_view asset)>;
+
 // GET /api/v1/query, /api/v1/last (same answer shape, one point per series),
-// /api/v1/series ({"series":[{"measurement","tags","metric","type"}]}).
-void add_routes(http::router& routes, const storage::engine& engine);
+// /api/v1/series ({"series":[{"measurement","tags","metric","type"}]}). With
+// `devices_under`, each also takes `asset=` (the devices under it, e.g. a line).
+void add_routes(http::router& routes, const storage::engine& engine,
+                devices_under_fn devices_under = {});
 
 // `*` matches any run of characters, `?` one; everything else is literal.
 bool glob_match(std::string_view pattern, std::string_view text);

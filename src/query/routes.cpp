@@ -1,4 +1,5 @@
 // The query API: /api/v1/query, /api/v1/last, /api/v1/series.
+#include <algorithm>
 #include <chrono>
 
 #include "http/http.h"
@@ -31,21 +32,43 @@ http::response answer(const http::request& req, const std::vector<series_result>
     return http::response::json(200, to_json(results));
 }
 
-// `format` is a presentation choice, not part of the query language.
+// `format` is a presentation choice, not part of the query language; `asset` is resolved
+// by the routes (to_spec), not by parse_spec.
 std::map<std::string, std::string, std::less<>> query_params(const http::request& req) {
     auto params = req.query;
     params.erase("format");
+    params.erase("asset");
     return params;
+}
+
+// The spec of a request: its parameters, and `asset` turned into the devices under it.
+result<spec> to_spec(const http::request& req, const devices_under_fn& devices_under) {
+    auto s = parse_spec(query_params(req), now_ns());
+    if (!s) return s;
+    auto asset = req.query.find("asset");
+    if (asset == req.query.end()) return s;
+    if (!devices_under)
+        return make_error("invalid_argument", "asset: this server has no asset graph", "asset");
+    auto names = devices_under(asset->second);
+    if (!names) {
+        auto e = names.error();
+        e.field = "asset";
+        return e;
+    }
+    std::sort(names->begin(), names->end());
+    s->devices = std::move(*names);
+    return s;
 }
 
 }  // namespace
 
-void add_routes(http::router& routes, const storage::engine& engine) {
+void add_routes(http::router& routes, const storage::engine& engine,
+                devices_under_fn devices_under) {
     routes.add({http::method::get, "/api/v1/query",
                 "Points, bucketed aggregates and top-k over the series that match",
-                http::permission::read, [&engine](http::request& req) {
-                    auto s = parse_spec(query_params(req), now_ns());
-                    if (!s) return http::response::from_error(400, s.error());
+                http::permission::read, [&engine, devices_under](http::request& req) {
+                    auto s = to_spec(req, devices_under);
+                    if (!s) return http::response::from_error(status_for(s.error()), s.error());
                     auto results = run(engine, *s);
                     if (!results)
                         return http::response::from_error(status_for(results.error()),
@@ -54,19 +77,19 @@ void add_routes(http::router& routes, const storage::engine& engine) {
                 }});
 
     routes.add({http::method::get, "/api/v1/last", "The latest value of each metric of a device",
-                http::permission::read, [&engine](http::request& req) {
-                    if (req.query_param("device").empty())
+                http::permission::read, [&engine, devices_under](http::request& req) {
+                    if (req.query_param("device").empty() && req.query_param("asset").empty())
                         return http::response::error(400, "invalid_argument", "device: required",
                                                      "device");
-                    auto s = parse_spec(query_params(req), now_ns());
-                    if (!s) return http::response::from_error(400, s.error());
+                    auto s = to_spec(req, devices_under);
+                    if (!s) return http::response::from_error(status_for(s.error()), s.error());
                     return answer(req, last_values(engine, *s));
                 }});
 
     routes.add({http::method::get, "/api/v1/series", "The series that match, with their tags",
-                http::permission::read, [&engine](http::request& req) {
-                    auto s = parse_spec(query_params(req), now_ns());
-                    if (!s) return http::response::from_error(400, s.error());
+                http::permission::read, [&engine, devices_under](http::request& req) {
+                    auto s = to_spec(req, devices_under);
+                    if (!s) return http::response::from_error(status_for(s.error()), s.error());
                     return http::response::json(200, series_to_json(select(engine, *s)));
                 }});
 }
