@@ -15,6 +15,12 @@
 // Handlers run on the server's worker threads and may block briefly; they must be
 // thread-safe. An exception escaping a handler becomes a 500 envelope and a log line.
 //
+// WebSocket: a route with a `websocket` handler is a WebSocket endpoint. An upgrade request
+// to it runs through the middleware chain like any other request (auth, rate limits, the
+// access log); the handler then either fills a websocket_accept and answers 101, and the
+// server completes the RFC 6455 handshake over the same TCP/TLS stream, or answers anything
+// else, which is sent as a plain HTTP answer. A plain (non-upgrade) request gets 426.
+//
 // Boost.Beast stays inside server.cpp: this header names none of it.
 #pragma once
 
@@ -82,6 +88,61 @@ struct response {
 
 using handler = std::function<response(request&)>;
 
+// One open WebSocket connection, after the handshake. Outgoing text frames go through a
+// bounded queue per connection: send() never blocks, and a peer that does not read fills
+// its queue rather than the server's memory.
+// Thread safety: every method may be called from any thread.
+class websocket {
+public:
+    enum class send_result {
+        queued,    // the frame is queued (or being written)
+        overflow,  // the queue is over its bound: the frame and everything queued were
+                   // dropped; returned once, and the caller is expected to close()
+        closed,    // closing or closed: nothing more is sent
+    };
+    virtual ~websocket() = default;
+
+    // Queues one text frame. The queue holds at most max_queue_messages frames and
+    // max_queue_bytes bytes (one frame of any size is always accepted into an empty queue).
+    virtual send_result send(std::shared_ptr<const std::string> text) = 0;
+    send_result send(std::string text) {
+        return send(std::make_shared<const std::string>(std::move(text)));
+    }
+    // Starts the closing handshake with `code` (1000 normal, 1001 going away, 1008 policy,
+    // 1011 internal, 1013 try again later) and `reason` (cut to 123 bytes). Frames not yet
+    // written are dropped; a frame being written is finished first. When the peer does not
+    // answer within 10 s, the connection is cut. Later calls do nothing.
+    virtual void close(uint16_t code, std::string_view reason) = 0;
+    // Closes the connection with `code` and `reason` after `after`, unless cancel_deadline()
+    // comes first (e.g. a first message that must arrive in time). One deadline at a time.
+    virtual void set_deadline(std::chrono::milliseconds after, uint16_t code,
+                              std::string reason) = 0;
+    virtual void cancel_deadline() = 0;
+    // Bytes and frames queued and not yet written.
+    virtual size_t queued_bytes() const = 0;
+    virtual size_t queued_messages() const = 0;
+    // The client address of the upgrade request.
+    virtual const std::string& remote_address() const = 0;
+};
+
+// What a WebSocket route's handler fills in to accept an upgrade (and then answers 101).
+// The callbacks run on the connection's strand, one at a time per connection: on_open once
+// after the handshake, on_message per complete text (or binary) message, on_close once when
+// the connection has ended (code 1006 when it ended without a close frame). on_close is not
+// called when the handshake fails or the server is destroyed with the connection still open.
+// The server owns an open connection: keep a std::weak_ptr to it, not a shared_ptr.
+struct websocket_accept {
+    std::string subprotocol;  // echoed in Sec-WebSocket-Protocol; must be one the client offered
+    size_t max_queue_bytes = 1 << 20;
+    size_t max_queue_messages = 1000;
+    size_t max_message_bytes = 64 * 1024;  // largest message read from the client (1009 beyond)
+    std::function<void(const std::shared_ptr<websocket>&)> on_open;
+    std::function<void(std::string_view message)> on_message;
+    std::function<void(uint16_t code, std::string_view reason)> on_close;
+};
+
+using websocket_handler = std::function<response(request&, websocket_accept&)>;
+
 // What a caller must hold to use a route; the gateway enforces it. Every route declares one.
 namespace permission {
 inline constexpr const char* open = "public";      // no credentials (health, login)
@@ -100,6 +161,8 @@ struct route {
     std::string permission;  // one of http::permission
     handler handle;
     std::string request_schema = {};  // JSON Schema of the body, when the route takes JSON
+    // Set for a WebSocket endpoint (GET only; `handle` may then be empty): see the top.
+    websocket_handler websocket = {};
 };
 
 using next = std::function<response(request&)>;

@@ -155,6 +155,9 @@ void router::add(route r) {
             throw std::logic_error("malformed path parameter in route " + r.path);
     }
     if (r.permission.empty()) throw std::logic_error("route declares no permission: " + r.path);
+    if (r.websocket && r.verb != method::get)
+        throw std::logic_error("a WebSocket route must be GET: " + r.path);
+    if (!r.handle && !r.websocket) throw std::logic_error("route has no handler: " + r.path);
     for (const auto& existing : _routes)
         if (existing->verb == r.verb && existing->path == r.path)
             throw std::logic_error("route declared twice: " + std::string(method_name(r.verb)) +
@@ -233,6 +236,14 @@ std::string openapi_document(const router& routes, std::string_view title,
               {"200", {{"description", "Success"}}}}}};
         if (!parameters.empty()) operation["parameters"] = std::move(parameters);
         operation["x-permission"] = r->permission;
+        if (r->websocket) {
+            // OpenAPI has no WebSocket operations: the upgrade is described as what it is.
+            operation["x-websocket"] = true;
+            auto& responses = operation["responses"].as_object();
+            responses.erase("200");
+            responses["101"] = {{"description", "Switching Protocols: the WebSocket is open"}};
+            responses["426"] = {{"description", "Upgrade Required: not a WebSocket request"}};
+        }
         if (!r->request_schema.empty())
             operation["requestBody"] = {
                 {"required", true},

@@ -1,14 +1,18 @@
 // The HTTP/1.1 server on Boost.Beast: one io_context run by N worker threads, one strand
 // per connection, limits and timeouts on every read, optional TLS, and a drain on stop().
+// WebSocket routes upgrade the same stream (plain or TLS) to a Beast websocket stream.
 #include <openssl/ssl.h>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -24,6 +28,7 @@ namespace clisonix::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace bws = boost::beast::websocket;
 using tcp = asio::ip::tcp;
 
 std::string new_request_id() {
@@ -128,9 +133,329 @@ struct server_core {
     void on_session_closed(session_base* s, const std::string& peer);
     void begin_drain();
     void check_drained();
-    response dispatch(request& req);
-    response run_chain(request& req, size_t index, const router::match& m);
+    // `upgrade` is set for a WebSocket upgrade request: a WebSocket route's handler fills it.
+    response dispatch(request& req, websocket_accept* upgrade = nullptr);
+    response run_chain(request& req, size_t index, const router::match& m,
+                       websocket_accept* upgrade);
 };
+
+namespace {
+
+// An upgraded connection: the Beast websocket stream over the HTTP session's stream, a
+// bounded outgoing queue written one frame at a time on the connection's strand, and a read
+// loop that hands messages to the route's callbacks. It counts as a session of the server
+// (connection limits, drain) from the upgrade until its last handler has run.
+template <bool Tls>
+class ws_connection : public websocket,
+                      public session_base,
+                      public std::enable_shared_from_this<ws_connection<Tls>> {
+    using next_layer =
+        std::conditional_t<Tls, beast::ssl_stream<beast::tcp_stream>, beast::tcp_stream>;
+    using std::enable_shared_from_this<ws_connection<Tls>>::shared_from_this;
+    // How long a close handshake may take before the connection is cut: a peer that stopped
+    // reading would otherwise hold its socket (and the frame being written) for good.
+    static constexpr auto close_timeout = std::chrono::seconds(10);
+
+public:
+    using headers = std::vector<std::pair<std::string, std::string>>;
+
+    static std::shared_ptr<ws_connection> create(next_layer&& stream, server_core& srv,
+                                                 std::string remote, websocket_accept accept,
+                                                 bhttp::request<bhttp::string_body> upgrade,
+                                                 headers extra) {
+        auto c = std::shared_ptr<ws_connection>(
+            new ws_connection(std::move(stream), srv, std::move(remote), std::move(accept),
+                              std::move(upgrade), std::move(extra)));
+        std::lock_guard lock(srv.sessions_mutex);
+        srv.sessions.emplace(c.get(), c);
+        ++srv.per_ip[c->_remote];
+        return c;
+    }
+    ~ws_connection() override { _srv.on_session_closed(this, _remote); }
+
+    void start() override {
+        // Beast's websocket timeouts replace the HTTP ones: a handshake limit, and pings
+        // when the peer is silent, closing it when it stays silent.
+        beast::get_lowest_layer(_ws).expires_never();
+        _ws.set_option(
+            bws::stream_base::timeout{_srv.opts.header_timeout, _srv.opts.idle_timeout, true});
+        _ws.set_option(bws::stream_base::decorator([extra = _extra](bws::response_type& res) {
+            for (const auto& [name, value] : extra)
+                res.set(name, value);
+        }));
+        _ws.read_message_max(_accept.max_message_bytes);
+        _ws.async_accept(
+            _upgrade, [self = shared_from_this()](beast::error_code ec) { self->on_accept(ec); });
+    }
+
+    void post_close_if_idle() override { close(1001, "server shutting down"); }
+
+    send_result send(std::shared_ptr<const std::string> text) override {
+        std::lock_guard lock(_mutex);
+        if (_state != state::open) return send_result::closed;
+        size_t size = text->size();
+        if (_queued_messages + 1 > _accept.max_queue_messages ||
+            (_queued_messages > 0 && _queued_bytes + size > _accept.max_queue_bytes)) {
+            // Everything not yet on the wire goes now, so that a reader that stopped costs
+            // at most the frame being written.
+            _state = state::overflowed;
+            _queue.clear();
+            _queued_bytes = _writing ? _inflight_bytes : 0;
+            _queued_messages = _writing ? 1 : 0;
+            return send_result::overflow;
+        }
+        _queue.push_back(std::move(text));
+        _queued_bytes += size;
+        ++_queued_messages;
+        if (!_write_posted && !_writing) {
+            _write_posted = true;
+            asio::post(_exec, [self = shared_from_this()] { self->write_next(); });
+        }
+        return send_result::queued;
+    }
+
+    void close(uint16_t code, std::string_view reason) override {
+        {
+            std::lock_guard lock(_mutex);
+            if (_state == state::closing || _state == state::closed) return;
+            _state = state::closing;
+            _queue.clear();
+            _queued_bytes = _writing ? _inflight_bytes : 0;
+            _queued_messages = _writing ? 1 : 0;
+            _close_code = code;
+            _close_reason = std::string(reason.substr(0, 123));
+        }
+        asio::post(_exec, [self = shared_from_this()] { self->begin_close(); });
+    }
+
+    void set_deadline(std::chrono::milliseconds after, uint16_t code, std::string reason) override {
+        uint64_t generation = ++_deadline_generation;
+        asio::post(_exec, [self = shared_from_this(), after, code, reason = std::move(reason),
+                           generation]() mutable {
+            if (generation != self->_deadline_generation) return;
+            self->_deadline.expires_after(after);
+            self->_deadline.async_wait(
+                [self, code, reason = std::move(reason), generation](beast::error_code ec) {
+                    if (!ec && generation == self->_deadline_generation) self->close(code, reason);
+                });
+        });
+    }
+
+    void cancel_deadline() override {
+        ++_deadline_generation;
+        asio::post(_exec, [self = shared_from_this()] { self->_deadline.cancel(); });
+    }
+
+    size_t queued_bytes() const override {
+        std::lock_guard lock(_mutex);
+        return _queued_bytes;
+    }
+    size_t queued_messages() const override {
+        std::lock_guard lock(_mutex);
+        return _queued_messages;
+    }
+    const std::string& remote_address() const override { return _remote; }
+
+private:
+    enum class state { connecting, open, overflowed, closing, closed };
+
+    ws_connection(next_layer&& stream, server_core& srv, std::string remote,
+                  websocket_accept accept, bhttp::request<bhttp::string_body> upgrade,
+                  headers extra)
+        : _ws(std::move(stream)),
+          _exec(_ws.get_executor()),
+          _srv(srv),
+          _remote(std::move(remote)),
+          _accept(std::move(accept)),
+          _upgrade(std::move(upgrade)),
+          _extra(std::move(extra)),
+          _deadline(_exec),
+          _close_timer(_exec) {}
+
+    void on_accept(beast::error_code ec) {
+        if (ec) {
+            clisonix::log::debug("WebSocket handshake failed",
+                                 {{"client", _remote}, {"reason", ec.message()}});
+            std::lock_guard lock(_mutex);
+            _state = state::closed;
+            return cut();
+        }
+        {
+            std::lock_guard lock(_mutex);
+            if (_state == state::connecting) _state = state::open;
+        }
+        _opened = true;
+        if (_accept.on_open) {
+            try {
+                _accept.on_open(shared_from_this());
+            } catch (const std::exception& e) {
+                clisonix::log::error("WebSocket open handler failed", {{"error", e.what()}});
+                close(1011, "internal error");
+            }
+        }
+        read_next();
+        if (_srv.stopping) close(1001, "server shutting down");
+    }
+
+    void read_next() {
+        _ws.async_read(_read_buffer, [self = shared_from_this()](beast::error_code ec, size_t) {
+            self->on_read(ec);
+        });
+    }
+
+    void on_read(beast::error_code ec) {
+        if (ec) return finish(ec);
+        std::string message = beast::buffers_to_string(_read_buffer.data());
+        _read_buffer.consume(_read_buffer.size());
+        bool open;
+        {
+            std::lock_guard lock(_mutex);
+            open = _state == state::open;
+        }
+        if (open && _accept.on_message) {
+            try {
+                _accept.on_message(message);
+            } catch (const std::exception& e) {
+                clisonix::log::error("WebSocket message handler failed", {{"error", e.what()}});
+                close(1011, "internal error");
+            }
+        }
+        read_next();
+    }
+
+    void write_next() {
+        std::shared_ptr<const std::string> text;
+        {
+            std::lock_guard lock(_mutex);
+            _write_posted = false;
+            if (_writing) return;
+            if (_state == state::closing) return;  // begin_close() sends the close frame
+            if (_queue.empty() || _state != state::open) return;
+            text = std::move(_queue.front());
+            _queue.pop_front();
+            _writing = true;
+            _inflight_bytes = text->size();
+        }
+        _ws.text(true);
+        _ws.async_write(asio::buffer(*text),
+                        [self = shared_from_this(), text](beast::error_code ec, size_t) {
+                            self->on_write(ec);
+                        });
+    }
+
+    void on_write(beast::error_code ec) {
+        bool closing;
+        {
+            std::lock_guard lock(_mutex);
+            _writing = false;
+            _queued_bytes -= _inflight_bytes;
+            --_queued_messages;
+            _inflight_bytes = 0;
+            closing = _state == state::closing;
+        }
+        if (ec) return cut();
+        if (closing) return send_close();
+        write_next();
+    }
+
+    void begin_close() {
+        ++_deadline_generation;
+        _deadline.cancel();
+        if (!_opened) return cut();  // the handshake is still running: nothing to say
+        _close_timer.expires_after(close_timeout);
+        _close_timer.async_wait([self = shared_from_this()](beast::error_code ec) {
+            if (!ec) self->cut();
+        });
+        bool writing;
+        {
+            std::lock_guard lock(_mutex);
+            writing = _writing;
+        }
+        if (!writing) send_close();  // else on_write() sends it after the frame in flight
+    }
+
+    void send_close() {
+        if (_close_sent) return;
+        _close_sent = true;
+        bws::close_reason why(static_cast<bws::close_code>(_close_code), _close_reason);
+        _ws.async_close(why, [self = shared_from_this()](beast::error_code ec) {
+            if (ec) self->cut();
+        });
+    }
+
+    // Ends the connection now: pending operations complete with errors.
+    void cut() {
+        beast::error_code ignored;
+        beast::get_lowest_layer(_ws).socket().shutdown(tcp::socket::shutdown_both, ignored);
+        beast::get_lowest_layer(_ws).socket().close(ignored);
+    }
+
+    void finish(beast::error_code ec) {
+        if (_finished) return;
+        _finished = true;
+        uint16_t code = 1006;
+        std::string reason;
+        {
+            std::lock_guard lock(_mutex);
+            _state = state::closed;
+            _queue.clear();
+            if (_close_sent || !_close_reason.empty() || _close_code != 0) {
+                code = _close_code;
+                reason = _close_reason;
+            } else if (ec == bws::error::closed) {
+                code = _ws.reason().code;
+                reason = std::string(_ws.reason().reason.data(), _ws.reason().reason.size());
+            } else {
+                reason = ec.message();
+            }
+        }
+        ++_deadline_generation;
+        _deadline.cancel();
+        _close_timer.cancel();
+        cut();
+        if (_opened && _accept.on_close) {
+            try {
+                _accept.on_close(code, reason);
+            } catch (const std::exception& e) {
+                clisonix::log::error("WebSocket close handler failed", {{"error", e.what()}});
+            }
+        }
+        // Whatever the callbacks hold is released with the connection's last handler.
+        _accept.on_open = nullptr;
+        _accept.on_message = nullptr;
+        _accept.on_close = nullptr;
+    }
+
+    bws::stream<next_layer> _ws;
+    asio::any_io_executor _exec;
+    server_core& _srv;
+    std::string _remote;
+    websocket_accept _accept;
+    bhttp::request<bhttp::string_body> _upgrade;
+    headers _extra;
+    beast::flat_buffer _read_buffer;
+    asio::steady_timer _deadline;
+    asio::steady_timer _close_timer;
+    std::atomic<uint64_t> _deadline_generation{0};
+
+    mutable std::mutex _mutex;  // guards the fields below
+    state _state = state::connecting;
+    std::deque<std::shared_ptr<const std::string>> _queue;
+    size_t _queued_bytes = 0;  // queued plus the frame in flight
+    size_t _queued_messages = 0;
+    size_t _inflight_bytes = 0;
+    bool _writing = false;
+    bool _write_posted = false;
+    uint16_t _close_code = 0;
+    std::string _close_reason;
+
+    // Used on the strand only.
+    bool _opened = false;
+    bool _close_sent = false;
+    bool _finished = false;
+};
+
+}  // namespace
 
 namespace {
 
@@ -142,9 +467,15 @@ class session : public session_base, public std::enable_shared_from_this<session
 
 public:
     session(tcp::socket socket, server_core& srv, std::string peer) requires(!Tls)
-        : _stream(std::move(socket)), _srv(srv), _remote(std::move(peer)) {}
+        : _stream(std::move(socket)),
+          _srv(srv),
+          _remote(std::move(peer)),
+          _exec(_stream.get_executor()) {}
     session(tcp::socket socket, server_core& srv, std::string peer) requires(Tls)
-        : _stream(std::move(socket), *srv.tls), _srv(srv), _remote(std::move(peer)) {}
+        : _stream(std::move(socket), *srv.tls),
+          _srv(srv),
+          _remote(std::move(peer)),
+          _exec(_stream.get_executor()) {}
     ~session() override { _srv.on_session_closed(this, _remote); }
 
     void start() override {
@@ -168,12 +499,14 @@ public:
     }
 
     void post_close_if_idle() override {
-        asio::post(_stream.get_executor(), [self = shared_from_this()] {
+        // Not through _stream: after an upgrade it has moved into the WebSocket connection.
+        asio::post(_exec, [self = shared_from_this()] {
             if (!self->_busy) self->close();
         });
     }
 
     void close() {
+        if (_upgraded) return;
         beast::error_code ec;
         lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
         lowest().socket().close(ec);
@@ -278,6 +611,8 @@ private:
         req.request_id = client_id.empty() ? new_request_id() : std::string(client_id);
 
         auto verb = from_verb(msg.method());
+        const bool upgrade = bws::is_upgrade(msg);
+        websocket_accept accept;
         response res;
         if (!verb) {
             res =
@@ -285,10 +620,35 @@ private:
                                 "Method " + std::string(msg.method_string()) + " is not supported");
         } else {
             req.verb = *verb;
-            res = _srv.dispatch(req);
+            res = _srv.dispatch(req, upgrade ? &accept : nullptr);
         }
+        if (upgrade && res.status == 101 && req.matched && req.matched->websocket && !_srv.stopping)
+            return start_websocket(std::move(accept), res, req.request_id);
         bool keep_alive = msg.keep_alive() && !_srv.stopping;
         send(res, req.request_id, keep_alive, req.verb == method::head);
+    }
+
+    // Hands the stream to a WebSocket connection, which answers 101 with the headers the
+    // middleware chain added; this session ends here.
+    void start_websocket(websocket_accept accept, const response& res,
+                         const std::string& request_id) {
+        typename ws_connection<Tls>::headers extra;
+        extra.emplace_back("X-Request-Id", request_id);
+        for (const auto& header : res.headers)
+            extra.push_back(header);
+        for (const auto& [name, value] : _srv.opts.always_headers) {
+            bool present = false;
+            for (const auto& header : extra)
+                present = present || beast::iequals(header.first, name);
+            if (!present) extra.emplace_back(name, value);
+        }
+        if (!accept.subprotocol.empty())
+            extra.emplace_back("Sec-WebSocket-Protocol", accept.subprotocol);
+        _upgraded = true;
+        auto connection =
+            ws_connection<Tls>::create(std::move(_stream), _srv, _remote, std::move(accept),
+                                       _parser->release(), std::move(extra));
+        connection->start();
     }
 
     void send(response& res, const std::string& request_id, bool keep_alive, bool head) {
@@ -325,7 +685,9 @@ private:
     std::string _remote;
     bool _first = true;  // the first request gets the header timeout, later ones the idle one
     bool _busy = false;  // a request is being read, handled or answered
-    bool _deadline_set = false;  // the handshake's deadline also covers the first header
+    bool _deadline_set = false;   // the handshake's deadline also covers the first header
+    asio::any_io_executor _exec;  // the connection's strand
+    bool _upgraded = false;       // the stream now belongs to a WebSocket connection
 };
 
 }  // namespace
@@ -426,9 +788,11 @@ void server_core::check_drained() {
     drain_timer.async_wait([this](beast::error_code) { check_drained(); });
 }
 
-response server_core::run_chain(request& req, size_t index, const router::match& m) {
+response server_core::run_chain(request& req, size_t index, const router::match& m,
+                                websocket_accept* upgrade) {
     if (index < chain.size())
-        return chain[index](req, [&, index](request& r) { return run_chain(r, index + 1, m); });
+        return chain[index](
+            req, [&, index, upgrade](request& r) { return run_chain(r, index + 1, m, upgrade); });
     if (!req.matched) {
         if (m.path_exists)
             return response::error(
@@ -437,6 +801,17 @@ response server_core::run_chain(request& req, size_t index, const router::match&
         return response::error(404, "not_found", "No such resource: " + req.path);
     }
     try {
+        if (req.matched->websocket) {
+            if (!upgrade) {
+                auto res = response::error(426, "upgrade_required",
+                                           req.path +
+                                               " is a WebSocket endpoint: send a "
+                                               "WebSocket upgrade request");
+                res.headers.emplace_back("Upgrade", "websocket");
+                return res;
+            }
+            return req.matched->websocket(req, *upgrade);
+        }
         return req.matched->handle(req);
     } catch (const std::exception& e) {
         clisonix::log::error("request handler failed", {{"error", e.what()}});
@@ -446,12 +821,12 @@ response server_core::run_chain(request& req, size_t index, const router::match&
     }
 }
 
-response server_core::dispatch(request& req) {
+response server_core::dispatch(request& req, websocket_accept* upgrade) {
     clisonix::log::request_scope scope(req.request_id);
     auto m = routes.find(req.verb, req.path);
     req.matched = m.found;
     req.path_params = m.params;
-    return run_chain(req, 0, m);
+    return run_chain(req, 0, m, upgrade);
 }
 
 struct server::impl : server_core {
