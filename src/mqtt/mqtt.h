@@ -1,0 +1,103 @@
+// Clisonix — mqtt: the built-in MQTT 3.1.1 / 5.0 broker for devices (JONA).
+//
+// Devices connect the way ThingsBoard devices do, with their access token as the username,
+// and use the ThingsBoard topics, so existing firmware works unchanged:
+//   publish   v1/devices/me/telemetry            JSON telemetry (the HTTP endpoint's forms),
+//                                                stored as that device through the pipeline
+//   publish   v1/devices/me/attributes           client attributes -> hooks.client_attributes
+//   subscribe v1/devices/me/attributes           shared attribute updates (send_to_device)
+//   publish   v1/devices/me/attributes/request/{id}  -> answered on .../response/{id}
+// Users and services (not devices) connect with an API key as the password (the username is
+// "token" or the key again), may subscribe to any filter and receive what publish() sends
+// (alarm events on clisonix/alarms/...), and may publish only under clisonix/clients/.
+//
+// Delivery: QoS 0 and 1 (QoS 2 is refused; CONNACK says Maximum QoS 1). A QoS 1 telemetry
+// PUBACK is sent only after pipeline.submit() returned ok, i.e. after the WAL fsync. Telemetry
+// of all connections is merged into one write_batch per flush (one group-committed write),
+// the PUBACKs follow in the order the PUBLISH packets came. When the engine pushes back
+// ("overloaded", "unavailable"), the flush is retried and reading stops (TCP backpressure):
+// a QoS 1 message is never dropped and never acknowledged before it is stored. See
+// docs/decisions/0017-0019 for sessions, rate limits, users and what is not supported.
+//
+// A malformed or hostile packet closes that connection only: 5.0 clients get a DISCONNECT
+// (or CONNACK) with the reason code, 3.1.1 clients are closed (CONNACK return codes where
+// 3.1.1 has one).
+//
+// Thread safety: start()/stop() from one thread; send_to_device(), publish(), port() from
+// any thread (work is handed to the broker's network thread). Hooks are called on the
+// broker's network thread and must not call back into the broker synchronously.
+// Errors from start(): "invalid_config" (TLS files, bind address), "unavailable" (port).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "ingest/ingest.h"
+
+namespace clisonix::mqtt {
+
+namespace detail {
+struct broker_state;  // broker.cpp
+}
+
+struct options {
+    std::string bind = "0.0.0.0";  // mqtt.bind
+    uint16_t port = 1883;          // mqtt.port; 0 = a free port chosen by the system
+    std::string tls_cert;          // mqtt.tls_cert: PEM chain; with tls_key the port is TLS only
+    std::string tls_key;           // mqtt.tls_key
+    uint32_t max_packet_size = 256 * 1024;     // mqtt.max_packet_size (whole packet)
+    int max_connections = 100000;              // mqtt.max_connections
+    double rate_limit = 1000;                  // mqtt.rate_limit: msgs/s per device, 0 = none
+    std::chrono::seconds keep_alive_max{600};  // mqtt.keep_alive_max
+    std::chrono::milliseconds connect_timeout{10000};  // mqtt.connect_timeout
+    uint16_t receive_maximum = 1000;                   // mqtt.receive_maximum
+    uint32_t max_queued = 1000;  // mqtt.max_queued (outbound QoS 1 per session)
+    std::chrono::seconds session_expiry_max{24 * 3600};  // mqtt.session_expiry_max
+    uint64_t max_batch_points = 200000;                  // points buffered while a write runs
+    ingest::limits bounds;                               // per message (ingest.*)
+};
+
+// How the broker learns about devices and users; the app wires these to auth and devices.
+// Any hook may be empty: the feature it serves is then refused (5.0: reason 0x83).
+struct hooks {
+    // Device access token -> device name; an error refuses the connection.
+    std::function<result<std::string>(std::string_view token)> authenticate_device;
+    // API key (or user access token) -> principal name of a user or service allowed to read.
+    std::function<result<std::string>(std::string_view key)> authenticate_user;
+    std::function<status(std::string_view device, std::string_view json)> client_attributes;
+    std::function<result<std::string>(std::string_view device, std::string_view request_json)>
+        attribute_request;
+    std::function<void(std::string_view device, bool connected)> connection_changed;
+};
+
+class broker {
+public:
+    broker(options opts, ingest::pipeline& sink, hooks h);
+    ~broker();  // stops
+    broker(const broker&) = delete;
+    broker& operator=(const broker&) = delete;
+
+    // Binds and starts the network and writer threads.
+    status start();
+    // Closes every connection (5.0: DISCONNECT 0x8B), writes what was received, joins the
+    // threads. Call before the engine closes. Idempotent.
+    void stop();
+    // The bound port (useful with port 0); 0 before start().
+    uint16_t port() const;
+
+    // Shared attribute push: to every session of `device` (connected, or persistent and
+    // offline for QoS 1) subscribed to a filter matching `topic`.
+    void send_to_device(std::string_view device, std::string_view topic, std::string payload);
+    // Alarm events etc.: to every user session whose filter matches `topic` (at QoS <= 1).
+    void publish(std::string_view topic, std::string payload);
+
+private:
+    std::shared_ptr<detail::broker_state> _impl;
+};
+
+}  // namespace clisonix::mqtt
