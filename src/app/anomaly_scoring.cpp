@@ -12,6 +12,8 @@ namespace clisonix::app {
 namespace {
 
 constexpr std::string_view suffix = ".anomaly";
+// Series the platform derives from others: scoring them would score a score or a flag.
+constexpr std::string_view range_flag_suffix = ".out_of_range";
 
 // The field of a canonical key: after the last unescaped space.
 std::string_view field_of(std::string_view key) {
@@ -68,7 +70,9 @@ void anomaly_scoring::enqueue(const storage::write_batch& batch) {
                 entry.type != storage::value_type::int64)
                 continue;
             auto field = field_of(entry.key);
-            if (field.ends_with(suffix) || !query::glob_match(_metrics, field)) continue;
+            if (field.ends_with(suffix) || field.ends_with(range_flag_suffix) ||
+                !query::glob_match(_metrics, field))
+                continue;
             ids[i] = id_of(entry.key);
         }
         for (const auto& p : batch.points()) {
@@ -84,6 +88,11 @@ void anomaly_scoring::enqueue(const storage::write_batch& batch) {
     }
     if (skipped) _skipped.inc(static_cast<double>(skipped));
     _wake.notify_one();
+}
+
+void anomaly_scoring::on_scored(std::function<void(const storage::write_batch&)> callback) {
+    std::lock_guard lock(_scored_mutex);
+    _on_scored = std::move(callback);
 }
 
 void anomaly_scoring::drain() {
@@ -131,11 +140,14 @@ void anomaly_scoring::run() {
                        _detectors.score(j.id, j.ts, j.value));
         }
         if (!scores.empty()) {
-            if (auto st = _engine.write(scores); !st)
+            if (auto st = _engine.write(scores); !st) {
                 log::warn("anomaly scores not stored",
                           {{"error", st.error().message}, {"points", scores.point_count()}});
-            else
+            } else {
                 _scored.inc(static_cast<double>(scores.point_count()));
+                std::lock_guard lock(_scored_mutex);
+                if (_on_scored) _on_scored(scores);
+            }
         }
         work.clear();
         {

@@ -13,6 +13,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,6 +40,11 @@ public:
 
     // Blocks until every queued point is scored and written (tests, shutdown).
     void drain();
+
+    // Called on the scoring thread after each batch of scores is durably written (the rules
+    // engine watches `<metric>.anomaly`). Replacing it, or clearing it with nullptr, waits
+    // for a call in progress, so its target may be destroyed after on_scored(nullptr).
+    void on_scored(std::function<void(const storage::write_batch&)> callback);
 
 private:
     struct job {
@@ -68,7 +74,9 @@ private:
     std::unordered_map<std::string, uint32_t, key_hash, std::equal_to<>> _ids;  // _mutex
     std::vector<std::string> _score_keys;  // id -> "<key>.anomaly", guarded by _mutex
     metrics::counter _scored, _skipped;
-    metrics::gauge _queued;  // points waiting, for operators and the benchmark's prep step
+    metrics::gauge _queued;    // points waiting, for operators and the benchmark's prep step
+    std::mutex _scored_mutex;  // held while the callback runs
+    std::function<void(const storage::write_batch&)> _on_scored;  // guarded by _scored_mutex
     std::thread _thread;
 };
 

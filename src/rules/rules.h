@@ -1,0 +1,204 @@
+// Clisonix — rules and alarms (ASI, the real-time engine).
+//
+// Rules are JSON documents (`/api/v1/rules`) with a scope (one device, a device type, or
+// every device under an asset), a severity and a condition in a small language, parsed once
+// when the rule is saved (docs/decisions/0020-rule-language.md):
+//
+//   temperature > 80 for 5m              temperature outside 10..80 for 30s
+//   temperature rises more than 2 per minute
+//   anomaly(temperature) > 0.8 for 3 points
+//   no data for 10m                      no data from temperature for 10m
+//   abs(supply - return) > 5 and mean(flow, 5m) < 2
+//
+// The engine evaluates rules as durable batches arrive (observe(), from the ingest pipeline
+// and from anomaly scoring), never by polling the store: rules are indexed by metric (and
+// device), a series key is resolved once to the (rule, device) states it feeds, and each
+// point updates only those. "no data" rules are checked by a timer thread.
+//
+// Alarms live in the metadata store: active -> acknowledged -> cleared (or active ->
+// cleared); at most one alarm per (rule, device) is open (not cleared), repeats count up.
+// The alarm changes of one batch commit in one transaction with their notifications
+// (alarm_sink::enqueue); after the commit the sink is woken and every alarm listener gets
+// the event JSON:
+//   {"event":"alarm.created|alarm.updated|alarm.acknowledged|alarm.cleared",
+//    "alarm":{...alarm_json...},"at":ms}
+// On start the engine rebuilds its per-(rule, device) state from the open alarms, so a
+// restart neither repeats nor forgets an alarm.
+//
+// Errors: "invalid_argument" (a bad rule document, with `field` naming the member and the
+// message the position: "position 14: expected a number after '>'"), "not_found",
+// "conflict" (a rule name taken; an alarm already cleared), "unavailable" (the store).
+//
+// Thread safety: every engine method may be called from any thread. observe() serialises
+// on one mutex (held while a batch's alarm changes commit); the metadata store is written
+// only when an alarm changes. Listeners run outside that mutex, in commit order; they must
+// not call back into the engine's alarm methods from the listener itself.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "http/http.h"
+#include "meta/meta.h"
+#include "storage/storage.h"
+
+namespace clisonix::rules {
+
+// How scopes are resolved (wired to devices::registry by serve.cpp). Any hook may be empty:
+// a device-type scope then matches nothing, an asset scope nothing.
+struct scope_hooks {
+    std::function<std::string(std::string_view device)> type_of;
+    std::function<std::vector<std::string>(std::string_view device)> ancestors;
+    std::function<std::vector<std::string>(std::string_view asset)> devices_under;
+};
+
+// Where alarm notifications go (notify::notifier, adapted by serve.cpp).
+struct alarm_sink {
+    virtual ~alarm_sink() = default;
+    // Inside the alarm's transaction: one outbox entry per channel.
+    virtual status enqueue(meta::store& tx, const std::vector<std::string>& channels,
+                           std::string_view event_json) = 0;
+    // After the commit.
+    virtual void wake() = 0;
+    // At rule save: unknown channel names are an "invalid_argument".
+    virtual status validate_channels(const std::vector<std::string>& names) = 0;
+};
+
+enum class scope_kind { device, device_type, asset };
+
+struct rule {
+    int64_t id = 0;
+    std::string name;
+    scope_kind scope = scope_kind::device;
+    std::string scope_value;
+    std::string severity;  // critical, major, minor, warning
+    std::string condition;
+    std::string clear;        // clear condition, or empty
+    std::string clear_after;  // clear delay ("10m"), or empty
+    std::vector<std::string> notify;
+    bool enabled = true;
+    int64_t created_at = 0, updated_at = 0;  // unix ms
+};
+
+// A rule document from JSON (POST/PUT body); checks members and types, not the condition.
+result<rule> rule_from_json(std::string_view json);
+std::string rule_json(const rule& r);
+
+struct comment {
+    int64_t id = 0;
+    int64_t at = 0;
+    std::string author;
+    std::string text;
+};
+
+struct alarm {
+    int64_t id = 0;
+    int64_t rule_id = 0;
+    std::string rule_name;
+    std::string device;
+    std::string severity;
+    std::string status;  // active, acknowledged, cleared
+    int64_t count = 1;
+    int64_t first_at = 0, last_at = 0;  // when the condition fired first / last (data time, ms)
+    double value = 0;
+    std::string message;
+    int64_t created_at = 0, updated_at = 0;
+    std::string acked_by, cleared_by;
+    int64_t acked_at = 0, cleared_at = 0;  // 0: not yet
+    std::vector<comment> comments;         // filled by get_alarm only
+};
+
+std::string alarm_json(const alarm& a);
+
+struct alarm_filter {
+    std::string status;    // "", active, acknowledged, cleared, open (active or acknowledged)
+    std::string severity;  // "" or one severity
+    std::string device;
+    std::string asset;  // devices under it (scope_hooks::devices_under)
+    // Alarms whose [first_at, last_at] (or [first_at, now) while open) meets [from, to), ms;
+    // 0: unbounded.
+    int64_t from = 0, to = 0;
+    int64_t limit = 100, offset = 0;
+};
+
+struct alarm_page {
+    std::vector<alarm> alarms;
+    int64_t total = 0;
+};
+
+struct options {
+    // Unix ms "now": no-data timing and acknowledgement times. Tests inject a clock.
+    std::function<int64_t()> clock;
+    // How often the timer checks no-data rules; 0: no thread (call check_no_data()).
+    std::chrono::milliseconds no_data_interval{1000};
+    // How long scope answers (device types, devices under assets) are reused.
+    std::chrono::milliseconds scope_ttl{10'000};
+};
+
+struct engine_stats {
+    uint64_t evaluations = 0;  // condition evaluations
+    uint64_t rules = 0;
+    uint64_t states = 0;  // (rule, device) states
+};
+
+class engine {
+public:
+    // `sink` may be null (no notifications). Call start() before observe().
+    engine(meta::store& store, scope_hooks hooks, alarm_sink* sink, options opts = {});
+    ~engine();
+    engine(const engine&) = delete;
+    engine& operator=(const engine&) = delete;
+
+    // Loads the rules and the open alarms, starts the no-data timer.
+    status start();
+    void stop();
+
+    // A durable batch of points (or of anomaly scores).
+    void observe(const storage::write_batch& batch);
+    // Every alarm event after its commit, in commit order.
+    void add_alarm_listener(std::function<void(const std::string& event_json)> listener);
+    void set_sink(alarm_sink* sink);
+
+    result<rule> create_rule(rule r);
+    result<rule> update_rule(int64_t id, rule r);
+    status delete_rule(int64_t id);  // open alarms of the rule are cleared by "system"
+    result<rule> get_rule(int64_t id);
+    result<std::vector<rule>> list_rules();
+
+    result<alarm> get_alarm(int64_t id);
+    result<alarm_page> list_alarms(const alarm_filter& filter);
+    result<alarm> acknowledge(int64_t id, std::string_view who);
+    result<alarm> clear(int64_t id, std::string_view who);
+    result<comment> add_comment(int64_t id, std::string_view who, std::string_view text);
+
+    // One pass of the no-data timer (the thread calls it; tests call it with their clock).
+    void check_no_data();
+    // Forget cached scope answers (devices moved between assets, types changed).
+    void refresh_scopes();
+
+    engine_stats statistics() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> _impl;
+};
+
+// Told of every change made through the API, after it succeeded, for the audit log:
+// action "rule.create", "rule.update", "rule.delete", "alarm.ack", "alarm.clear",
+// "alarm.comment"; target the rule's name or the alarm's id.
+using audit_fn =
+    std::function<void(const http::request& req, std::string_view action, std::string_view target)>;
+
+// /api/v1/rules (GET read; POST, PUT, DELETE admin) and /api/v1/alarms (GET read; ack,
+// clear and comments with http::permission::alarms).
+void add_routes(http::router& routes, engine& e, audit_fn audit = {});
+
+}  // namespace clisonix::rules

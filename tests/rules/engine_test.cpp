@@ -1,0 +1,521 @@
+// The streaming engine on synthetic batches and a real SQLite metadata store: when alarms
+// fire and clear, what they record, and that a restart picks up where it left off.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <mutex>
+#include <thread>
+
+#include "rules/backend.h"
+#include "rules/rules.h"
+#include "support/test_support.h"
+
+namespace clisonix::rules {
+
+namespace {
+
+constexpr int64_t t0 = 1'704'067'200'000;  // 2024-01-01T00:00:00Z, ms
+constexpr int64_t minute = 60'000;
+
+struct recording_sink : alarm_sink {
+    std::vector<std::pair<std::vector<std::string>, std::string>> enqueued;
+    int wakes = 0;
+    bool failing = false;
+    status enqueue(meta::store&, const std::vector<std::string>& channels,
+                   std::string_view event_json) override {
+        if (failing) return make_error("unavailable", "outbox down");
+        enqueued.emplace_back(channels, std::string(event_json));
+        return {};
+    }
+    void wake() override { ++wakes; }
+    status validate_channels(const std::vector<std::string>& names) override {
+        for (const auto& n : names)
+            if (n != "ops" && n != "oncall")
+                return make_error("invalid_argument", "no channel named " + n);
+        return {};
+    }
+};
+
+// The suite's name, so that the SQLite and PostgreSQL runs are told apart in CTest.
+#ifndef RULES_ENGINE_FIXTURE
+#define RULES_ENGINE_FIXTURE rules_engine
+#endif
+
+class RULES_ENGINE_FIXTURE : public ::testing::Test {
+protected:
+    void SetUp() override { open_engine(); }
+
+    void open_engine() {
+        _engine.reset();
+        if (!_store) {
+            auto s = open_test_store(_dir.str());
+            ASSERT_TRUE(s.ok()) << s.error().message;
+            _backend = std::move(*s);
+            _store = _backend.store.get();
+        }
+        options o;
+        o.clock = [this] { return _now.load(); };
+        o.no_data_interval = std::chrono::milliseconds(0);
+        _engine = std::make_unique<engine>(*_store, _hooks, &_sink, o);
+        _engine->add_alarm_listener([this](const std::string& ev) {
+            std::lock_guard lock(_mutex);
+            auto doc = boost::json::parse(ev).as_object();
+            _events.push_back(std::string(doc.at("event").as_string()));
+        });
+        ASSERT_TRUE(_engine->start().ok());
+    }
+
+    rule make(std::string name, std::string cond, std::string clear = {},
+              std::string device = "pump-1") {
+        rule r;
+        r.name = std::move(name);
+        r.scope = scope_kind::device;
+        r.scope_value = std::move(device);
+        r.severity = "major";
+        r.condition = std::move(cond);
+        r.clear = std::move(clear);
+        return r;
+    }
+
+    int64_t add(rule r) {
+        auto made = _engine->create_rule(std::move(r));
+        EXPECT_TRUE(made.ok()) << made.error().message;
+        return made.ok() ? made->id : 0;
+    }
+
+    void write(std::string_view device, std::string_view metric, int64_t ts_ms, double v) {
+        storage::write_batch b;
+        auto s = b.series("telemetry,device=" + std::string(device) + " " + std::string(metric),
+                          storage::value_type::float64);
+        ASSERT_TRUE(s.ok());
+        b.add(*s, ts_ms * 1'000'000, v);
+        _engine->observe(b);
+    }
+
+    std::vector<alarm> alarms(alarm_filter f = {}) {
+        auto page = _engine->list_alarms(f);
+        EXPECT_TRUE(page.ok());
+        return page.ok() ? page->alarms : std::vector<alarm>{};
+    }
+
+    std::vector<std::string> events() {
+        std::lock_guard lock(_mutex);
+        return _events;
+    }
+
+    testing::temp_dir _dir{"clisonix-rules"};
+    test_store _backend;
+    meta::store* _store = nullptr;
+    std::atomic<int64_t> _now{t0};
+    recording_sink _sink;
+    scope_hooks _hooks;
+    std::unique_ptr<engine> _engine;
+    std::mutex _mutex;
+    std::vector<std::string> _events;
+};
+
+TEST_F(RULES_ENGINE_FIXTURE,
+       threshold_fires_once_after_the_duration_and_clears_once_with_hysteresis) {
+    auto r = make("pump hot", "temperature > 80 for 5m", "temperature < 75");
+    r.notify = {"ops"};
+    add(r);
+    // One point a minute: above 80 from minute 1; held 5 minutes at minute 6.
+    std::vector<double> values = {70, 81, 82, 83, 84, 85, 86, 87, 78, 81, 77, 76, 74, 73};
+    for (size_t i = 0; i < values.size(); ++i) {
+        write("pump-1", "temperature", t0 + static_cast<int64_t>(i) * minute, values[i]);
+        if (i == 5) {
+            EXPECT_TRUE(alarms().empty()) << "not before five minutes";
+        }
+        if (i == 6) {
+            auto a = alarms();
+            ASSERT_EQ(a.size(), 1u);
+            EXPECT_EQ(a[0].status, "active");
+            EXPECT_EQ(a[0].first_at, t0 + 6 * minute);
+            EXPECT_EQ(a[0].value, 86);
+            EXPECT_EQ(a[0].message, "temperature 86 > 80 for 5m");
+            EXPECT_EQ(a[0].device, "pump-1");
+            EXPECT_EQ(a[0].rule_name, "pump hot");
+            EXPECT_EQ(a[0].severity, "major");
+        }
+        if (i == 11) {
+            EXPECT_EQ(alarms()[0].status, "active") << "77, 76 are inside the band";
+        }
+    }
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].status, "cleared");
+    EXPECT_EQ(a[0].count, 1);
+    EXPECT_EQ(a[0].cleared_by, "system");
+    EXPECT_EQ(events(), (std::vector<std::string>{"alarm.created", "alarm.cleared"}));
+    // Each change went to the sink inside its transaction, and the sink was woken after.
+    ASSERT_EQ(_sink.enqueued.size(), 2u);
+    EXPECT_EQ(_sink.enqueued[0].first, std::vector<std::string>{"ops"});
+    auto ev = boost::json::parse(_sink.enqueued[0].second).as_object();
+    EXPECT_EQ(ev.at("event"), "alarm.created");
+    EXPECT_EQ(ev.at("alarm").at("rule"), "pump hot");
+    EXPECT_EQ(ev.at("alarm").at("count"), 1);
+    EXPECT_EQ(_sink.wakes, 2);
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, oscillation_around_the_threshold_never_fires) {
+    add(make("pump hot", "temperature > 80 for 5m", "temperature < 75"));
+    for (int i = 0; i < 120; ++i)
+        write("pump-1", "temperature", t0 + i * 30'000, i % 2 ? 81 : 79);
+    EXPECT_TRUE(alarms().empty());
+    EXPECT_TRUE(events().empty());
+    EXPECT_EQ(_engine->statistics().evaluations, 120u);
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, repeats_count_on_the_one_open_alarm) {
+    add(make("hot", "temperature > 80", "temperature < 75"));
+    for (double v : {81.0, 77.0, 82.0, 79.0, 83.0, 90.0})
+        write("pump-1", "temperature", _now += minute, v);
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].count, 3);
+    EXPECT_EQ(a[0].value, 83);
+    EXPECT_EQ(a[0].status, "active");
+    EXPECT_EQ(events(),
+              (std::vector<std::string>{"alarm.created", "alarm.updated", "alarm.updated"}));
+    // Without a clear condition the alarm clears as soon as the condition is false.
+    add(make("cold", "temperature < 10"));
+    write("pump-1", "temperature", _now += minute, 5);
+    write("pump-1", "temperature", _now += minute, 12);
+    alarm_filter f;
+    f.status = "cleared";
+    ASSERT_EQ(alarms(f).size(), 2u) << "5 clears hot (below 75) and 12 clears cold";
+    EXPECT_EQ(alarms(f)[0].rule_name, "cold");
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, clear_after_waits_for_the_condition_to_stay_false) {
+    auto r = make("hot", "temperature > 80");
+    r.clear_after = "3m";
+    add(r);
+    write("pump-1", "temperature", t0, 81);
+    write("pump-1", "temperature", t0 + minute, 70);
+    write("pump-1", "temperature", t0 + 2 * minute, 70);
+    write("pump-1", "temperature", t0 + 3 * minute, 70);
+    EXPECT_EQ(alarms()[0].status, "active");
+    write("pump-1", "temperature", t0 + 4 * minute, 70);
+    EXPECT_EQ(alarms()[0].status, "cleared");
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, rate_of_change) {
+    add(make("heating fast", "temperature rises more than 2 per minute"));
+    add(make("cooling fast", "temperature falls more than 2 per minute"));
+    for (double v : {10.0, 11.0, 12.0, 15.0, 16.0, 12.0})
+        write("pump-1", "temperature", _now += 30'000, v);
+    // 10 -> 11 in 30 s is 2/min (not more); 12 -> 15 is 6/min; 16 -> 12 falls 8/min.
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 2u);
+    EXPECT_EQ(a[1].rule_name, "heating fast");
+    EXPECT_EQ(a[1].value, 6);
+    EXPECT_EQ(a[1].status, "cleared");
+    EXPECT_EQ(a[1].message, "temperature rises more than 2 per minute (6 per minute)");
+    EXPECT_EQ(a[0].rule_name, "cooling fast");
+    EXPECT_EQ(a[0].value, -8);
+    EXPECT_EQ(a[0].status, "active");
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, anomaly_score_above_a_level_for_n_points) {
+    add(make("odd", "anomaly(temperature) > 0.8 for 3 points"));
+    for (double v : {0.9, 0.95, 0.5, 0.9, 0.85})
+        write("pump-1", "temperature.anomaly", _now += 1000, v);
+    EXPECT_TRUE(alarms().empty());
+    write("pump-1", "temperature.anomaly", _now += 1000, 0.99);
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].value, 0.99);
+    EXPECT_EQ(a[0].message, "anomaly(temperature) 0.99 > 0.8 for 3 points");
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, no_data_by_the_timer_with_an_injected_clock) {
+    add(make("silent", "no data for 10m"));
+    add(make("no temperature", "no data from temperature for 10m"));
+    _now = t0 + 5 * minute;
+    _engine->check_no_data();
+    EXPECT_TRUE(alarms().empty());
+    write("pump-1", "pressure", t0, 1);  // data, but not temperature
+    _now = t0 + 10 * minute;
+    _engine->check_no_data();
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].rule_name, "no temperature");
+    EXPECT_EQ(a[0].message, "no data from temperature for 10m (600 s without data)");
+    _now = t0 + 16 * minute;
+    _engine->check_no_data();
+    _engine->check_no_data();
+    a = alarms();
+    ASSERT_EQ(a.size(), 2u) << "one alarm per rule, not one per tick";
+    EXPECT_EQ(a[0].rule_name, "silent");
+    write("pump-1", "temperature", t0 + 16 * minute, 20);
+    alarm_filter open;
+    open.status = "open";
+    EXPECT_TRUE(alarms(open).empty()) << "data clears both";
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, the_timer_thread_checks_no_data_by_itself) {
+    options o;
+    o.clock = [this] { return _now.load(); };
+    o.no_data_interval = std::chrono::milliseconds(10);
+    _engine = std::make_unique<engine>(*_store, _hooks, &_sink, o);
+    ASSERT_TRUE(_engine->start().ok());
+    add(make("silent", "no data for 1m"));
+    _now = t0 + 2 * minute;
+    for (int i = 0; i < 500 && alarms().empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_EQ(alarms().size(), 1u);
+    EXPECT_EQ(alarms()[0].first_at, t0 + 2 * minute);
+    _engine->stop();
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, expression_over_metrics_with_a_windowed_mean) {
+    add(make("starved", "mean(flow, 5m) < 2 and pressure > 1"));
+    write("pump-1", "flow", t0, 1);
+    EXPECT_EQ(_engine->statistics().evaluations, 0u) << "pressure not seen yet";
+    write("pump-1", "pressure", t0 + 1000, 0.5);
+    write("pump-1", "flow", t0 + minute, 5);  // mean 3
+    write("pump-1", "pressure", t0 + minute + 1000, 2);
+    EXPECT_TRUE(alarms().empty());
+    write("pump-1", "flow", t0 + 5 * minute, 1);  // window (0, 5m]: 5, 1 -> 3
+    EXPECT_TRUE(alarms().empty());
+    write("pump-1", "flow", t0 + 7 * minute, 0.5);  // 1, 0.5 -> 0.75
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].value, 0.75);
+    EXPECT_EQ(a[0].message, "mean(flow, 5m) 0.75 < 2 and pressure > 1");
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, other_devices_and_scopes) {
+    _hooks.type_of = [](std::string_view d) {
+        return std::string(d.starts_with("pump") ? "pump" : "fan");
+    };
+    _hooks.devices_under = [](std::string_view asset) {
+        return asset == "line-2" ? std::vector<std::string>{"fan-7", "pump-9"}
+                                 : std::vector<std::string>{};
+    };
+    open_engine();
+    auto by_type = make("pumps hot", "temperature > 80");
+    by_type.scope = scope_kind::device_type;
+    by_type.scope_value = "pump";
+    add(by_type);
+    auto by_asset = make("line hot", "temperature > 90");
+    by_asset.scope = scope_kind::asset;
+    by_asset.scope_value = "line-2";
+    add(by_asset);
+    for (auto d : {"pump-1", "pump-9", "fan-7", "fan-8"})
+        write(d, "temperature", t0, 95);
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 4u);
+    std::multiset<std::string> seen;
+    for (const auto& x : a)
+        seen.insert(x.rule_name + "/" + x.device);
+    EXPECT_EQ(seen, (std::multiset<std::string>{"pumps hot/pump-1", "pumps hot/pump-9",
+                                                "line hot/pump-9", "line hot/fan-7"}));
+    alarm_filter f;
+    f.asset = "line-2";
+    EXPECT_EQ(_engine->list_alarms(f)->total, 3);
+    f.asset = "";
+    f.device = "pump-9";
+    EXPECT_EQ(_engine->list_alarms(f)->total, 2);
+    f = {};
+    f.limit = 1;
+    f.offset = 1;
+    auto page = _engine->list_alarms(f);
+    EXPECT_EQ(page->total, 4);
+    ASSERT_EQ(page->alarms.size(), 1u);
+    EXPECT_EQ(page->alarms[0].id, a[1].id);
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, no_data_by_device_type_and_asset) {
+    _hooks.type_of = [](std::string_view d) {
+        return std::string(d.starts_with("pump") ? "pump" : "fan");
+    };
+    _hooks.devices_under = [](std::string_view asset) {
+        return asset == "line-2" ? std::vector<std::string>{"fan-7"} : std::vector<std::string>{};
+    };
+    open_engine();
+    auto pumps = make("pump silent", "no data for 10m");
+    pumps.scope = scope_kind::device_type;
+    pumps.scope_value = "pump";
+    add(pumps);
+    auto line = make("line silent", "no data for 10m");
+    line.scope = scope_kind::asset;
+    line.scope_value = "line-2";
+    add(line);
+    write("pump-1", "temperature", t0, 1);  // seen at t0 (engine clock)
+    write("fan-8", "temperature", t0, 1);
+    _now = t0 + 10 * minute;
+    _engine->check_no_data();
+    std::multiset<std::string> seen;
+    for (const auto& a : alarms())
+        seen.insert(a.rule_name + "/" + a.device);
+    // fan-7 was never seen: it counts from the engine's start.
+    EXPECT_EQ(seen, (std::multiset<std::string>{"pump silent/pump-1", "line silent/fan-7"}));
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, filters_by_time_severity_and_status) {
+    auto minor = make("warm", "temperature > 50");
+    minor.severity = "minor";
+    add(minor);
+    add(make("hot", "temperature > 80"));
+    write("pump-1", "temperature", t0, 60);                // warm fires at t0
+    write("pump-1", "temperature", t0 + 10 * minute, 90);  // hot fires at 10m
+    write("pump-1", "temperature", t0 + 20 * minute, 40);  // both clear
+    write("pump-1", "temperature", t0 + 30 * minute, 55);  // warm again at 30m
+    alarm_filter f;
+    EXPECT_EQ(_engine->list_alarms(f)->total, 3);
+    f.from = t0 + 25 * minute;  // alarms whose [first_at, last_at] reaches 25m or later
+    EXPECT_EQ(_engine->list_alarms(f)->total, 1);
+    f.from = t0 + 5 * minute;
+    f.to = t0 + 15 * minute;
+    auto page = _engine->list_alarms(f);
+    ASSERT_EQ(page->total, 1);
+    EXPECT_EQ(page->alarms[0].rule_name, "hot");
+    f = {};
+    f.severity = "minor";
+    EXPECT_EQ(_engine->list_alarms(f)->total, 2);
+    f.status = "active";
+    EXPECT_EQ(_engine->list_alarms(f)->total, 1);
+    f.status = "cleared";
+    EXPECT_EQ(_engine->list_alarms(f)->total, 1);
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, an_alarm_storm_commits_once_per_batch) {
+    auto r = make("hot", "temperature > 80");
+    r.scope = scope_kind::device_type;
+    r.scope_value = "pump";
+    r.notify = {"ops"};
+    _hooks.type_of = [](std::string_view) { return std::string("pump"); };
+    open_engine();
+    add(r);
+    storage::write_batch b;
+    for (int d = 0; d < 300; ++d) {
+        auto s = b.series("telemetry,device=p" + std::to_string(d) + " temperature",
+                          storage::value_type::float64);
+        b.add(*s, t0 * 1'000'000, 90);        // fires
+        b.add(*s, (t0 + 1) * 1'000'000, 70);  // clears, in the same batch
+        b.add(*s, (t0 + 2) * 1'000'000, 95);  // fires again: a second alarm
+    }
+    _engine->observe(b);
+    alarm_filter f;
+    f.limit = 1000;
+    EXPECT_EQ(_engine->list_alarms(f)->total, 600);
+    f.status = "cleared";
+    EXPECT_EQ(_engine->list_alarms(f)->total, 300);
+    EXPECT_EQ(_sink.enqueued.size(), 900u);
+    EXPECT_EQ(_sink.wakes, 1) << "one transaction, one wake";
+    EXPECT_EQ(events().size(), 900u);
+    // The open alarms know their ids: clearing one by hand works.
+    f.status = "active";
+    auto open = _engine->list_alarms(f)->alarms;
+    ASSERT_EQ(open.size(), 300u);
+    write("p7", "temperature", t0 + 3, 60);
+    EXPECT_EQ(_engine->list_alarms(f)->total, 299);
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, a_failed_commit_changes_nothing_and_the_next_point_retries) {
+    auto r = make("hot", "temperature > 80");
+    r.notify = {"ops"};
+    add(r);
+    _sink.failing = true;
+    write("pump-1", "temperature", t0, 90);
+    EXPECT_TRUE(alarms().empty()) << "the alarm rolled back with its notification";
+    EXPECT_TRUE(events().empty());
+    _sink.failing = false;
+    write("pump-1", "temperature", t0 + 1000, 91);
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].count, 1);
+    EXPECT_EQ(a[0].first_at, t0 + 1000);
+    EXPECT_EQ(events(), std::vector<std::string>{"alarm.created"});
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, lifecycle_ack_clear_comments_and_restart) {
+    auto id = add(make("hot", "temperature > 80", "temperature < 75"));
+    write("pump-1", "temperature", t0, 85);
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    _now = t0 + 1000;
+    auto acked = _engine->acknowledge(a[0].id, "alice");
+    ASSERT_TRUE(acked.ok());
+    EXPECT_EQ(acked->status, "acknowledged");
+    EXPECT_EQ(acked->acked_by, "alice");
+    EXPECT_EQ(acked->acked_at, t0 + 1000);
+    EXPECT_EQ(_engine->acknowledge(a[0].id, "bob").error().code, "conflict");
+    auto c = _engine->add_comment(a[0].id, "alice", "looking at it");
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(_engine->get_alarm(a[0].id)->comments.size(), 1u);
+    EXPECT_EQ(_engine->get_alarm(999).error().code, "not_found");
+
+    // A restart: the open alarm is picked up, not repeated while the condition holds.
+    auto before = _engine->get_alarm(a[0].id);
+    open_engine();
+    write("pump-1", "temperature", t0 + 2000, 86);
+    auto after = _engine->get_alarm(a[0].id);
+    EXPECT_EQ(alarm_json(*after), alarm_json(*before));
+    write("pump-1", "temperature", t0 + 3000, 70);
+    auto cleared = _engine->get_alarm(a[0].id);
+    EXPECT_EQ(cleared->status, "cleared");
+    EXPECT_EQ(cleared->acked_by, "alice") << "acknowledged, then cleared";
+
+    // Cleared by hand before anyone acknowledged it: no new alarm until the condition has
+    // been false again.
+    write("pump-1", "temperature", t0 + 4000, 90);
+    auto second = alarms()[0];
+    EXPECT_NE(second.id, a[0].id);
+    auto by_hand = _engine->clear(second.id, "bob");
+    ASSERT_TRUE(by_hand.ok());
+    EXPECT_EQ(by_hand->cleared_by, "bob");
+    EXPECT_EQ(by_hand->acked_at, 0);
+    EXPECT_EQ(_engine->clear(second.id, "bob").error().code, "conflict");
+    EXPECT_EQ(_engine->acknowledge(second.id, "bob").error().code, "conflict");
+    write("pump-1", "temperature", t0 + 5000, 91);
+    EXPECT_EQ(alarms().size(), 2u);
+    write("pump-1", "temperature", t0 + 6000, 60);
+    write("pump-1", "temperature", t0 + 7000, 91);
+    EXPECT_EQ(alarms().size(), 3u);
+
+    // Deleting the rule clears its open alarm.
+    ASSERT_TRUE(_engine->delete_rule(id).ok());
+    alarm_filter open;
+    open.status = "open";
+    EXPECT_TRUE(alarms(open).empty());
+    EXPECT_EQ(_engine->get_rule(id).error().code, "not_found");
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, bad_rules_name_the_field) {
+    auto bad = _engine->create_rule(make("x", "temperature > for 5m"));
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.error().field, "condition");
+    EXPECT_EQ(bad.error().message, "position 14: expected a number after '>'");
+    auto clear = _engine->create_rule(make("x", "t > 1", "t <"));
+    EXPECT_EQ(clear.error().field, "clear");
+    auto r = make("x", "t > 1");
+    r.notify = {"ops", "nope"};
+    EXPECT_EQ(_engine->create_rule(r).error().field, "notify");
+    r = make("x", "t > 1");
+    r.severity = "meh";
+    EXPECT_EQ(_engine->create_rule(r).error().field, "severity");
+    add(make("x", "t > 1"));
+    EXPECT_EQ(_engine->create_rule(make("x", "t > 2")).error().code, "conflict");
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, update_keeps_the_open_alarm_and_disabled_rules_stay_quiet) {
+    auto id = add(make("hot", "temperature > 80"));
+    write("pump-1", "temperature", t0, 85);
+    auto r = make("hot", "temperature > 82");
+    auto updated = _engine->update_rule(id, r);
+    ASSERT_TRUE(updated.ok());
+    write("pump-1", "temperature", t0 + 1000, 85);
+    ASSERT_EQ(alarms().size(), 1u);
+    EXPECT_EQ(alarms()[0].count, 1);
+    r.enabled = false;
+    ASSERT_TRUE(_engine->update_rule(id, r).ok());
+    write("pump-1", "temperature", t0 + 2000, 50);
+    EXPECT_EQ(alarms()[0].status, "active") << "a disabled rule changes nothing";
+}
+
+}  // namespace
+}  // namespace clisonix::rules
