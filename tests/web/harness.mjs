@@ -1,0 +1,187 @@
+// Shared by the browser tests and the bench: starts the real `clisonix serve` on a free
+// loopback port with a fresh data dir, talks to its API, and launches Debian's Chromium
+// through playwright-core (never a downloaded browser).
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const here = path.dirname(fileURLToPath(import.meta.url));
+export const sourceDir = path.resolve(here, "../..");
+export const webDir = path.join(sourceDir, "web");
+export const adminPassword = "test-admin-password-1";
+export const chromiumPath = process.env.CLISONIX_CHROMIUM ?? "/usr/bin/chromium";
+
+export function parseArgs(argv) {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    if (!argv[i].startsWith("--")) continue;
+    const key = argv[i].slice(2);
+    const next = argv[i + 1];
+    if (next === undefined || next.startsWith("--")) out[key] = true;
+    else out[key] = argv[++i];
+  }
+  return out;
+}
+
+// Exit code 77: ctest's SKIP_RETURN_CODE for this test.
+export function skipAll(reason) {
+  console.log(`SKIPPED: ${reason}`);
+  process.exit(77);
+}
+
+export function loadModules() {
+  const require = createRequire(path.join(webDir, "package.json"));
+  try {
+    return {
+      playwright: require("playwright-core"),
+      axeSource: require("fs").readFileSync(require.resolve("axe-core/axe.min.js"), "utf8"),
+    };
+  } catch (e) {
+    skipAll(`web/node_modules is missing playwright-core or axe-core (run scripts/setup): ${e.message}`);
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startServer({ binary, webDist, extraArgs = [] }) {
+  const port = await freePort();
+  const data = mkdtempSync(path.join(os.tmpdir(), "clisonix-web-"));
+  const args = [
+    "serve",
+    "--port",
+    String(port),
+    "--data",
+    data,
+    "--set",
+    "http.bind=127.0.0.1",
+    "--set",
+    `web.dir=${webDist}`,
+    "--set",
+    "mqtt.port=0",
+    ...extraArgs,
+  ];
+  const proc = spawn(binary, args, {
+    env: { ...process.env, CLISONIX_ADMIN_PASSWORD: adminPassword },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  // Never leave the server behind, whatever ends this process (a failed launch, a throw).
+  process.on("exit", () => {
+    if (proc.exitCode === null) proc.kill("SIGKILL");
+  });
+  let output = "";
+  proc.stdout.on("data", (d) => (output += d));
+  proc.stderr.on("data", (d) => (output += d));
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`clisonix serve exited early (${proc.exitCode}): ${output}`);
+    try {
+      const r = await fetch(base + "/healthz");
+      if (r.status === 200) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) throw new Error("clisonix serve did not answer /healthz in 30 s: " + output);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const login = await fetch(base + "/api/v1/auth/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: "admin", password: adminPassword }),
+  });
+  if (login.status !== 200) throw new Error("admin login failed: " + login.status + " " + (await login.text()));
+  const token = (await login.json()).access_token;
+
+  async function call(method, target, body, contentType) {
+    const headers = { Authorization: "Bearer " + token };
+    let payload;
+    if (typeof body === "string") {
+      payload = body;
+      headers["Content-Type"] = contentType ?? "text/plain";
+    } else if (body !== undefined) {
+      payload = JSON.stringify(body);
+      headers["Content-Type"] = "application/json";
+    }
+    const r = await fetch(base + target, { method, headers, body: payload });
+    const text = await r.text();
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON */
+    }
+    return { status: r.status, json, text };
+  }
+
+  return {
+    base,
+    port,
+    api: call,
+    output: () => output,
+    async stop() {
+      proc.kill("SIGTERM");
+      await new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        const t = setTimeout(() => {
+          proc.kill("SIGKILL");
+          resolve();
+        }, 10000);
+        proc.once("exit", () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      rmSync(data, { recursive: true, force: true });
+    },
+  };
+}
+
+// Debian's Chromium, headless, with a fresh profile and no background traffic (the machine
+// has no network beyond loopback; see the env notes).
+export async function launchBrowser(playwright, viewport = { width: 1280, height: 900 }) {
+  if (!existsSync(chromiumPath)) skipAll(`${chromiumPath} is missing (apt-get install chromium; scripts/setup does)`);
+  const profile = mkdtempSync(path.join(os.tmpdir(), "clisonix-chromium-"));
+  const context = await playwright.chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    viewport,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function uiLogin(page, base) {
+  await page.goto(base + "/");
+  await page.waitForURL(/\/login$/);
+  await page.getByLabel("Username").fill("admin");
+  await page.getByLabel("Password").fill(adminPassword);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("heading", { name: "Overview", level: 1 }).waitFor();
+}

@@ -1,0 +1,512 @@
+// Browser tests of the dashboard: Playwright (playwright-core) drives Debian's Chromium
+// against the real `clisonix serve`. Steps whose API is not on this server yet are skipped
+// with the reason printed. Screenshots of every page go to --out.
+//
+//   node tests/web/run.mjs --binary build/clisonix --web-dist web/dist --out build/screenshots
+import { existsSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import { launchBrowser, loadModules, parseArgs, skipAll, startServer, webDir } from "./harness.mjs";
+
+const args = parseArgs(process.argv.slice(2));
+const binary = args.binary ?? path.resolve("build/clisonix");
+const webDist = args["web-dist"] ?? path.join(webDir, "dist");
+const out = args.out ?? path.resolve("build/screenshots");
+mkdirSync(out, { recursive: true });
+
+const { playwright, axeSource } = loadModules();
+if (!existsSync(path.join(webDist, "index.html")))
+  skipAll(`${webDist}/index.html is missing (npm ci && npm run build in web/)`);
+if (!existsSync(binary)) skipAll(`${binary} is missing`);
+
+const results = [];
+class Skip extends Error {}
+const skip = (why) => {
+  throw new Skip(why);
+};
+function expect(cond, message) {
+  if (!cond) throw new Error(message);
+}
+async function step(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    results.push({ name, status: "passed" });
+    console.log(`[PASS] ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    if (e instanceof Skip) {
+      results.push({ name, status: "skipped" });
+      console.log(`[SKIP] ${name}: ${e.message}`);
+    } else {
+      results.push({ name, status: "failed" });
+      console.log(`[FAIL] ${name}: ${e.stack ?? e}`);
+    }
+  }
+}
+
+const server = await startServer({ binary, webDist });
+const browser = await launchBrowser(playwright);
+const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+page.setDefaultTimeout(15000);
+const problems = []; // CSP violations and uncaught errors: the page must have none
+page.on("console", (m) => {
+  if (m.type() === "error" && /Content Security Policy|Refused to/.test(m.text())) problems.push(m.text());
+});
+page.on("pageerror", (e) => problems.push("page error: " + e.message));
+
+const shots = [];
+async function shoot(name, target = page) {
+  const file = path.join(out, name + ".png");
+  await target.screenshot({ path: file, fullPage: true });
+  shots.push(file);
+}
+
+async function axe(name) {
+  await page.evaluate(axeSource);
+  const r = await page.evaluate(() =>
+    // eslint-disable-next-line no-undef
+    axe.run(document, {
+      resultTypes: ["violations"],
+      runOnly: {
+        type: "tag",
+        values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"],
+      },
+    }),
+  );
+  console.log(`  axe ${name}: ${r.passes?.length ?? "?"} rules passed, ${r.violations.length} violated`);
+  const bad = r.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  for (const v of r.violations)
+    console.log(
+      `  axe ${name}: ${v.impact} ${v.id} (${v.nodes.length}): ${v.help} — ${v.nodes
+        .slice(0, 2)
+        .map((n) => n.target.join(" "))
+        .join(" | ")}`,
+    );
+  expect(
+    bad.length === 0,
+    `${name}: ${bad.length} serious/critical accessibility violations: ${bad.map((v) => v.id).join(", ")}`,
+  );
+}
+
+const now = Date.now();
+const api = server.api;
+const has = async (target) => (await api("GET", target)).status !== 404;
+const devicesApi = await has("/api/v1/devices");
+const alarmsApi = await has("/api/v1/alarms");
+const rulesApi = await has("/api/v1/rules");
+console.log(`server ${server.base}: devices API ${devicesApi}, alarms API ${alarmsApi}, rules API ${rulesApi}`);
+
+// A device with ten minutes of history: temperature, vibration and current at 1 Hz.
+if (devicesApi) {
+  const r = await api("POST", "/api/v1/devices", {
+    name: "pump-1",
+    type: "pump",
+    label: "Pump 1",
+  });
+  if (r.status !== 201 && r.status !== 200) console.log("creating pump-1:", r.status, r.text);
+}
+{
+  const lines = [];
+  for (let i = 600; i >= 1; i--) {
+    const t = now - i * 1000;
+    const temp = 60 + 5 * Math.sin(i / 60) + (i % 7) * 0.1;
+    lines.push(
+      `telemetry,device=pump-1 temperature=${temp.toFixed(2)},vibration=${(0.5 + (i % 13) * 0.01).toFixed(3)},current=${(12 + Math.cos(i / 30)).toFixed(2)} ${t}`,
+    );
+  }
+  const w = await api("POST", "/api/v1/write?precision=ms", lines.join("\n"));
+  if (w.status !== 204) throw new Error("seeding telemetry: " + w.status + " " + w.text);
+}
+
+await step("login: a wrong password is shown, the right one opens the overview", async () => {
+  await page.goto(server.base + "/");
+  await page.waitForURL(/\/login$/);
+  await shoot("login");
+  await page.getByLabel("Username").fill("admin");
+  await page.getByLabel("Password").fill("not-the-password");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page
+    .getByRole("alert")
+    .filter({ hasText: /401|invalid|password|credentials/i })
+    .waitFor();
+  await axe("login");
+  await page.getByLabel("Password").fill("test-admin-password-1");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("heading", { name: "Overview", level: 1 }).waitFor();
+  expect((await page.getByTestId("whoami").textContent()) === "admin", "the shell names the user");
+});
+
+await step("overview: devices, ingest rate, alarms, anomalies", async () => {
+  await page.getByTestId("ingest-rate").waitFor();
+  if (devicesApi) {
+    // pump-1 sent telemetry a moment ago: online.
+    await page.waitForFunction(() => document.querySelector('[data-testid="devices-online"]')?.textContent === "1");
+  }
+  await page.waitForFunction(
+    () => !document.querySelector('[data-testid="ingest-rate"]')?.textContent?.startsWith("…"),
+    null,
+    { timeout: 10000 },
+  );
+  await page.waitForTimeout(300);
+  await shoot("overview");
+  await axe("overview");
+});
+
+await step("device page: a chart receives points posted while the page is open", async () => {
+  await page.goto(server.base + "/devices/pump-1");
+  const chart = page.locator('figure.chart[data-metric="temperature"]');
+  await chart.waitFor();
+  await page.waitForSelector('[data-testid="charts"][data-ready="true"]');
+  const before = Number(await chart.getAttribute("data-points"));
+  expect(before > 0, "the chart shows the history");
+  // Wait for the live connection (or its polling fallback) before writing.
+  await page
+    .waitForFunction(
+      () => {
+        const s = document.querySelector('[data-testid="live-state"]')?.getAttribute("data-state");
+        return s === "live" || s === "unavailable";
+      },
+      null,
+      { timeout: 10000 },
+    )
+    .catch(() => {});
+  const mode = await page.getByTestId("live-state").getAttribute("data-state");
+  console.log(`  live mode: ${mode} (${await page.getByTestId("live-state").textContent()})`);
+  for (let k = 0; k < 3; k++) {
+    const r = await api("POST", "/api/v1/devices/pump-1/telemetry", {
+      ts: Date.now(),
+      values: { temperature: 70 + k },
+    });
+    expect(r.status === 204 || r.status === 200 || r.status === 202, "posting telemetry: " + r.status + " " + r.text);
+    await page.waitForTimeout(300);
+  }
+  await page.waitForFunction(
+    (n) => Number(document.querySelector('figure.chart[data-metric="temperature"]')?.getAttribute("data-points")) > n,
+    before,
+    { timeout: 15000 },
+  );
+  const after = Number(await chart.getAttribute("data-points"));
+  console.log(`  temperature chart: ${before} -> ${after} points`);
+  await shoot("device");
+  await axe("device");
+});
+
+await step("alarms: acknowledge an alarm", async () => {
+  if (!alarmsApi || !rulesApi) skip("the rules/alarms API (/api/v1/rules, /api/v1/alarms) answers 404 on this server");
+  const rule = await api("POST", "/api/v1/rules", {
+    name: "pump hot",
+    scope: { device: "pump-1" },
+    severity: "major",
+    condition: "temperature > 80",
+  });
+  expect(rule.status === 201, "creating the rule: " + rule.status + " " + rule.text);
+  let alarm = null;
+  for (let i = 0; i < 50 && !alarm; i++) {
+    await api("POST", "/api/v1/devices/pump-1/telemetry", {
+      ts: Date.now(),
+      values: { temperature: 91.5 },
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const list = await api("GET", "/api/v1/alarms?status=active&device=pump-1");
+    alarm = list.json?.alarms?.[0] ?? null;
+  }
+  expect(alarm, "the rule raised an alarm");
+  await page.goto(server.base + "/alarms");
+  const row = page.locator(`tr[data-alarm-id="${alarm.id}"]`);
+  await row.waitFor();
+  await shoot("alarms");
+  await axe("alarms");
+  await row.getByRole("button", { name: `Acknowledge alarm ${alarm.id}` }).click();
+  await page.locator(`tr[data-alarm-id="${alarm.id}"][data-status="acknowledged"]`).waitFor();
+  const after = await api("GET", "/api/v1/alarms/" + alarm.id);
+  const status = after.json?.status ?? after.json?.alarm?.status;
+  expect(status === "acknowledged", "the server has the alarm acknowledged, not " + status);
+  await page.locator(`tr[data-alarm-id="${alarm.id}"]`).getByRole("button", { name: "Comments" }).click();
+  await page.getByLabel(`Comment on alarm ${alarm.id}`).fill("bearing checked");
+  await page.getByRole("button", { name: "Add comment" }).click();
+  await page.getByText("bearing checked").waitFor();
+  await shoot("alarms-acknowledged");
+});
+
+await step("rules: a bad condition is shown at its field", async () => {
+  if (!rulesApi) skip("the rules API (/api/v1/rules) answers 404 on this server");
+  await page.goto(server.base + "/rules");
+  await page.getByRole("button", { name: "New rule" }).click();
+  const form = page.getByRole("form", { name: "New rule" });
+  await form.getByRole("textbox", { name: "Name", exact: true }).fill("broken rule");
+  await form.getByRole("textbox", { name: "Scope device", exact: true }).fill("pump-1");
+  await form.getByRole("textbox", { name: "Condition", exact: true }).fill("temperature >> 80 for 5m");
+  await form.getByRole("button", { name: "Save rule" }).click();
+  const err = form.locator('.field-error[data-field="condition"]');
+  await err.waitFor();
+  const text = await err.textContent();
+  console.log(`  error at the condition field: ${text}`);
+  expect(
+    (await form.getByRole("textbox", { name: "Condition", exact: true }).getAttribute("aria-invalid")) === "true",
+    "the condition input is marked invalid",
+  );
+  await shoot("rules-error");
+  await axe("rules");
+});
+
+await step("assets: the tree shows a device under its line", async () => {
+  if (!devicesApi) skip("the devices API (/api/v1/devices) answers 404 on this server");
+  for (const [name, type] of [
+    ["plant-north", "site"],
+    ["line-1", "line"],
+  ]) {
+    const r = await api("POST", "/api/v1/assets", { name, type });
+    expect(r.status === 201 || r.status === 200, `creating asset ${name}: ${r.status} ${r.text}`);
+  }
+  for (const [from, to] of [
+    ["plant-north", "line-1"],
+    ["line-1", "pump-1"],
+  ]) {
+    const r = await api("POST", "/api/v1/relations", {
+      from,
+      to,
+      type: "contains",
+    });
+    expect(r.status === 201 || r.status === 200, `relation ${from} -> ${to}: ${r.status} ${r.text}`);
+  }
+  await page.goto(server.base + "/assets");
+  const tree = page.getByLabel("Asset tree");
+  await tree.getByText("plant-north").waitFor();
+  await tree.locator("li", { hasText: "line-1" }).getByRole("link", { name: "pump-1" }).waitFor();
+  await shoot("assets");
+  await axe("assets");
+});
+
+await step("device page: drag on a chart zooms, reset returns to the window", async () => {
+  await page.goto(server.base + "/devices/pump-1");
+  await page.waitForSelector('[data-testid="charts"][data-ready="true"]');
+  const over = page.locator('figure.chart[data-metric="temperature"] .u-over').first();
+  const box = await over.boundingBox();
+  await page.mouse.move(box.x + box.width * 0.8, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.95, box.y + box.height / 2, {
+    steps: 5,
+  });
+  await page.mouse.up();
+  await page.locator('[data-testid="live-state"][data-state="zoomed"]').waitFor();
+  await page.waitForSelector('[data-testid="charts"][data-ready="true"]');
+  await shoot("device-zoomed");
+  await page.getByRole("button", { name: "Reset zoom" }).click();
+  await page.locator('[data-testid="live-state"]:not([data-state="zoomed"])').waitFor();
+  // A range typed by hand: the last 5 minutes.
+  await page.getByRole("button", { name: "Custom range…" }).click();
+  const form = page.getByRole("form", { name: "Custom time range" });
+  const local = (ms) => {
+    const d = new Date(ms);
+    const p = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+  };
+  await form.getByLabel("From").fill(local(Date.now() - 5 * 60000));
+  await form.getByLabel("To").fill(local(Date.now() + 60000));
+  await form.getByRole("button", { name: "Apply" }).click();
+  await page.locator('[data-testid="live-state"][data-state="zoomed"]').waitFor();
+  await page.waitForSelector('[data-testid="charts"][data-ready="true"]');
+  const pts = Number(await page.locator('figure.chart[data-metric="temperature"]').getAttribute("data-points"));
+  expect(pts > 200 && pts < 400, "about 5 minutes of 1 Hz raw points, got " + pts);
+  await page.getByRole("button", { name: "Reset zoom" }).click();
+});
+
+await step("device page: set a shared attribute", async () => {
+  if (!devicesApi) skip("the devices API (/api/v1/devices) answers 404 on this server");
+  await page.goto(server.base + "/devices/pump-1");
+  const form = page.getByRole("form", { name: "Set an attribute" });
+  await form.getByRole("textbox", { name: "Key", exact: true }).fill("setpoint");
+  await form.getByRole("textbox", { name: "Value (JSON or text)", exact: true }).fill("72.5");
+  await form.getByRole("button", { name: "Set" }).click();
+  await page.getByText("setpoint").waitFor();
+  const r = await api("GET", "/api/v1/devices/pump-1/attributes?scope=shared");
+  expect(r.status === 200 && JSON.stringify(r.json).includes('"setpoint":72.5'), "the server has it: " + r.text);
+});
+
+await step("other pages: assets, devices, users, audit log (screenshots, axe)", async () => {
+  for (const [p, title, name] of [
+    ["/devices", "Devices", "devices"],
+    ["/users", "Users", "users"],
+    ["/audit", "Audit log", "audit"],
+    ["/rules", "Rules", "rules"],
+  ]) {
+    await page.goto(server.base + p);
+    await page.getByRole("heading", { name: title, level: 1 }).waitFor();
+    await page.waitForLoadState("networkidle");
+    await shoot(name);
+    await axe(name);
+  }
+});
+
+await step("devices: create one and see its token once", async () => {
+  if (!devicesApi) skip("the devices API (/api/v1/devices) answers 404 on this server");
+  await page.goto(server.base + "/devices");
+  await page.getByLabel("Name").fill("fan-9");
+  await page.getByRole("button", { name: "Create device" }).click();
+  const token = await page.getByTestId("device-token").textContent();
+  expect(token && token.length > 10, "a token is shown");
+  await shoot("devices-token");
+  // The token works: the new device writes its own telemetry with it.
+  const w = await fetch(server.base + "/api/v1/telemetry", {
+    method: "POST",
+    headers: {
+      Authorization: "Bearer " + token,
+      "Content-Type": "application/json",
+    },
+    body: JSON.stringify({ temperature: 20 }),
+  });
+  expect(w.status === 204 || w.status === 200, "the device wrote with its token: " + w.status);
+  await page.getByRole("button", { name: "I stored it" }).click();
+  expect((await page.getByTestId("device-token").count()) === 0, "the token is gone once stored");
+});
+
+await step("devices: CSV import reports each row", async () => {
+  if (!devicesApi) skip("the devices API (/api/v1/devices) answers 404 on this server");
+  await page.goto(server.base + "/devices");
+  await page.getByRole("button", { name: "Import CSV" }).click();
+  await page.getByLabel("or paste it").fill("name,type,label\nvalve-1,valve,Valve 1\nbad name!,valve,Broken\n");
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  await page.getByText("1 created, 0 skipped (already there), 1 errors.").waitFor();
+  await page.getByText(/line 3 \(name\)/).waitFor();
+  await shoot("devices-import");
+});
+
+await step("users: the server's validation error is shown at the field", async () => {
+  await page.goto(server.base + "/users");
+  const form = page.getByRole("region", { name: "New user" });
+  await form.getByRole("textbox", { name: "Username", exact: true }).fill("operator-1");
+  await form.getByLabel("Password").fill("short");
+  await form.getByRole("button", { name: "Create user" }).click();
+  const err = page.locator('.field-error[data-field="password"]');
+  await err.waitFor();
+  console.log(`  error at the password field: ${await err.textContent()}`);
+  await form.getByLabel("Password").fill("a-long-enough-password-1");
+  await form.getByRole("button", { name: "Create user" }).click();
+  await page.getByRole("cell", { name: "operator-1", exact: true }).waitFor();
+  await page.getByText("User operator-1 created.").waitFor();
+});
+
+await step("themes and phone width", async () => {
+  await page.goto(server.base + "/devices/pump-1");
+  await page.waitForSelector('[data-testid="charts"][data-ready="true"]');
+  await page.getByRole("button", { name: "Dark theme" }).click();
+  await page.waitForTimeout(300);
+  await shoot("device-dark");
+  await axe("device (dark)");
+  await page.goto(server.base + "/");
+  await page.getByRole("heading", { name: "Overview", level: 1 }).waitFor();
+  await shoot("overview-dark");
+  await axe("overview (dark)");
+  await page.getByRole("button", { name: "Dark theme" }).click();
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(server.base + "/devices/pump-1");
+  await page.waitForSelector('[data-testid="charts"][data-ready="true"]');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow <= 1, `the page scrolls sideways by ${overflow}px at phone width`);
+  await shoot("device-phone");
+  await page.getByRole("button", { name: "Menu" }).click();
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Alarms" }).waitFor();
+  await shoot("menu-phone");
+  await page.setViewportSize({ width: 1280, height: 900 });
+});
+
+await step("session: a reload and an expired token refresh silently; a refused refresh sends to login", async () => {
+  const refreshed = page.waitForRequest((r) => r.url().endsWith("/api/v1/auth/refresh"));
+  await page.goto(server.base + "/alarms");
+  const answer = await (await refreshed).response();
+  expect(answer.status() === 200, "the refresh answered " + answer.status());
+  await page.getByRole("heading", { name: "Alarms", level: 1 }).waitFor();
+  // An access token that expires while the page is open: the server's 401 is answered by
+  // one refresh and the same request again, and the person sees nothing of it.
+  let expired = 0;
+  await page.route("**/api/v1/users", (route) => {
+    if (expired++ === 0)
+      return route.fulfill({
+        status: 401,
+        contentType: "application/json",
+        body: '{"error":{"code":"invalid_token","message":"The access token has expired"}}',
+      });
+    return route.continue();
+  });
+  const again = page.waitForRequest((r) => r.url().endsWith("/api/v1/auth/refresh"));
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Users" }).click();
+  await again;
+  await page.getByRole("cell", { name: "admin", exact: true }).waitFor();
+  expect((await page.getByRole("alert").count()) === 0, "no error is shown after a silent refresh");
+  expect(expired === 2, "the request was sent again after the refresh (" + expired + " times in all)");
+  await page.unroute("**/api/v1/users");
+  await page.evaluate(() => sessionStorage.setItem("clisonix.refresh", "not-a-valid-refresh-token"));
+  await page.goto(server.base + "/devices");
+  await page.waitForURL(/\/login$/);
+  await page.getByText("Your session expired").waitFor();
+  await shoot("login-expired");
+  await page.getByLabel("Password").fill("test-admin-password-1");
+  await page.getByRole("button", { name: "Log in" }).click();
+  // Back where the person was going.
+  await page.getByRole("heading", { name: "Devices", level: 1 }).waitFor();
+});
+
+await step("log out: back to the login page, and the session is gone", async () => {
+  await page.goto(server.base + "/");
+  await page.getByRole("heading", { name: "Overview", level: 1 }).waitFor();
+  const refreshToken = await page.evaluate(() => sessionStorage.getItem("clisonix.refresh"));
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.waitForURL(/\/login$/);
+  expect(
+    (await page.evaluate(() => sessionStorage.getItem("clisonix.refresh"))) === null,
+    "the page forgot the refresh token",
+  );
+  const r = await fetch(server.base + "/api/v1/auth/refresh", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ refresh_token: refreshToken }),
+  });
+  expect(r.status === 401, "the server ended the session: refresh answered " + r.status);
+  await page.goto(server.base + "/alarms");
+  await page.waitForURL(/\/login$/);
+  await page.getByRole("button", { name: "Log in" }).waitFor();
+});
+
+await step("a viewer sees no admin pages and no alarm actions", async () => {
+  const made = await api("POST", "/api/v1/users", {
+    username: "viewer-1",
+    password: "a-long-enough-password-2",
+    role: "viewer",
+  });
+  expect(made.status === 201, "creating the viewer: " + made.status + " " + made.text);
+  await page.goto(server.base + "/login");
+  await page.getByLabel("Username").fill("viewer-1");
+  await page.getByLabel("Password").fill("a-long-enough-password-2");
+  await page.getByRole("button", { name: "Log in" }).click();
+  // Back to where the logged-out visit was going (/alarms), then the overview.
+  await page.getByRole("heading", { name: "Alarms", level: 1 }).waitFor();
+  await page.goto(server.base + "/");
+  await page.getByRole("heading", { name: "Overview", level: 1 }).waitFor();
+  const nav = page.getByRole("navigation", { name: "Main" });
+  expect((await nav.getByRole("link", { name: "Users" }).count()) === 0, "no Users link for a viewer");
+  expect((await nav.getByRole("link", { name: "Audit log" }).count()) === 0, "no Audit link for a viewer");
+  await page.goto(server.base + "/users");
+  await page.getByRole("heading", { name: "Admins only" }).waitFor();
+  if (alarmsApi) {
+    await page.goto(server.base + "/alarms?status=");
+    await page.locator("tr[data-alarm-id]").first().waitFor();
+    expect(
+      (await page.getByRole("button", { name: /^Acknowledge|^Clear alarm/ }).count()) === 0,
+      "no alarm actions for a viewer",
+    );
+  }
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.waitForURL(/\/login$/);
+});
+
+await step("no CSP violation or uncaught error on any page", async () => {
+  expect(problems.length === 0, problems.join("\n"));
+});
+
+await browser.close();
+await server.stop();
+
+console.log("\nScreenshots:");
+for (const s of shots) console.log("  " + s);
+const count = (s) => results.filter((r) => r.status === s).length;
+console.log(`\nbrowser: ${count("passed")} passed, ${count("failed")} failed, ${count("skipped")} skipped`);
+process.exit(count("failed") ? 1 : 0);
