@@ -1,6 +1,7 @@
 // Private to the app: the commands main() dispatches to.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -22,6 +23,14 @@ inline constexpr int exit_usage = 2;
 
 // Runs the server until SIGTERM/SIGINT; returns the process exit code.
 int serve(const config::config& cfg);
+
+// `clisonix demo`: serve() plus a simulated plant fed through the public API (demo.cpp).
+struct demo_options {
+    uint64_t seed = 1;                // the plant, its signals and its fault schedule
+    double speed = 1;                 // simulated seconds per second (faults come sooner)
+    int64_t backfill_seconds = 3600;  // healthy history written at start
+};
+int demo(const config::config& cfg, const demo_options& opt);
 
 // `clisonix user ...` on the metadata store named by the config.
 int manage_users(const config::config& cfg, const auth::user_command& cmd);

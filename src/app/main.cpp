@@ -1,4 +1,6 @@
 // clisonix — the command line: serve, config, version.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -8,8 +10,11 @@
 
 #include "analytics/analytics.h"
 #include "app/app.h"
+#include "app/client.h"
+#include "app/demo_plant.h"
 #include "auth/auth.h"
 #include "config/config.h"
+#include "devices/devices.h"
 
 namespace {
 
@@ -69,6 +74,21 @@ int main(int argc, char** argv) {
     auto* serve_cmd = cli.add_subcommand("serve", "Run the server (HTTP API, dashboard, metrics)");
     serve_flags.add_to(*serve_cmd);
 
+    config_flags demo_flags;
+    app::demo_options demo_opts;
+    std::string demo_backfill = "1h";
+    auto* demo_cmd = cli.add_subcommand(
+        "demo", "Run the server with a simulated plant (data in ./demo-data unless --data)");
+    demo_flags.add_to(*demo_cmd);
+    demo_cmd->add_option("--seed", demo_opts.seed, "Seed of the plant and its fault schedule")
+        ->capture_default_str();
+    demo_cmd
+        ->add_option("--speed", demo_opts.speed,
+                     "Simulated seconds per second: faults come sooner, rule durations shrink")
+        ->capture_default_str();
+    demo_cmd->add_option("--backfill", demo_backfill, "History written at start (0 = none)")
+        ->capture_default_str();
+
     auto* config_cmd = cli.add_subcommand("config", "Inspect the configuration");
     config_cmd->require_subcommand(1);
     config_flags show_flags;
@@ -98,6 +118,21 @@ int main(int argc, char** argv) {
     import_cmd->add_option("--tags", import_opts.tags, "CSV: columns that are tags")
         ->delimiter(',')
         ->capture_default_str();
+
+    // `device import`: over the HTTP API, like `import`, so that a running server's device
+    // registry sees the new devices at once (docs/decisions/0016).
+    devices::import_command device_import;
+    std::string device_url = "http://127.0.0.1:8030", device_token;
+    auto* device_cmd = cli.add_subcommand("device", "Manage devices: import");
+    device_cmd->require_subcommand(1);
+    auto* device_import_cmd = device_cmd->add_subcommand(
+        "import", "Create devices from CSV (name,type,label,description) on a running server");
+    device_import_cmd->add_option("file", device_import.file, "CSV file, header row optional")
+        ->required();
+    device_import_cmd->add_option("--tokens-out", device_import.tokens_out,
+                                  "Where the new devices' tokens go (mode 0600; default stdout)");
+    device_import_cmd->add_option("--url", device_url, "Server address")->capture_default_str();
+    device_import_cmd->add_option("--token", device_token, "Access token or API key");
 
     config_flags user_flags;
     auth::user_command user_cmd_args;
@@ -166,7 +201,38 @@ int main(int argc, char** argv) {
         return app::exit_ok;
     }
     if (*serve_cmd) return app::serve(serve_flags.load_or_exit());
+    if (*demo_cmd) {
+        // The demo's devices stay out of a real data directory unless asked for.
+        auto defaults = demo_flags.load_or_exit();
+        if (demo_flags.data.empty() && defaults.source("data.dir") == "default")
+            demo_flags.data = "./demo-data";
+        // A request line per telemetry post would bury the demo's own messages on the terminal.
+        if (defaults.source("log.level") == "default")
+            demo_flags.sets.insert(demo_flags.sets.begin(), "log.level=warn");
+        auto backfill = app::sim::parse_seconds(demo_backfill);
+        if (!backfill) {
+            std::cerr << "demo: --backfill " << demo_backfill
+                      << ": expected a duration such as 0, 90s, 10m or 1h\n";
+            return app::exit_usage;
+        }
+        demo_opts.backfill_seconds = *backfill;
+        return app::demo(demo_flags.load_or_exit(), demo_opts);
+    }
     if (*import_cmd) return app::import_file(import_opts);
+    if (*device_import_cmd) {
+        auto conn = app::client::connect(device_url, device_token);
+        if (!conn) {
+            std::cerr << "device import: " << conn.error().message << "\n";
+            return conn.error().code == "invalid_argument" ? app::exit_usage : app::exit_failure;
+        }
+        auto post = [&conn](const std::string& csv) -> result<devices::post_result> {
+            auto r = (*conn)->request("POST", "/api/v1/devices/import", csv, "text/csv");
+            if (!r) return r.error();
+            return devices::post_result{r->status, std::move(r->body)};
+        };
+        return devices::run_import_command(device_import, post, std::cout, std::cerr,
+                                           ::isatty(2) != 0);
+    }
     if (*user_cmd) {
         if (password_stdin) {
             std::string password;

@@ -7,13 +7,19 @@
 
 #include "app/anomaly_scoring.h"
 #include "app/app.h"
+#include "app/web_assets.h"
 #include "auth/auth.h"
+#include "devices/devices.h"
 #include "gateway/gateway.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
+#include "live/live.h"
 #include "meta/meta.h"
+#include "mqtt/mqtt.h"
+#include "notify/notify.h"
 #include "observe/observe.h"
 #include "query/query.h"
+#include "rules/rules.h"
 #include "storage/storage.h"
 
 namespace clisonix::app {
@@ -78,6 +84,24 @@ ingest::limits ingest_limits_from(const config::config& cfg) {
     l.max_series_per_request = static_cast<uint64_t>(cfg.get_int("ingest.max_series_per_request"));
     l.max_body_bytes = static_cast<uint64_t>(cfg.get_int("http.body_limit"));
     return l;
+}
+
+mqtt::options mqtt_options_from(const config::config& cfg) {
+    mqtt::options o;
+    o.bind = cfg.get_string("mqtt.bind");
+    o.port = static_cast<uint16_t>(cfg.get_int("mqtt.port"));
+    o.tls_cert = cfg.get_string("mqtt.tls_cert");
+    o.tls_key = cfg.get_string("mqtt.tls_key");
+    o.max_packet_size = static_cast<uint32_t>(cfg.get_int("mqtt.max_packet_size"));
+    o.max_connections = static_cast<int>(cfg.get_int("mqtt.max_connections"));
+    o.rate_limit = static_cast<double>(cfg.get_int("mqtt.rate_limit"));
+    o.keep_alive_max = std::chrono::seconds(cfg.get_int("mqtt.keep_alive_max") / 1000);
+    o.connect_timeout = cfg.get_duration("mqtt.connect_timeout");
+    o.receive_maximum = static_cast<uint16_t>(cfg.get_int("mqtt.receive_maximum"));
+    o.max_queued = static_cast<uint32_t>(cfg.get_int("mqtt.max_queued"));
+    o.session_expiry_max = std::chrono::seconds(cfg.get_int("mqtt.session_expiry_max") / 1000);
+    o.bounds = ingest_limits_from(cfg);
+    return o;
 }
 
 // Operating the engine by hand: statistics, flush and compaction.
@@ -247,6 +271,138 @@ int serve(const config::config& cfg) {
         pipeline.add_listener([&scoring](const storage::write_batch& b) { scoring->enqueue(b); });
     }
 
+    // Devices and the asset graph: out-of-range points are flagged before they are written
+    // (the flag is as durable as the point); every durable batch marks its devices seen.
+    devices::registry registry(**store, auth, devices::options_from(cfg));
+    if (auto st = registry.start(); !st) {
+        log::error("device registry unavailable", {{"error", st.error().message}});
+        log::shutdown();
+        return exit_failure;
+    }
+    pipeline.add_enricher([&registry](storage::write_batch& b) { registry.enrich(b); });
+    pipeline.add_listener([&registry](const storage::write_batch& b) { registry.observe(b); });
+
+    // Notifications: the outbox dispatcher starts just before the server runs, once every
+    // block below has wired what it needs (the MQTT channel publishes through the broker,
+    // which the mqtt block creates later and hands over by setting notify_mqtt).
+    notify::publish_fn notify_mqtt;
+    notify::notifier notifier(
+        **store, notify::options_from(cfg),
+        [&notify_mqtt](std::string_view topic, std::string_view payload) -> status {
+            if (!notify_mqtt) return make_error("unavailable", "mqtt not running");
+            return notify_mqtt(topic, payload);
+        });
+    // (notify_mqtt is set in the mqtt block below, when the broker runs.)
+
+    // Live updates: its pipeline listener comes before the rules engine's, so that a client
+    // sees the telemetry before the alarm it raised (both go through one queue per client).
+    live::hooks live_hooks;
+    live_hooks.authenticate = [&auth](std::string_view token) -> result<std::string> {
+        auto who = auth.authenticate("Bearer", token);
+        if (!who) return who.error();
+        if (who->kind == auth::principal_kind::device)
+            return make_error("forbidden", "A device token may not listen to live updates");
+        if (!auth::allows(who->role, http::permission::read))
+            return make_error("forbidden", "The role " + who->role + " may not read");
+        return who->name;
+    };
+    live_hooks.devices_under = [&registry](std::string_view asset) {
+        return registry.devices_under(asset);
+    };
+    live::hub live_hub(live::options_from(cfg), std::move(live_hooks));
+    pipeline.add_listener(
+        [&live_hub](const storage::write_batch& b) { live_hub.publish_telemetry(b); });
+
+    // Rules and alarms: every durable batch and every batch of anomaly scores is evaluated as
+    // it arrives; alarm changes commit with their notifications and go to live clients.
+    struct notifier_sink final : rules::alarm_sink {
+        explicit notifier_sink(notify::notifier& n) : to(n) {}
+        status enqueue(meta::store& tx, const std::vector<std::string>& channels,
+                       std::string_view event_json) override {
+            return to.enqueue(tx, channels, event_json);
+        }
+        void wake() override { to.wake(); }
+        status validate_channels(const std::vector<std::string>& names) override {
+            return to.validate_channels(names);
+        }
+        notify::notifier& to;
+    } rules_sink(notifier);
+    rules::scope_hooks rules_hooks;
+    rules_hooks.type_of = [&registry](std::string_view device) {
+        auto t = registry.type_of(device);
+        return t ? *t : std::string();
+    };
+    rules_hooks.ancestors = [&registry](std::string_view device) {
+        auto a = registry.ancestors(device);
+        return a ? *a : std::vector<std::string>();
+    };
+    rules_hooks.devices_under = [&registry](std::string_view asset) {
+        auto d = registry.devices_under(asset);
+        return d ? *d : std::vector<std::string>();
+    };
+    rules::engine rules_engine(**store, std::move(rules_hooks), &rules_sink);
+    if (auto st = rules_engine.start(); !st) {
+        log::error("rules engine unavailable", {{"error", st.error().message}});
+        log::shutdown();
+        return exit_failure;
+    }
+    rules_engine.add_alarm_listener(
+        [&live_hub](const std::string& event) { live_hub.publish_alarm(event); });
+    pipeline.add_listener(
+        [&rules_engine](const storage::write_batch& b) { rules_engine.observe(b); });
+    // Detached before rules_engine is destroyed: the scoring thread outlives this block.
+    struct scoring_detach {
+        anomaly_scoring* scoring;
+        ~scoring_detach() {
+            if (scoring) scoring->on_scored(nullptr);
+        }
+    } detach_rules{scoring.get()};
+    if (scoring)
+        scoring->on_scored(
+            [&rules_engine](const storage::write_batch& b) { rules_engine.observe(b); });
+
+    // MQTT: the built-in broker for devices (and users subscribing to clisonix/#). It writes
+    // through the pipeline, so it starts after it and stops before the engine closes.
+    std::unique_ptr<mqtt::broker> mqtt_broker;
+    if (cfg.get_bool("mqtt.enabled")) {
+        mqtt::hooks mqtt_hooks;
+        mqtt_hooks.authenticate_device = [&auth](std::string_view token) -> result<std::string> {
+            auto who = auth.authenticate_device(token);
+            if (!who) return who.error();
+            return who->device.empty() ? who->name : who->device;
+        };
+        mqtt_hooks.authenticate_user = [&auth](std::string_view key) -> result<std::string> {
+            auto who = auth.authenticate("Bearer", key);
+            if (!who) return who.error();
+            if (who->kind == auth::principal_kind::device ||
+                !auth::allows(who->role, http::permission::read))
+                return make_error("forbidden", "not allowed to read");
+            return who->name;
+        };
+        mqtt_hooks.client_attributes = [&registry](std::string_view d, std::string_view json) {
+            return registry.set_client_attributes(d, json);
+        };
+        mqtt_hooks.attribute_request = [&registry](std::string_view d, std::string_view req) {
+            return registry.attribute_response(d, req);
+        };
+        mqtt_hooks.connection_changed = [&registry](std::string_view d, bool connected) {
+            registry.set_connected(d, connected);
+        };
+        mqtt_broker =
+            std::make_unique<mqtt::broker>(mqtt_options_from(cfg), pipeline, std::move(mqtt_hooks));
+        // Shared attributes set through the API reach the device's subscribed sessions.
+        registry.on_shared_attributes(
+            [broker = mqtt_broker.get()](const std::string& d, const std::string& json) {
+                broker->send_to_device(d, "v1/devices/me/attributes", json);
+            });
+        notify_mqtt = [&mqtt_broker](std::string_view t, std::string_view p) -> status {
+            mqtt_broker->publish(t, std::string(p));
+            return {};
+        };
+        // Started once the HTTP port is ours (below), so that a taken HTTP port is reported
+        // as such.
+    }
+
     http::router routes;
     add_system_routes(routes, **store);
     auth.add_routes(routes);
@@ -258,7 +414,24 @@ int serve(const config::config& cfg) {
                                   return p ? p->device : std::string();
                               });
     add_device_token_routes(routes, auth);
-    query::add_routes(routes, **engine);
+    devices::add_routes(routes, registry);
+    query::add_routes(routes, **engine, [&registry](std::string_view asset) {
+        return registry.devices_under(asset);
+    });
+    live::add_routes(routes, live_hub);
+    notify::add_routes(routes, notifier);
+    rules::add_routes(
+        routes, rules_engine,
+        [&auth](const http::request& req, std::string_view action, std::string_view target) {
+            const auto* p = auth::current_principal(req);
+            auth::audit_entry entry;
+            entry.actor = p ? p->name : "anonymous";
+            entry.action = action;
+            entry.target = target;
+            entry.remote = req.remote_address;
+            if (auto st = auth.audit(entry); !st)
+                log::warn("audit log write failed", {{"error", st.error().message}});
+        });
     add_test_routes(routes);
 
     auto gw = gateway::load_settings(cfg);
@@ -275,17 +448,35 @@ int serve(const config::config& cfg) {
         log::shutdown();
         return exit_usage;
     }
-    http::server server(opts, routes, middleware_chain(*gw, *limiter, auth, routes));
+    auto chain = middleware_chain(*gw, *limiter, auth, routes);
+    // Last: the dashboard answers only what no route matched (GET /, /assets/*, client routes).
+    chain.push_back(serve_web(web_directory(cfg)));
+    http::server server(opts, routes, std::move(chain));
     if (auto st = server.listen(); !st) {
         log::error("cannot start the HTTP server", {{"error", st.error().message}});
         log::shutdown();
         return exit_failure;
     }
     log::info("listening", {{"bind", opts.bind}, {"port", opts.port}});
+    if (mqtt_broker) {
+        if (auto st = mqtt_broker->start(); !st) {
+            log::error("cannot start the MQTT broker", {{"error", st.error().message}});
+            std::cerr << st.error().message << "\n";
+            log::shutdown();
+            return st.error().code == "invalid_config" ? exit_usage : exit_failure;
+        }
+        log::info("mqtt listening",
+                  {{"bind", cfg.get_string("mqtt.bind")}, {"port", mqtt_broker->port()}});
+    }
     std::cout << "Clisonix " << version << " listening on http://" << opts.bind << ":" << opts.port
               << std::endl;
 
+    notifier.start();
     bool drained = server.run(/*handle_signals=*/true);
+    // Undelivered notifications stay in the outbox for the next start. First, so that no
+    // delivery publishes through a broker that is stopping.
+    notifier.stop();
+    if (mqtt_broker) mqtt_broker->stop();  // before the engine closes: its last batch is written
     if (!drained) {
         // A handler outlived the drain time. Its thread still uses the server, the routes
         // and the store, so none of them may be destroyed: flush the log and leave now.

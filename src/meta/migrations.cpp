@@ -39,6 +39,108 @@ constexpr migration product_migrations[] = {
      "CREATE TABLE audit_log (id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL, "
      "action TEXT NOT NULL, target TEXT NOT NULL, remote TEXT NOT NULL, details TEXT NOT NULL); "
      "CREATE INDEX audit_log_at ON audit_log (at)"},
+    // Devices (src/devices): profiles; metrics is a JSON object {metric: {unit, min, max}}.
+    {7, "device_types",
+     "CREATE TABLE device_types (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
+     "description TEXT NOT NULL, metrics TEXT NOT NULL, offline_timeout_ms BIGINT NOT NULL, "
+     "created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+     "CREATE TABLE device_types (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+     "description TEXT NOT NULL, metrics TEXT NOT NULL, offline_timeout_ms BIGINT NOT NULL, "
+     "created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)"},
+    // Devices and assets share `graph_nodes`: one id space and one name space, so that a
+    // relation's end is named by its name or id alone. Ids are never reused.
+    {8, "devices",
+     "CREATE TABLE graph_nodes (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, name "
+     "TEXT NOT NULL UNIQUE); "
+     "CREATE TABLE devices (id BIGINT PRIMARY KEY REFERENCES graph_nodes (id) ON DELETE CASCADE, "
+     "name TEXT NOT NULL UNIQUE, type TEXT NOT NULL REFERENCES device_types (name), label TEXT NOT "
+     "NULL, description TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, "
+     "last_seen BIGINT); CREATE INDEX devices_type ON devices (type); "
+     "CREATE TABLE device_attributes (device_id BIGINT NOT NULL REFERENCES devices (id) ON DELETE "
+     "CASCADE, scope TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, updated_at BIGINT NOT "
+     "NULL, PRIMARY KEY (device_id, scope, key))",
+     "CREATE TABLE graph_nodes (id BIGSERIAL PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL "
+     "UNIQUE); "
+     "CREATE TABLE devices (id BIGINT PRIMARY KEY REFERENCES graph_nodes (id) ON DELETE CASCADE, "
+     "name TEXT NOT NULL UNIQUE, type TEXT NOT NULL REFERENCES device_types (name), label TEXT NOT "
+     "NULL, description TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, "
+     "last_seen BIGINT); CREATE INDEX devices_type ON devices (type); "
+     "CREATE TABLE device_attributes (device_id BIGINT NOT NULL REFERENCES devices (id) ON DELETE "
+     "CASCADE, scope TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, updated_at BIGINT NOT "
+     "NULL, PRIMARY KEY (device_id, scope, key))"},
+    {9, "assets_relations",
+     "CREATE TABLE assets (id BIGINT PRIMARY KEY REFERENCES graph_nodes (id) ON DELETE CASCADE, "
+     "name TEXT NOT NULL UNIQUE, type TEXT NOT NULL, label TEXT NOT NULL, description TEXT NOT "
+     "NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL); "
+     "CREATE INDEX assets_type ON assets (type); "
+     "CREATE TABLE relations (id INTEGER PRIMARY KEY AUTOINCREMENT, from_kind TEXT NOT NULL, "
+     "from_id BIGINT NOT NULL REFERENCES graph_nodes (id) ON DELETE CASCADE, to_kind TEXT NOT "
+     "NULL, to_id BIGINT NOT NULL REFERENCES graph_nodes (id) ON DELETE CASCADE, type TEXT NOT "
+     "NULL, created_at BIGINT NOT NULL, UNIQUE (from_id, to_id, type)); "
+     "CREATE INDEX relations_to ON relations (to_id, type)",
+     "CREATE TABLE assets (id BIGINT PRIMARY KEY REFERENCES graph_nodes (id) ON DELETE CASCADE, "
+     "name TEXT NOT NULL UNIQUE, type TEXT NOT NULL, label TEXT NOT NULL, description TEXT NOT "
+     "NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL); "
+     "CREATE INDEX assets_type ON assets (type); "
+     "CREATE TABLE relations (id BIGSERIAL PRIMARY KEY, from_kind TEXT NOT NULL, from_id BIGINT "
+     "NOT NULL REFERENCES graph_nodes (id) ON DELETE CASCADE, to_kind TEXT NOT NULL, to_id BIGINT "
+     "NOT NULL REFERENCES graph_nodes (id) ON DELETE CASCADE, type TEXT NOT NULL, created_at "
+     "BIGINT NOT NULL, UNIQUE (from_id, to_id, type)); "
+     "CREATE INDEX relations_to ON relations (to_id, type)"},
+    // Rules (src/rules): one row per rule document; the condition is kept as written.
+    {10, "rules",
+     "CREATE TABLE rules (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
+     "scope_kind TEXT NOT NULL, scope_value TEXT NOT NULL, severity TEXT NOT NULL, condition_text "
+     "TEXT NOT NULL, clear_text TEXT NOT NULL, clear_after TEXT NOT NULL, notify TEXT NOT NULL, "
+     "enabled BIGINT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+     "CREATE TABLE rules (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE, scope_kind TEXT NOT "
+     "NULL, scope_value TEXT NOT NULL, severity TEXT NOT NULL, condition_text TEXT NOT NULL, "
+     "clear_text TEXT NOT NULL, clear_after TEXT NOT NULL, notify TEXT NOT NULL, enabled BIGINT "
+     "NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)"},
+    // Alarms: at most one open (not cleared) alarm per (rule, device), held by the partial
+    // unique index; cleared alarms stay as history.
+    {11, "alarms",
+     "CREATE TABLE alarms (id INTEGER PRIMARY KEY AUTOINCREMENT, rule_id BIGINT NOT NULL, "
+     "rule_name TEXT NOT NULL, device TEXT NOT NULL, severity TEXT NOT NULL, status TEXT NOT NULL, "
+     "is_open BIGINT NOT NULL, repeat_count BIGINT NOT NULL, first_at BIGINT NOT NULL, last_at "
+     "BIGINT NOT NULL, last_value DOUBLE PRECISION, message TEXT NOT NULL, created_at BIGINT NOT "
+     "NULL, updated_at BIGINT NOT NULL, acked_by TEXT, acked_at BIGINT, cleared_by TEXT, "
+     "cleared_at BIGINT); "
+     "CREATE UNIQUE INDEX alarms_open ON alarms (rule_id, device) WHERE is_open = 1; "
+     "CREATE INDEX alarms_device ON alarms (device, id); "
+     "CREATE INDEX alarms_status ON alarms (status, id)",
+     "CREATE TABLE alarms (id BIGSERIAL PRIMARY KEY, rule_id BIGINT NOT NULL, rule_name TEXT NOT "
+     "NULL, device TEXT NOT NULL, severity TEXT NOT NULL, status TEXT NOT NULL, is_open BIGINT NOT "
+     "NULL, repeat_count BIGINT NOT NULL, first_at BIGINT NOT NULL, last_at BIGINT NOT NULL, "
+     "last_value DOUBLE PRECISION, message TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at "
+     "BIGINT NOT NULL, acked_by TEXT, acked_at BIGINT, cleared_by TEXT, cleared_at BIGINT); "
+     "CREATE UNIQUE INDEX alarms_open ON alarms (rule_id, device) WHERE is_open = 1; "
+     "CREATE INDEX alarms_device ON alarms (device, id); "
+     "CREATE INDEX alarms_status ON alarms (status, id)"},
+    {12, "alarm_comments",
+     "CREATE TABLE alarm_comments (id INTEGER PRIMARY KEY AUTOINCREMENT, alarm_id BIGINT NOT NULL "
+     "REFERENCES alarms (id), at BIGINT NOT NULL, author TEXT NOT NULL, body TEXT NOT NULL); "
+     "CREATE INDEX alarm_comments_alarm ON alarm_comments (alarm_id, id)",
+     "CREATE TABLE alarm_comments (id BIGSERIAL PRIMARY KEY, alarm_id BIGINT NOT NULL REFERENCES "
+     "alarms (id), at BIGINT NOT NULL, author TEXT NOT NULL, body TEXT NOT NULL); "
+     "CREATE INDEX alarm_comments_alarm ON alarm_comments (alarm_id, id)"},
+    // notify: channels (secrets kept for the HMAC, never returned) and the outbox. Outbox ids
+    // are the X-Clisonix-Event-Id receivers deduplicate on, so they are never reused
+    // (AUTOINCREMENT; BIGSERIAL on PostgreSQL).
+    {13, "notification_channels",
+     "CREATE TABLE notification_channels (name TEXT PRIMARY KEY, type TEXT NOT NULL, url TEXT NOT "
+     "NULL, secret TEXT NOT NULL, topic TEXT NOT NULL, timeout_ms BIGINT NOT NULL, created_at "
+     "BIGINT NOT NULL, updated_at BIGINT NOT NULL)"},
+    {14, "notification_outbox",
+     "CREATE TABLE notification_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT "
+     "NULL, event TEXT NOT NULL, attempts BIGINT NOT NULL, next_attempt_at BIGINT NOT NULL, "
+     "last_error TEXT NOT NULL, state TEXT NOT NULL, created_at BIGINT NOT NULL, delivered_at "
+     "BIGINT); "
+     "CREATE INDEX notification_outbox_due ON notification_outbox (state, next_attempt_at)",
+     "CREATE TABLE notification_outbox (id BIGSERIAL PRIMARY KEY, channel TEXT NOT NULL, "
+     "event TEXT NOT NULL, attempts BIGINT NOT NULL, next_attempt_at BIGINT NOT NULL, last_error "
+     "TEXT NOT NULL, state TEXT NOT NULL, created_at BIGINT NOT NULL, delivered_at BIGINT); "
+     "CREATE INDEX notification_outbox_due ON notification_outbox (state, next_attempt_at)"},
 };
 
 constexpr std::string_view create_schema_migrations =

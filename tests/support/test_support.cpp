@@ -329,10 +329,11 @@ http_response server_process::post(std::string_view target, std::string_view bod
 
 void server_process::start(const std::vector<std::string>& extra_args,
                            const std::vector<std::string>& env) {
-    std::vector<std::string> argv{CLISONIX_BINARY, "serve",
-                                  "--port",        std::to_string(_port),
-                                  "--data",        _data_path.string(),
-                                  "--set",         "http.bind=127.0.0.1"};
+    std::vector<std::string> argv{CLISONIX_BINARY, "serve", "--port", std::to_string(_port),
+                                  "--data", _data_path.string(), "--set", "http.bind=127.0.0.1",
+                                  // Tests run in parallel: MQTT on a free port unless a test
+                                  // asks for one (a later --set wins).
+                                  "--set", "mqtt.port=0", "--set", "mqtt.bind=127.0.0.1"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     std::vector<std::string> environment{std::string("CLISONIX_ADMIN_PASSWORD=") +
                                          test_admin_password};
