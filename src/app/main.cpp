@@ -27,10 +27,12 @@ struct config_flags {
     std::string data;
     std::vector<std::string> sets;
 
-    void add_to(CLI::App& cmd) {
+    void add_to(CLI::App& cmd, std::string_view default_data = "./data") {
         cmd.add_option("--config", file, "TOML config file (also CLISONIX_CONFIG)");
         cmd.add_option("--port", port, "HTTP port (config http.port, default 8030)");
-        cmd.add_option("--data", data, "Data directory (config data.dir, default ./data)");
+        cmd.add_option(
+            "--data", data,
+            "Data directory (config data.dir, default " + std::string(default_data) + ")");
         cmd.add_option("--set", sets, "Set any config key: --set key=value (repeatable)")
             ->take_all();
     }
@@ -79,7 +81,7 @@ int main(int argc, char** argv) {
     std::string demo_backfill = "1h";
     auto* demo_cmd = cli.add_subcommand(
         "demo", "Run the server with a simulated plant (data in ./demo-data unless --data)");
-    demo_flags.add_to(*demo_cmd);
+    demo_flags.add_to(*demo_cmd, "./demo-data");
     demo_cmd->add_option("--seed", demo_opts.seed, "Seed of the plant and its fault schedule")
         ->capture_default_str();
     demo_cmd
