@@ -14,6 +14,7 @@
 #include <shared_mutex>
 #include <unordered_map>
 
+#include "common/json_text.h"
 #include "live/live.h"
 #include "observe/observe.h"
 
@@ -28,39 +29,6 @@ constexpr size_t max_points_per_message = 10'000;
 constexpr size_t max_subscribed_names = 10'000;
 
 constexpr uint16_t policy_violation = 1008;
-
-void append_json_string(std::string& out, std::string_view s) {
-    out.push_back('"');
-    for (char ch : s) {
-        auto c = static_cast<unsigned char>(ch);
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out.push_back(ch);
-                }
-        }
-    }
-    out.push_back('"');
-}
 
 void append_value(std::string& out, const storage::write_batch& batch, storage::value_type type,
                   uint64_t raw) {

@@ -1,5 +1,6 @@
 // The query engine: parse, select series, aggregate exactly, rank, format.
 #include "query/query.h"
+#include "common/json_text.h"
 
 #include <algorithm>
 #include <charconv>
@@ -224,38 +225,6 @@ status evaluate(const storage::engine& engine, const spec& s, aggregate agg, int
     for (const auto& [b, sum] : buckets)
         if (sum.count > 0) g.out.points.emplace_back(b, from_summary(agg, sum, g.type));
     return {};
-}
-
-void append_json_string(std::string& out, std::string_view s) {
-    out.push_back('"');
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    out += buf;
-                } else {
-                    out.push_back(static_cast<char>(c));
-                }
-        }
-    }
-    out.push_back('"');
 }
 
 void append_number(std::string& out, int64_t v) {

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json_text.h"
 #include "rules/rules.h"
 
 namespace clisonix::rules::detail {
@@ -13,7 +14,7 @@ int64_t as_int(const meta::value& v);
 double as_double(const meta::value& v);
 std::string as_text(const meta::value& v);
 
-void append_json_string(std::string& out, std::string_view s);
+using clisonix::append_json_string;
 
 result<std::vector<rule>> load_rules(meta::store& store);
 result<int64_t> insert_rule(meta::store& store, const rule& r);
