@@ -26,10 +26,10 @@ constexpr std::string_view node_columns =
 
 node node_from_row(const std::vector<value>& row, size_t at = 0) {
     node n;
-    n.id = int_of(row[at]);
-    n.kind = str_of(row[at + 1]);
-    n.name = str_of(row[at + 2]);
-    n.type = str_of(row[at + 3]);
+    n.id = as_int(row[at]);
+    n.kind = as_text(row[at + 1]);
+    n.name = as_text(row[at + 2]);
+    n.type = as_text(row[at + 3]);
     return n;
 }
 
@@ -44,8 +44,8 @@ constexpr std::string_view asset_columns =
     "SELECT id, name, type, label, description, created_at, updated_at FROM assets";
 
 asset asset_from_row(const std::vector<value>& row) {
-    return asset{int_of(row[0]), str_of(row[1]), str_of(row[2]), str_of(row[3]),
-                 str_of(row[4]), int_of(row[5]), int_of(row[6])};
+    return asset{as_int(row[0]),  as_text(row[1]), as_text(row[2]), as_text(row[3]),
+                 as_text(row[4]), as_int(row[5]),  as_int(row[6])};
 }
 
 status check_asset(const new_asset& a) {
@@ -113,7 +113,7 @@ result<asset> registry::create_asset(const new_asset& a) {
                                   "name");
             return n.error();
         }
-        out.id = int_of(n->data.at(0).at(0));
+        out.id = as_int(n->data.at(0).at(0));
         auto ins = tx.execute(
             "INSERT INTO assets (id, name, type, label, description, created_at, updated_at) "
             "VALUES ($1, $2, $3, $4, $5, $6, $6)",
@@ -195,7 +195,7 @@ result<std::vector<int64_t>> contains_chain(meta::store& tx, int64_t start, int6
         if (!r) return r.error();
         std::vector<int64_t> next;
         for (const auto& row : r->data) {
-            int64_t from = int_of(row[0]), to = int_of(row[1]);
+            int64_t from = as_int(row[0]), to = as_int(row[1]);
             if (parent.contains(to)) continue;
             parent[to] = from;
             if (to == target) {
@@ -215,7 +215,7 @@ result<std::vector<int64_t>> contains_chain(meta::store& tx, int64_t start, int6
 std::string name_of(meta::store& tx, int64_t id) {
     auto r = tx.query("SELECT name FROM graph_nodes WHERE id = $1", std::array<value, 1>{id});
     if (!r || r->data.empty()) return std::to_string(id);
-    return str_of(r->data[0][0]);
+    return as_text(r->data[0][0]);
 }
 
 constexpr std::string_view relation_columns =
@@ -227,9 +227,9 @@ constexpr std::string_view relation_columns =
 
 relation relation_from_row(const std::vector<value>& row) {
     relation r;
-    r.id = int_of(row[0]);
-    r.type = str_of(row[1]);
-    r.created_at = int_of(row[2]);
+    r.id = as_int(row[0]);
+    r.type = as_text(row[1]);
+    r.created_at = as_int(row[2]);
     r.from = node_from_row(row, 3);
     r.to = node_from_row(row, 7);
     return r;
@@ -282,7 +282,7 @@ result<relation> registry::add_relation(std::string_view from, std::string_view 
                                   "to");
             return r.error();
         }
-        out = relation{int_of(r->data.at(0).at(0)), *f, *t, std::string(type), now};
+        out = relation{as_int(r->data.at(0).at(0)), *f, *t, std::string(type), now};
         return {};
     });
     if (!st) return st.error();
@@ -440,8 +440,8 @@ result<path> registry::shortest_path(std::string_view from, std::string_view to,
         std::set<int64_t> in_frontier(frontier.begin(), frontier.end());
         std::vector<int64_t> next;
         for (const auto& row : r->data) {
-            edge_row e{int_of(row[0]), int_of(row[1]), int_of(row[2]), str_of(row[3]),
-                       int_of(row[4])};
+            edge_row e{as_int(row[0]), as_int(row[1]), as_int(row[2]), as_text(row[3]),
+                       as_int(row[4])};
             // Each edge may lead outwards from either end that is in the frontier.
             for (int side = 0; side < 2; ++side) {
                 int64_t here = side == 0 ? e.from : e.to;

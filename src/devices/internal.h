@@ -28,8 +28,8 @@ status check_text(std::string_view text, std::string_view field, size_t max, boo
 // An id when `ref` is all digits.
 std::optional<int64_t> as_id(std::string_view ref);
 
-int64_t int_of(const meta::value& v);
-std::string str_of(const meta::value& v);
+using meta::as_int;
+using meta::as_text;
 
 std::string metrics_to_json(const std::map<std::string, metric_spec>& metrics);
 result<std::map<std::string, metric_spec>> metrics_from_json(const boost::json::value& v,

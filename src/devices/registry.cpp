@@ -64,18 +64,6 @@ std::optional<int64_t> as_id(std::string_view ref) {
     return n;
 }
 
-int64_t int_of(const value& v) {
-    if (auto* i = std::get_if<int64_t>(&v)) return *i;
-    if (auto* d = std::get_if<double>(&v)) return static_cast<int64_t>(*d);
-    return 0;
-}
-
-std::string str_of(const value& v) {
-    if (auto* s = std::get_if<std::string>(&v)) return *s;
-    if (auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
-    return {};
-}
-
 std::string metrics_to_json(const std::map<std::string, metric_spec>& metrics) {
     json::object o;
     for (const auto& [name, m] : metrics) {
@@ -138,18 +126,18 @@ std::string conflict_name(std::string_view name) {
 
 device_type type_from_row(const std::vector<value>& row) {
     device_type t;
-    t.id = int_of(row[0]);
-    t.name = str_of(row[1]);
-    t.description = str_of(row[2]);
+    t.id = as_int(row[0]);
+    t.name = as_text(row[1]);
+    t.description = as_text(row[2]);
     json::error_code ec;
-    auto m = json::parse(str_of(row[3]), ec);
+    auto m = json::parse(as_text(row[3]), ec);
     if (!ec) {
         auto parsed = metrics_from_json(m, "metrics");
         if (parsed) t.metrics = std::move(*parsed);
     }
-    t.offline_timeout_ms = int_of(row[4]);
-    t.created_at = int_of(row[5]);
-    t.updated_at = int_of(row[6]);
+    t.offline_timeout_ms = as_int(row[4]);
+    t.created_at = as_int(row[5]);
+    t.updated_at = as_int(row[6]);
     return t;
 }
 
@@ -216,10 +204,10 @@ status registry::start() {
         _impl->devices.clear();
         for (const auto& row : devs->data) {
             auto d = std::make_shared<device_state>();
-            d->id = int_of(row[0]);
-            d->name = str_of(row[1]);
-            d->type = str_of(row[2]);
-            d->last_seen = int_of(row[3]);
+            d->id = as_int(row[0]);
+            d->name = as_text(row[1]);
+            d->type = as_text(row[2]);
+            d->last_seen = as_int(row[3]);
             d->flushed = d->last_seen.load();
             _impl->devices[d->name] = std::move(d);
         }
@@ -456,7 +444,7 @@ result<device_type> registry::create_type(const device_type& given) {
         return r.error();
     }
     device_type out = t;
-    out.id = int_of(r->data.at(0).at(0));
+    out.id = as_int(r->data.at(0).at(0));
     out.created_at = out.updated_at = now;
     _impl->mirror_type(out);
     return out;
@@ -508,7 +496,7 @@ status registry::delete_type(std::string_view ref) {
         auto used =
             tx.query("SELECT COUNT(*) FROM devices WHERE type = $1", std::array<value, 1>{t->name});
         if (!used) return used.error();
-        if (int64_t n = int_of(used->data.at(0).at(0)); n > 0)
+        if (int64_t n = as_int(used->data.at(0).at(0)); n > 0)
             return make_error("conflict",
                               "Device type \"" + t->name + "\" is used by " + std::to_string(n) +
                                   " device(s); change or delete them first",
@@ -551,7 +539,7 @@ status registry::impl::insert_device(meta::store& tx, const new_device& d, const
             return make_error("conflict", conflict_name(d.name), "name");
         return node.error();
     }
-    out.info.id = int_of(node->data.at(0).at(0));
+    out.info.id = as_int(node->data.at(0).at(0));
     auto ins = tx.execute(
         "INSERT INTO devices (id, name, type, label, description, created_at, updated_at) "
         "VALUES ($1, $2, $3, $4, $5, $6, $6)",
@@ -603,14 +591,14 @@ namespace {
 
 device device_from_row(const std::vector<value>& row) {
     device d;
-    d.id = int_of(row[0]);
-    d.name = str_of(row[1]);
-    d.type = str_of(row[2]);
-    d.label = str_of(row[3]);
-    d.description = str_of(row[4]);
-    d.created_at = int_of(row[5]);
-    d.updated_at = int_of(row[6]);
-    if (!std::holds_alternative<std::monostate>(row[7])) d.last_seen = int_of(row[7]);
+    d.id = as_int(row[0]);
+    d.name = as_text(row[1]);
+    d.type = as_text(row[2]);
+    d.label = as_text(row[3]);
+    d.description = as_text(row[4]);
+    d.created_at = as_int(row[5]);
+    d.updated_at = as_int(row[6]);
+    if (!std::holds_alternative<std::monostate>(row[7])) d.last_seen = as_int(row[7]);
     return d;
 }
 
@@ -742,7 +730,7 @@ import_report registry::import_devices(const std::vector<import_row>& rows, cons
                                  std::array<value, 1>{row->device.name});
             if (!kind) return kind.error();
             if (!kind->data.empty()) {
-                if (str_of(kind->data[0][0]) != "device")
+                if (as_text(kind->data[0][0]) != "device")
                     return make_error("conflict", conflict_name(row->device.name), "name");
                 skipped.emplace_back(row->line, row->device.name);
                 continue;
@@ -815,8 +803,8 @@ result<std::string> registry::attributes(std::string_view device, std::string_vi
         if (scope.empty() || scope == s) out[s] = json::object();
     for (const auto& row : r->data) {
         json::error_code ec;
-        auto v = json::parse(str_of(row[2]), ec);
-        out[str_of(row[0])].as_object()[str_of(row[1])] = ec ? json::value(nullptr) : v;
+        auto v = json::parse(as_text(row[2]), ec);
+        out[as_text(row[0])].as_object()[as_text(row[1])] = ec ? json::value(nullptr) : v;
     }
     return json::serialize(out);
 }

@@ -2,11 +2,32 @@
 #include "meta/meta.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 
 #include "meta/store_base.h"
 
 namespace clisonix::meta {
+
+int64_t as_int(const value& v) {
+    if (const auto* i = std::get_if<int64_t>(&v)) return *i;
+    if (const auto* d = std::get_if<double>(&v)) return static_cast<int64_t>(*d);
+    if (const auto* s = std::get_if<std::string>(&v)) return std::atoll(s->c_str());
+    return 0;
+}
+
+double as_double(const value& v) {
+    if (const auto* d = std::get_if<double>(&v)) return *d;
+    if (const auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+    if (const auto* s = std::get_if<std::string>(&v)) return std::atof(s->c_str());
+    return 0;
+}
+
+std::string as_text(const value& v) {
+    if (const auto* s = std::get_if<std::string>(&v)) return *s;
+    if (const auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
+    return {};
+}
 
 namespace detail {
 

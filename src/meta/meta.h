@@ -34,6 +34,13 @@ namespace clisonix::meta {
 // A parameter or a column value. NULL is std::monostate.
 using value = std::variant<std::monostate, int64_t, double, std::string>;
 
+// A column value as the type the schema declares, whichever way the backend handed it back:
+// as_int reads int64, a double (truncated) or decimal text; as_double likewise; as_text reads
+// text, or an integer in decimal. NULL reads as 0 or "".
+int64_t as_int(const value& v);
+double as_double(const value& v);
+std::string as_text(const value& v);
+
 struct rows {
     std::vector<std::string> columns;
     std::vector<std::vector<value>> data;

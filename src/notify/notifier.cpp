@@ -38,17 +38,8 @@ int64_t now_ms() {
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-int64_t as_int(const meta::value& v) {
-    if (const auto* i = std::get_if<int64_t>(&v)) return *i;
-    if (const auto* d = std::get_if<double>(&v)) return static_cast<int64_t>(*d);
-    if (const auto* s = std::get_if<std::string>(&v)) return std::atoll(s->c_str());
-    return 0;
-}
-
-std::string as_text(const meta::value& v) {
-    if (const auto* s = std::get_if<std::string>(&v)) return *s;
-    return {};
-}
+using meta::as_int;
+using meta::as_text;
 
 constexpr std::string_view channel_columns =
     "name, type, url, secret, topic, timeout_ms, created_at, updated_at";

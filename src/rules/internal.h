@@ -10,9 +10,9 @@
 
 namespace clisonix::rules::detail {
 
-int64_t as_int(const meta::value& v);
-double as_double(const meta::value& v);
-std::string as_text(const meta::value& v);
+using meta::as_double;
+using meta::as_int;
+using meta::as_text;
 
 using clisonix::append_json_string;
 

@@ -9,25 +9,6 @@ namespace clisonix::rules {
 
 namespace detail {
 
-int64_t as_int(const meta::value& v) {
-    if (auto* i = std::get_if<int64_t>(&v)) return *i;
-    if (auto* d = std::get_if<double>(&v)) return static_cast<int64_t>(*d);
-    if (auto* s = std::get_if<std::string>(&v)) return std::atoll(s->c_str());
-    return 0;
-}
-
-double as_double(const meta::value& v) {
-    if (auto* d = std::get_if<double>(&v)) return *d;
-    if (auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
-    if (auto* s = std::get_if<std::string>(&v)) return std::atof(s->c_str());
-    return 0;
-}
-
-std::string as_text(const meta::value& v) {
-    if (auto* s = std::get_if<std::string>(&v)) return *s;
-    return {};
-}
-
 namespace {
 
 std::string_view scope_name(scope_kind k) {
