@@ -17,6 +17,7 @@
 
 #include "app/app.h"
 #include "app/client.h"
+#include "common/csv.h"
 #include "query/query.h"
 
 namespace clisonix::app {
@@ -91,31 +92,6 @@ std::string lp_escape(std::string_view s, bool measurement) {
         out.push_back(c);
     }
     return out;
-}
-
-std::vector<std::string> split_csv(const std::string& line) {
-    std::vector<std::string> cells(1);
-    bool quoted = false;
-    for (size_t i = 0; i < line.size(); ++i) {
-        char c = line[i];
-        if (quoted) {
-            if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-                cells.back().push_back('"');
-                ++i;
-            } else if (c == '"') {
-                quoted = false;
-            } else {
-                cells.back().push_back(c);
-            }
-        } else if (c == '"') {
-            quoted = true;
-        } else if (c == ',') {
-            cells.emplace_back();
-        } else if (c != '\r') {
-            cells.back().push_back(c);
-        }
-    }
-    return cells;
 }
 
 // One CSV row as a line-protocol line (ns timestamps); an error names the column.
@@ -225,7 +201,7 @@ int import_file(const import_options& opt) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         if (csv) {
             if (header.empty()) {
-                header = split_csv(line);
+                header = split_csv_line(line);
                 auto it = std::find_if(header.begin(), header.end(), [](const std::string& h) {
                     return h == "time" || h == "timestamp" || h == "ts";
                 });
@@ -238,7 +214,7 @@ int import_file(const import_options& opt) {
                 continue;
             }
             if (line.empty()) continue;
-            auto lp = csv_to_lp(header, split_csv(line), opt, time_column, now_ns);
+            auto lp = csv_to_lp(header, split_csv_line(line), opt, time_column, now_ns);
             if (!lp) {
                 std::cerr << "import: " << opt.file << ":" << file_line << ": "
                           << lp.error().message << "\nimport: " << points

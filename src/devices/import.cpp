@@ -10,6 +10,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "common/csv.h"
 #include "devices/internal.h"
 
 namespace clisonix::devices {
@@ -21,28 +22,7 @@ namespace {
 constexpr std::string_view columns[] = {"name", "type", "label", "description"};
 
 std::vector<std::string> split_csv(std::string_view line, bool& unterminated) {
-    std::vector<std::string> cells(1);
-    bool quoted = false;
-    for (size_t i = 0; i < line.size(); ++i) {
-        char c = line[i];
-        if (quoted) {
-            if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-                cells.back().push_back('"');
-                ++i;
-            } else if (c == '"') {
-                quoted = false;
-            } else {
-                cells.back().push_back(c);
-            }
-        } else if (c == '"') {
-            quoted = true;
-        } else if (c == ',') {
-            cells.emplace_back();
-        } else {
-            cells.back().push_back(c);
-        }
-    }
-    unterminated = quoted;
+    auto cells = split_csv_line(line, &unterminated);
     for (auto& cell : cells) {
         // Spaces around a cell are layout, not data (names never hold spaces).
         while (!cell.empty() && cell.front() == ' ')
