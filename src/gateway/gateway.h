@@ -123,14 +123,16 @@ struct limiter_options {
     std::string redis_url;            // "redis://[:password@]host[:port][/db]"; empty: local
     size_t max_local_keys = 100'000;  // bound on the in-process counters
     std::chrono::milliseconds redis_timeout{250};    // connect and per command
-    std::chrono::milliseconds probe_interval{1000};  // while Redis is down
+    std::chrono::milliseconds probe_interval{1000};  // the breaker's reset timeout
     metrics::registry* registry = nullptr;           // null: metrics::global()
 };
 
 // Fixed windows that start at a key's first hit. Counters live in Redis when a URL is
-// given (shared by every node), else in this process. When Redis stops answering, the
-// limiter counts locally, logs the change once, sets clisonix_ratelimit_redis_up to 0,
-// and returns to Redis when a background probe reaches it again.
+// given (shared by every node), else in this process. Every Redis call goes through the
+// circuit breaker "redis" (clisonix_circuit_breaker_state{endpoint="redis"}): the first
+// failure opens it, and the limiter then counts locally, logs the change once and sets
+// clisonix_ratelimit_redis_up to 0. After probe_interval a background PING is the breaker's
+// half-open trial; its success closes the breaker and counters are shared again (gauge 1).
 class rate_limiter {
 public:
     // An error only for a malformed URL; an unreachable Redis is not an error.

@@ -1,7 +1,6 @@
 // Rate limits: fixed windows counted in this process or in Redis, with a fallback from the
 // one to the other while Redis is away, and the policies that decide what is counted.
 #include <array>
-#include <atomic>
 #include <condition_variable>
 #include <thread>
 #include <unordered_map>
@@ -9,6 +8,7 @@
 #include "gateway/gateway.h"
 #include "gateway/redis_store.h"
 #include "observe/observe.h"
+#include "resilience/resilience.h"
 
 namespace clisonix::gateway {
 namespace {
@@ -86,51 +86,99 @@ std::string describe_window(std::chrono::milliseconds w) {
 
 }  // namespace
 
+// Redis is an outbound endpoint like any other: every call to it (the counting script, the
+// start-up check, the probe) goes through the circuit breaker "redis". While the breaker is
+// closed the counters are shared; any other state means this node counts alone.
+//
+// Its options keep the fallback as eager as it always was: the first failed call opens it.
+// Volume 1 and threshold 1 % over a window of one 1 ms bucket judge a failure all but alone
+// (only 100 successes within the same millisecond would outvote it), so a busy node does not
+// keep sending requests into a Redis that just failed, each waiting up to redis_timeout.
+// The reset timeout is probe_interval: then one trial goes to Redis and its success closes
+// the breaker.
+//
+// The trial is always the prober's PING, never a request: requests skip Redis while the
+// breaker is half-open, so they never wait on a Redis that may still be dead, and a node
+// without traffic still notices Redis came back (the gauge says so too).
 struct rate_limiter::impl {
     impl(limiter_options o) : opts(std::move(o)), local(opts.max_local_keys) {}
 
     limiter_options opts;
     local_store local;
     std::unique_ptr<redis_store> redis;
-    std::atomic<bool> redis_up{false};
+    std::unique_ptr<resilience::circuit_breaker> breaker;
     metrics::gauge up_gauge;
 
-    std::mutex probe_mutex;
-    std::condition_variable probe_wake;
-    bool stopping = false;  // guarded by probe_mutex
+    // `shared` follows the breaker (true exactly when it was closed at the last sync()), so
+    // that each change is logged once and clisonix_ratelimit_redis_up matches the breaker.
+    std::mutex state_mutex;
+    std::condition_variable state_changed;
+    bool shared = true;     // guarded by state_mutex; the breaker starts closed
+    bool stopping = false;  // guarded by state_mutex
     std::thread prober;
 
-    void mark_down(const std::string& why) {
-        if (!redis_up.exchange(false)) return;
-        up_gauge.set(0);
-        redis->drop_idle();
-        log::warn("rate limits: Redis unreachable, counting on this node alone until it returns",
-                  {{"reason", why}});
-        // Taking the lock orders this wake-up after the prober's check of redis_up.
-        { std::lock_guard lock(probe_mutex); }
-        probe_wake.notify_all();
+    static resilience::breaker_options redis_breaker_options(const limiter_options& o) {
+        resilience::breaker_options b;
+        b.volume_threshold = 1;
+        b.error_threshold_percentage = 1;
+        b.buckets = 1;
+        b.rolling_window = std::chrono::milliseconds(1);
+        b.reset_timeout = o.probe_interval;
+        return b;
     }
 
-    void mark_up() {
-        if (redis_up.exchange(true)) return;
-        up_gauge.set(1);
-        log::info("rate limits: Redis reachable, counters shared again");
+    // Called after every outcome the breaker was told about. Reading the breaker under
+    // state_mutex keeps the last sync the one that wins.
+    void sync(const std::string& why) {
+        std::lock_guard lock(state_mutex);
+        bool closed = breaker->state() == resilience::breaker_state::closed;
+        if (closed == shared) return;
+        shared = closed;
+        up_gauge.set(closed ? 1 : 0);
+        if (closed) {
+            log::info("rate limits: Redis reachable, counters shared again");
+        } else {
+            redis->drop_idle();  // after a failure the pooled connections are likely broken
+            log::warn(
+                "rate limits: Redis unreachable, counting on this node alone until it returns",
+                {{"reason", why}});
+        }
+        state_changed.notify_all();
     }
 
-    // While Redis is down, one thread tries it now and then, so that requests never wait
-    // on a dead Redis.
+    // One PING through the breaker.
+    status probe() {
+        std::string why;
+        auto r = resilience::call(*breaker, [&]() -> status {
+            if (redis->probe(&why)) return {};
+            return make_error("unavailable", why);
+        });
+        sync(r.ok() ? std::string() : r.error().message);
+        return r;
+    }
+
+    // While the breaker is not closed: sleeps until its reset timeout has passed, then
+    // sends the half-open trial.
     void probe_loop() {
-        std::unique_lock lock(probe_mutex);
+        std::unique_lock lock(state_mutex);
         while (!stopping) {
-            if (redis_up) {
-                probe_wake.wait(lock, [&] { return stopping || !redis_up; });
+            if (shared) {
+                state_changed.wait(lock, [&] { return stopping || !shared; });
                 continue;
             }
             lock.unlock();
-            std::string why;
-            if (redis->probe(&why)) mark_up();
+            auto wait = breaker->retry_in();
             lock.lock();
-            if (!redis_up) probe_wake.wait_for(lock, opts.probe_interval, [&] { return stopping; });
+            if (wait.count() > 0) {
+                state_changed.wait_for(lock, wait, [&] { return stopping || shared; });
+                continue;
+            }
+            lock.unlock();
+            auto r = probe();
+            lock.lock();
+            // Refused: a request holds the trial (it raced us into half-open); let it finish.
+            if (!r.ok() && breaker->state() == resilience::breaker_state::half_open)
+                state_changed.wait_for(lock, opts.redis_timeout, [&] { return stopping; });
         }
     }
 };
@@ -144,17 +192,11 @@ result<std::shared_ptr<rate_limiter>> rate_limiter::create(limiter_options opts)
         i->up_gauge = registry.get_gauge(
             "clisonix_ratelimit_redis_up",
             "1 while rate-limit counters are shared in Redis, 0 while this node counts alone");
+        i->up_gauge.set(1);
+        i->breaker = std::make_unique<resilience::circuit_breaker>(
+            "redis", impl::redis_breaker_options(i->opts), resilience::clock_fn{}, &registry);
         i->redis = std::make_unique<redis_store>(std::move(*where), i->opts.redis_timeout);
-        std::string why;
-        if (i->redis->probe(&why)) {
-            i->redis_up = true;
-            i->up_gauge.set(1);
-        } else {
-            i->up_gauge.set(0);
-            log::warn(
-                "rate limits: Redis unreachable, counting on this node alone until it returns",
-                {{"reason", why}});
-        }
+        (void)i->probe();  // unreachable: the breaker opens and the gauge reads 0
         i->prober = std::thread([p = i.get()] { p->probe_loop(); });
     }
     return std::shared_ptr<rate_limiter>(new rate_limiter(std::move(i)));
@@ -165,26 +207,36 @@ rate_limiter::rate_limiter(std::unique_ptr<impl> i) : _impl(std::move(i)) {}
 rate_limiter::~rate_limiter() {
     if (_impl->prober.joinable()) {
         {
-            std::lock_guard lock(_impl->probe_mutex);
+            std::lock_guard lock(_impl->state_mutex);
             _impl->stopping = true;
         }
-        _impl->probe_wake.notify_all();
+        _impl->state_changed.notify_all();
         _impl->prober.join();
     }
 }
 
 bool rate_limiter::shared() const {
-    return _impl->redis_up;
+    if (!_impl->redis) return false;
+    std::lock_guard lock(_impl->state_mutex);
+    return _impl->shared;
 }
 
 limit_decision rate_limiter::hit(std::string_view key, int64_t limit,
                                  std::chrono::milliseconds window) {
-    if (_impl->redis && _impl->redis_up) {
+    // Half-open: the trial is the prober's, so the request counts locally meanwhile. Open:
+    // the breaker refuses (counted as rejected) and the request counts locally.
+    if (_impl->redis && _impl->breaker->state() != resilience::breaker_state::half_open) {
         std::string why;
-        if (auto d =
-                _impl->redis->hit("clisonix:ratelimit:" + std::string(key), limit, window, &why))
-            return *d;
-        _impl->mark_down(why);
+        bool tried = false;  // false: the open breaker refused, nothing new to sync
+        auto d = resilience::call(*_impl->breaker, [&]() -> result<limit_decision> {
+            tried = true;
+            auto r =
+                _impl->redis->hit("clisonix:ratelimit:" + std::string(key), limit, window, &why);
+            if (r) return *r;
+            return make_error("unavailable", why);
+        });
+        if (d) return *d;
+        if (tried) _impl->sync(why);
     }
     return _impl->local.hit(key, limit, window);
 }

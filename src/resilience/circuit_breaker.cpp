@@ -84,6 +84,7 @@ window_stats circuit_breaker::sum(clock::time_point now) const {
 void circuit_breaker::set_state(breaker_state s, clock::time_point now) {
     if (s == breaker_state::open) _opened_at = now;
     if (s == _state) return;
+    const breaker_state previous = _state;
     _state = s;
     _trial_out = false;
     _state_gauge.set(static_cast<double>(static_cast<int>(s)));
@@ -91,7 +92,12 @@ void circuit_breaker::set_state(breaker_state s, clock::time_point now) {
         for (auto& b : _buckets)
             b = bucket{};
     }
-    log::info("circuit breaker state", {{"endpoint", _name}, {"state", state_name(s)}});
+    // While an endpoint stays down the breaker cycles open -> half-open -> open once per reset
+    // timeout; only the edges an operator acts on (it went down, it came back) are info.
+    const bool cycling = s == breaker_state::half_open ||
+                         (s == breaker_state::open && previous == breaker_state::half_open);
+    log::write(cycling ? log::level::debug : log::level::info, "circuit breaker state",
+               {{"endpoint", _name}, {"state", state_name(s)}});
 }
 
 void circuit_breaker::refresh(clock::time_point now) {

@@ -1,6 +1,7 @@
 // Clisonix — resilience for outbound calls: circuit breakers, backoff with jitter.
 //
-// Every call that leaves the process (webhooks, MQTT publishes of notifications) goes through
+// Every call that leaves the process (webhooks, MQTT publishes of notifications, the gateway's
+// Redis rate-limit store) goes through
 // a circuit_breaker, modelled on Opossum:
 //   closed    calls go through; each outcome lands in a rolling window of `buckets` buckets
 //             covering `rolling_window`. Once the window holds at least `volume_threshold`

@@ -118,6 +118,9 @@ TEST(redis_rate_limit, falls_back_to_the_local_limiter_while_redis_is_away_and_r
     EXPECT_FALSE(limiter->hit("k", 3, 10min).allowed);
     EXPECT_FALSE(limiter->shared());
     EXPECT_EQ(gauge_line(reg), "clisonix_ratelimit_redis_up 0");
+    // Behind the circuit breaker "redis": not closed (open, or half-open once due a trial).
+    const std::string breaker_closed = "\nclisonix_circuit_breaker_state{endpoint=\"redis\"} 0\n";
+    EXPECT_EQ(reg.expose().find(breaker_closed), std::string::npos) << reg.expose();
 
     redis.start();  // same port, empty: the shared counter starts again
     auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -125,6 +128,7 @@ TEST(redis_rate_limit, falls_back_to_the_local_limiter_while_redis_is_away_and_r
         std::this_thread::sleep_for(20ms);
     ASSERT_TRUE(limiter->shared());
     EXPECT_EQ(gauge_line(reg), "clisonix_ratelimit_redis_up 1");
+    EXPECT_NE(reg.expose().find(breaker_closed), std::string::npos) << reg.expose();
     EXPECT_EQ(limiter->hit("k", 3, 10min).remaining, 2);
 
     log::shutdown();
