@@ -132,6 +132,7 @@ public:
         _start_ms = wall_ms() / 1000 * 1000;
         backfill();
         if (stopping()) return;
+        wait_for_scoring();
         install_rules();
         connect_mqtt();
         feed();
@@ -295,6 +296,22 @@ private:
                    {{"username", "operator"}, {"password", _password}, {"role", "operator"}}));
         say("plant provisioned: " + std::to_string(created) + " objects created, " +
             std::to_string(existing) + " already there");
+    }
+
+    // The detectors score the history on their own thread, behind the backfill. Rules that
+    // arrived before they caught up would raise alarms dated in the history, on the hour in
+    // which the detectors are still learning: noise a newcomer would take for faults.
+    void wait_for_scoring() {
+        constexpr std::string_view gauge = "\nclisonix_anomaly_queue_points ";
+        for (int64_t deadline = wall_ms() + 120'000; wall_ms() < deadline;) {
+            auto r = _admin->request("GET", "/metrics");
+            if (!r || r->status != 200) return;  // no metrics to go by: carry on
+            auto at = r->body.find(gauge);
+            if (at == std::string::npos) return;  // scoring is off
+            if (std::atof(r->body.c_str() + at + gauge.size()) == 0) return;
+            if (!sleep_until(wall_ms() + 250)) return;
+        }
+        warn_once("scoring", "the detectors are still scoring the history after 2 minutes");
     }
 
     // After the backfill, so that rules judge the live plant only: the history's first
