@@ -1,10 +1,12 @@
 # Clisonix as a target of the side-by-side benchmark harness (../shared/bench/run.sh).
 # Contract: ../shared/bench/targets/INTERFACE.md. Run from the project root:
 #   ../shared/bench/run.sh $PWD/bench/harness-target.sh victoriametrics postgres
-# Uses build/clisonix (scripts/setup builds it). Writes are durable (storage.sync = always).
+# Uses build/clisonix (scripts/setup builds it), or BENCH_CLISONIX_BINARY (not a CLISONIX_*
+# name: the server refuses environment variables of that prefix that are no config key).
+# Writes are durable (storage.sync = always).
 # BENCH_DETECTOR=off runs without anomaly scoring (default: the product's default, on).
 CLISONIX_ROOT=${CLISONIX_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-CLISONIX_BIN=${CLISONIX_BIN:-$CLISONIX_ROOT/build/clisonix}
+CLISONIX_BIN=${BENCH_CLISONIX_BINARY:-$CLISONIX_ROOT/build/clisonix}
 CLISONIX_PORT=${CLISONIX_PORT:-18030}
 CLISONIX_URL=http://127.0.0.1:$CLISONIX_PORT
 CLISONIX_ADMIN_PASSWORD=${CLISONIX_ADMIN_PASSWORD:-bench-admin-password}
@@ -21,7 +23,7 @@ t_start() {
     rm -rf "$WORK_DIR/data"
     mkdir -p "$WORK_DIR/data"
     "$CLISONIX_BIN" serve --port "$CLISONIX_PORT" --data "$WORK_DIR/data" \
-        --set http.bind=127.0.0.1 --set log.level=warn \
+        --set http.bind=127.0.0.1 --set log.level=warn --set mqtt.port=0 \
         --set analytics.detector="${BENCH_DETECTOR:-ensemble}" >"$WORK_DIR/server.log" 2>&1 &
     SERVER_PID=$!
     wait_http "$CLISONIX_URL/healthz" "$SERVER_PID" || { cat "$WORK_DIR/server.log" >&2; return 1; }
