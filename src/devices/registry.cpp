@@ -338,10 +338,23 @@ series_entry registry::impl::entry_for(std::string_view key) {
 void registry::impl::resolve_series(const storage::write_batch& batch,
                                     std::vector<series_entry>& out) {
     const auto& series = batch.series_entries();
-    out.clear();
-    out.reserve(series.size());
-    for (const auto& s : series)
-        out.push_back(entry_for(s.key));
+    out.assign(series.size(), series_entry{});
+    // One shared lock for the whole batch: a lock per series is an atomic write to the same
+    // cache line from every ingest thread, thousands of times per batch.
+    thread_local std::vector<size_t> missing;
+    missing.clear();
+    {
+        std::shared_lock lock(cache_mutex);
+        for (size_t i = 0; i < series.size(); ++i) {
+            auto it = cache.find(series[i].key);
+            if (it != cache.end())
+                out[i] = it->second;
+            else
+                missing.push_back(i);
+        }
+    }
+    for (size_t i : missing)
+        out[i] = entry_for(series[i].key);
 }
 
 // ---- telemetry hooks --------------------------------------------------------------------
