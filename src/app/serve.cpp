@@ -9,7 +9,6 @@
 #include "app/app.h"
 #include "app/web_assets.h"
 #include "auth/auth.h"
-#include "common/json_text.h"
 #include "devices/devices.h"
 #include "gateway/gateway.h"
 #include "http/http.h"
@@ -160,49 +159,6 @@ std::vector<http::middleware> middleware_chain(const gateway::settings& gw,
             gateway::rate_limit(limiter, gateway::api_policy(gw, by_principal)),
             gateway::rate_limit(limiter, gateway::device_policy(gw, by_device)),
             gateway::validate_json(routes)};
-}
-
-// A device's access token: issued on first call, rotated on each later one, shown once. A
-// device not registered yet is created with the default type, so that a token never
-// belongs to a device the registry does not know (attributes, online status, rules).
-void add_device_token_routes(http::router& routes, auth::auth_service& auth,
-                             devices::registry& registry) {
-    routes.add({http::method::post, "/api/v1/devices/{device}/token",
-                "Issue or rotate a device's access token (shown once); registers the device",
-                http::permission::devices, [&auth, &registry](http::request& req) {
-                    const auto* p = auth::current_principal(req);
-                    auth::actor by{p ? p->name : "anonymous", req.remote_address};
-                    auto device = req.path_param("device");
-                    auto status_of = [](const clisonix::error& e) {
-                        return e.code == "invalid_argument" ? 400 : 503;
-                    };
-                    result<std::string> token = make_error("internal", "unset");
-                    if (auto known = registry.get_device(device); known) {
-                        token = auth.issue_device_token(device, by);
-                        if (!token && token.error().code == "conflict")
-                            token = auth.rotate_device_token(device, by);
-                    } else if (known.error().code == "not_found") {
-                        devices::new_device fresh;
-                        fresh.name = std::string(device);
-                        auto created = registry.create_device(fresh, by);
-                        if (!created)
-                            return http::response::from_error(created.error().code == "conflict"
-                                                                  ? 409
-                                                                  : status_of(created.error()),
-                                                              created.error());
-                        token = created->token;
-                    } else {
-                        token = known.error();
-                    }
-                    if (!token)
-                        return http::response::from_error(status_of(token.error()), token.error());
-                    std::string body = "{\"device\":";
-                    append_json_string(body, device);
-                    body += ",\"token\":";
-                    append_json_string(body, *token);
-                    body += "}";
-                    return http::response::json(201, std::move(body));
-                }});
 }
 
 // Routes the integration tests need and users never see: only with CLISONIX_TEST_ROUTES=1.
@@ -438,7 +394,6 @@ int serve(const config::config& cfg) {
                                   const auto* p = auth::current_principal(req);
                                   return p ? p->device : std::string();
                               });
-    add_device_token_routes(routes, auth, registry);
     devices::add_routes(routes, registry);
     query::add_routes(routes, **engine, [&registry](std::string_view asset) {
         return registry.devices_under(asset);

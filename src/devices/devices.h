@@ -222,6 +222,10 @@ public:
     result<device> get_device(std::string_view ref);  // name or id
     result<device> update_device(std::string_view ref, const device_update& change);
     status delete_device(std::string_view ref, const auth::actor& by);  // revokes its token
+    // POST /api/v1/devices/{device}/token: issued when the device has none, rotated when it
+    // has one (the old token stops working); a device not registered yet is created with
+    // the default type, so that every token belongs to a device the registry knows.
+    result<std::string> issue_token(std::string_view device, const auth::actor& by);
     result<std::string> type_of(std::string_view device);
 
     // Bulk provisioning: every good row is created, every bad one reported; existing names

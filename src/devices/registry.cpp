@@ -587,6 +587,22 @@ void registry::impl::mirror_device(const device& d, bool type_created) {
     devices[d.name] = std::move(s);
 }
 
+result<std::string> registry::issue_token(std::string_view device, const auth::actor& by) {
+    auto known = get_device(device);
+    if (!known) {
+        if (known.error().code != "not_found") return known.error();
+        new_device fresh;
+        fresh.name = std::string(device);
+        auto created = create_device(fresh, by);
+        if (!created) return created.error();
+        return std::move(created->token);
+    }
+    auto token = _impl->auth.issue_device_token(device, by);
+    if (!token && token.error().code == "conflict")
+        token = _impl->auth.rotate_device_token(device, by);
+    return token;
+}
+
 result<created_device> registry::create_device(const new_device& d, const auth::actor& by) {
     if (auto ok = check_device_fields(d); !ok) return ok.error();
     created_device out;

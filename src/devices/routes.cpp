@@ -253,6 +253,15 @@ void add_routes(http::router& routes, registry& reg) {
                     return response::json(201, json::serialize(out));
                 },
                 device_schema()});
+    routes.add({method::post, "/api/v1/devices/{device}/token",
+                "Issue or rotate a device's access token (shown once); registers the device",
+                perm::devices, [&reg](request& req) {
+                    auto device = req.path_param("device");
+                    auto token = reg.issue_token(device, actor_of(req));
+                    if (!token) return fail(token.error());
+                    json::object out{{"device", device}, {"token", *token}};
+                    return response::json(201, json::serialize(out));
+                }});
     routes.add({method::post, "/api/v1/devices/import",
                 "Create devices from CSV (name,type,label,description); per-row errors",
                 perm::devices, [&reg](request& req) {
