@@ -87,6 +87,53 @@ private:
     std::unique_ptr<stripe[]> _stripes;
 };
 
+// ---- Machine health (multivariate) -------------------------------------------------------
+
+// One machine's health: how far the machine as a whole (a row of its numeric metrics, one
+// value per metric in a fixed order) is from the normal it learned on a baseline window.
+// The score is in [0, 1]: 0 is "running as in the baseline", 0.5 is the model's own
+// "abnormal" decision (the product's fixed threshold: `health() > 0.5` in a rule), 1 is
+// far from normal. Each metric's contribution says which sensors are to blame.
+//
+//   auto model = analytics::health_model::train(baseline_rows);   // rows: one value per metric
+//   if (!model) report(model.error());
+//   for (auto& row : live_rows) { auto a = model->update(row); store(a.score, a.contributions); }
+//
+// update() is streaming: the score of a row depends on that row and the rows before it
+// only. A NaN in a row means "not measured this time" (the model uses what it has).
+// The state is fixed after train(): state_bytes() does not grow with the rows scored.
+// Not thread-safe: one model per machine, one caller at a time.
+class health_model {
+public:
+    struct assessment {
+        double score = 0;                   // in [0, 1]; >= 0.5 is abnormal
+        std::vector<double> contributions;  // per metric, >= 0, summing to `score`
+    };
+
+    // Learns normal from the baseline rows (each as wide as the first). Errors:
+    // invalid_argument when there are fewer than min_baseline_rows() usable rows or the
+    // rows differ in width (the message says which row).
+    static result<health_model> train(std::span<const std::vector<double>> rows);
+    // Rows the baseline needs at least.
+    static size_t min_baseline_rows();
+
+    health_model(health_model&&) noexcept;
+    health_model& operator=(health_model&&) noexcept;
+    ~health_model();
+
+    // The assessment of the next row (as wide as the baseline's rows), in time order.
+    assessment update(std::span<const double> row);
+    // Metrics per row.
+    size_t width() const;
+    // Bytes of state, the object included.
+    size_t state_bytes() const;
+
+private:
+    struct state;
+    explicit health_model(std::unique_ptr<state> s);
+    std::unique_ptr<state> _s;
+};
+
 // ---- NAB scoring -------------------------------------------------------------------------
 
 // Weights of a NAB application profile.
