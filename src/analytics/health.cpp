@@ -1,4 +1,4 @@
-// Machine health: each metric is smoothed over the last ~10 rows (an exponential moving average)
+// Machine health: each metric is smoothed over the last ~20 rows (an exponential moving average)
 // and standardised by the spread its smoothed value showed over the baseline, that spread
 // widened by the slow drift seen inside the baseline; the row's statistic is the mean squared
 // standardised deviation, smoothed again over time, and the score compares it with a threshold
@@ -18,9 +18,9 @@ namespace {
 // The constants, chosen by 4-fold cross-validation on SKAB valve1 and checked for false alarms
 // on SKAB's anomaly-free run (docs/health.md). Fixed in advance for every device.
 constexpr size_t min_rows = 60;
-// Weight of the newest row in each metric's moving average (~10 rows of memory at 1 Hz): a
+// Weight of the newest row in each metric's moving average (~20 rows of memory at 1 Hz): a
 // fault is a sustained change, a single noisy reading is not.
-constexpr double value_smoothing = 0.1;
+constexpr double value_smoothing = 0.05;
 // Weight of the newest row in the moving average of the statistic.
 constexpr double statistic_smoothing = 0.1;
 // The baseline is cut into this many consecutive blocks; the range of the block means of a
@@ -29,8 +29,11 @@ constexpr double statistic_smoothing = 0.1;
 constexpr size_t drift_blocks = 4;
 constexpr double drift_weight = 1.0;
 // Threshold: this factor times this quantile of the statistic over the baseline.
-constexpr double threshold_quantile = 0.99;
-constexpr double threshold_factor = 2.0;
+constexpr double threshold_quantile = 1.0;  // the highest
+constexpr double threshold_factor = 4.0;
+// Rows at the start of the baseline whose statistic is not used for the threshold (the moving
+// averages are still settling there); min_rows leaves 40 after them.
+constexpr size_t warm_up_rows = 20;
 // A statistic of 1 is one baseline spread on average over the metrics; never alarm below that,
 // even when the baseline was perfectly still (every metric constant).
 constexpr double min_threshold = 1.0;
@@ -82,14 +85,6 @@ struct health_model::state {
         }
         started = true;
         return total;
-    }
-
-    void restart() {
-        for (auto& mt : metrics) {
-            mt.smoothed = std::nan("");
-            mt.share = 0;
-        }
-        started = false;
     }
 };
 
@@ -172,15 +167,21 @@ result<health_model> health_model::train(std::span<const std::vector<double>> ro
     }
 
     // The threshold: the baseline streamed through the model as update() would stream it.
+    // The first rows are left out: the moving averages start from a single raw row there.
     std::vector<double> statistic;
     statistic.reserve(rows.size());
+    size_t seen = 0;
     for (const auto& row : rows)
-        if (usable(row)) statistic.push_back(st->advance(row));
+        if (usable(row)) {
+            const double s = st->advance(row);
+            if (seen++ >= warm_up_rows) statistic.push_back(s);
+        }
     const size_t at =
         std::min(statistic.size() - 1, size_t(threshold_quantile * double(statistic.size())));
     std::nth_element(statistic.begin(), statistic.begin() + std::ptrdiff_t(at), statistic.end());
     st->threshold = std::max(min_threshold, threshold_factor * statistic[at]);
-    st->restart();
+    // The moving averages carry on from the end of the baseline: the first live rows are
+    // judged against recent normal, not from a cold start that would look like a jump.
     return health_model(std::move(st));
 }
 

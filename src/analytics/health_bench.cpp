@@ -187,7 +187,9 @@ result<health_bench_report> run_health_bench(const health_bench_options& opts) {
     for (auto it = fs::recursive_directory_iterator(opts.data_dir, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
         if (it->is_regular_file() && it->path().extension() == ".csv")
-            files.push_back(fs::relative(it->path(), opts.data_dir));
+            // Lexical: a symlinked input keeps its name under data_dir (resolving it would
+            // send the output to wherever the link points, over the input itself).
+            files.push_back(it->path().lexically_relative(opts.data_dir));
     if (ec) return make_error("not_found", "--data " + opts.data_dir + ": " + ec.message());
     if (files.empty())
         return make_error("not_found", "--data " + opts.data_dir + ": no *.csv file under it",
@@ -223,7 +225,12 @@ result<health_bench_report> run_health_bench(const health_bench_options& opts) {
         model_seconds +=
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
+        const fs::path in = fs::path(opts.data_dir) / files[i];
         const fs::path out = fs::path(opts.out_dir) / files[i];
+        if (fs::exists(out, ec) && fs::equivalent(out, in, ec))
+            return make_error("invalid_argument",
+                              "--out " + opts.out_dir + ": would overwrite the input " + name,
+                              "--out");
         fs::create_directories(out.parent_path(), ec);
         std::ofstream o(out, std::ios::binary | std::ios::trunc);
         if (!o) return make_error("unavailable", "--out: cannot write " + out.string(), "--out");
