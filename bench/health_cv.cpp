@@ -18,6 +18,10 @@ inline file_data load(const string& path) {
     file_data f;
     f.name = path;
     ifstream in(path);
+    if (!in) {
+        fprintf(stderr, "cannot read %s (the argument is the SKAB folder)\n", path.c_str());
+        exit(2);
+    }
     string line;
     getline(in, line);
     while (getline(in, line)) {
@@ -320,6 +324,17 @@ int main(int argc, char** argv) {
         rank.push_back({(t.far() <= 15 && afr[g].far() <= 15) ? t.f1() : t.f1() - 1, (int)g});
     }
     sort(rank.rbegin(), rank.rend());
+    for (auto [score, g] : rank)
+        if (grid[g].kind == 1) {
+            cm t;
+            for (int f = 0; f < 16; ++f)
+                t.add(per[g * 16 + f]);
+            printf("best PCA T2+Q:    ");
+            pr(grid[g]);
+            printf("  F1=%.3f FAR=%.1f MAR=%.1f  AF-FAR=%.1f\n", t.f1(), t.far(), t.mar(),
+                   afr[g].far());
+            break;
+        }
     for (int i = 0; i < 25; ++i) {
         int g = rank[i].second;
         cm t;
