@@ -129,12 +129,16 @@ TEST(health_bench, never_overwrites_an_input) {
     EXPECT_EQ(lines_of(out.path() / "link.csv").size(), 461u);
 }
 
-TEST(health_bench, a_missing_directory_exits_2) {
+TEST(health_bench, a_missing_directory_or_too_few_training_rows_exit_2) {
     temp_dir out;
     auto r =
         run_clisonix({"health-bench", "--data", "/nonexistent/skab", "--out", out.path().string()});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_EQ(r.err, "health-bench: --data /nonexistent/skab: no such directory\n");
+    r = run_clisonix({"health-bench", "--data", out.path().string(), "--out", out.path().string(),
+                      "--train-rows", "10"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, "health-bench: --train-rows 10: the model needs at least 60\n");
     temp_dir empty;
     r = run_clisonix(
         {"health-bench", "--data", empty.path().string(), "--out", out.path().string()});
