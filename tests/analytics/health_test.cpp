@@ -2,6 +2,7 @@
 // crosses 0.5 when the machine leaves its baseline, and the blame goes to the right metric),
 // and its result on the shared SKAB valve1 subset (../shared/skab beside the repository).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -187,7 +188,8 @@ TEST(health_model, skab_valve1_pooled_f1_and_false_alarm_rate) {
     ASSERT_TRUE(std::filesystem::is_directory(skab / "valve1"))
         << "the SKAB subset is missing: expected " << (skab / "valve1").string()
         << " (clone the repository with shared/ beside it)";
-    const auto out = std::filesystem::temp_directory_path() / "clisonix-health-valve1";
+    const auto out = std::filesystem::temp_directory_path() /
+                     ("clisonix-health-valve1-" + std::to_string(::getpid()));
     a::health_bench_options o;
     o.data_dir = (skab / "valve1").string();
     o.out_dir = out.string();
