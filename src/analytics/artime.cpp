@@ -35,6 +35,13 @@ constexpr double below_last_unmasked = 0.70;
 constexpr double confidence_ub = 0.35;
 constexpr double confidence_lb = 0.65;
 constexpr double confidence_energy = 1.5;
+// Calibration (ours, not ARTime's): a new extreme lies beyond the values seen so far by this
+// share of their span, and stays "new" for this many downsampled steps (one feature window).
+constexpr double extreme_margin = 0.1;
+constexpr uint32_t extreme_steps = 8;
+// Alarms with a new extreme score in [decision_floor, 1] (above decision_threshold when
+// ARTime's confidence exceeds 0.5), the others in [0, decision_floor].
+constexpr double decision_floor = 0.6;
 
 // Full multilevel Haar transform of 8 values: [approximation, detail level 3, details
 // level 2 (2), details level 1 (4)], orthonormal, detail = (second - first) / sqrt 2.
@@ -261,6 +268,8 @@ double artime_state::initial_vigilance(const std::vector<features>& batch) const
 }
 
 void artime_state::learn_period() {
+    _seen_lo = _lo;
+    _seen_hi = _hi;
     if (!_range_set) {
         const double span = _hi - _lo;
         _lo -= _settings.range_margin * span;
@@ -309,6 +318,14 @@ double artime_state::detect(const features& f, uint32_t i) {
         anomaly = std::min(
             1.0, ub * confidence_ub + lb * confidence_lb + (1.0 - r.ae) * confidence_energy);
         anomaly = std::round(anomaly * 1e6) / 1e6;
+        // Calibration for a fixed decision threshold: ARTime raises alarms for every new
+        // shape, at a base rate that depends on the series (a noisy healthy sensor founds
+        // new categories every few minutes forever). Only an alarm that comes with a new
+        // extreme of the series (the value left everything seen so far by a margin) enters
+        // the decision band above decision_threshold; any other alarm stays below it.
+        if (_settings.calibrated)
+            anomaly = _new_extreme ? decision_floor + (1 - decision_floor) * anomaly
+                                   : decision_floor * anomaly;
         if (_alarms > 0) _alarm_sim_sum += _alarm_sim_last;
         _alarm_sim_last = r.a;
         ++_alarms;
@@ -380,6 +397,15 @@ double artime_state::update(double x) {
         if (_dsi == _trend) learn_period();
         return 0.0;
     }
+    // A value beyond every value seen so far (learning included) by a share of their span
+    // is a new extreme; it counts for the alarms of the next few steps, as ARTime's alarm
+    // may come a few steps after the value that caused it.
+    const double seen_span = _seen_hi - _seen_lo;
+    if (ds > _seen_hi + extreme_margin * seen_span || ds < _seen_lo - extreme_margin * seen_span)
+        _extreme_at = _dsi;
+    _new_extreme = _extreme_at > 0 && _dsi - _extreme_at <= extreme_steps;
+    _seen_lo = std::min(_seen_lo, ds);
+    _seen_hi = std::max(_seen_hi, ds);
     features f;
     features_of(ds, _dsi, f);
     return detect(f, _dsi);

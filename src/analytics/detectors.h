@@ -185,6 +185,10 @@ struct artime_settings {
     double range_margin = 1.0;
     // Alternatively the range widens to every new extreme after the learning period.
     bool widen_range = false;
+    // Calibrated scores (the product's): an alarm is above decision_threshold only when it
+    // comes with a new extreme of the series; reproduction runs turn this off to score as
+    // ARTime does.
+    bool calibrated = true;
 };
 
 class artime_state {
@@ -241,6 +245,7 @@ private:
     uint32_t _i = 0;          // points seen
     uint32_t _dsi = 0;        // downsampled steps
     double _lo = 0, _hi = 0;  // the scaling range
+    double _seen_lo = 0, _seen_hi = 0;  // downsampled values seen (learning and beyond)
     bool _range_set = false;
     std::array<double, max_block> _block_values{};
     double _ds_average = 0;
@@ -266,6 +271,8 @@ private:
     double _alarm_sim_sum = 0;  // smallest activation of each alarm, all but the last
     double _alarm_sim_last = 0;
     uint32_t _alarms = 0;
+    bool _new_extreme = false;  // a new extreme within the last few steps
+    uint32_t _extreme_at = 0;   // the step of the last new extreme
 };
 
 }  // namespace clisonix::analytics::detail
