@@ -182,7 +182,62 @@ size_t artime_state::state_bytes() const {
     return sizeof(*this) + _art.bytes();
 }
 
+void artime_state::expand_range(double lo_seen, double hi_seen) {
+    // The scaling range becomes the values seen widened as in learn_period(). What the
+    // memory learned is rescaled with it: per level dimension a category is a box (its
+    // weights are the box's lower corner and the complement of its upper corner), and an
+    // affine map with a positive factor maps a box onto a box, so a learned shape keeps
+    // matching the same raw values. The running median and the last levels move alike.
+    const double span = hi_seen - lo_seen;
+    const double lo = lo_seen - _settings.range_margin * span;
+    const double hi = hi_seen + _settings.range_margin * span;
+    if (!(hi > lo)) return;
+    const double a = (_hi - _lo) / (hi - lo);
+    const double b = (_lo - lo) / (hi - lo);
+    auto map = [&](double u) { return std::clamp(a * u + b, 0.0, 1.0); };
+    for (int j = 1; j < _art.used; ++j) {
+        auto& w = _art.w[j];
+        for (int k = window; k < dims; ++k) {
+            const double box_lo = w[k];
+            const double box_hi = 1.0 - w[dims + k];
+            w[k] = static_cast<float>(map(box_lo));
+            w[dims + k] = static_cast<float>(1.0 - map(box_hi));
+        }
+    }
+    auto map_level = [&](int level) {
+        return static_cast<int>(std::nearbyint(map(static_cast<double>(level) / levels) * levels));
+    };
+    std::array<uint32_t, levels + 1> counts{};
+    for (int l = 0; l <= levels; ++l)
+        counts[map_level(l)] += _level_count[l];
+    _level_count = counts;
+    _median = map_level(_median);
+    _below = _above = 0;
+    for (int l = 0; l <= levels; ++l) {
+        if (l < _median) _below += _level_count[l];
+        if (l > _median) _above += _level_count[l];
+    }
+    for (auto& v : _recent)
+        v = static_cast<double>(map_level(static_cast<int>(std::nearbyint(v * levels)))) / levels;
+    _lo = lo;
+    _hi = hi;
+}
+
 void artime_state::features_of(double raw, uint32_t dsi, features& out) {
+    // A series that stays beyond the range has moved to a new operating range: follow it.
+    if (_settings.regime_steps > 0 && dsi > _trend && !_range_set) {
+        if (raw < _lo || raw > _hi) {
+            ++_outside;
+            _out_lo = _outside == 1 ? raw : std::min(_out_lo, raw);
+            _out_hi = _outside == 1 ? raw : std::max(_out_hi, raw);
+            if (_outside >= _settings.regime_steps) {
+                expand_range(std::min(_seen_lo, _out_lo), std::max(_seen_hi, _out_hi));
+                _outside = 0;
+            }
+        } else {
+            _outside = 0;
+        }
+    }
     // Scale into the range, quantise to levels.
     double ds = raw - _lo;
     if (_hi - _lo != 0) ds /= _hi - _lo;

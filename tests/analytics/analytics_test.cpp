@@ -347,6 +347,30 @@ TEST(artime, only_alarms_with_a_new_extreme_cross_the_decision_threshold) {
     EXPECT_GT(raw_peak, shape_peak);
 }
 
+// A level that stays beyond the learned range is a new operating range: after one alarm
+// the detector resolves the new level again (it is not stuck at the range's end), so a
+// second, different change there raises a new alarm.
+TEST(artime, a_level_that_stays_beyond_the_range_becomes_a_new_operating_range) {
+    auto wave = [](size_t i) { return (i / 20) % 2 == 0 ? 10.0 : 20.0; };
+    auto run = [&](uint32_t regime_steps) {
+        a::detail::artime_settings s;
+        s.regime_steps = regime_steps;
+        a::detail::artime_state d(s);
+        for (size_t i = 0; i < 1500; ++i)
+            d.update(wave(i));
+        // The wave moves up by 100 (far beyond the range [0, 30]) and stays there ...
+        for (size_t i = 1500; i < 3000; ++i)
+            d.update(wave(i) + 100);
+        // ... then its amplitude halves: only visible if the new level is resolved.
+        double peak = 0;
+        for (size_t i = 3000; i < 3300; ++i)
+            peak = std::max(peak, d.update(wave(i) / 2 + 107.5));
+        return peak;
+    };
+    EXPECT_GT(run(8), 0.0);
+    EXPECT_EQ(run(0), 0.0);  // clamped at the range's end, the change is invisible
+}
+
 TEST(artime, flat_series_never_alarms_and_memory_stays_bounded) {
     a::detail::artime_state flat;
     for (int i = 0; i < 5000; ++i)
