@@ -43,7 +43,7 @@ live_peak run(const sim::plant& p, size_t machine, size_t metric, int64_t from =
 }  // namespace
 
 TEST(demo_check, healthy_machines_stay_below_the_decision_threshold_across_set_point_steps) {
-    for (uint64_t seed : {1u, 2u, 3u}) {
+    for (uint64_t seed : {1u, 2u, 3u, 4u, 5u, 6u}) {
         const auto p = sim::make_plant(seed);
         std::set<size_t> faulty;
         for (const auto& f : sim::faults_between(p, 0, live_seconds))
@@ -67,7 +67,7 @@ TEST(demo_check, healthy_machines_stay_below_the_decision_threshold_across_set_p
 }
 
 TEST(demo_check, bearing_wear_scores_above_the_decision_threshold_within_a_minute) {
-    for (uint64_t seed : {1u, 2u, 3u}) {
+    for (uint64_t seed : {1u, 2u, 3u, 4u, 5u, 6u}) {
         const auto p = sim::make_plant(seed);
         for (const auto& f : sim::faults_between(p, 0, live_seconds)) {
             if (f.kind != sim::fault_kind::bearing_wear) continue;
