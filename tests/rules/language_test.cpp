@@ -158,7 +158,7 @@ TEST(rules_language, errors_name_the_position) {
     EXPECT_EQ(parse_error("(a > 1"), "position 6: expected ')'");
     EXPECT_EQ(parse_error("a > 1 b"), "position 6: unexpected 'b' after the condition");
     EXPECT_EQ(parse_error("foo(a) > 1"),
-              "position 0: unknown function 'foo'; known: abs, min, max, mean, anomaly");
+              "position 0: unknown function 'foo'; known: abs, min, max, mean, anomaly, health");
     EXPECT_EQ(parse_error("min(a) > 1"), "position 5: min() takes two or more values");
     EXPECT_EQ(parse_error("mean(a) > 1"),
               "position 6: expected ',' and a window, as in mean(temperature, 5m)");
