@@ -805,6 +805,10 @@ status registry::delete_device(std::string_view ref, const auth::actor& by) {
     auto st = _impl->store.transaction([&](meta::store& tx) -> status {
         auto del = tx.execute("DELETE FROM graph_nodes WHERE id = $1", std::array<value, 1>{d->id});
         if (!del) return del.error();
+        // A device created later under the same name starts with a baseline of its own.
+        auto baseline = tx.execute("DELETE FROM health_baselines WHERE device = $1",
+                                   std::array<value, 1>{d->name});
+        if (!baseline) return baseline.error();
         auto revoked = _impl->auth.revoke_device_token(d->name, by);
         if (!revoked && revoked.error().code != "not_found") return revoked;
         return {};
