@@ -264,8 +264,45 @@ void health_scoring::update_gauges() {
     _state_bytes.set(static_cast<double>(bytes));
 }
 
+std::vector<health_scoring::stored_device> health_scoring::stored_devices(
+    const std::function<bool(const std::string&, std::string_view)>& include) const {
+    std::unordered_map<std::string, stored_device> found;
+    auto series = _engine.series([](const storage::series_info& s) {
+        return (s.type == storage::value_type::float64 || s.type == storage::value_type::int64) &&
+               !is_derived_field(field_of_key(s.key));
+    });
+    std::vector<std::pair<int64_t, storage::summary>> buckets;
+    for (const auto& s : series) {
+        auto tag = std::find_if(s.tags.begin(), s.tags.end(),
+                                [](const auto& t) { return t.first == "device"; });
+        if (tag == s.tags.end() || !include(tag->second, field_of_key(s.key))) continue;
+        // One bucket over all time: its summary has the first timestamp, from block
+        // summaries without decoding.
+        buckets.clear();
+        constexpr int64_t all = int64_t{1} << 62;  // 1970 to the year 2116, one bucket
+        if (!_engine.aggregate(s.id, 0, all, all, buckets) || buckets.empty()) continue;
+        int64_t first = buckets.front().second.first_ts, last = buckets.front().second.last_ts;
+        for (const auto& b : buckets) {
+            first = std::min(first, b.second.first_ts);
+            last = std::max(last, b.second.last_ts);
+        }
+        auto [it, added] = found.emplace(tag->second, stored_device{tag->second, first, last});
+        if (!added) {
+            it->second.first_ns = std::min(it->second.first_ns, first);
+            it->second.last_ns = std::max(it->second.last_ns, last);
+        }
+    }
+    std::vector<stored_device> out;
+    for (auto& [name, d] : found)
+        out.push_back(std::move(d));
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.device < b.device; });
+    return out;
+}
+
 result<size_t> health_scoring::retrain(std::string_view device, int64_t from_ns, int64_t to_ns,
-                                       const std::function<bool(std::string_view)>& include) {
+                                       const std::function<bool(std::string_view)>& include,
+                                       std::string_view source) {
     auto series = _engine.series([&](const storage::series_info& s) {
         if (s.type != storage::value_type::float64 && s.type != storage::value_type::int64)
             return false;
@@ -346,7 +383,7 @@ result<size_t> health_scoring::retrain(std::string_view device, int64_t from_ns,
     d.rows = {};
     d.train_error.clear();
     d.model.emplace(std::move(*model));
-    d.source = "window";
+    d.source = source;
     d.window_from = from_ns;
     d.window_to = to_ns;
     d.score_keys.clear();

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -64,8 +65,22 @@ public:
     // series of the device for which `include(field)` holds. Scores already written stay.
     // Errors: not_found (no stored series for the device), invalid_argument with field
     // "from" (too few rows in the window: the message has the count).
+    // `source` is what the API reports: "window" (a user's choice) or "first_data" (the
+    // first baseline of a device, retrained at start).
     result<size_t> retrain(std::string_view device, int64_t from_ns, int64_t to_ns,
-                           const std::function<bool(std::string_view field)>& include);
+                           const std::function<bool(std::string_view field)>& include,
+                           std::string_view source = "window");
+
+    // A device's stored numeric series (those `include(device, field)` accepts) span
+    // [first_ns, last_ns]. At start, the first baseline of each device is retrained from it.
+    struct stored_device {
+        std::string device;
+        int64_t first_ns = 0;
+        int64_t last_ns = 0;
+    };
+    std::vector<stored_device> stored_devices(
+        const std::function<bool(const std::string& device, std::string_view field)>& include)
+        const;
 
     // The device's health as the API answers it (JSON object); nullopt when the device has
     // sent nothing scored here yet.

@@ -195,6 +195,8 @@ TEST(health_test, baseline_window_retrains_and_is_retrained_after_restart) {
         ASSERT_LE(min_rows, 60) << "the baseline window below holds 60 rows";
         ASSERT_GT(min_rows, 10) << "a window of 10 rows must be too short";
         ASSERT_EQ(srv.post("/api/v1/write?precision=ms", rows("m2", 10, 60, n)).status, 204);
+        // m3 keeps the baseline it learned from its first ten minutes.
+        ASSERT_EQ(srv.post("/api/v1/write?precision=ms", rows("m3", 0, 70, n)).status, 204);
         ASSERT_EQ(srv.post("/api/v1/write?precision=ms", rows("m2", 60, 120, n, 1.0)).status, 204);
         // Trained on rows 0..60 (ten minutes), rows 61..119 scored.
         auto h = health_of(srv, "m2", [](const auto& d) { return rows_scored(d) >= 59; });
@@ -253,6 +255,12 @@ TEST(health_test, baseline_window_retrains_and_is_retrained_after_restart) {
     EXPECT_EQ(h.at("baseline").at("source"), "window");
     EXPECT_EQ(h.at("baseline").at("from"), from);
     EXPECT_EQ(h.at("baseline").at("to"), to);
+    // A device without a chosen window is retrained from its first stored ten minutes.
+    auto m3 = health_of(again, "m3", [](const auto& d) { return d.at("state") == "trained"; });
+    ASSERT_EQ(m3.at("state"), "trained") << boost::json::serialize(m3);
+    EXPECT_EQ(m3.at("baseline").at("source"), "first_data");
+    EXPECT_EQ(m3.at("baseline").at("from"), t0_ms);
+    EXPECT_EQ(m3.at("baseline").at("to"), t0_ms + 60 * step_ms + 1);
     // Scoring goes on at once (no new learning period) and with the window's model.
     ASSERT_EQ(again.post("/api/v1/write?precision=ms", rows("m2", 130, 131, n, 1.0)).status, 204);
     h = health_of(again, "m2", [](const auto& d) { return rows_scored(d) >= 1; });
