@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 
 #include "common/json_text.h"
@@ -112,14 +113,23 @@ health_scoring::health_scoring(storage::engine& engine, size_t max_devices)
                                                  "Device rows given a machine-health score")),
       _devices_dropped(metrics::global().get_counter(
           "clisonix_health_devices_dropped_total",
-          "Devices left without a health model because analytics.health_max_devices was reached")),
-      _models(metrics::global().get_gauge("clisonix_health_models",
-                                          "Devices with a trained health model")),
-      _state_bytes(metrics::global().get_gauge(
-          "clisonix_health_state_bytes", "Bytes of health models and learning rows, all devices")) {
+          "Devices left without a health model because analytics.health_max_devices was reached")) {
+    // Read when /metrics is scraped, not kept up to date on every scoring round.
+    metrics::global().add_callback_gauge(
+        "clisonix_health_models", "Devices with a trained health model",
+        [this] { return static_cast<double>(devices_with_model()); });
+    metrics::global().add_callback_gauge("clisonix_health_state_bytes",
+                                         "Bytes of health models and learning rows, all devices",
+                                         [this] { return static_cast<double>(state_bytes()); });
 }
 
-health_scoring::~health_scoring() = default;
+health_scoring::~health_scoring() {
+    metrics::global().add_callback_gauge("clisonix_health_models",
+                                         "Devices with a trained health model", [] { return 0.0; });
+    metrics::global().add_callback_gauge("clisonix_health_state_bytes",
+                                         "Bytes of health models and learning rows, all devices",
+                                         [] { return 0.0; });
+}
 
 std::optional<uint32_t> health_scoring::stream_of(std::string_view key, std::string_view device,
                                                   int64_t baseline_ns) {
@@ -250,18 +260,7 @@ size_t health_scoring::score(std::vector<sample>& samples, storage::write_batch&
         finish_row(d, ts, out, scored);
     }
     if (scored) _rows_scored.inc(static_cast<double>(scored));
-    update_gauges();
     return scored;
-}
-
-void health_scoring::update_gauges() {
-    size_t models = 0, bytes = 0;
-    for (const auto& d : _devices) {
-        models += d->model ? 1 : 0;
-        bytes += d->bytes();
-    }
-    _models.set(static_cast<double>(models));
-    _state_bytes.set(static_cast<double>(bytes));
 }
 
 std::vector<health_scoring::stored_device> health_scoring::stored_devices(
@@ -392,7 +391,6 @@ result<size_t> health_scoring::retrain(std::string_view device, int64_t from_ns,
     d.health_key = d.prefix + " health";
     d.last_contributions.clear();
     d.last_score = nan;
-    update_gauges();
     return rows.size();
 }
 

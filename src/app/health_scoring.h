@@ -17,6 +17,7 @@
 // for a round, retrain() only while it swaps the model in).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -102,7 +103,6 @@ private:
     void finish_row(device_state& d, int64_t ts, storage::write_batch& out, size_t& scored);
     void try_train(device_state& d);
     void write_scores(device_state& d, int64_t ts, storage::write_batch& out);
-    void update_gauges();
 
     storage::engine& _engine;
     size_t _max_devices;
@@ -112,7 +112,6 @@ private:
     std::vector<stream> _streams;
     std::unordered_map<std::string, uint32_t> _stream_ids;  // series key -> stream
     metrics::counter _rows_scored, _devices_dropped;
-    metrics::gauge _models, _state_bytes;
 };
 
 }  // namespace clisonix::app
