@@ -230,6 +230,27 @@ TEST(health_test, baseline_window_retrains_and_is_retrained_after_restart) {
                       .status,
                   404);
 
+        // Viewers read health but may not retrain it.
+        ASSERT_EQ(srv.post("/api/v1/users",
+                           R"({"username":"watcher","password":"a-long-enough-password-3",
+                               "role":"viewer"})",
+                           json_header)
+                      .status,
+                  201);
+        auto login = http_request(srv.port(), "POST", "/api/v1/auth/login",
+                                  R"({"username":"watcher","password":"a-long-enough-password-3"})",
+                                  json_header);
+        ASSERT_EQ(login.status, 200) << login.body;
+        const std::string viewer =
+            "Authorization: Bearer " + std::string(parse(login).at("access_token").as_string());
+        EXPECT_EQ(http_request(srv.port(), "GET", "/api/v1/devices/m2/health", "", {viewer}).status,
+                  200);
+        EXPECT_EQ(
+            http_request(srv.port(), "POST", "/api/v1/devices/m2/health/baseline",
+                         R"({"from":0,"to":1000})", {viewer, "Content-Type: application/json"})
+                .status,
+            403);
+
         // The new regime as the baseline.
         auto ok = srv.post(
             "/api/v1/devices/m2/health/baseline",
