@@ -210,6 +210,8 @@ public:
     // Bytes held, this object included.
     size_t state_bytes() const;
     int categories() const { return _art.used; }
+    // Points of the learning period: 0 while it lasts, then its length (300-416).
+    uint32_t learned_points() const { return _dsi > _trend ? _trend * _block : 0; }
 
     static constexpr int window = 8;         // levels per feature window
     static constexpr int dims = 2 * window;  // wavelet coefficients, then the levels
