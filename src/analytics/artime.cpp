@@ -449,7 +449,29 @@ double artime_state::update(double x) {
     if (std::abs(ds - mean) < spike_fraction * mean) ds = mean;
     if (_dsi <= _trend) {
         _learning_values[_dsi - 1] = ds;
-        if (_dsi == _trend) learn_period();
+        // The learning period ends when the series has shown its range: at the learning
+        // length if no new minimum or maximum came in the last stable_steps, else as soon as
+        // none has for that long (at most max_learning_steps). What the learning period
+        // happens to contain then matters less: a period that ends in the middle of a rise
+        // or of the series' first excursion goes on until the excursion is over.
+        if (_dsi == 1 || ds < _learn_lo || ds > _learn_hi) {
+            _learn_lo = _dsi == 1 ? ds : std::min(_learn_lo, ds);
+            _learn_hi = _dsi == 1 ? ds : std::max(_learn_hi, ds);
+            _learn_growth = _dsi;
+        }
+        if (_dsi == _trend) {
+            if (!_range_set && _settings.stable_steps > 0 &&
+                _dsi - _learn_growth < _settings.stable_steps &&
+                _trend < static_cast<uint32_t>(max_learning_steps)) {
+                ++_trend;
+                return 0.0;
+            }
+            // The trend windows of the vigilance updates follow the learning length.
+            _sim_len = _trend / 2 + 1;
+            std::fill(_sim.begin(), _sim.begin() + _sim_len, 1.0);
+            _diff_len = _trend + 1;
+            learn_period();
+        }
         return 0.0;
     }
     // A value beyond every value seen so far (learning included) by a share of their span

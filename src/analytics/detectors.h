@@ -191,6 +191,11 @@ struct artime_settings {
     // still clamped (and alarms); a level that stays is resolved again instead of sitting
     // flat at the range's end. Leave-one-category-out: docs/analytics.md.
     uint32_t regime_steps = 8;
+    // The learning period goes on past `learning` (up to max_learning_steps downsampled
+    // steps) until the learning values have set no new minimum or maximum for this many
+    // downsampled steps (one feature window), so that it ends after the series has shown
+    // its range, not in the middle of an excursion (0: fixed length). docs/analytics.md.
+    uint32_t stable_steps = 8;
     // Calibrated scores (the product's): an alarm is above decision_threshold only when it
     // comes with a new extreme of the series; reproduction runs turn this off to score as
     // ARTime does.
@@ -205,6 +210,8 @@ public:
     // Bytes held, this object included.
     size_t state_bytes() const;
     int categories() const { return _art.used; }
+    // Points of the learning period: 0 while it lasts, then its length (300-416).
+    uint32_t learned_points() const { return _dsi > _trend ? _trend * _block : 0; }
 
     static constexpr int window = 8;         // levels per feature window
     static constexpr int dims = 2 * window;  // wavelet coefficients, then the levels
@@ -246,13 +253,15 @@ private:
     double initial_vigilance(const std::vector<features>& batch) const;
 
     artime_settings _settings;
-    uint32_t _block = 1;      // downsampling factor (NAB: the probation over 104, at least 1)
-    uint32_t _trend = 0;      // downsampled steps of learning (ARTime's trend window)
-    uint32_t _mask = 12;      // steps masked after an alarm (1.5 windows)
-    uint32_t _i = 0;          // points seen
-    uint32_t _dsi = 0;        // downsampled steps
-    double _lo = 0, _hi = 0;  // the scaling range
-    double _seen_lo = 0, _seen_hi = 0;  // downsampled values seen (learning and beyond)
+    uint32_t _block = 1;  // downsampling factor (NAB: the probation over 104, at least 1)
+    uint32_t _trend = 0;  // downsampled steps of learning (ARTime's trend window)
+    double _learn_lo = 0, _learn_hi = 0;  // downsampled learning values' range so far
+    uint32_t _learn_growth = 0;           // step at which it last grew
+    uint32_t _mask = 12;                  // steps masked after an alarm (1.5 windows)
+    uint32_t _i = 0;                      // points seen
+    uint32_t _dsi = 0;                    // downsampled steps
+    double _lo = 0, _hi = 0;              // the scaling range
+    double _seen_lo = 0, _seen_hi = 0;    // downsampled values seen (learning and beyond)
     bool _range_set = false;
     std::array<double, max_block> _block_values{};
     double _ds_average = 0;

@@ -371,6 +371,37 @@ TEST(artime, a_level_that_stays_beyond_the_range_becomes_a_new_operating_range) 
     EXPECT_EQ(run(0), 0.0);  // clamped at the range's end, the change is invisible
 }
 
+// The learning period ends when the series has shown its range: a stream that starts just
+// before a rise keeps learning until the rise is over (no new extreme for a feature
+// window, 8 downsampled steps = 16 points), instead of ending at 300 points in the middle
+// of it; a stream that has shown its range by then stops at 300.
+TEST(artime, learning_goes_on_while_the_series_still_sets_new_extremes) {
+    auto series = [](size_t i, bool rises) {
+        const double wave = (i / 20) % 2 == 0 ? 0.0 : 1.0;
+        const double rise = !rises || i < 280 ? 0.0
+                            : i < 360         ? (static_cast<double>(i) - 280) / 4
+                                              : 20.0;
+        return 10.0 + rise + wave;
+    };
+    auto learned = [&](uint32_t stable_steps, bool rises) {
+        a::detail::artime_settings s;
+        s.stable_steps = stable_steps;
+        a::detail::artime_state d(s);
+        for (size_t i = 0; i < 1000; ++i) {
+            d.update(series(i, rises));
+            if (i < 299) {
+                EXPECT_EQ(d.learned_points(), 0u);
+            }
+        }
+        return d.learned_points();
+    };
+    // The last new maximum comes at point 359 (downsampled step 180): learning ends 8
+    // steps after it, at step 188, point 376.
+    EXPECT_EQ(learned(8, true), 376u);
+    EXPECT_EQ(learned(0, true), 300u);
+    EXPECT_EQ(learned(8, false), 300u);
+}
+
 TEST(artime, flat_series_never_alarms_and_memory_stays_bounded) {
     a::detail::artime_state flat;
     for (int i = 0; i < 5000; ++i)
