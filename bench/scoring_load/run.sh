@@ -66,7 +66,9 @@ say "load average after the run $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ -n "$PERF" ]; then
     kill -INT "$PERF"; wait "$PERF" 2>/dev/null || true; PERF=
-    perf report -i "$WORK/perf.data" --no-children --sort comm,symbol --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -40
+    say "where the server's CPU went (perf, self time by symbol):"
+    perf report -i "$WORK/perf.data" --no-children --sort symbol -g none --stdio 2>/dev/null |
+        grep -v '^#' | grep '%' | head -25 | cut -c1-150 | sed 's/ *$//' 
 fi
 if grep -qi '"level":"error"\|error' "$WORK/server.log"; then say "server log:"; tail -5 "$WORK/server.log" >&2; fi
 exit $RC
