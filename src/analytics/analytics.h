@@ -134,6 +134,47 @@ private:
     std::unique_ptr<state> _s;
 };
 
+// ---- Machine health benchmark (SKAB layout) ------------------------------------------------
+
+struct health_bench_options {
+    std::string data_dir;     // every *.csv under it, SKAB's format (';', datetime first)
+    std::string out_dir;      // <out_dir>/<same relative path>: timestamp,anomaly_score
+    size_t train_rows = 400;  // the baseline: the first rows of each file
+    // Per file, after it is written: files done, files in all, its path under data_dir.
+    std::function<void(size_t done, size_t total, const std::string& file)> progress;
+};
+
+// Outlier detection counts over test rows (a row is flagged when its score is >= 0.5).
+struct outlier_counts {
+    size_t tp = 0, fp = 0, tn = 0, fn = 0;
+    double f1() const;   // 2 TP / (2 TP + FP + FN)
+    double far() const;  // false alarm rate, %: 100 FP / (FP + TN)
+    double mar() const;  // missed alarm rate, %: 100 FN / (FN + TP)
+};
+
+struct health_bench_report {
+    size_t files = 0;
+    size_t rows = 0;             // data rows over every file
+    size_t test_rows = 0;        // rows after each file's training part
+    size_t metrics = 0;          // the widest file's sensor columns
+    size_t state_bytes = 0;      // largest model state over the files
+    double seconds_per_row = 0;  // model time (train + update) per data row
+    bool labelled = false;       // every file has an `anomaly` column: `pooled` is meaningful
+    outlier_counts pooled;       // SKAB's protocol: pooled over the test rows of every file
+};
+
+// For every *.csv under data_dir (sorted by path): learns health_model from the first
+// train_rows rows, streams every row through update() (the training rows too), writes the
+// scores. The model sees every column except the first (the timestamp) and the label columns
+// `anomaly` and `changepoint`; those are read only by the scorer, afterwards. Errors:
+// not_found (a missing directory, no CSV under it), invalid_argument (a bad row, as
+// "file:line: field: reason"; a file no longer than train_rows), unavailable (out_dir cannot
+// be written).
+result<health_bench_report> run_health_bench(const health_bench_options& opts);
+
+// The report for a terminal: files, rows, and when labelled the pooled F1, FAR %, MAR %.
+std::string format_health_bench(const health_bench_report& report);
+
 // ---- NAB scoring -------------------------------------------------------------------------
 
 // Weights of a NAB application profile.

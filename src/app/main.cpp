@@ -160,6 +160,18 @@ int main(int argc, char** argv) {
     nab_cmd->add_option("--out", nab_opts.out_dir, "Where the result CSVs go")->required();
     nab_cmd->add_option("--detector", nab_detector, "One detector (default: every detector)");
 
+    analytics::health_bench_options health_opts;
+    auto* health_cmd = cli.add_subcommand(
+        "health-bench",
+        "Score the machine health model on files in SKAB's format (first rows = baseline)");
+    health_cmd->add_option("--data", health_opts.data_dir, "Folder of SKAB-format *.csv files")
+        ->required();
+    health_cmd->add_option("--out", health_opts.out_dir, "Where the score CSVs go")->required();
+    health_cmd
+        ->add_option("--train-rows", health_opts.train_rows,
+                     "Rows at the start of each file that are the baseline")
+        ->capture_default_str();
+
     app::query_options query_opts;
     auto* query_cmd = cli.add_subcommand("query", "Query a running server (as GET /api/v1/query)");
     query_cmd->add_option("--url", query_opts.url, "Server address")->capture_default_str();
@@ -257,6 +269,25 @@ int main(int argc, char** argv) {
                                                                      : app::exit_failure;
         }
         std::cout << analytics::format_nab_table(*report);
+        return app::exit_ok;
+    }
+    if (*health_cmd) {
+        const bool terminal = ::isatty(2) != 0;
+        health_opts.progress = [terminal](size_t done, size_t total, const std::string& file) {
+            if (terminal)
+                std::fprintf(stderr, "\r%s%s", analytics::progress_bar(done, total).c_str(),
+                             done == total ? "\n" : "");
+            else
+                std::fprintf(stderr, "health-bench: %zu/%zu %s\n", done, total, file.c_str());
+        };
+        auto report = analytics::run_health_bench(health_opts);
+        if (!report) {
+            std::cerr << "health-bench: " << report.error().message << "\n";
+            const auto& code = report.error().code;
+            return code == "invalid_argument" || code == "not_found" ? app::exit_usage
+                                                                     : app::exit_failure;
+        }
+        std::cout << analytics::format_health_bench(*report);
         return app::exit_ok;
     }
     if (*query_cmd) {
