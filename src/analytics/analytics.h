@@ -51,6 +51,13 @@ public:
     virtual std::string_view name() const = 0;
 };
 
+// The product's one decision threshold: `anomaly(m) > 0.8` means "an anomaly" on every
+// series. The default detector scores above it only for an alarm that comes with a new
+// extreme of the series (docs/analytics.md, "Calibrated score"); its other alarms (a new
+// shape within the usual range, which every noisy series produces now and then) score
+// below it. Rules and the demo use this value.
+inline constexpr double anomaly_decision_threshold = 0.8;
+
 // "ensemble" (the default) and the single detectors it combines, in that order.
 std::vector<std::string_view> detector_names();
 // A fresh detector; an unknown name is invalid_argument (the message lists the names).
@@ -211,6 +218,10 @@ double nab_sigmoid(double y);
 // Scores the files under one profile, with the threshold that maximises the raw score
 // over all of them (searched over every distinct score value and "never fire").
 nab_score score_nab(std::span<const nab_series> files, const nab_profile& profile);
+// The same files scored at a given threshold (a row fires when its score >= threshold):
+// how a threshold chosen elsewhere (other categories, or the product's fixed one) does here.
+nab_score score_nab_at(std::span<const nab_series> files, const nab_profile& profile,
+                       double threshold);
 
 // ---- NAB runner -------------------------------------------------------------------------
 
@@ -220,11 +231,27 @@ struct nab_options {
     std::string out_dir;                 // results: <out_dir>/<category>/<detector>_<file>.csv
     std::vector<std::string> detectors;  // empty: every name in detector_names()
     std::function<void(size_t done, size_t total)> progress;  // per file and detector
+    // Also score leave-one-category-out (nab_detector_result::folds).
+    bool loco = false;
+};
+
+// One leave-one-category-out fold (standard profile): the threshold is chosen on every
+// other category and carried over to the held-out one, as it would be to unseen data.
+struct nab_fold {
+    std::string category;  // held out
+    size_t files = 0;
+    size_t windows = 0;    // a category without windows only counts false positives
+    double threshold = 0;  // chosen on the other categories
+    nab_score held_out;    // the category at that threshold
+    nab_score own;         // the category at its own best threshold (in-sample)
+    nab_score fixed;       // the category at anomaly_decision_threshold
 };
 
 struct nab_detector_result {
     std::string detector;
     std::vector<nab_score> scores;  // one per nab_profiles() entry, in that order
+    nab_score fixed;                // standard profile at anomaly_decision_threshold
+    std::vector<nab_fold> folds;    // with nab_options::loco, one per category
     size_t state_bytes = 0;         // largest state seen over the files
     double seconds = 0;             // detector time over all files
 };
@@ -245,8 +272,14 @@ struct nab_report {
 result<nab_report> run_nab(const nab_options& opts);
 
 // The report as a fixed-width table: one row per detector, the three profiles' normalised
-// scores, then windows detected / missed / false positives at the standard threshold.
+// scores, then windows detected / missed / false positives at the standard threshold, and
+// the standard score at the fixed decision threshold.
 std::string format_nab_table(const nab_report& report);
+
+// The leave-one-category-out folds as a table: per detector and held-out category, the
+// threshold carried over, the held-out score at it, the in-sample score, the score at the
+// fixed decision threshold; a category without windows shows its false positives.
+std::string format_nab_loco(const nab_report& report);
 
 // A one-line progress bar such as "[##########          ]  50% 5/10", `width` cells wide.
 std::string progress_bar(size_t done, size_t total, size_t width = 30);

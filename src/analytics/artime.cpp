@@ -35,6 +35,13 @@ constexpr double below_last_unmasked = 0.70;
 constexpr double confidence_ub = 0.35;
 constexpr double confidence_lb = 0.65;
 constexpr double confidence_energy = 1.5;
+// Calibration (ours, not ARTime's): a new extreme lies beyond the values seen so far by this
+// share of their span, and stays "new" for this many downsampled steps (one feature window).
+constexpr double extreme_margin = 0.1;
+constexpr uint32_t extreme_steps = 8;
+// Alarms with a new extreme score in [decision_floor, 1] (above decision_threshold when
+// ARTime's confidence exceeds 0.5), the others in [0, decision_floor].
+constexpr double decision_floor = 0.6;
 
 // Full multilevel Haar transform of 8 values: [approximation, detail level 3, details
 // level 2 (2), details level 1 (4)], orthonormal, detail = (second - first) / sqrt 2.
@@ -175,7 +182,62 @@ size_t artime_state::state_bytes() const {
     return sizeof(*this) + _art.bytes();
 }
 
+void artime_state::expand_range(double lo_seen, double hi_seen) {
+    // The scaling range becomes the values seen widened as in learn_period(). What the
+    // memory learned is rescaled with it: per level dimension a category is a box (its
+    // weights are the box's lower corner and the complement of its upper corner), and an
+    // affine map with a positive factor maps a box onto a box, so a learned shape keeps
+    // matching the same raw values. The running median and the last levels move alike.
+    const double span = hi_seen - lo_seen;
+    const double lo = lo_seen - _settings.range_margin * span;
+    const double hi = hi_seen + _settings.range_margin * span;
+    if (!(hi > lo)) return;
+    const double a = (_hi - _lo) / (hi - lo);
+    const double b = (_lo - lo) / (hi - lo);
+    auto map = [&](double u) { return std::clamp(a * u + b, 0.0, 1.0); };
+    for (int j = 1; j < _art.used; ++j) {
+        auto& w = _art.w[j];
+        for (int k = window; k < dims; ++k) {
+            const double box_lo = w[k];
+            const double box_hi = 1.0 - w[dims + k];
+            w[k] = static_cast<float>(map(box_lo));
+            w[dims + k] = static_cast<float>(1.0 - map(box_hi));
+        }
+    }
+    auto map_level = [&](int level) {
+        return static_cast<int>(std::nearbyint(map(static_cast<double>(level) / levels) * levels));
+    };
+    std::array<uint32_t, levels + 1> counts{};
+    for (int l = 0; l <= levels; ++l)
+        counts[map_level(l)] += _level_count[l];
+    _level_count = counts;
+    _median = map_level(_median);
+    _below = _above = 0;
+    for (int l = 0; l <= levels; ++l) {
+        if (l < _median) _below += _level_count[l];
+        if (l > _median) _above += _level_count[l];
+    }
+    for (auto& v : _recent)
+        v = static_cast<double>(map_level(static_cast<int>(std::nearbyint(v * levels)))) / levels;
+    _lo = lo;
+    _hi = hi;
+}
+
 void artime_state::features_of(double raw, uint32_t dsi, features& out) {
+    // A series that stays beyond the range has moved to a new operating range: follow it.
+    if (_settings.regime_steps > 0 && dsi > _trend && !_range_set) {
+        if (raw < _lo || raw > _hi) {
+            ++_outside;
+            _out_lo = _outside == 1 ? raw : std::min(_out_lo, raw);
+            _out_hi = _outside == 1 ? raw : std::max(_out_hi, raw);
+            if (_outside >= _settings.regime_steps) {
+                expand_range(std::min(_seen_lo, _out_lo), std::max(_seen_hi, _out_hi));
+                _outside = 0;
+            }
+        } else {
+            _outside = 0;
+        }
+    }
     // Scale into the range, quantise to levels.
     double ds = raw - _lo;
     if (_hi - _lo != 0) ds /= _hi - _lo;
@@ -261,6 +323,8 @@ double artime_state::initial_vigilance(const std::vector<features>& batch) const
 }
 
 void artime_state::learn_period() {
+    _seen_lo = _lo;
+    _seen_hi = _hi;
     if (!_range_set) {
         const double span = _hi - _lo;
         _lo -= _settings.range_margin * span;
@@ -309,6 +373,14 @@ double artime_state::detect(const features& f, uint32_t i) {
         anomaly = std::min(
             1.0, ub * confidence_ub + lb * confidence_lb + (1.0 - r.ae) * confidence_energy);
         anomaly = std::round(anomaly * 1e6) / 1e6;
+        // Calibration for a fixed decision threshold: ARTime raises alarms for every new
+        // shape, at a base rate that depends on the series (a noisy healthy sensor founds
+        // new categories every few minutes forever). Only an alarm that comes with a new
+        // extreme of the series (the value left everything seen so far by a margin) enters
+        // the decision band above decision_threshold; any other alarm stays below it.
+        if (_settings.calibrated)
+            anomaly = _new_extreme ? decision_floor + (1 - decision_floor) * anomaly
+                                   : decision_floor * anomaly;
         if (_alarms > 0) _alarm_sim_sum += _alarm_sim_last;
         _alarm_sim_last = r.a;
         ++_alarms;
@@ -380,6 +452,15 @@ double artime_state::update(double x) {
         if (_dsi == _trend) learn_period();
         return 0.0;
     }
+    // A value beyond every value seen so far (learning included) by a share of their span
+    // is a new extreme; it counts for the alarms of the next few steps, as ARTime's alarm
+    // may come a few steps after the value that caused it.
+    const double seen_span = _seen_hi - _seen_lo;
+    if (ds > _seen_hi + extreme_margin * seen_span || ds < _seen_lo - extreme_margin * seen_span)
+        _extreme_at = _dsi;
+    _new_extreme = _extreme_at > 0 && _dsi - _extreme_at <= extreme_steps;
+    _seen_lo = std::min(_seen_lo, ds);
+    _seen_hi = std::max(_seen_hi, ds);
     features f;
     features_of(ds, _dsi, f);
     return detect(f, _dsi);

@@ -185,6 +185,16 @@ struct artime_settings {
     double range_margin = 1.0;
     // Alternatively the range widens to every new extreme after the learning period.
     bool widen_range = false;
+    // A new operating range: after this many consecutive downsampled steps beyond the range
+    // (one feature window), the series is taken to have moved to a new regime and the range
+    // grows to cover it, the learned categories rescaled with it (0: never). A spike is
+    // still clamped (and alarms); a level that stays is resolved again instead of sitting
+    // flat at the range's end. Leave-one-category-out: docs/analytics.md.
+    uint32_t regime_steps = 8;
+    // Calibrated scores (the product's): an alarm is above decision_threshold only when it
+    // comes with a new extreme of the series; reproduction runs turn this off to score as
+    // ARTime does.
+    bool calibrated = true;
 };
 
 class artime_state {
@@ -230,6 +240,7 @@ private:
         std::unique_ptr<uint32_t[]> last;  // step each category last resonated
     };
     void features_of(double raw, uint32_t dsi, features& out);
+    void expand_range(double lo_seen, double hi_seen);
     double detect(const features& f, uint32_t i);
     void learn_period();
     double initial_vigilance(const std::vector<features>& batch) const;
@@ -241,6 +252,7 @@ private:
     uint32_t _i = 0;          // points seen
     uint32_t _dsi = 0;        // downsampled steps
     double _lo = 0, _hi = 0;  // the scaling range
+    double _seen_lo = 0, _seen_hi = 0;  // downsampled values seen (learning and beyond)
     bool _range_set = false;
     std::array<double, max_block> _block_values{};
     double _ds_average = 0;
@@ -266,6 +278,10 @@ private:
     double _alarm_sim_sum = 0;  // smallest activation of each alarm, all but the last
     double _alarm_sim_last = 0;
     uint32_t _alarms = 0;
+    uint32_t _outside = 0;            // consecutive steps beyond the range ...
+    double _out_lo = 0, _out_hi = 0;  // ... and their extremes
+    bool _new_extreme = false;        // a new extreme within the last few steps
+    uint32_t _extreme_at = 0;         // the step of the last new extreme
 };
 
 }  // namespace clisonix::analytics::detail

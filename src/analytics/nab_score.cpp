@@ -39,10 +39,15 @@ double nab_sigmoid(double y) {
     return 2.0 / (1.0 + std::exp(5.0 * y)) - 1.0;
 }
 
-nab_score score_nab(std::span<const nab_series> files, const nab_profile& profile) {
+namespace {
+
+// Every row after the probation with its score and its worth as a detection, and the
+// number of windows over all files.
+std::vector<scored_row> score_rows(std::span<const nab_series> files, const nab_profile& profile,
+                                   size_t& total_windows) {
     const double max_tp = nab_sigmoid(-1.0);
     std::vector<scored_row> rows;
-    size_t total_windows = 0;
+    total_windows = 0;
     for (const auto& file : files) {
         const size_t n = file.scores.size();
         const size_t probation = nab_probation(n);
@@ -77,6 +82,34 @@ nab_score score_nab(std::span<const nab_series> files, const nab_profile& profil
             if (i >= probation) rows.push_back({file.scores[i], sweep, window});
         }
     }
+    return rows;
+}
+
+// Fills tp/fn/fp and the normalised score from the rows at or above `threshold`.
+void count_at(const std::vector<scored_row>& rows, size_t total_windows, const nab_profile& profile,
+              double threshold, double raw, nab_score& out) {
+    out.raw = raw;
+    std::vector<bool> hit(total_windows, false);
+    for (const auto& r : rows) {
+        if (!(r.score >= threshold)) continue;
+        if (r.window == no_window) {
+            ++out.fp;
+        } else {
+            hit[static_cast<size_t>(r.window)] = true;
+        }
+    }
+    out.tp = static_cast<size_t>(std::count(hit.begin(), hit.end(), true));
+    out.fn = total_windows - out.tp;
+    const double perfect = profile.a_tp * static_cast<double>(total_windows);
+    const double null = -profile.a_fn * static_cast<double>(total_windows);
+    out.normalized = perfect > null ? 100.0 * (raw - null) / (perfect - null) : 0.0;
+}
+
+}  // namespace
+
+nab_score score_nab(std::span<const nab_series> files, const nab_profile& profile) {
+    size_t total_windows = 0;
+    std::vector<scored_row> rows = score_rows(files, profile, total_windows);
     std::stable_sort(rows.begin(), rows.end(),
                      [](const scored_row& a, const scored_row& b) { return a.score > b.score; });
 
@@ -104,22 +137,33 @@ nab_score score_nab(std::span<const nab_series> files, const nab_profile& profil
     }
 
     nab_score out;
-    out.raw = best;
     out.threshold = std::isinf(best_threshold) ? 1.1 : best_threshold;
+    count_at(rows, total_windows, profile, best_threshold, best, out);
+    return out;
+}
+
+nab_score score_nab_at(std::span<const nab_series> files, const nab_profile& profile,
+                       double threshold) {
+    size_t total_windows = 0;
+    std::vector<scored_row> rows = score_rows(files, profile, total_windows);
+    // A window counts its earliest detection; in row order that is the first one seen.
+    std::vector<double> part(total_windows, -profile.a_fn);
     std::vector<bool> hit(total_windows, false);
+    double total = 0;
     for (const auto& r : rows) {
-        if (r.score < best_threshold) break;
+        if (!(r.score >= threshold)) continue;
         if (r.window == no_window) {
-            ++out.fp;
-        } else {
+            total += r.sweep;
+        } else if (!hit[static_cast<size_t>(r.window)]) {
             hit[static_cast<size_t>(r.window)] = true;
+            part[static_cast<size_t>(r.window)] = r.sweep;
         }
     }
-    out.tp = static_cast<size_t>(std::count(hit.begin(), hit.end(), true));
-    out.fn = total_windows - out.tp;
-    const double perfect = profile.a_tp * static_cast<double>(total_windows);
-    const double null = -profile.a_fn * static_cast<double>(total_windows);
-    out.normalized = perfect > null ? 100.0 * (best - null) / (perfect - null) : 0.0;
+    for (double p : part)
+        total += p;
+    nab_score out;
+    out.threshold = threshold;
+    count_at(rows, total_windows, profile, threshold, total, out);
     return out;
 }
 

@@ -159,6 +159,9 @@ int main(int argc, char** argv) {
     nab_cmd->add_option("--labels", nab_opts.labels_file, "NAB combined_windows.json")->required();
     nab_cmd->add_option("--out", nab_opts.out_dir, "Where the result CSVs go")->required();
     nab_cmd->add_option("--detector", nab_detector, "One detector (default: every detector)");
+    nab_cmd->add_flag("--loco", nab_opts.loco,
+                      "Also score leave-one-category-out: each category at the threshold chosen "
+                      "on the others");
 
     analytics::health_bench_options health_opts;
     auto* health_cmd = cli.add_subcommand(
@@ -269,6 +272,7 @@ int main(int argc, char** argv) {
                                                                      : app::exit_failure;
         }
         std::cout << analytics::format_nab_table(*report);
+        if (nab_opts.loco) std::cout << "\n" << analytics::format_nab_loco(*report);
         return app::exit_ok;
     }
     if (*health_cmd) {

@@ -162,6 +162,31 @@ TEST(nab_scoring, one_threshold_for_all_files) {
     EXPECT_EQ(s.fp, 1u);
 }
 
+// A threshold chosen elsewhere: everything at or above it fires, whatever is best here.
+TEST(nab_scoring, score_at_a_given_threshold) {
+    const std::vector<a::nab_series> files = {one_window({{5, 0.9}, {12, 0.8}, {17, 0.7}})};
+    const auto& standard = profile("standard");
+    // 0.7: rows 5, 12 and 17 fire; row 17 is 3 rows after the window: 0.11 * sigma(0.75).
+    const auto low = a::score_nab_at(files, standard, 0.7);
+    EXPECT_NEAR(low.raw, 0.7024837018086135, 1e-12);
+    EXPECT_NEAR(low.normalized, 85.12418509043067, 1e-9);
+    EXPECT_EQ(low.threshold, 0.7);
+    EXPECT_EQ(low.tp, 1u);
+    EXPECT_EQ(low.fp, 2u);
+    // At the swept best threshold it agrees with score_nab.
+    const auto best = a::score_nab(files, standard);
+    const auto at_best = a::score_nab_at(files, standard, best.threshold);
+    EXPECT_DOUBLE_EQ(at_best.raw, best.raw);
+    EXPECT_DOUBLE_EQ(at_best.normalized, best.normalized);
+    EXPECT_EQ(at_best.fp, best.fp);
+    // Above every score nothing fires: the window is missed, the null score.
+    const auto none = a::score_nab_at(files, standard, 0.95);
+    EXPECT_DOUBLE_EQ(none.raw, -1.0);
+    EXPECT_DOUBLE_EQ(none.normalized, 0.0);
+    EXPECT_EQ(none.fn, 1u);
+    EXPECT_EQ(none.fp, 0u);
+}
+
 TEST(timestamps, parse_nab_formats) {
     auto t = a::parse_timestamp("1970-01-02 00:00:01");
     ASSERT_TRUE(t);
@@ -290,6 +315,60 @@ TEST(artime, silent_while_learning_then_one_alarm_for_a_level_shift) {
     EXPECT_GT(at_shift, 0.5);
     // Masking after an alarm and after new categories: one incident, few alarms.
     EXPECT_LE(alarms, 3);
+}
+
+// The calibrated score: a jump to a level never seen is a decision (above the product's
+// threshold); a new shape within the usual range is an alarm below it.
+TEST(artime, only_alarms_with_a_new_extreme_cross_the_decision_threshold) {
+    auto wave = [](size_t i) { return (i / 20) % 2 == 0 ? 10.0 : 20.0; };
+    a::detail::artime_state jump, shape;
+    for (size_t i = 0; i < 1500; ++i) {
+        jump.update(wave(i));
+        shape.update(wave(i));
+    }
+    double jump_peak = 0, shape_peak = 0;
+    for (size_t i = 1500; i < 1700; ++i) {
+        jump_peak = std::max(jump_peak, jump.update(wave(i) + 25));
+        // Within [10, 20]: the wave stops and sits at 15, a shape it never had.
+        shape_peak = std::max(shape_peak, shape.update(15.0));
+    }
+    EXPECT_GT(jump_peak, a::anomaly_decision_threshold);
+    EXPECT_GT(shape_peak, 0.0);
+    EXPECT_LT(shape_peak, a::anomaly_decision_threshold);
+    // ARTime's own confidence (calibration off) ranks them the other way round or alike.
+    a::detail::artime_settings raw;
+    raw.calibrated = false;
+    a::detail::artime_state uncalibrated(raw);
+    double raw_peak = 0;
+    for (size_t i = 0; i < 1500; ++i)
+        uncalibrated.update(wave(i));
+    for (size_t i = 1500; i < 1700; ++i)
+        raw_peak = std::max(raw_peak, uncalibrated.update(15.0));
+    EXPECT_GT(raw_peak, shape_peak);
+}
+
+// A level that stays beyond the learned range is a new operating range: after one alarm
+// the detector resolves the new level again (it is not stuck at the range's end), so a
+// second, different change there raises a new alarm.
+TEST(artime, a_level_that_stays_beyond_the_range_becomes_a_new_operating_range) {
+    auto wave = [](size_t i) { return (i / 20) % 2 == 0 ? 10.0 : 20.0; };
+    auto run = [&](uint32_t regime_steps) {
+        a::detail::artime_settings s;
+        s.regime_steps = regime_steps;
+        a::detail::artime_state d(s);
+        for (size_t i = 0; i < 1500; ++i)
+            d.update(wave(i));
+        // The wave moves up by 100 (far beyond the range [0, 30]) and stays there ...
+        for (size_t i = 1500; i < 3000; ++i)
+            d.update(wave(i) + 100);
+        // ... then its amplitude halves: only visible if the new level is resolved.
+        double peak = 0;
+        for (size_t i = 3000; i < 3300; ++i)
+            peak = std::max(peak, d.update(wave(i) / 2 + 107.5));
+        return peak;
+    };
+    EXPECT_GT(run(8), 0.0);
+    EXPECT_EQ(run(0), 0.0);  // clamped at the range's end, the change is invisible
 }
 
 TEST(artime, flat_series_never_alarms_and_memory_stays_bounded) {
@@ -445,6 +524,53 @@ TEST_F(nab_runner, writes_results_with_labels_and_scores) {
     const auto table = a::format_nab_table(*r);
     EXPECT_NE(table.find("standard"), std::string::npos);
     EXPECT_NE(table.find("level"), std::string::npos);
+}
+
+TEST_F(nab_runner, leave_one_category_out_carries_the_threshold_over) {
+    // Two categories with a spike each inside a window; each fold is scored at the
+    // threshold chosen on the other category.
+    std::filesystem::create_directories(_dir / "data" / "other");
+    std::string labels = "{";
+    for (const char* cat : {"cat", "other"}) {
+        std::string csv = "timestamp,value\n";
+        for (int i = 0; i < 600; ++i) {
+            char line[64];
+            const int v = i == 500 ? 50 : i % 3;
+            std::snprintf(line, sizeof line, "2020-01-%02d %02d:%02d:00,%d\n", 1 + i / 1440,
+                          i / 60 % 24, i % 60, v);
+            csv += line;
+        }
+        write(_dir / "data" / cat / "f.csv", csv);
+        if (labels.size() > 1) labels += ",";
+        labels += std::string("\"") + cat +
+                  "/f.csv\": [[\"2020-01-01 08:10:00.000000\", \"2020-01-01 08:30:00.000000\"]]";
+    }
+    write(_dir / "labels.json", labels + "}");
+    a::nab_options o;
+    o.data_dir = (_dir / "data").string();
+    o.labels_file = (_dir / "labels.json").string();
+    o.detectors = {"level"};
+    o.loco = true;
+    auto r = a::run_nab(o);
+    ASSERT_TRUE(r) << r.error().message;
+    const auto& d = r->detectors.at(0);
+    ASSERT_EQ(d.folds.size(), 2u);
+    EXPECT_EQ(d.folds[0].category, "cat");
+    EXPECT_EQ(d.folds[1].category, "other");
+    for (const auto& f : d.folds) {
+        EXPECT_EQ(f.files, 1u);
+        EXPECT_EQ(f.windows, 1u);
+        EXPECT_EQ(f.held_out.threshold, f.threshold);
+        EXPECT_LE(f.held_out.normalized, f.own.normalized);
+    }
+    // The same data in both categories: the same threshold both ways.
+    EXPECT_EQ(d.folds[0].threshold, d.folds[1].threshold);
+    const auto table = a::format_nab_loco(*r);
+    EXPECT_NE(table.find("other"), std::string::npos);
+    EXPECT_NE(table.find("worst fold"), std::string::npos);
+    // Without --loco there are no folds.
+    o.loco = false;
+    EXPECT_TRUE(a::run_nab(o)->detectors.at(0).folds.empty());
 }
 
 TEST_F(nab_runner, errors_name_the_problem) {
