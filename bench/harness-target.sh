@@ -4,7 +4,8 @@
 # Uses build/clisonix (scripts/setup builds it), or BENCH_CLISONIX_BINARY (not a CLISONIX_*
 # name: the server refuses environment variables of that prefix that are no config key).
 # Writes are durable (storage.sync = always).
-# BENCH_DETECTOR=off runs without anomaly scoring (default: the product's default, on).
+# BENCH_DETECTOR=off runs without anomaly scoring, BENCH_HEALTH=false without machine health
+# (default: the product's defaults, both on).
 CLISONIX_ROOT=${CLISONIX_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 CLISONIX_BIN=${BENCH_CLISONIX_BINARY:-$CLISONIX_ROOT/build/clisonix}
 CLISONIX_PORT=${CLISONIX_PORT:-18030}
@@ -24,7 +25,8 @@ t_start() {
     mkdir -p "$WORK_DIR/data"
     "$CLISONIX_BIN" serve --port "$CLISONIX_PORT" --data "$WORK_DIR/data" \
         --set http.bind=127.0.0.1 --set log.level=warn --set mqtt.port=0 \
-        --set analytics.detector="${BENCH_DETECTOR:-ensemble}" >"$WORK_DIR/server.log" 2>&1 &
+        --set analytics.detector="${BENCH_DETECTOR:-ensemble}" \
+        --set analytics.health="${BENCH_HEALTH:-true}" >"$WORK_DIR/server.log" 2>&1 &
     SERVER_PID=$!
     wait_http "$CLISONIX_URL/healthz" "$SERVER_PID" || { cat "$WORK_DIR/server.log" >&2; return 1; }
     # An API key for the loader (InfluxDB 1.x style: the key as the `p` parameter of /write,

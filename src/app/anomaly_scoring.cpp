@@ -12,23 +12,20 @@ namespace clisonix::app {
 namespace {
 
 constexpr std::string_view suffix = ".anomaly";
-// Series the platform derives from others: scoring them would score a score or a flag.
-constexpr std::string_view range_flag_suffix = ".out_of_range";
-
-// The field of a canonical key: after the last unescaped space.
-std::string_view field_of(std::string_view key) {
-    for (size_t i = key.size(); i-- > 0;)
-        if (key[i] == ' ' && (i == 0 || key[i - 1] != '\\')) return key.substr(i + 1);
-    return {};
-}
 
 }  // namespace
 
-anomaly_scoring::anomaly_scoring(storage::engine& engine, std::string detector, std::string metrics,
-                                 size_t max_series, size_t max_queued)
+bool metric_included(const device_analytics& settings, std::string_view field) {
+    return std::any_of(settings.metrics.begin(), settings.metrics.end(),
+                       [&](const std::string& glob) { return query::glob_match(glob, field); });
+}
+
+anomaly_scoring::anomaly_scoring(storage::engine& engine, device_analytics defaults,
+                                 size_t max_series, size_t max_health_devices, size_t max_queued)
     : _engine(engine),
-      _metrics(std::move(metrics)),
-      _detectors(detector, max_series),
+      _defaults(std::move(defaults)),
+      _max_series(max_series),
+      _health(engine, max_health_devices),
       _max_queued(max_queued),
       _scored(metrics::global().get_counter("clisonix_anomaly_points_scored_total",
                                             "Points given an anomaly score")),
@@ -36,8 +33,7 @@ anomaly_scoring::anomaly_scoring(storage::engine& engine, std::string detector, 
           metrics::global().get_counter("clisonix_anomaly_points_skipped_total",
                                         "Points left unscored because writes outran the detector")),
       _queued(metrics::global().get_gauge("clisonix_anomaly_queue_points",
-                                          "Points waiting to be scored")),
-      _thread([this] { run(); }) {}
+                                          "Points waiting to be scored")) {}
 
 anomaly_scoring::~anomaly_scoring() {
     {
@@ -45,7 +41,22 @@ anomaly_scoring::~anomaly_scoring() {
         _stop = true;
     }
     _wake.notify_all();
-    _thread.join();
+    if (_thread.joinable()) _thread.join();
+}
+
+void anomaly_scoring::set_settings(settings_fn settings, generation_fn generation) {
+    std::lock_guard lock(_mutex);
+    _settings = std::move(settings);
+    _generation = std::move(generation);
+    _keys.clear();
+}
+
+void anomaly_scoring::on_start(std::function<void()> task) {
+    _on_start = std::move(task);
+}
+
+void anomaly_scoring::start() {
+    if (!_thread.joinable()) _thread = std::thread([this] { run(); });
 }
 
 uint32_t anomaly_scoring::id_of(std::string_view key) {
@@ -57,34 +68,84 @@ uint32_t anomaly_scoring::id_of(std::string_view key) {
     return id;
 }
 
+int32_t anomaly_scoring::detector_index(const std::string& name) {
+    for (size_t i = 0; i < _detector_names.size(); ++i)
+        if (_detector_names[i] == name) return static_cast<int32_t>(i);
+    auto d = std::make_unique<analytics::series_detectors>(name, _max_series);
+    if (!d->valid()) return -1;  // a type's stored detector that this build does not know
+    _detector_names.push_back(name);
+    _detectors.push_back(std::move(d));
+    return static_cast<int32_t>(_detectors.size() - 1);
+}
+
+const anomaly_scoring::key_info& anomaly_scoring::resolve(std::string_view key,
+                                                          uint64_t generation) {
+    auto it = _keys.find(key);
+    if (it != _keys.end() && it->second.generation == generation) return it->second;
+    key_info info;
+    info.generation = generation;
+    auto field = field_of_key(key);
+    if (!is_derived_field(field)) {
+        std::string device = device_of_key(key);
+        const device_analytics settings =
+            device.empty() || !_settings ? _defaults : _settings(device);
+        const bool included = metric_included(settings, field);
+        if (included && settings.detector != "off") {
+            info.detector = detector_index(settings.detector);
+            if (info.detector >= 0) info.anomaly_id = id_of(key);
+        }
+        if (included && settings.health && !device.empty())
+            if (auto s = _health.stream_of(key, device, settings.health_baseline_ns))
+                info.health_stream = *s;
+    }
+    // A series whose detector changed starts the new one from scratch.
+    if (it != _keys.end() && it->second.anomaly_id >= 0 &&
+        (it->second.detector != info.detector || info.anomaly_id < 0))
+        _detectors[static_cast<size_t>(it->second.detector)]->erase(
+            static_cast<uint32_t>(it->second.anomaly_id));
+    if (it != _keys.end()) {
+        it->second = info;
+        return it->second;
+    }
+    return _keys.emplace(std::string(key), info).first->second;
+}
+
 void anomaly_scoring::enqueue(const storage::write_batch& batch) {
     const auto& series = batch.series_entries();
     size_t skipped = 0;
     {
         std::lock_guard lock(_mutex);
-        // Per batch series: its id, or -1 when it is not scored.
-        std::vector<int64_t> ids(series.size(), -1);
+        const uint64_t generation = _generation ? _generation() : 0;
+        // Per batch series: what it feeds (null: nothing).
+        std::vector<const key_info*> infos(series.size(), nullptr);
+        bool any = false;
         for (size_t i = 0; i < series.size(); ++i) {
             const auto& entry = series[i];
             if (entry.type != storage::value_type::float64 &&
                 entry.type != storage::value_type::int64)
                 continue;
-            auto field = field_of(entry.key);
-            if (field.ends_with(suffix) || field.ends_with(range_flag_suffix) ||
-                !query::glob_match(_metrics, field))
-                continue;
-            ids[i] = id_of(entry.key);
+            const auto& info = resolve(entry.key, generation);
+            if (info.anomaly_id < 0 && info.health_stream < 0) continue;
+            infos[i] = &info;
+            any = true;
         }
-        for (const auto& p : batch.points()) {
-            if (ids[p.series] < 0) continue;
-            if (_queue.size() >= _max_queued) {
-                ++skipped;
-                continue;
+        if (any) {
+            for (const auto& p : batch.points()) {
+                const auto* info = infos[p.series];
+                if (!info) continue;
+                if (_queue.size() + _health_queue.size() >= _max_queued) {
+                    ++skipped;
+                    continue;
+                }
+                const double v = storage::as_double(series[p.series].type, p.raw);
+                if (info->anomaly_id >= 0)
+                    _queue.push_back({static_cast<uint32_t>(info->anomaly_id),
+                                      static_cast<uint32_t>(info->detector), p.ts, v});
+                if (info->health_stream >= 0)
+                    _health_queue.push_back({static_cast<uint32_t>(info->health_stream), p.ts, v});
             }
-            _queue.push_back({static_cast<uint32_t>(ids[p.series]), p.ts,
-                              storage::as_double(series[p.series].type, p.raw)});
         }
-        _queued.set(static_cast<double>(_queue.size()));
+        _queued.set(static_cast<double>(_queue.size() + _health_queue.size()));
     }
     if (skipped) _skipped.inc(static_cast<double>(skipped));
     _wake.notify_one();
@@ -97,14 +158,18 @@ void anomaly_scoring::on_scored(std::function<void(const storage::write_batch&)>
 
 void anomaly_scoring::drain() {
     std::unique_lock lock(_mutex);
-    _idle.wait(lock, [this] { return (_queue.empty() && !_busy) || _stop; });
+    _idle.wait(lock,
+               [this] { return (_queue.empty() && _health_queue.empty() && !_busy) || _stop; });
 }
 
 void anomaly_scoring::run() {
     // Scoring yields the CPU to writers and readers: under saturation the queue's bound
     // sheds scoring work, never ingest throughput. (Linux: nice applies per thread.)
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
+    if (_on_start) _on_start();
     std::vector<job> work;
+    std::vector<health_scoring::sample> health_work;
+    std::vector<analytics::series_detectors*> detectors;
     storage::write_batch scores;
     std::vector<int64_t> batch_index;  // id -> index in `scores`, per round
     for (;;) {
@@ -112,11 +177,15 @@ void anomaly_scoring::run() {
             std::unique_lock lock(_mutex);
             _busy = false;
             _idle.notify_all();
-            _wake.wait(lock, [this] { return _stop || !_queue.empty(); });
+            _wake.wait(lock, [this] { return _stop || !_queue.empty() || !_health_queue.empty(); });
             if (_stop) return;
             work.swap(_queue);
+            health_work.swap(_health_queue);
+            detectors.clear();
+            for (auto& d : _detectors)
+                detectors.push_back(d.get());
             _busy = true;
-            _queued.set(static_cast<double>(work.size()));
+            _queued.set(static_cast<double>(work.size() + health_work.size()));
         }
         // Each series' points in time order, as its detector must see them.
         std::stable_sort(work.begin(), work.end(), [](const job& a, const job& b) {
@@ -137,19 +206,22 @@ void anomaly_scoring::run() {
             }
             if (batch_index[j.id] < 0) continue;
             scores.add(static_cast<uint32_t>(batch_index[j.id]), j.ts,
-                       _detectors.score(j.id, j.ts, j.value));
+                       detectors[j.detector]->score(j.id, j.ts, j.value));
         }
+        const size_t anomaly_points = scores.point_count();
+        if (!health_work.empty()) _health.score(health_work, scores);
         if (!scores.empty()) {
             if (auto st = _engine.write(scores); !st) {
                 log::warn("anomaly scores not stored",
                           {{"error", st.error().message}, {"points", scores.point_count()}});
             } else {
-                _scored.inc(static_cast<double>(scores.point_count()));
+                if (anomaly_points) _scored.inc(static_cast<double>(anomaly_points));
                 std::lock_guard lock(_scored_mutex);
                 if (_on_scored) _on_scored(scores);
             }
         }
         work.clear();
+        health_work.clear();
         {
             std::lock_guard lock(_mutex);
             _queued.set(static_cast<double>(_queue.size()));

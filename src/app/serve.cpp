@@ -1,5 +1,7 @@
 // `clisonix serve`: wires config, logs, metrics, the metadata store and the HTTP server.
 #include <algorithm>
+#include <boost/json.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -9,6 +11,7 @@
 #include "app/app.h"
 #include "app/web_assets.h"
 #include "auth/auth.h"
+#include "common/json_text.h"
 #include "devices/devices.h"
 #include "gateway/gateway.h"
 #include "http/http.h"
@@ -135,6 +138,121 @@ void add_storage_routes(http::router& routes, storage::engine& engine) {
                 }});
 }
 
+// Machine health per device: its state and latest assessment, and retraining on a window.
+void add_health_routes(http::router& routes, anomaly_scoring& scoring, devices::registry& registry,
+                       std::function<device_analytics(std::string_view)> settings_of) {
+    // The device's name: a registered device by name or id, else a device that has sent data
+    // (telemetry needs no registration).
+    auto device_name = [&registry, &scoring](std::string_view ref) -> std::optional<std::string> {
+        if (auto d = registry.get_device(ref)) return d->name;
+        if (scoring.health().status_json(ref)) return std::string(ref);
+        return std::nullopt;
+    };
+    auto not_found = [](std::string_view ref) {
+        return http::response::error(404, "not_found", "No device " + std::string(ref), "device");
+    };
+    routes.add(
+        {http::method::get, "/api/v1/devices/{device}/health",
+         "Machine health: state (learning, trained, off), baseline window, latest score and "
+         "contributions per metric (largest first)",
+         http::permission::read, [=, &scoring](http::request& req) {
+             auto name = device_name(req.path_param("device"));
+             if (!name) return not_found(req.path_param("device"));
+             std::string out;
+             if (!settings_of(*name).health) {
+                 out = "{\"device\":";
+                 append_json_string(out, *name);
+                 out +=
+                     ",\"state\":\"off\",\"baseline\":null,\"score\":null,\"at\":null,"
+                     "\"contributions\":[],\"metrics\":[],\"rows_scored\":0,\"state_bytes\":0}";
+             } else if (auto j = scoring.health().status_json(*name)) {
+                 out = std::move(*j);
+             } else {
+                 out = "{\"device\":";
+                 append_json_string(out, *name);
+                 out +=
+                     ",\"state\":\"learning\",\"progress\":{\"fraction\":0,\"rows\":0,"
+                     "\"min_rows\":" +
+                     std::to_string(analytics::health_model::min_baseline_rows()) +
+                     ",\"elapsed_ms\":0,\"baseline_ms\":" +
+                     std::to_string(settings_of(*name).health_baseline_ns / 1'000'000) +
+                     "},\"baseline\":null,\"score\":null,\"at\":null,\"contributions\":[],"
+                     "\"metrics\":[],\"rows_scored\":0,\"state_bytes\":0}";
+             }
+             return http::response::json(200, std::move(out));
+         }});
+    routes.add(
+        {http::method::post, "/api/v1/devices/{device}/health/baseline",
+         "Retrain the device's health model on a stored window {\"from\", \"to\"} (RFC 3339 "
+         "or epoch ms); kept and retrained again at every start",
+         http::permission::devices, [=, &scoring, &registry](http::request& req) {
+             auto name = device_name(req.path_param("device"));
+             if (!name) return not_found(req.path_param("device"));
+             boost::json::error_code ec;
+             auto body = boost::json::parse(req.body, ec);
+             if (ec || !body.is_object())
+                 return http::response::error(400, "invalid_argument",
+                                              "body: expected a JSON object {\"from\", \"to\"}",
+                                              "body");
+             const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count();
+             int64_t bounds[2] = {0, 0};
+             const char* fields[2] = {"from", "to"};
+             for (const auto& [k, v] : body.as_object())
+                 if (k != "from" && k != "to")
+                     return http::response::error(400, "invalid_argument",
+                                                  std::string(k) + ": unknown field (from, to)",
+                                                  std::string(k));
+             for (int i = 0; i < 2; ++i) {
+                 const auto* v = body.as_object().if_contains(fields[i]);
+                 if (!v)
+                     return http::response::error(400, "invalid_argument",
+                                                  std::string(fields[i]) + ": required", fields[i]);
+                 if (v->is_int64() || v->is_uint64()) {
+                     bounds[i] = v->to_number<int64_t>() * 1'000'000;
+                 } else if (v->is_string()) {
+                     auto t = query::parse_time(std::string(v->as_string()), now_ns, fields[i]);
+                     if (!t) return http::response::from_error(400, t.error());
+                     bounds[i] = *t;
+                 } else {
+                     return http::response::error(
+                         400, "invalid_argument",
+                         std::string(fields[i]) + ": expected RFC 3339 text or epoch milliseconds",
+                         fields[i]);
+                 }
+             }
+             if (bounds[0] >= bounds[1])
+                 return http::response::error(400, "invalid_argument", "to: must be after from",
+                                              "to");
+             auto settings = settings_of(*name);
+             if (!settings.health)
+                 return http::response::error(
+                     409, "conflict",
+                     "Machine health is off for device " + *name + " (its type's analytics.health)",
+                     "device");
+             auto rows = scoring.health().retrain(
+                 *name, bounds[0], bounds[1],
+                 [&settings](std::string_view field) { return metric_included(settings, field); });
+             if (!rows) {
+                 const auto& e = rows.error();
+                 return http::response::from_error(e.code == "invalid_argument" ? 400
+                                                   : e.code == "not_found"      ? 404
+                                                                                : 503,
+                                                   e);
+             }
+             const auto* p = auth::current_principal(req);
+             devices::health_baseline b{*name, bounds[0] / 1'000'000, bounds[1] / 1'000'000,
+                                        p ? p->name : "anonymous", 0};
+             if (auto st = registry.set_health_baseline(b); !st)
+                 return http::response::from_error(503, st.error());
+             auto status = scoring.health().status_json(*name);
+             std::string out = "{\"rows\":" + std::to_string(*rows) +
+                               ",\"health\":" + (status ? *status : std::string("null")) + "}";
+             return http::response::json(200, std::move(out));
+         }});
+}
+
 // The order matters: the client address is settled before anything logs or counts it; CORS
 // answers preflights before authentication; the login limit counts by address before the
 // credentials are checked; the per-user and per-device limits need the principal.
@@ -234,8 +352,8 @@ int serve(const config::config& cfg) {
         return exit_failure;
     }
     ingest::pipeline pipeline(**engine);
-    std::unique_ptr<anomaly_scoring> scoring;
-    if (const auto& detector = cfg.get_string("analytics.detector"); detector != "off") {
+    const auto& detector = cfg.get_string("analytics.detector");
+    if (detector != "off") {
         auto names = analytics::detector_names();
         if (std::find(names.begin(), names.end(), detector) == names.end()) {
             std::string known;
@@ -246,10 +364,6 @@ int serve(const config::config& cfg) {
             log::shutdown();
             return exit_usage;
         }
-        scoring = std::make_unique<anomaly_scoring>(
-            **engine, detector, cfg.get_string("analytics.metrics"),
-            static_cast<size_t>(cfg.get_int("storage.max_series")));
-        pipeline.add_listener([&scoring](const storage::write_batch& b) { scoring->enqueue(b); });
     }
 
     // Devices and the asset graph: out-of-range points are flagged before they are written
@@ -262,6 +376,53 @@ int serve(const config::config& cfg) {
     }
     pipeline.add_enricher([&registry](storage::write_batch& b) { registry.enrich(b); });
     pipeline.add_listener([&registry](const storage::write_batch& b) { registry.observe(b); });
+
+    // Anomaly and machine-health scoring: one thread beside ingest. A device's type may
+    // choose its detector, its scored metrics and whether health is computed; what it leaves
+    // unset is the server's default (analytics.* config keys).
+    device_analytics analytics_defaults;
+    analytics_defaults.detector = detector;
+    analytics_defaults.metrics = {cfg.get_string("analytics.metrics")};
+    analytics_defaults.health = cfg.get_bool("analytics.health");
+    analytics_defaults.health_baseline_ns =
+        cfg.get_duration("analytics.health_baseline").count() * 1'000'000;
+    auto scoring = std::make_unique<anomaly_scoring>(
+        **engine, analytics_defaults, static_cast<size_t>(cfg.get_int("storage.max_series")),
+        static_cast<size_t>(cfg.get_int("analytics.health_max_devices")));
+    auto settings_of = [&registry, analytics_defaults](std::string_view device) {
+        device_analytics s = analytics_defaults;
+        if (auto t = registry.analytics_of(device)) {
+            if (t->detector) s.detector = *t->detector;
+            if (t->metrics) s.metrics = *t->metrics;
+            if (t->health) s.health = *t->health;
+            if (t->health_baseline_ms) s.health_baseline_ns = *t->health_baseline_ms * 1'000'000;
+        }
+        return s;
+    };
+    scoring->set_settings(settings_of, [&registry] { return registry.generation(); });
+    // The baseline windows users chose are retrained from the stored history first.
+    scoring->on_start([&registry, &scoring, settings_of] {
+        auto windows = registry.health_baselines();
+        if (!windows) {
+            log::warn("health baselines not loaded", {{"error", windows.error().message}});
+            return;
+        }
+        for (const auto& w : *windows) {
+            auto settings = settings_of(w.device);
+            if (!settings.health) continue;
+            auto rows = scoring->health().retrain(
+                w.device, w.from_ms * 1'000'000, w.to_ms * 1'000'000,
+                [&settings](std::string_view field) { return metric_included(settings, field); });
+            if (!rows)
+                log::warn("health baseline not retrained",
+                          {{"device", w.device}, {"error", rows.error().message}});
+            else
+                log::info("health baseline retrained",
+                          {{"device", w.device}, {"rows", static_cast<int64_t>(*rows)}});
+        }
+    });
+    scoring->start();
+    pipeline.add_listener([&scoring](const storage::write_batch& b) { scoring->enqueue(b); });
 
     // Notifications: the outbox dispatcher starts just before the server runs, once every
     // block below has wired what it needs (the MQTT channel publishes through the broker,
@@ -338,9 +499,7 @@ int serve(const config::config& cfg) {
             if (scoring) scoring->on_scored(nullptr);
         }
     } detach_rules{scoring.get()};
-    if (scoring)
-        scoring->on_scored(
-            [&rules_engine](const storage::write_batch& b) { rules_engine.observe(b); });
+    scoring->on_scored([&rules_engine](const storage::write_batch& b) { rules_engine.observe(b); });
 
     // MQTT: the built-in broker for devices (and users subscribing to clisonix/#). It writes
     // through the pipeline, so it starts after it and stops before the engine closes.
@@ -388,6 +547,7 @@ int serve(const config::config& cfg) {
     add_system_routes(routes, **store);
     auth.add_routes(routes);
     add_storage_routes(routes, **engine);
+    add_health_routes(routes, *scoring, registry, settings_of);
     ingest::add_routes(routes, pipeline, ingest_limits_from(cfg));
     ingest::add_device_routes(routes, pipeline, ingest_limits_from(cfg),
                               [](const http::request& req) {

@@ -70,12 +70,23 @@ struct metric_spec {
     std::optional<double> max;
 };
 
+// How a type's devices are analysed (migration 15). Every member left unset falls back to
+// the server's default (the analytics.* config keys), so a type says only what differs.
+struct type_analytics {
+    std::optional<std::string> detector;              // an analytics detector name, or "off"
+    std::optional<std::vector<std::string>> metrics;  // globs over field names that are scored
+    std::optional<bool> health;                       // one machine-health score per device
+    std::optional<int64_t> health_baseline_ms;        // how long health learns before scoring
+    bool operator==(const type_analytics&) const = default;
+};
+
 struct device_type {
     int64_t id = 0;
     std::string name;
     std::string description;
     std::map<std::string, metric_spec> metrics;
     int64_t offline_timeout_ms = 0;
+    type_analytics analytics;
     int64_t created_at = 0;  // Unix ms
     int64_t updated_at = 0;
 };
@@ -84,6 +95,16 @@ struct type_update {
     std::optional<std::string> description;
     std::optional<std::map<std::string, metric_spec>> metrics;
     std::optional<int64_t> offline_timeout_ms;
+    std::optional<type_analytics> analytics;  // replaces the type's analytics as a whole
+};
+
+// The baseline window a user chose for a device's health model (unix ms, [from, to)).
+struct health_baseline {
+    std::string device;
+    int64_t from_ms = 0;
+    int64_t to_ms = 0;
+    std::string set_by;
+    int64_t updated_at = 0;
 };
 
 struct device {
@@ -227,6 +248,16 @@ public:
     // the default type, so that every token belongs to a device the registry knows.
     result<std::string> issue_token(std::string_view device, const auth::actor& by);
     result<std::string> type_of(std::string_view device);
+
+    // ---- analytics settings, for the scoring thread (from the in-memory mirror, no query)
+    // The analytics of the device's type; nullopt for a device that is not registered.
+    std::optional<type_analytics> analytics_of(std::string_view device) const;
+    // Changes whenever a device or type changes: answers of analytics_of() cached under an
+    // older generation are stale.
+    uint64_t generation() const;
+    // The health baseline windows users chose (one per device at most).
+    status set_health_baseline(const health_baseline& b);
+    result<std::vector<health_baseline>> health_baselines();
 
     // Bulk provisioning: every good row is created, every bad one reported; existing names
     // are skipped (so that an import can be run again).

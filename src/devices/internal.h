@@ -35,6 +35,12 @@ std::string metrics_to_json(const std::map<std::string, metric_spec>& metrics);
 result<std::map<std::string, metric_spec>> metrics_from_json(const boost::json::value& v,
                                                              std::string_view field);
 
+// A type's analytics as stored and answered: {"detector":..,"metrics":[..],"health":..,
+// "health_baseline_ms":..}, unset members absent. Parsing checks the detector against
+// analytics::detector_names() (and "off"); errors name the field ("analytics.detector").
+std::string analytics_to_json(const type_analytics& a);
+result<type_analytics> analytics_from_json(const boost::json::value& v);
+
 struct string_hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const noexcept {
@@ -57,6 +63,7 @@ struct device_state {
 struct type_state {
     int64_t offline_timeout_ms = 0;
     std::map<std::string, metric_spec> metrics;
+    type_analytics analytics;
 };
 
 // What a series key means to the registry, cached per key.

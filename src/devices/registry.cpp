@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cmath>
 
+#include "analytics/analytics.h"
 #include "devices/internal.h"
 #include "observe/observe.h"
 
@@ -114,6 +115,85 @@ result<std::map<std::string, metric_spec>> metrics_from_json(const json::value& 
     return out;
 }
 
+std::string analytics_to_json(const type_analytics& a) {
+    json::object o;
+    if (a.detector) o["detector"] = *a.detector;
+    if (a.metrics) {
+        json::array globs;
+        for (const auto& g : *a.metrics)
+            globs.push_back(json::value(g));
+        o["metrics"] = std::move(globs);
+    }
+    if (a.health) o["health"] = *a.health;
+    if (a.health_baseline_ms) o["health_baseline_ms"] = *a.health_baseline_ms;
+    return json::serialize(o);
+}
+
+result<type_analytics> analytics_from_json(const json::value& v) {
+    if (!v.is_object())
+        return make_error("invalid_argument", "analytics: must be an object", "analytics");
+    type_analytics a;
+    for (const auto& [k, val] : v.as_object()) {
+        const std::string at = "analytics." + std::string(k);
+        if (val.is_null()) continue;  // null: the server's default
+        if (k == "detector") {
+            if (!val.is_string())
+                return make_error("invalid_argument", at + ": must be a string", at);
+            std::string name(val.as_string());
+            std::string known = "off";
+            bool found = name == "off";
+            for (auto n : analytics::detector_names()) {
+                known += ", " + std::string(n);
+                found = found || n == name;
+            }
+            if (!found)
+                return make_error("invalid_argument",
+                                  at + ": unknown detector \"" + name + "\"; known: " + known, at);
+            a.detector = std::move(name);
+        } else if (k == "metrics") {
+            // One glob ("vib*") or a list of names and globs.
+            std::vector<std::string> globs;
+            auto add = [&](const json::value& g) -> status {
+                if (!g.is_string() || g.as_string().empty() || g.as_string().size() > 256)
+                    return make_error("invalid_argument",
+                                      at + ": expected a glob or a list of globs (1 to 256 "
+                                           "characters each)",
+                                      at);
+                globs.emplace_back(g.as_string());
+                return {};
+            };
+            if (val.is_array()) {
+                if (val.as_array().empty() || val.as_array().size() > 1000)
+                    return make_error("invalid_argument",
+                                      at + ": a list needs 1 to 1000 entries (\"*\" for all)", at);
+                for (const auto& g : val.as_array())
+                    if (auto st = add(g); !st) return st.error();
+            } else if (auto st = add(val); !st) {
+                return st.error();
+            }
+            a.metrics = std::move(globs);
+        } else if (k == "health") {
+            if (!val.is_bool())
+                return make_error("invalid_argument", at + ": must be true or false", at);
+            a.health = val.as_bool();
+        } else if (k == "health_baseline_ms") {
+            if (!val.is_int64() && !val.is_uint64())
+                return make_error("invalid_argument", at + ": must be an integer", at);
+            auto ms = val.to_number<int64_t>();
+            if (ms < 1000 || ms > 30LL * 24 * 3600 * 1000)
+                return make_error("invalid_argument",
+                                  at + ": must be between 1000 (1 s) and 2592000000 (30 days)", at);
+            a.health_baseline_ms = ms;
+        } else {
+            return make_error("invalid_argument",
+                              "analytics: unknown field \"" + std::string(k) +
+                                  "\" (detector, metrics, health, health_baseline_ms)",
+                              at);
+        }
+    }
+    return a;
+}
+
 }  // namespace detail
 
 using namespace detail;
@@ -138,12 +218,18 @@ device_type type_from_row(const std::vector<value>& row) {
     t.offline_timeout_ms = as_int(row[4]);
     t.created_at = as_int(row[5]);
     t.updated_at = as_int(row[6]);
+    auto a = json::parse(as_text(row[7]), ec);
+    if (!ec) {
+        // Stored settings that no longer parse (a detector since removed) fall back to the
+        // server's defaults rather than hiding the type.
+        if (auto parsed = analytics_from_json(a)) t.analytics = std::move(*parsed);
+    }
     return t;
 }
 
 constexpr std::string_view type_columns =
-    "SELECT id, name, description, metrics, offline_timeout_ms, created_at, updated_at FROM "
-    "device_types";
+    "SELECT id, name, description, metrics, offline_timeout_ms, created_at, updated_at, "
+    "analytics FROM device_types";
 constexpr std::string_view device_columns =
     "SELECT id, name, type, label, description, created_at, updated_at, last_seen FROM devices";
 
@@ -199,7 +285,8 @@ status registry::start() {
         _impl->types.clear();
         for (const auto& row : types->data) {
             auto t = type_from_row(row);
-            _impl->types[t.name] = type_state{t.offline_timeout_ms, std::move(t.metrics)};
+            _impl->types[t.name] =
+                type_state{t.offline_timeout_ms, std::move(t.metrics), std::move(t.analytics)};
         }
         _impl->devices.clear();
         for (const auto& row : devs->data) {
@@ -280,7 +367,7 @@ void registry::impl::invalidate() {
 void registry::impl::mirror_type(const device_type& t) {
     {
         std::unique_lock lock(mutex);
-        types[t.name] = type_state{t.offline_timeout_ms, t.metrics};
+        types[t.name] = type_state{t.offline_timeout_ms, t.metrics, t.analytics};
     }
     invalidate();
 }
@@ -447,9 +534,9 @@ result<device_type> registry::create_type(const device_type& given) {
     int64_t now = now_ms();
     auto r = _impl->store.query(
         "INSERT INTO device_types (name, description, metrics, offline_timeout_ms, created_at, "
-        "updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
-        std::array<value, 5>{t.name, t.description, metrics_to_json(t.metrics),
-                             t.offline_timeout_ms, now});
+        "updated_at, analytics) VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING id",
+        std::array<value, 6>{t.name, t.description, metrics_to_json(t.metrics),
+                             t.offline_timeout_ms, now, analytics_to_json(t.analytics)});
     if (!r) {
         if (r.error().code == "conflict")
             return make_error("conflict", "A device type named \"" + t.name + "\" already exists",
@@ -490,13 +577,15 @@ result<device_type> registry::update_type(std::string_view ref, const type_updat
     if (change.description) t->description = *change.description;
     if (change.metrics) t->metrics = *change.metrics;
     if (change.offline_timeout_ms) t->offline_timeout_ms = *change.offline_timeout_ms;
+    if (change.analytics) t->analytics = *change.analytics;
     if (auto ok = check_type(*t); !ok) return ok.error();
     t->updated_at = now_ms();
     auto r = _impl->store.execute(
         "UPDATE device_types SET description = $2, metrics = $3, offline_timeout_ms = $4, "
-        "updated_at = $5 WHERE id = $1",
-        std::array<value, 5>{t->id, t->description, metrics_to_json(t->metrics),
-                             t->offline_timeout_ms, t->updated_at});
+        "updated_at = $5, analytics = $6 WHERE id = $1",
+        std::array<value, 6>{t->id, t->description, metrics_to_json(t->metrics),
+                             t->offline_timeout_ms, t->updated_at,
+                             analytics_to_json(t->analytics)});
     if (!r) return r.error();
     _impl->mirror_type(*t);
     return t;
@@ -579,7 +668,7 @@ status registry::impl::insert_device(meta::store& tx, const new_device& d, const
 void registry::impl::mirror_device(const device& d, bool type_created) {
     std::unique_lock lock(mutex);
     if (type_created && !types.contains(d.type))
-        types[d.type] = type_state{opts.offline_timeout.count(), {}};
+        types[d.type] = type_state{opts.offline_timeout.count(), {}, {}};
     auto s = std::make_shared<device_state>();
     s->id = d.id;
     s->name = d.name;
@@ -698,7 +787,7 @@ result<device> registry::update_device(std::string_view ref, const device_update
     {
         std::unique_lock lock(_impl->mutex);
         if (type_created)
-            _impl->types[check.type] = type_state{_impl->opts.offline_timeout.count(), {}};
+            _impl->types[check.type] = type_state{_impl->opts.offline_timeout.count(), {}, {}};
         auto it = _impl->devices.find(d->name);
         if (it != _impl->devices.end()) it->second->type = check.type;
     }
@@ -716,6 +805,10 @@ status registry::delete_device(std::string_view ref, const auth::actor& by) {
     auto st = _impl->store.transaction([&](meta::store& tx) -> status {
         auto del = tx.execute("DELETE FROM graph_nodes WHERE id = $1", std::array<value, 1>{d->id});
         if (!del) return del.error();
+        // A device created later under the same name starts with a baseline of its own.
+        auto baseline = tx.execute("DELETE FROM health_baselines WHERE device = $1",
+                                   std::array<value, 1>{d->name});
+        if (!baseline) return baseline.error();
         auto revoked = _impl->auth.revoke_device_token(d->name, by);
         if (!revoked && revoked.error().code != "not_found") return revoked;
         return {};
@@ -735,6 +828,39 @@ result<std::string> registry::type_of(std::string_view device) {
     if (it == _impl->devices.end())
         return make_error("not_found", "No device " + std::string(device), "device");
     return it->second->type;
+}
+
+std::optional<type_analytics> registry::analytics_of(std::string_view device) const {
+    std::shared_lock lock(_impl->mutex);
+    auto it = _impl->devices.find(device);
+    if (it == _impl->devices.end()) return std::nullopt;
+    auto t = _impl->types.find(it->second->type);
+    return t != _impl->types.end() ? t->second.analytics : type_analytics{};
+}
+
+uint64_t registry::generation() const {
+    return _impl->generation.load();
+}
+
+status registry::set_health_baseline(const health_baseline& b) {
+    auto r = _impl->store.execute(
+        "INSERT INTO health_baselines (device, from_ms, to_ms, set_by, updated_at) VALUES ($1, $2, "
+        "$3, $4, $5) ON CONFLICT (device) DO UPDATE SET from_ms = excluded.from_ms, to_ms = "
+        "excluded.to_ms, set_by = excluded.set_by, updated_at = excluded.updated_at",
+        std::array<value, 5>{b.device, b.from_ms, b.to_ms, b.set_by, now_ms()});
+    if (!r) return r.error();
+    return {};
+}
+
+result<std::vector<health_baseline>> registry::health_baselines() {
+    auto r = _impl->store.query(
+        "SELECT device, from_ms, to_ms, set_by, updated_at FROM health_baselines ORDER BY device");
+    if (!r) return r.error();
+    std::vector<health_baseline> out;
+    for (const auto& row : r->data)
+        out.push_back(
+            {as_text(row[0]), as_int(row[1]), as_int(row[2]), as_text(row[3]), as_int(row[4])});
+    return out;
 }
 
 import_report registry::import_devices(const std::vector<import_row>& rows, const auth::actor& by) {

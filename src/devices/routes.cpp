@@ -57,6 +57,7 @@ json::object to_json(const device_type& t) {
                         {"description", t.description},
                         {"metrics", metrics},
                         {"offline_timeout_ms", t.offline_timeout_ms},
+                        {"analytics", json::parse(detail::analytics_to_json(t.analytics), ec)},
                         {"created_at", t.created_at},
                         {"updated_at", t.updated_at}};
 }
@@ -170,7 +171,7 @@ std::string type_schema(bool create) {
     return std::string(R"({"type":"object","properties":{)") +
            (create ? R"("name":{"type":"string"},)" : "") +
            R"("description":{"type":"string"},"metrics":)" + std::string(metrics_schema) +
-           R"(,"offline_timeout_ms":{"type":"integer","minimum":1}})" +
+           R"(,"offline_timeout_ms":{"type":"integer","minimum":1},"analytics":{"type":"object"}})" +
            (create ? R"(,"required":["name"])" : R"(,"minProperties":1)") +
            R"(,"additionalProperties":false})";
 }
@@ -197,6 +198,11 @@ result<type_update> type_change_from(const json::object& o) {
             return make_error("invalid_argument", "offline_timeout_ms: must be an integer",
                               "offline_timeout_ms");
         u.offline_timeout_ms = t->to_number<int64_t>();
+    }
+    if (auto* a = o.if_contains("analytics")) {
+        auto parsed = detail::analytics_from_json(*a);
+        if (!parsed) return parsed.error();
+        u.analytics = std::move(*parsed);
     }
     return u;
 }
@@ -369,7 +375,8 @@ void add_routes(http::router& routes, registry& reg) {
                 perm::devices,
                 [&reg](request& req) {
                     auto o = body_object(
-                        req, {"name", "description", "metrics", "offline_timeout_ms"}, {"name"});
+                        req, {"name", "description", "metrics", "offline_timeout_ms", "analytics"},
+                        {"name"});
                     if (!o) return fail(o.error());
                     auto name = opt_string(*o, "name");
                     if (!name) return fail(name.error());
@@ -380,6 +387,7 @@ void add_routes(http::router& routes, registry& reg) {
                     t.description = change->description.value_or("");
                     t.metrics = change->metrics.value_or(std::map<std::string, metric_spec>{});
                     t.offline_timeout_ms = change->offline_timeout_ms.value_or(0);
+                    t.analytics = change->analytics.value_or(type_analytics{});
                     auto made = reg.create_type(t);
                     if (!made) return fail(made.error());
                     return response::json(201, json::serialize(to_json(*made)));
@@ -391,18 +399,20 @@ void add_routes(http::router& routes, registry& reg) {
                     if (!t) return fail(t.error());
                     return response::json(200, json::serialize(to_json(*t)));
                 }});
-    routes.add({method::patch, "/api/v1/device-types/{type}",
-                "Change a device type's description, metrics or offline timeout", perm::devices,
-                [&reg](request& req) {
-                    auto o = body_object(req, {"description", "metrics", "offline_timeout_ms"});
-                    if (!o) return fail(o.error());
-                    auto change = type_change_from(*o);
-                    if (!change) return fail(change.error());
-                    auto t = reg.update_type(req.path_param("type"), *change);
-                    if (!t) return fail(t.error());
-                    return response::json(200, json::serialize(to_json(*t)));
-                },
-                type_schema(false)});
+    routes.add(
+        {method::patch, "/api/v1/device-types/{type}",
+         "Change a device type's description, metrics, offline timeout or analytics", perm::devices,
+         [&reg](request& req) {
+             auto o =
+                 body_object(req, {"description", "metrics", "offline_timeout_ms", "analytics"});
+             if (!o) return fail(o.error());
+             auto change = type_change_from(*o);
+             if (!change) return fail(change.error());
+             auto t = reg.update_type(req.path_param("type"), *change);
+             if (!t) return fail(t.error());
+             return response::json(200, json::serialize(to_json(*t)));
+         },
+         type_schema(false)});
     routes.add({method::del, "/api/v1/device-types/{type}", "Delete a device type no device uses",
                 perm::devices, [&reg](request& req) {
                     auto st = reg.delete_type(req.path_param("type"));

@@ -141,6 +141,13 @@ constexpr migration product_migrations[] = {
      "event TEXT NOT NULL, attempts BIGINT NOT NULL, next_attempt_at BIGINT NOT NULL, last_error "
      "TEXT NOT NULL, state TEXT NOT NULL, created_at BIGINT NOT NULL, delivered_at BIGINT); "
      "CREATE INDEX notification_outbox_due ON notification_outbox (state, next_attempt_at)"},
+    // Machine health and per-type analytics: a type's analytics settings as JSON ('{}': the
+    // server's defaults), and the baseline window a user chose per device, from which the
+    // health model is retrained at every start.
+    {15, "machine_health",
+     "ALTER TABLE device_types ADD COLUMN analytics TEXT NOT NULL DEFAULT '{}'; "
+     "CREATE TABLE health_baselines (device TEXT PRIMARY KEY, from_ms BIGINT NOT NULL, to_ms "
+     "BIGINT NOT NULL, set_by TEXT NOT NULL, updated_at BIGINT NOT NULL)"},
 };
 
 constexpr std::string_view create_schema_migrations =

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -117,9 +118,10 @@ struct engine::impl {
     };
 
     struct target {
-        compiled* rule;
+        compiled* rule;  // null: a health contribution series (`contribution` is set)
         state* st;
         int32_t slot;  // -1: a no-data rule (any metric)
+        double* contribution = nullptr;
     };
 
     impl(meta::store& s, scope_hooks h, alarm_sink* k, options o)
@@ -145,6 +147,9 @@ struct engine::impl {
     // "*" stands for "any metric" (no-data rules without a metric).
     string_map<std::vector<compiled*>> by_metric_device, by_metric;
     string_map<std::vector<target>> targets;  // series key -> what it feeds
+    // The latest `health.<metric>` value per device and metric, so that an alarm of a rule
+    // using health() names what drove the score (written before `health` in each row).
+    string_map<std::map<std::string, double>> contributions;
     string_map<std::string> type_cache;
     string_map<std::unordered_set<std::string>> asset_cache;
     std::unordered_set<std::string> seen_devices;
@@ -292,6 +297,9 @@ struct engine::impl {
         if (it != targets.end()) return it->second;
         std::vector<target> out;
         if (split_key(key, key_device, key_field)) {
+            if (key_field.starts_with("health."))
+                out.push_back(
+                    {nullptr, nullptr, -1, &contributions[key_device][key_field.substr(7)]});
             seen_devices.insert(key_device);  // for no-data rules scoped by device type
             auto add = [&](const std::vector<compiled*>& list, bool check_scope, bool any) {
                 for (auto* c : list) {
@@ -337,8 +345,13 @@ struct engine::impl {
             if (!ts) continue;
             const double v = storage::as_double(series[p.series].type, p.raw);
             const int64_t t_ms = p.ts / 1'000'000;
-            for (const auto& t : *ts)
+            for (const auto& t : *ts) {
+                if (!t.rule) {
+                    *t.contribution = v;
+                    continue;
+                }
                 point(*t.rule, *t.st, t.slot, t_ms, v, batch_numeric[p.series] != 0, now);
+            }
         }
         if (evaluations != before)
             evaluations_counter.inc(static_cast<double>(evaluations - before));
@@ -412,7 +425,9 @@ struct engine::impl {
             const bool held = c.cond.hold_points ? st.true_points >= c.cond.hold_points
                                                  : ts - st.true_since >= c.cond.hold_ms;
             if (held && !st.fired && st.armed) {
-                if (fire(c, st, ts, value, message(c, value))) st.fired = true;
+                std::string msg = message(c, value);
+                if (c.syms.uses_health) msg += health_note(st.device);
+                if (fire(c, st, ts, value, std::move(msg))) st.fired = true;
             }
             return;
         }
@@ -432,6 +447,26 @@ struct engine::impl {
             if (ts - st.false_since < c.clear_after_ms) return;
         }
         clear_alarm(c, st, "system", "alarm.cleared");
+    }
+
+    // "; mostly vibration_rms (0.41), current (0.22)": the largest contributions to the
+    // device's latest health score (at most three, each at least 0.01).
+    std::string health_note(const std::string& device) const {
+        auto it = contributions.find(device);
+        if (it == contributions.end()) return {};
+        std::vector<std::pair<double, std::string_view>> top;
+        for (const auto& [metric, v] : it->second)
+            if (v >= 0.01) top.emplace_back(v, metric);
+        std::sort(top.begin(), top.end(),
+                  [](const auto& a, const auto& b) { return a.first > b.first; });
+        if (top.size() > 3) top.resize(3);
+        std::string out;
+        for (const auto& [v, metric] : top) {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.2f", v);
+            out += (out.empty() ? "; mostly " : ", ") + std::string(metric) + " (" + buf + ")";
+        }
+        return out;
     }
 
     std::string message(const compiled& c, double value) {

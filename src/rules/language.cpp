@@ -13,6 +13,7 @@
 //   unary      := "-" unary | primary
 //   primary    := number | metric | "(" expr ")" | abs(expr) | min(expr, expr...)
 //               | max(expr, expr...) | mean(metric, duration) | anomaly(metric)
+//               | health()   (the device's machine-health score, the series `health`)
 #include "rules/language.h"
 
 #include <charconv>
@@ -636,9 +637,17 @@ private:
             if (auto st = close(n); !st) return st.error();
             return add(std::move(n));
         }
+        if (name.text == "health") {
+            // The device's machine health as a whole: no argument, one series per device.
+            n.kind = op::metric;
+            n.index = _syms.slot_of("health");
+            _syms.uses_health = true;
+            if (auto st = close(n); !st) return st.error();
+            return add(std::move(n));
+        }
         (void)open_pos;
         return fail(name.pos, "unknown function '" + std::string(name.text) +
-                                  "'; known: abs, min, max, mean, anomaly");
+                                  "'; known: abs, min, max, mean, anomaly, health");
     }
 
     std::string_view _text;

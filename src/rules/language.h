@@ -65,6 +65,7 @@ struct mean_spec {
 struct symbols {
     std::vector<std::string> metrics;  // slot -> metric (field) name
     std::vector<mean_spec> means;
+    bool uses_health = false;  // health() appears: alarms name the top contributors
     int32_t slot_of(std::string_view metric);
 };
 

@@ -97,6 +97,26 @@ TEST(rules_language, anomaly_score_over_points) {
     EXPECT_EQ(eval(c, {0.9}), 1);
 }
 
+TEST(rules_language, machine_health) {
+    symbols s;
+    auto c = parse_ok("health() > 0.5 for 1m", s);
+    EXPECT_EQ(c.hold_ms, 60'000);
+    EXPECT_EQ(s.metrics, std::vector<std::string>{"health"});
+    EXPECT_TRUE(s.uses_health);
+    EXPECT_EQ(eval(c, {0.7}), 1);
+    EXPECT_EQ(eval(c, {0.4}), 0);
+    // In any expression, beside metrics.
+    symbols t;
+    auto both = parse_ok("health() > 0.3 and temperature > 70", t);
+    EXPECT_EQ(t.metrics, (std::vector<std::string>{"health", "temperature"}));
+    EXPECT_EQ(eval(both, {0.4, 75}), 1);
+    EXPECT_EQ(eval(both, {0.2, 75}), 0);
+    symbols u;
+    parse_ok("temperature > 80", u);
+    EXPECT_FALSE(u.uses_health);
+    EXPECT_EQ(parse_error("health(vibration) > 0.5"), "position 7: expected ')' to close health(");
+}
+
 TEST(rules_language, no_data) {
     symbols s;
     auto any = parse_ok("no data for 10m", s);
@@ -158,7 +178,7 @@ TEST(rules_language, errors_name_the_position) {
     EXPECT_EQ(parse_error("(a > 1"), "position 6: expected ')'");
     EXPECT_EQ(parse_error("a > 1 b"), "position 6: unexpected 'b' after the condition");
     EXPECT_EQ(parse_error("foo(a) > 1"),
-              "position 0: unknown function 'foo'; known: abs, min, max, mean, anomaly");
+              "position 0: unknown function 'foo'; known: abs, min, max, mean, anomaly, health");
     EXPECT_EQ(parse_error("min(a) > 1"), "position 5: min() takes two or more values");
     EXPECT_EQ(parse_error("mean(a) > 1"),
               "position 6: expected ',' and a window, as in mean(temperature, 5m)");

@@ -43,7 +43,9 @@ async function step(name, fn) {
   }
 }
 
-const server = await startServer({ binary, webDist });
+// Machine health learns for five minutes (not the default hour): the seeded devices below
+// send ten and seven minutes of history, so their health is scored when the pages open.
+const server = await startServer({ binary, webDist, extraArgs: ["--set", "analytics.health_baseline=5m"] });
 const browser = await launchBrowser(playwright);
 const page = browser.context.pages()[0] ?? (await browser.context.newPage());
 page.setDefaultTimeout(15000);
@@ -383,6 +385,70 @@ await step("users: the server's validation error is shown at the field", async (
   await form.getByRole("button", { name: "Create user" }).click();
   await page.getByRole("cell", { name: "operator-1", exact: true }).waitFor();
   await page.getByText("User operator-1 created.").waitFor();
+});
+
+await step("health: a badge per machine on the overview and in the tree, contributions on its page", async () => {
+  // press-7: seven minutes of steady running, then its vibration jumps for the last 30 s.
+  if (devicesApi) {
+    const r = await api("POST", "/api/v1/devices", { name: "press-7", type: "press" });
+    expect(r.status === 201, "creating press-7: " + r.status + " " + r.text);
+  }
+  const at = Date.now();
+  const lines = [];
+  for (let i = 420; i >= 1; i--) {
+    const vibration = 0.5 + (i % 13) * 0.01 + (i <= 30 ? 1.5 : 0);
+    const current = 12 + (i % 7) * 0.05;
+    const temperature = 60 + (i % 5) * 0.1;
+    lines.push(
+      `telemetry,device=press-7 vibration=${vibration.toFixed(3)},current=${current.toFixed(2)},temperature=${temperature.toFixed(2)} ${at - i * 1000}`,
+    );
+  }
+  const w = await api("POST", "/api/v1/write?precision=ms", lines.join("\n"));
+  expect(w.status === 204, "writing press-7: " + w.status + " " + w.text);
+
+  await page.goto(server.base + "/");
+  const badge = page.locator('[data-testid="health-badge"][data-device="press-7"]');
+  await badge.waitFor();
+  expect((await badge.getAttribute("data-level")) === "bad", "press-7 is abnormal: " + (await badge.textContent()));
+  expect(/^health \d\.\d\d$/.test((await badge.textContent()) ?? ""), "the badge shows the score");
+  await shoot("overview-health");
+
+  if (devicesApi) {
+    const r = await api("POST", "/api/v1/relations", { from: "line-1", to: "press-7", type: "contains" });
+    expect(r.status === 201 || r.status === 200, `relation line-1 -> press-7: ${r.status} ${r.text}`);
+    await page.goto(server.base + "/assets");
+    await page
+      .getByLabel("Asset tree")
+      .locator('[data-testid="health-badge"][data-device="press-7"][data-level="bad"]')
+      .waitFor();
+  }
+
+  await page.goto(server.base + "/devices/press-7");
+  const panel = page.getByTestId("health-panel");
+  await panel.waitFor();
+  expect((await panel.getAttribute("data-state")) === "trained", "the model is trained");
+  const first = page.getByTestId("contributions").locator("li").first();
+  await first.waitFor();
+  expect((await first.getAttribute("data-metric")) === "vibration", "vibration drives the score");
+  expect((await page.getByTestId("contributions").locator("li").count()) === 3, "one bar per metric");
+  await page.locator('figure.chart[data-metric="health"]').waitFor();
+  expect(
+    (await page.locator('figure.chart[data-metric="health.vibration"]').count()) === 0,
+    "contribution series are not charted as metrics",
+  );
+  await page.getByRole("button", { name: "Retrain baseline…" }).click();
+  const form = page.getByRole("form", { name: "Retrain the health baseline" });
+  await form.waitFor();
+  await shoot("device-health");
+  await axe("device-health");
+  // A window without data: the server's reason is shown.
+  await form.getByLabel("Baseline from").fill("2020-01-01T00:00");
+  await form.getByLabel("to", { exact: true }).fill("2020-01-01T01:00");
+  await form.getByRole("button", { name: "Retrain", exact: true }).click();
+  await form
+    .getByRole("alert")
+    .filter({ hasText: /complete rows/ })
+    .waitFor();
 });
 
 await step("themes and phone width", async () => {

@@ -1,5 +1,6 @@
 // The asset tree: assets and devices joined by `contains` relations, roots first.
 import { api, listOf } from "../api";
+import { HealthBadge, useHealthScores } from "../components/health";
 import { ErrorBox, Loading, PageTitle, useAsync } from "../components/ui";
 import { linkClick } from "../router";
 
@@ -22,11 +23,13 @@ function Tree({
   children,
   seen,
   online,
+  health,
 }: {
   node: Node;
   children: Map<string, Node[]>;
   seen: Set<string>;
   online: Map<string, boolean>;
+  health: Map<string, number>;
 }) {
   const kids = seen.has(node.name) ? [] : (children.get(node.name) ?? []);
   const next = new Set(seen).add(node.name);
@@ -50,6 +53,9 @@ function Tree({
           {online.get(node.name) ? "online" : "offline"}
         </span>
       )}
+      {node.kind === "device" && health.has(node.name) && (
+        <HealthBadge device={node.name} score={health.get(node.name)} />
+      )}
       {node.type && (
         <span className="ml-2 rounded bg-slate-200 px-1.5 text-xs text-slate-800 dark:bg-slate-700 dark:text-slate-100">
           {node.type}
@@ -58,7 +64,7 @@ function Tree({
       {kids.length > 0 && (
         <ul className="ml-5 border-l border-slate-300 pl-3 dark:border-slate-600">
           {kids.map((k) => (
-            <Tree key={k.name} node={k} children={children} seen={next} online={online} />
+            <Tree key={k.name} node={k} children={children} seen={next} online={online} health={health} />
           ))}
         </ul>
       )}
@@ -67,6 +73,7 @@ function Tree({
 }
 
 export function Assets() {
+  const health = useHealthScores();
   const graph = useAsync(async () => {
     const [assets, relations, devices] = await Promise.all([
       api("/api/v1/assets").then((b) => listOf<{ name: string; type?: string }>(b, "assets")),
@@ -111,7 +118,14 @@ export function Assets() {
           className="rounded-lg border border-slate-200 bg-white p-4 dark:border-slate-700 dark:bg-slate-900"
         >
           {graph.data.roots.map((r) => (
-            <Tree key={r.name} node={r} children={graph.data!.children} seen={new Set()} online={graph.data!.online} />
+            <Tree
+              key={r.name}
+              node={r}
+              children={graph.data!.children}
+              seen={new Set()}
+              online={graph.data!.online}
+              health={health.data ?? new Map()}
+            />
           ))}
         </ul>
       )}

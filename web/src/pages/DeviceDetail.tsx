@@ -19,6 +19,7 @@ import {
   td,
   useAsync,
 } from "../components/ui";
+import { HealthPanel } from "../components/health";
 import { LiveClient, type LiveState } from "../live";
 import { linkClick } from "../router";
 
@@ -38,6 +39,9 @@ function stepFor(seconds: number): string | undefined {
     if (s >= target) return s + "s";
   return "86400s";
 }
+
+// Machine health has a panel of its own (components/health.tsx), not a chart per series.
+const isHealth = (metric: string) => metric === "health" || metric.startsWith("health.");
 
 interface Charts {
   [metric: string]: { data: ChartData; anomaly?: ChartData };
@@ -243,7 +247,7 @@ export function DeviceDetail({ name, dark, canManage }: { name: string; dark: bo
       ]);
       const next: Charts = {};
       for (const s of values) {
-        if (s.metric.endsWith(".anomaly") || s.metric.endsWith(".out_of_range")) continue;
+        if (s.metric.endsWith(".anomaly") || s.metric.endsWith(".out_of_range") || isHealth(s.metric)) continue;
         if (s.points.length && typeof s.points[0][1] === "string") continue;
         next[s.metric] = { data: toChart(s) };
       }
@@ -271,6 +275,7 @@ export function DeviceDetail({ name, dark, canManage }: { name: string; dark: bo
 
   // Live points: from the WebSocket when there is one, else a poll every 5 s.
   const onPoints = useCallback((metric: string, points: [number, number][]) => {
+    if (isHealth(metric)) return;
     const fromSec = Date.now() / 1000 - windowSecRef.current;
     setCharts((prev) => {
       const isScore = metric.endsWith(".anomaly");
@@ -383,6 +388,14 @@ export function DeviceDetail({ name, dark, canManage }: { name: string; dark: bo
           </span>
         )}
       </div>
+      <HealthPanel
+        device={name}
+        range={range}
+        step={stepFor(range[1] - range[0])}
+        dark={dark}
+        canManage={canManage}
+        onZoom={(from, to) => setZoom([from, to])}
+      />
       <ErrorBox error={error} title="Telemetry" />
       {loading && metrics.length === 0 && <Loading what="telemetry" />}
       {!loading && !error && metrics.length === 0 && (

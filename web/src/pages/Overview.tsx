@@ -2,6 +2,7 @@
 import { useEffect, useRef, useState } from "react";
 import { api, listOf, qs, type Series } from "../api";
 import { Card, ErrorBox, Loading, PageTitle, SeverityBadge, fmtTime, useAsync } from "../components/ui";
+import { HealthBadge, useHealthScores } from "../components/health";
 import { linkClick } from "../router";
 
 interface DeviceRow {
@@ -73,6 +74,8 @@ export function Overview() {
   }, []);
   const recent = useAsync(async () => listOf<AlarmRow>(await api("/api/v1/alarms" + qs({ limit: 8 })), "alarms"), []);
   const ingest = useIngestRate();
+  const health = useHealthScores();
+  const healthRows = [...(health.data ?? new Map<string, number>()).entries()].sort((a, b) => b[1] - a[1]);
 
   useEffect(() => {
     const t = window.setInterval(() => {
@@ -167,6 +170,30 @@ export function Overview() {
           )}
         </Card>
       </div>
+      <Card title="Machine health" className="mt-4">
+        <ErrorBox error={health.error} />
+        {health.data && healthRows.length === 0 && (
+          <p className="text-sm text-slate-600 dark:text-slate-400">
+            No health scores yet: each machine first learns its normal from its first hour of data.
+          </p>
+        )}
+        {healthRows.length > 0 && (
+          <ul className="flex flex-wrap gap-x-6 gap-y-2" aria-label="Machine health, least healthy first">
+            {healthRows.slice(0, 24).map(([device, score]) => (
+              <li key={device} className="flex items-center">
+                <a
+                  href={"/devices/" + encodeURIComponent(device)}
+                  onClick={linkClick}
+                  className="text-cyan-800 underline dark:text-cyan-300"
+                >
+                  {device}
+                </a>
+                <HealthBadge device={device} score={score} />
+              </li>
+            ))}
+          </ul>
+        )}
+      </Card>
       <Card title="Most anomalous series (last 5 minutes)" className="mt-4">
         <ErrorBox error={anomalies.error} />
         {anomalies.data && anomalies.data.length === 0 && (
