@@ -369,6 +369,10 @@ std::vector<rule_def> rules_for(double speed) {
                        "current outside " + format_number(current->low) + ".." +
                            format_number(current->high) + " for " + duration_text(60.0 / speed),
                        ""});
+        // The machine as a whole, away from the normal it learned in its first hour (the
+        // backfill) for a minute: the product's fixed health threshold, 0.5.
+        out.push_back({type + " health", type, "minor",
+                       "health() > 0.5 for " + duration_text(60.0 / speed), ""});
     }
     return out;
 }

@@ -117,9 +117,9 @@ void append_line(std::string& out, std::string_view device, const reading& r, in
 // The rules the demo installs, per device type, one for each kind of fault as a plant
 // engineer would set it up: an overheating threshold with a duration and a clear condition,
 // an anomaly rule on vibration (bearing wear), a no-data rule (silent device), a flat-line
-// rule on the sensor that can stick, and the motor current outside its rated range for a
-// minute (drift). `speed` compresses the durations as it compresses the schedule (speed 10:
-// "for 1m" becomes "for 6s").
+// rule on the sensor that can stick, the motor current outside its rated range for a minute
+// (drift), and machine health above its fixed threshold for a minute. `speed` compresses the
+// durations as it compresses the schedule (speed 10: "for 1m" becomes "for 6s").
 struct rule_def {
     std::string name;
     std::string device_type;

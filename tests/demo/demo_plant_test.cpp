@@ -344,7 +344,7 @@ TEST(demo_plant_test, default_detector_scores_the_bearing_fault_high_within_a_mi
 
 TEST(demo_plant_test, rules_scale_their_durations_with_speed) {
     auto rules = rules_for(1);
-    ASSERT_EQ(rules.size(), 15u);
+    ASSERT_EQ(rules.size(), 18u);
     EXPECT_EQ(rules[0].name, "pump overheating");
     EXPECT_EQ(rules[0].device_type, "pump");
     EXPECT_EQ(rules[0].condition, "temperature > 80 for 1m");
@@ -359,8 +359,11 @@ TEST(demo_plant_test, rules_scale_their_durations_with_speed) {
     EXPECT_EQ(fast[3].condition, "abs(pressure - mean(pressure, 3s)) < 0.0005 for 3s");
     EXPECT_EQ(rules[4].condition, "current outside 12..28 for 1m");
     EXPECT_EQ(fast[4].condition, "current outside 12..28 for 6s");
-    EXPECT_EQ(rules_for(1)[5].condition, "temperature > 95 for 1m");
-    EXPECT_EQ(rules_for(1)[13].condition, "abs(rpm - mean(rpm, 30s)) < 0.0005 for 30s");
+    EXPECT_EQ(rules[5].name, "pump health");
+    EXPECT_EQ(rules[5].condition, "health() > 0.5 for 1m");
+    EXPECT_EQ(fast[5].condition, "health() > 0.5 for 6s");
+    EXPECT_EQ(rules_for(1)[6].condition, "temperature > 95 for 1m");
+    EXPECT_EQ(rules_for(1)[15].condition, "abs(rpm - mean(rpm, 30s)) < 0.0005 for 30s");
     EXPECT_EQ(duration_text(0.25), "250ms");
     EXPECT_EQ(duration_text(90), "90s");
     EXPECT_EQ(duration_text(7200), "2h");
