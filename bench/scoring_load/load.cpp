@@ -210,7 +210,8 @@ void append_number(std::string& out, double v) {
 
 struct server_sample {
     double scored = 0, skipped = 0, queued = 0, rss = 0;
-    double cpu_seconds = 0;  // user + system of the server process
+    double health_models = 0, health_rows = 0;  // trained machine-health models, rows scored
+    double cpu_seconds = 0;                     // user + system of the server process
     bool ok = false;
 };
 
@@ -249,6 +250,8 @@ server_sample read_server(connection& c, const options& o) {
     s.skipped = metric_value(body, "clisonix_anomaly_points_skipped_total");
     s.queued = metric_value(body, "clisonix_anomaly_queue_points");
     s.rss = metric_value(body, "process_resident_memory_bytes");
+    s.health_models = metric_value(body, "clisonix_health_models");
+    s.health_rows = metric_value(body, "clisonix_health_rows_scored_total");
     s.cpu_seconds = cpu_seconds_of(o.pid);
     s.ok = true;
     return s;
@@ -425,6 +428,8 @@ int main(int argc, char** argv) {
         acked.load() ? cpu * 1e6 / static_cast<double>(acked.load()) : 0.0,
         static_cast<long long>(max_lag_ms.load()), scoring_off ? " (scoring off)" : "",
         pass ? "PASS" : "FAIL");
+    std::printf("health: %.0f models, %.0f rows scored\n", s.health_models,
+                s.health_rows - before.health_rows);
     if (!first_error.empty()) std::printf("first error: %s\n", first_error.c_str());
     return pass ? 0 : 1;
 }
