@@ -233,6 +233,10 @@ struct nab_options {
     std::function<void(size_t done, size_t total)> progress;  // per file and detector
     // Also score leave-one-category-out (nab_detector_result::folds).
     bool loco = false;
+    // Start every stream this many rows into its file (windows move with it; a window that
+    // ends before is dropped): the same data from another starting point, a check on how
+    // much of a score depends on what the learning period happened to see.
+    size_t skip_rows = 0;
 };
 
 // One leave-one-category-out fold (standard profile): the threshold is chosen on every

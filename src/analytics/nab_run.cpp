@@ -128,6 +128,28 @@ status apply_labels(const boost::json::value& labels, const std::string& labels_
     return {};
 }
 
+// Drops the first `rows` rows; windows move with the rows, those that end before go.
+status skip_rows(data_file& f, size_t rows) {
+    // Probation and at least one row must remain to score anything.
+    if (f.values.size() <= rows + 1) {
+        const std::string key = f.category + "/" + f.name;
+        return make_error("invalid_argument",
+                          "skip: " + key + " has " + std::to_string(f.values.size()) +
+                              " rows, not more than " + std::to_string(rows + 1),
+                          "skip");
+    }
+    const auto cut = [rows](auto& v) { v.erase(v.begin(), v.begin() + static_cast<long>(rows)); };
+    cut(f.timestamps);
+    cut(f.value_text);
+    cut(f.ts_ns);
+    cut(f.values);
+    std::vector<std::pair<size_t, size_t>> kept;
+    for (auto [s, e] : f.windows)
+        if (e >= rows) kept.emplace_back(s >= rows ? s - rows : 0, e - rows);
+    f.windows = std::move(kept);
+    return {};
+}
+
 std::string format_score(double v) {
     char buf[32];
     auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
@@ -209,6 +231,9 @@ result<nab_report> run_nab(const nab_options& opts) {
             return st.error();
         }
         if (auto st = apply_labels(labels, opts.labels_file, f); !st) return st.error();
+        if (opts.skip_rows > 0) {
+            if (auto st = skip_rows(f, opts.skip_rows); !st) return st.error();
+        }
         report.rows += f.values.size();
         report.windows += f.windows.size();
     }

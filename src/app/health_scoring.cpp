@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 
 #include "common/json_text.h"
@@ -112,14 +113,23 @@ health_scoring::health_scoring(storage::engine& engine, size_t max_devices)
                                                  "Device rows given a machine-health score")),
       _devices_dropped(metrics::global().get_counter(
           "clisonix_health_devices_dropped_total",
-          "Devices left without a health model because analytics.health_max_devices was reached")),
-      _models(metrics::global().get_gauge("clisonix_health_models",
-                                          "Devices with a trained health model")),
-      _state_bytes(metrics::global().get_gauge(
-          "clisonix_health_state_bytes", "Bytes of health models and learning rows, all devices")) {
+          "Devices left without a health model because analytics.health_max_devices was reached")) {
+    // Read when /metrics is scraped, not kept up to date on every scoring round.
+    metrics::global().add_callback_gauge(
+        "clisonix_health_models", "Devices with a trained health model",
+        [this] { return static_cast<double>(devices_with_model()); });
+    metrics::global().add_callback_gauge("clisonix_health_state_bytes",
+                                         "Bytes of health models and learning rows, all devices",
+                                         [this] { return static_cast<double>(state_bytes()); });
 }
 
-health_scoring::~health_scoring() = default;
+health_scoring::~health_scoring() {
+    metrics::global().add_callback_gauge("clisonix_health_models",
+                                         "Devices with a trained health model", [] { return 0.0; });
+    metrics::global().add_callback_gauge("clisonix_health_state_bytes",
+                                         "Bytes of health models and learning rows, all devices",
+                                         [] { return 0.0; });
+}
 
 std::optional<uint32_t> health_scoring::stream_of(std::string_view key, std::string_view device,
                                                   int64_t baseline_ns) {
@@ -250,22 +260,48 @@ size_t health_scoring::score(std::vector<sample>& samples, storage::write_batch&
         finish_row(d, ts, out, scored);
     }
     if (scored) _rows_scored.inc(static_cast<double>(scored));
-    update_gauges();
     return scored;
 }
 
-void health_scoring::update_gauges() {
-    size_t models = 0, bytes = 0;
-    for (const auto& d : _devices) {
-        models += d->model ? 1 : 0;
-        bytes += d->bytes();
+std::vector<health_scoring::stored_device> health_scoring::stored_devices(
+    const std::function<bool(const std::string&, std::string_view)>& include) const {
+    std::unordered_map<std::string, stored_device> found;
+    auto series = _engine.series([](const storage::series_info& s) {
+        return (s.type == storage::value_type::float64 || s.type == storage::value_type::int64) &&
+               !is_derived_field(field_of_key(s.key));
+    });
+    std::vector<std::pair<int64_t, storage::summary>> buckets;
+    for (const auto& s : series) {
+        auto tag = std::find_if(s.tags.begin(), s.tags.end(),
+                                [](const auto& t) { return t.first == "device"; });
+        if (tag == s.tags.end() || !include(tag->second, field_of_key(s.key))) continue;
+        // One bucket over all time: its summary has the first timestamp, from block
+        // summaries without decoding.
+        buckets.clear();
+        constexpr int64_t all = int64_t{1} << 62;  // 1970 to the year 2116, one bucket
+        if (!_engine.aggregate(s.id, 0, all, all, buckets) || buckets.empty()) continue;
+        int64_t first = buckets.front().second.first_ts, last = buckets.front().second.last_ts;
+        for (const auto& b : buckets) {
+            first = std::min(first, b.second.first_ts);
+            last = std::max(last, b.second.last_ts);
+        }
+        auto [it, added] = found.emplace(tag->second, stored_device{tag->second, first, last});
+        if (!added) {
+            it->second.first_ns = std::min(it->second.first_ns, first);
+            it->second.last_ns = std::max(it->second.last_ns, last);
+        }
     }
-    _models.set(static_cast<double>(models));
-    _state_bytes.set(static_cast<double>(bytes));
+    std::vector<stored_device> out;
+    for (auto& [name, d] : found)
+        out.push_back(std::move(d));
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.device < b.device; });
+    return out;
 }
 
 result<size_t> health_scoring::retrain(std::string_view device, int64_t from_ns, int64_t to_ns,
-                                       const std::function<bool(std::string_view)>& include) {
+                                       const std::function<bool(std::string_view)>& include,
+                                       std::string_view source) {
     auto series = _engine.series([&](const storage::series_info& s) {
         if (s.type != storage::value_type::float64 && s.type != storage::value_type::int64)
             return false;
@@ -346,7 +382,7 @@ result<size_t> health_scoring::retrain(std::string_view device, int64_t from_ns,
     d.rows = {};
     d.train_error.clear();
     d.model.emplace(std::move(*model));
-    d.source = "window";
+    d.source = source;
     d.window_from = from_ns;
     d.window_to = to_ns;
     d.score_keys.clear();
@@ -355,7 +391,6 @@ result<size_t> health_scoring::retrain(std::string_view device, int64_t from_ns,
     d.health_key = d.prefix + " health";
     d.last_contributions.clear();
     d.last_score = nan;
-    update_gauges();
     return rows.size();
 }
 

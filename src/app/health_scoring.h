@@ -17,7 +17,9 @@
 // for a round, retrain() only while it swaps the model in).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -64,8 +66,22 @@ public:
     // series of the device for which `include(field)` holds. Scores already written stay.
     // Errors: not_found (no stored series for the device), invalid_argument with field
     // "from" (too few rows in the window: the message has the count).
+    // `source` is what the API reports: "window" (a user's choice) or "first_data" (the
+    // first baseline of a device, retrained at start).
     result<size_t> retrain(std::string_view device, int64_t from_ns, int64_t to_ns,
-                           const std::function<bool(std::string_view field)>& include);
+                           const std::function<bool(std::string_view field)>& include,
+                           std::string_view source = "window");
+
+    // A device's stored numeric series (those `include(device, field)` accepts) span
+    // [first_ns, last_ns]. At start, the first baseline of each device is retrained from it.
+    struct stored_device {
+        std::string device;
+        int64_t first_ns = 0;
+        int64_t last_ns = 0;
+    };
+    std::vector<stored_device> stored_devices(
+        const std::function<bool(const std::string& device, std::string_view field)>& include)
+        const;
 
     // The device's health as the API answers it (JSON object); nullopt when the device has
     // sent nothing scored here yet.
@@ -87,7 +103,6 @@ private:
     void finish_row(device_state& d, int64_t ts, storage::write_batch& out, size_t& scored);
     void try_train(device_state& d);
     void write_scores(device_state& d, int64_t ts, storage::write_batch& out);
-    void update_gauges();
 
     storage::engine& _engine;
     size_t _max_devices;
@@ -97,7 +112,6 @@ private:
     std::vector<stream> _streams;
     std::unordered_map<std::string, uint32_t> _stream_ids;  // series key -> stream
     metrics::counter _rows_scored, _devices_dropped;
-    metrics::gauge _models, _state_bytes;
 };
 
 }  // namespace clisonix::app

@@ -162,6 +162,8 @@ int main(int argc, char** argv) {
     nab_cmd->add_flag("--loco", nab_opts.loco,
                       "Also score leave-one-category-out: each category at the threshold chosen "
                       "on the others");
+    nab_cmd->add_option("--skip", nab_opts.skip_rows,
+                        "Start every stream this many rows into its file (windows move with it)");
 
     analytics::health_bench_options health_opts;
     auto* health_cmd = cli.add_subcommand(

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <set>
 #include <thread>
 
 #include "app/anomaly_scoring.h"
@@ -400,12 +402,42 @@ int serve(const config::config& cfg) {
         return s;
     };
     scoring->set_settings(settings_of, [&registry] { return registry.generation(); });
-    // The baseline windows users chose are retrained from the stored history first.
+    // At start, before any new point is scored, every device's model is retrained from the
+    // stored history: from the baseline window a user chose, else from the device's first
+    // stored data (its first baseline), so that a restart neither relearns nor forgets.
     scoring->on_start([&registry, &scoring, settings_of] {
         auto windows = registry.health_baselines();
         if (!windows) {
             log::warn("health baselines not loaded", {{"error", windows.error().message}});
-            return;
+            windows = std::vector<devices::health_baseline>{};
+        }
+        std::set<std::string> chosen;
+        for (const auto& w : *windows)
+            chosen.insert(w.device);
+        std::map<std::string, device_analytics> settings_cache;
+        auto settings_for = [&](const std::string& device) -> const device_analytics& {
+            auto it = settings_cache.find(device);
+            if (it == settings_cache.end())
+                it = settings_cache.emplace(device, settings_of(device)).first;
+            return it->second;
+        };
+        auto firsts = scoring->health().stored_devices(
+            [&](const std::string& device, std::string_view field) {
+                const auto& s = settings_for(device);
+                return !chosen.contains(device) && s.health && metric_included(s, field);
+            });
+        for (const auto& [device, first, last] : firsts) {
+            const auto& settings = settings_for(device);
+            // A device still learning when the server stopped learns on from new points.
+            if (last - first < settings.health_baseline_ns) continue;
+            // As when it learned live: the row at exactly the baseline's end is included.
+            auto rows = scoring->health().retrain(
+                device, first, first + settings.health_baseline_ns + 1'000'000,
+                [&settings](std::string_view field) { return metric_included(settings, field); },
+                "first_data");
+            if (!rows && rows.error().code != "invalid_argument")
+                log::warn("health model not retrained",
+                          {{"device", device}, {"error", rows.error().message}});
         }
         for (const auto& w : *windows) {
             auto settings = settings_of(w.device);

@@ -573,6 +573,48 @@ TEST_F(nab_runner, leave_one_category_out_carries_the_threshold_over) {
     EXPECT_TRUE(a::run_nab(o)->detectors.at(0).folds.empty());
 }
 
+TEST_F(nab_runner, skip_starts_every_stream_later_and_moves_the_windows) {
+    std::string csv = "timestamp,value\n";
+    for (int i = 0; i < 40; ++i) {
+        char line[64];
+        std::snprintf(line, sizeof line, "2020-01-01 00:%02d:00,%d\n", i, i % 3);
+        csv += line;
+    }
+    write(_dir / "data" / "cat" / "f.csv", csv);
+    write(_dir / "labels.json",
+          R"({"cat/f.csv": [["2020-01-01 00:05:00.000000", "2020-01-01 00:08:00.000000"],)"
+          R"(["2020-01-01 00:20:00.000000", "2020-01-01 00:24:00.000000"]]})");
+    a::nab_options o;
+    o.data_dir = (_dir / "data").string();
+    o.labels_file = (_dir / "labels.json").string();
+    o.out_dir = (_dir / "out").string();
+    o.detectors = {"level"};
+    o.skip_rows = 10;
+    auto r = a::run_nab(o);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->rows, 30u);
+    EXPECT_EQ(r->windows, 1u);  // the first window ended before row 10
+    std::ifstream in(_dir / "out" / "cat" / "level_f.csv");
+    std::string line;
+    std::getline(in, line);
+    std::getline(in, line);
+    EXPECT_EQ(line.substr(0, 19), "2020-01-01 00:10:00");
+    std::vector<std::string> labels;
+    labels.push_back(line.substr(line.rfind(',') + 1));
+    while (std::getline(in, line))
+        labels.push_back(line.substr(line.rfind(',') + 1));
+    ASSERT_EQ(labels.size(), 30u);
+    for (size_t i = 0; i < labels.size(); ++i)
+        EXPECT_EQ(labels[i], (i >= 10 && i <= 14) ? "1" : "0") << i;
+    // Nothing left to score: an error that names the file.
+    o.skip_rows = 39;
+    r = a::run_nab(o);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, "invalid_argument");
+    EXPECT_EQ(r.error().field, "skip");
+    EXPECT_NE(r.error().message.find("cat/f.csv has 40 rows"), std::string::npos);
+}
+
 TEST_F(nab_runner, errors_name_the_problem) {
     write(_dir / "labels.json", "{}");
     a::nab_options o{(_dir / "missing").string(), (_dir / "labels.json").string(), "", {}, {}};

@@ -230,6 +230,30 @@ TEST_F(RULES_ENGINE_FIXTURE, anomaly_score_above_a_level_for_n_points) {
     EXPECT_EQ(a[0].message, "anomaly(temperature) 0.99 > 0.8 for 3 points");
 }
 
+TEST_F(RULES_ENGINE_FIXTURE, health_alarm_names_the_top_contributors_of_its_row) {
+    add(make("unhealthy", "health() > 0.5 for 2 points"));
+    // Rows as the scoring thread writes them: contributions first, then the score.
+    auto row = [&](double vib, double cur, double temp, double rpm, double score) {
+        _now += 1000;
+        write("pump-1", "health.vibration_rms", _now, vib);
+        write("pump-1", "health.current", _now, cur);
+        write("pump-1", "health.temperature", _now, temp);
+        write("pump-1", "health.rpm", _now, rpm);
+        write("pump-1", "health", _now, score);
+    };
+    row(0.05, 0.1, 0.0, 0.0, 0.15);
+    row(0.45, 0.1, 0.0, 0.0, 0.55);  // abnormal, one point
+    EXPECT_TRUE(alarms().empty());
+    row(0.6, 0.2, 0.015, 0.005, 0.82);  // the second abnormal row: its own contributions are named
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].value, 0.82);
+    // At most three, largest first, none under 0.01.
+    EXPECT_EQ(a[0].message,
+              "health() 0.82 > 0.5 for 2 points; mostly vibration_rms (0.60), current (0.20), "
+              "temperature (0.01)");
+}
+
 TEST_F(RULES_ENGINE_FIXTURE, no_data_by_the_timer_with_an_injected_clock) {
     add(make("silent", "no data for 10m"));
     add(make("no temperature", "no data from temperature for 10m"));
