@@ -292,6 +292,7 @@ TEST(demo_test, thirty_simulated_minutes_every_fault_alarms_and_healthy_machines
         ASSERT_TRUE(demo.proc->running()) << demo.proc->err();
         std::this_thread::sleep_for(1s);
     }
+    demo.login();  // access tokens last 15 minutes; the soak runs longer
     auto r = demo.get("/api/v1/alarms?limit=1000");
     ASSERT_EQ(r.status, 200) << r.body;
     const auto alarms = json::parse(r.body).as_object().at("alarms").as_array();
