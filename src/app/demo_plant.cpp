@@ -183,6 +183,11 @@ std::string_view fault_name(fault_kind k) {
     return "fault";
 }
 
+std::string_view stuck_metric(const kind_spec& k) {
+    // One that otherwise moves with the set-point, so that a stuck reading is visible.
+    return find_metric(k, "pressure") ? "pressure" : "rpm";
+}
+
 std::vector<fault> faults_in_cycle(const plant& p, int64_t cycle) {
     const int64_t base = cycle * fault_cycle_seconds;
     const size_t n = p.machines.size();
@@ -203,10 +208,8 @@ std::vector<fault> faults_in_cycle(const plant& p, int64_t cycle) {
                    base + 390, base + 105});
     out.push_back({fault_kind::silent, pick(fault_kind::silent), "", base + 120, base + 390, 0});
     size_t stuck = pick(fault_kind::stuck_sensor);
-    // The stuck sensor is one that otherwise moves with the set-point.
-    std::string_view stuck_metric =
-        find_metric(kinds()[p.machines[stuck].kind], "pressure") ? "pressure" : "rpm";
-    out.push_back({fault_kind::stuck_sensor, stuck, stuck_metric, base + 180, base + 600, 0});
+    out.push_back({fault_kind::stuck_sensor, stuck, stuck_metric(kinds()[p.machines[stuck].kind]),
+                   base + 180, base + 600, 0});
     out.push_back(
         {fault_kind::drift, pick(fault_kind::drift), "current", base + 240, base + 840, 0});
     return out;
@@ -351,8 +354,44 @@ std::vector<rule_def> rules_for(double speed) {
             {type + " vibration anomaly", type, "minor", "anomaly(vibration_rms) > 0.8", ""});
         out.push_back({type + " no data", type, "critical",
                        "no data for " + duration_text(120.0 / speed), ""});
+        // A reading that no longer moves at all: a live sensor always has some noise, so
+        // every point of the last 30 s equal to their mean means a stuck transmitter.
+        const std::string stuck(stuck_metric(k));
+        const std::string window = duration_text(30.0 / speed);
+        out.push_back(
+            {type + " stuck sensor", type, "minor",
+             "abs(" + stuck + " - mean(" + stuck + ", " + window + ")) < 0.0005 for " + window,
+             ""});
+        // Motor current beyond its rated range for a minute: a healthy machine stays inside
+        // it at any load, a drifting current transmitter (or a failing motor) leaves it.
+        const metric_spec* current = find_metric(k, "current");
+        out.push_back({type + " current out of range", type, "major",
+                       "current outside " + format_number(current->low) + ".." +
+                           format_number(current->high) + " for " + duration_text(60.0 / speed),
+                       ""});
+        // The machine as a whole, away from the normal it learned in its first hour (the
+        // backfill) for a minute: the product's fixed health threshold, 0.5.
+        out.push_back({type + " health", type, "minor",
+                       "health() > 0.5 for " + duration_text(60.0 / speed), ""});
     }
     return out;
+}
+
+std::string rule_for_fault(const plant& p, const fault& f) {
+    const std::string type(kinds()[p.machines[f.machine].kind].name);
+    switch (f.kind) {
+        case fault_kind::bearing_wear:
+            return type + " vibration anomaly";
+        case fault_kind::overheating:
+            return type + " overheating";
+        case fault_kind::silent:
+            return type + " no data";
+        case fault_kind::stuck_sensor:
+            return type + " stuck sensor";
+        case fault_kind::drift:
+            return type + " current out of range";
+    }
+    return {};
 }
 
 std::optional<int64_t> parse_seconds(std::string_view text) {

@@ -47,6 +47,8 @@ struct kind_spec {
 };
 const std::vector<kind_spec>& kinds();
 const metric_spec* find_metric(const kind_spec& k, std::string_view metric);
+// The sensor of the kind that a stuck-sensor fault freezes: pressure, else rpm.
+std::string_view stuck_metric(const kind_spec& k);
 
 struct machine {
     std::string name;  // device name: "pump-03"
@@ -112,8 +114,11 @@ std::string telemetry_json(const reading& r, int64_t ts_ms);
 // "telemetry,device=<name> temperature=61.2,... <ts_ms>\n" — a line-protocol line (ms).
 void append_line(std::string& out, std::string_view device, const reading& r, int64_t ts_ms);
 
-// The rules the demo installs: per device type an overheating threshold with a duration and
-// a clear condition, an anomaly rule on vibration and a no-data rule. `speed` compresses the
+// The rules the demo installs, per device type, one for each kind of fault as a plant
+// engineer would set it up: an overheating threshold with a duration and a clear condition,
+// an anomaly rule on vibration (bearing wear), a no-data rule (silent device), a flat-line
+// rule on the sensor that can stick, the motor current outside its rated range for a minute
+// (drift), and machine health above its fixed threshold for a minute. `speed` compresses the
 // durations as it compresses the schedule (speed 10: "for 1m" becomes "for 6s").
 struct rule_def {
     std::string name;
@@ -123,6 +128,8 @@ struct rule_def {
     std::string clear;  // "" for none
 };
 std::vector<rule_def> rules_for(double speed);
+// The name of the rule (of rules_for()) whose alarm the fault must raise on its machine.
+std::string rule_for_fault(const plant& p, const fault& f);
 
 // "6s", "1m", "90s", "250ms": the shortest text the rule language reads as `seconds`.
 std::string duration_text(double seconds);

@@ -2,6 +2,7 @@
 // that the default anomaly detector sees the bearing fault (the demo's promise to a newcomer).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -257,6 +258,68 @@ TEST(demo_plant_test, drift_grows_steadily) {
               healthy_value(p, f.machine, f.metric, f.end));
 }
 
+// The demo's rules for drift (current outside its rated range for 1 min) and for a stuck
+// sensor (30 s of readings equal to their mean) evaluated here at 1 Hz over two fault cycles
+// of 20 seeds: each fires during its fault, and never on a machine without that fault.
+TEST(demo_plant_test, drift_and_stuck_sensor_rules_fire_on_their_faults_only) {
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+        auto p = make_plant(seed);
+        const auto faults = faults_between(p, 0, 2 * fault_cycle_seconds);
+        for (size_t m = 0; m < p.machines.size(); ++m) {
+            const auto& k = kinds()[p.machines[m].kind];
+            const auto& current = *find_metric(k, "current");
+            const std::string_view stuck = stuck_metric(k);
+            int64_t outside_since = -1, flat_since = -1;
+            std::vector<double> window;                     // the stuck metric's last 30 readings
+            std::vector<int64_t> drift_fired, stuck_fired;  // when an alarm would be raised
+            for (int64_t t = 0; t < 2 * fault_cycle_seconds; ++t) {
+                auto r = sample(p, m, t);
+                if (!r.present) continue;
+                double c = value_of(r, "current");
+                bool outside = c < current.low || c > current.high;
+                outside_since = outside ? (outside_since < 0 ? t : outside_since) : -1;
+                if (outside_since >= 0 && t - outside_since == 60) drift_fired.push_back(t);
+                window.push_back(value_of(r, stuck));
+                if (window.size() > 30) window.erase(window.begin());
+                double mean = 0;
+                for (double v : window)
+                    mean += v / static_cast<double>(window.size());
+                bool flat = std::abs(window.back() - mean) < 0.0005;
+                flat_since = flat ? (flat_since < 0 ? t : flat_since) : -1;
+                if (flat_since >= 0 && t - flat_since == 30) stuck_fired.push_back(t);
+            }
+            auto during = [&](fault_kind kind, int64_t t) {
+                for (const auto& f : faults)
+                    if (f.kind == kind && f.machine == m && t >= f.start && t < f.end) return true;
+                return false;
+            };
+            for (int64_t t : drift_fired) {
+                ASSERT_TRUE(during(fault_kind::drift, t))
+                    << "seed " << seed << " " << p.machines[m].name << " current at " << t;
+            }
+            for (int64_t t : stuck_fired) {
+                ASSERT_TRUE(during(fault_kind::stuck_sensor, t))
+                    << "seed " << seed << " " << p.machines[m].name << " flat at " << t;
+            }
+            for (const auto& f : faults) {
+                if (f.machine != m) continue;
+                auto fired_in = [&](const std::vector<int64_t>& at) {
+                    return std::any_of(at.begin(), at.end(),
+                                       [&](int64_t t) { return t >= f.start && t < f.end; });
+                };
+                if (f.kind == fault_kind::drift) {
+                    EXPECT_TRUE(fired_in(drift_fired))
+                        << "seed " << seed << " drift on " << p.machines[m].name;
+                }
+                if (f.kind == fault_kind::stuck_sensor) {
+                    EXPECT_TRUE(fired_in(stuck_fired))
+                        << "seed " << seed << " stuck " << stuck << " on " << p.machines[m].name;
+                }
+            }
+        }
+    }
+}
+
 TEST(demo_plant_test, default_detector_scores_the_bearing_fault_high_within_a_minute) {
     // As the server sees it: an hour of healthy history, then the live signal.
     for (uint64_t seed : {1u, 2u, 3u, 4u, 5u}) {
@@ -281,7 +344,7 @@ TEST(demo_plant_test, default_detector_scores_the_bearing_fault_high_within_a_mi
 
 TEST(demo_plant_test, rules_scale_their_durations_with_speed) {
     auto rules = rules_for(1);
-    ASSERT_EQ(rules.size(), 9u);
+    ASSERT_EQ(rules.size(), 18u);
     EXPECT_EQ(rules[0].name, "pump overheating");
     EXPECT_EQ(rules[0].device_type, "pump");
     EXPECT_EQ(rules[0].condition, "temperature > 80 for 1m");
@@ -291,7 +354,16 @@ TEST(demo_plant_test, rules_scale_their_durations_with_speed) {
     auto fast = rules_for(10);
     EXPECT_EQ(fast[0].condition, "temperature > 80 for 6s");
     EXPECT_EQ(fast[2].condition, "no data for 12s");
-    EXPECT_EQ(rules_for(1)[3].condition, "temperature > 95 for 1m");
+    EXPECT_EQ(rules[3].name, "pump stuck sensor");
+    EXPECT_EQ(rules[3].condition, "abs(pressure - mean(pressure, 30s)) < 0.0005 for 30s");
+    EXPECT_EQ(fast[3].condition, "abs(pressure - mean(pressure, 3s)) < 0.0005 for 3s");
+    EXPECT_EQ(rules[4].condition, "current outside 12..28 for 1m");
+    EXPECT_EQ(fast[4].condition, "current outside 12..28 for 6s");
+    EXPECT_EQ(rules[5].name, "pump health");
+    EXPECT_EQ(rules[5].condition, "health() > 0.5 for 1m");
+    EXPECT_EQ(fast[5].condition, "health() > 0.5 for 6s");
+    EXPECT_EQ(rules_for(1)[6].condition, "temperature > 95 for 1m");
+    EXPECT_EQ(rules_for(1)[15].condition, "abs(rpm - mean(rpm, 30s)) < 0.0005 for 30s");
     EXPECT_EQ(duration_text(0.25), "250ms");
     EXPECT_EQ(duration_text(90), "90s");
     EXPECT_EQ(duration_text(7200), "2h");

@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -263,6 +264,77 @@ TEST(demo_test, a_second_run_on_the_same_data_reuses_the_plant_and_the_kept_pass
     EXPECT_NE(again.proc->err().find("the MQTT machines send over HTTP"), std::string::npos)
         << again.proc->err();
     EXPECT_EQ(again.stop(), 0) << again.proc->err();
+}
+
+// The demo as a newcomer watches it for half an hour (at --speed 10: 3 minutes): every fault
+// the plant injects raises the alarm a plant engineer would expect on its machine while the
+// fault is on (sim::rule_for_fault), and no machine without a fault raises any alarm at all
+// (no anomaly alarm at a set-point step, none while the detectors learn). Runs with the
+// default one-hour backfill, as `clisonix demo` does. DEMO_E2E_SIMULATED_SECONDS sets a
+// longer span (bench/demo_soak.sh: 30 minutes of wall time).
+TEST(demo_test, thirty_simulated_minutes_every_fault_alarms_and_healthy_machines_stay_quiet) {
+    int64_t span_s = 1800;  // simulated seconds checked
+    if (const char* env = std::getenv("DEMO_E2E_SIMULATED_SECONDS"); env && std::atoll(env) > 0)
+        span_s = std::atoll(env);
+    temp_dir data;
+    demo_run demo(data, {});
+    ASSERT_TRUE(demo.wait_banner()) << demo.proc->out() << demo.proc->err();
+    // Simulated second k is stamped start + k * 100 ms; the start is a second after banner_ms.
+    const int64_t start_ms = demo.banner_ms + 1000;
+    auto ts_of = [&](int64_t k) { return start_ms + k * 100; };
+    demo.login();
+    if (demo.get("/api/v1/alarms").status != 200) GTEST_SKIP() << "no rules API in this build";
+
+    // Until the span is over, and 5 s more for the last evaluations to be stored.
+    const auto until =
+        std::chrono::system_clock::time_point(std::chrono::milliseconds(ts_of(span_s) + 5000));
+    while (std::chrono::system_clock::now() < until) {
+        ASSERT_TRUE(demo.proc->running()) << demo.proc->err();
+        std::this_thread::sleep_for(1s);
+    }
+    demo.login();  // access tokens last 15 minutes; the soak runs longer
+    auto r = demo.get("/api/v1/alarms?limit=1000");
+    ASSERT_EQ(r.status, 200) << r.body;
+    const auto alarms = json::parse(r.body).as_object().at("alarms").as_array();
+
+    const auto plant = app::sim::make_plant(1);
+    const auto faults = app::sim::faults_between(plant, 0, span_s);
+    ASSERT_GE(faults.size(), 10u);  // at least two whole cycles of five faults
+    for (const auto& f : faults) {
+        const std::string machine = plant.machines[f.machine].name;
+        const std::string rule = app::sim::rule_for_fault(plant, f);
+        // Raised, or raised again (an alarm still open counts up), while the fault is on (up
+        // to 12 simulated seconds after its end for the condition's duration to pass).
+        auto during = [&](int64_t at) { return at >= ts_of(f.start) && at <= ts_of(f.end + 12); };
+        bool found = false;
+        for (const auto& a : alarms) {
+            const auto& o = a.as_object();
+            found |= o.at("device").as_string() == machine && o.at("rule").as_string() == rule &&
+                     (during(o.at("first_at").to_number<int64_t>()) ||
+                      during(o.at("last_at").to_number<int64_t>()));
+        }
+        EXPECT_TRUE(found) << "no \"" << rule << "\" alarm on " << machine << " for its "
+                           << app::sim::fault_name(f.kind) << " (simulated " << f.start << ".."
+                           << f.end << " s)";
+    }
+
+    // Every alarm is explained by a fault of its machine: raised while that fault was on, or
+    // within two simulated minutes after it (a device back from silence). So a machine
+    // without a fault raises none, and a faulty one none at other times.
+    const auto all_faults = app::sim::faults_between(plant, 0, span_s + 120);
+    for (const auto& a : alarms) {
+        const auto& o = a.as_object();
+        const std::string device(o.at("device").as_string());
+        const int64_t at = o.at("first_at").to_number<int64_t>();
+        bool explained = false;
+        for (const auto& f : all_faults)
+            explained |= plant.machines[f.machine].name == device && at >= ts_of(f.start) &&
+                         at <= ts_of(f.end + 120);
+        EXPECT_TRUE(explained) << "\"" << o.at("rule").as_string() << "\" alarm on " << device
+                               << " at simulated second " << (at - start_ms) / 100
+                               << " without a fault there: " << o.at("message").as_string();
+    }
+    EXPECT_EQ(demo.stop(), 0) << demo.proc->err();
 }
 
 TEST(demo_test, bad_flags_exit_2) {
