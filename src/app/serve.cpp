@@ -514,6 +514,17 @@ int serve(const config::config& cfg) {
         auto d = registry.devices_under(asset);
         return d ? *d : std::vector<std::string>();
     };
+    rules_hooks.devices_of_type = [&registry](std::string_view type) {
+        std::vector<std::string> names;
+        if (auto list = registry.list_devices(type))
+            for (auto& d : *list)
+                names.push_back(std::move(d.name));
+        return names;
+    };
+    rules_hooks.last_seen = [&registry](std::string_view device) -> std::optional<int64_t> {
+        auto d = registry.get_device(device);
+        return d ? d->last_seen : std::nullopt;
+    };
     rules::engine rules_engine(**store, std::move(rules_hooks), &rules_sink);
     if (auto st = rules_engine.start(); !st) {
         log::error("rules engine unavailable", {{"error", st.error().message}});

@@ -102,6 +102,7 @@ struct engine::impl {
         int64_t clear_after_ms = 0;
         std::vector<std::vector<int32_t>> windows_of_slot;
         string_map<state> states;
+        int64_t compiled_at = 0;  // engine clock when the rule was loaded or saved
 
         state& state_for(std::string_view device) {
             auto it = states.find(device);
@@ -152,6 +153,7 @@ struct engine::impl {
     string_map<std::map<std::string, double>> contributions;
     string_map<std::string> type_cache;
     string_map<std::unordered_set<std::string>> asset_cache;
+    string_map<std::unordered_set<std::string>> type_devices_cache;
     std::unordered_set<std::string> seen_devices;
     int64_t scope_expiry = 0;
     int64_t started_at = 0;
@@ -180,6 +182,7 @@ struct engine::impl {
     result<std::unique_ptr<compiled>> compile(const rule& r, bool check_channels = true) {
         auto c = std::make_unique<compiled>();
         c->doc = r;
+        c->compiled_at = opts.clock();
         if (r.name.empty() || r.name.size() > 128)
             return make_error("invalid_argument", "name must have 1 to 128 characters", "name");
         if (r.scope_value.empty() || r.scope_value.size() > 256)
@@ -253,6 +256,7 @@ struct engine::impl {
         if (now < scope_expiry) return;
         type_cache.clear();
         asset_cache.clear();
+        type_devices_cache.clear();
         targets.clear();
         scope_expiry = now + opts.scope_ttl.count();
     }
@@ -265,6 +269,16 @@ struct engine::impl {
             for (auto& d : hooks.devices_under(asset))
                 set.insert(std::move(d));
         return asset_cache.emplace(asset, std::move(set)).first->second;
+    }
+
+    const std::unordered_set<std::string>& devices_of_type(const std::string& type) {
+        auto it = type_devices_cache.find(type);
+        if (it != type_devices_cache.end()) return it->second;
+        std::unordered_set<std::string> set;
+        if (hooks.devices_of_type)
+            for (auto& d : hooks.devices_of_type(type))
+                set.insert(std::move(d));
+        return type_devices_cache.emplace(type, std::move(set)).first->second;
     }
 
     const std::string& type_of(const std::string& device) {
@@ -491,6 +505,18 @@ struct engine::impl {
 
     // ---- no data -----------------------------------------------------------------------
 
+    // Where a no-data rule's silence clock starts for a device it has not seen data of: the
+    // device's own last data (the registry's last-seen) when the rule watches any metric, so
+    // that a device silent since before the rule was saved or the server started alarms on
+    // time; otherwise when the rule was loaded or saved (a rule claims no silence from before
+    // it existed).
+    int64_t silent_since(const compiled& c, const std::string& device) {
+        const int64_t from = std::max(started_at, c.compiled_at);
+        if (!c.cond.no_data_metric.empty() || !hooks.last_seen) return from;
+        auto seen = hooks.last_seen(device);
+        return seen ? std::min(*seen, from) : from;
+    }
+
     void check_no_data() {
         std::unique_lock lock(mutex);
         const int64_t now = opts.clock();
@@ -507,14 +533,19 @@ struct engine::impl {
                     for (const auto& d : devices_under(c.doc.scope_value))
                         devices.push_back(d);
                     break;
-                case scope_kind::device_type:
+                case scope_kind::device_type: {
+                    // Registered devices of the type, and any device of it seen in data.
+                    const auto& registered = devices_of_type(c.doc.scope_value);
+                    devices.assign(registered.begin(), registered.end());
                     for (const auto& d : seen_devices)
-                        if (type_of(d) == c.doc.scope_value) devices.push_back(d);
+                        if (!registered.contains(d) && type_of(d) == c.doc.scope_value)
+                            devices.push_back(d);
                     break;
+                }
             }
             for (const auto& d : devices) {
                 state& st = c.state_for(d);
-                if (st.last_seen < 0) st.last_seen = started_at;
+                if (st.last_seen < 0) st.last_seen = silent_since(c, d);
                 if (st.open || now - st.last_seen < c.cond.no_data_ms) continue;
                 double silent = static_cast<double>(now - st.last_seen) / 1000.0;
                 ++evaluations;

@@ -58,6 +58,11 @@ struct scope_hooks {
     std::function<std::string(std::string_view device)> type_of;
     std::function<std::vector<std::string>(std::string_view device)> ancestors;
     std::function<std::vector<std::string>(std::string_view asset)> devices_under;
+    // The registered devices of a type: a no-data rule scoped by type watches each of them,
+    // including one that went silent before the rule was saved or the server started.
+    std::function<std::vector<std::string>(std::string_view type)> devices_of_type;
+    // When the device last sent data (Unix ms; engine clock), if ever.
+    std::function<std::optional<int64_t>(std::string_view device)> last_seen;
 };
 
 // Where alarm notifications go (notify::notifier, adapted by serve.cpp).

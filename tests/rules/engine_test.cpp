@@ -379,6 +379,43 @@ TEST_F(RULES_ENGINE_FIXTURE, no_data_by_device_type_and_asset) {
     EXPECT_EQ(seen, (std::multiset<std::string>{"pump silent/pump-1", "line silent/fan-7"}));
 }
 
+TEST_F(RULES_ENGINE_FIXTURE, no_data_by_device_type_watches_registered_devices_never_seen) {
+    // pump-2 went silent 20 minutes before the server started: the registry knows it and its
+    // last data, the data stream never showed it to the engine. pump-3 is registered and has
+    // never sent anything: its silence counts from when the rule was saved, not from before.
+    _hooks.type_of = [](std::string_view d) {
+        return std::string(d.starts_with("pump") ? "pump" : "fan");
+    };
+    _hooks.devices_of_type = [](std::string_view type) {
+        return type == "pump" ? std::vector<std::string>{"pump-1", "pump-2", "pump-3"}
+                              : std::vector<std::string>{"fan-1"};
+    };
+    _hooks.last_seen = [](std::string_view d) -> std::optional<int64_t> {
+        if (d == "pump-2") return t0 - 20 * minute;
+        return std::nullopt;
+    };
+    open_engine();
+    _now = t0 + 5 * minute;
+    auto pumps = make("pump silent", "no data for 10m");
+    pumps.scope = scope_kind::device_type;
+    pumps.scope_value = "pump";
+    add(pumps);
+    write("pump-1", "temperature", _now, 1);
+    auto fired = [&] {
+        std::multiset<std::string> seen;
+        for (const auto& a : alarms())
+            seen.insert(a.rule_name + "/" + a.device);
+        return seen;
+    };
+    _now = t0 + 6 * minute;
+    _engine->check_no_data();
+    EXPECT_EQ(fired(), (std::multiset<std::string>{"pump silent/pump-2"}));
+    _now = t0 + 15 * minute;
+    _engine->check_no_data();
+    EXPECT_EQ(fired(), (std::multiset<std::string>{"pump silent/pump-1", "pump silent/pump-2",
+                                                   "pump silent/pump-3"}));
+}
+
 TEST_F(RULES_ENGINE_FIXTURE, filters_by_time_severity_and_status) {
     auto minor = make("warm", "temperature > 50");
     minor.severity = "minor";
