@@ -401,6 +401,9 @@ TEST_F(RULES_ENGINE_FIXTURE, no_data_by_device_type_watches_registered_devices_n
     pumps.scope_value = "pump";
     add(pumps);
     write("pump-1", "temperature", _now, 1);
+    // Late anomaly scores and health of pump-2's old points are not data from pump-2.
+    write("pump-2", "temperature.anomaly", _now, 0.1);
+    write("pump-2", "health", _now, 0.1);
     auto fired = [&] {
         std::multiset<std::string> seen;
         for (const auto& a : alarms())
