@@ -25,6 +25,12 @@ using testing::read_file;
 using testing::temp_dir;
 namespace json = boost::json;
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool under_sanitizer = true;
+#else
+constexpr bool under_sanitizer = false;
+#endif
+
 constexpr const char* password = "demo-test-password-1";
 
 // Waits until `pred` holds or `timeout` passes; true when it held.
@@ -273,6 +279,11 @@ TEST(demo_test, a_second_run_on_the_same_data_reuses_the_plant_and_the_kept_pass
 // default one-hour backfill, as `clisonix demo` does. DEMO_E2E_SIMULATED_SECONDS sets a
 // longer span (bench/demo_soak.sh: 30 minutes of wall time).
 TEST(demo_test, thirty_simulated_minutes_every_fault_alarms_and_healthy_machines_stay_quiet) {
+    // A timing test of the plant at speed 10: in the Debug + ASan build the detectors take
+    // about 30 s to score the backfilled hour, so the first fault cycle has passed before the
+    // demo installs its rules. The release suite runs it; the sanitizers check the same code
+    // paths in the shorter demo tests above.
+    if (under_sanitizer) GTEST_SKIP() << "a timing test: run in the release build";
     int64_t span_s = 1800;  // simulated seconds checked
     if (const char* env = std::getenv("DEMO_E2E_SIMULATED_SECONDS"); env && std::atoll(env) > 0)
         span_s = std::atoll(env);
