@@ -85,7 +85,7 @@ const anomaly_scoring::key_info& anomaly_scoring::resolve(std::string_view key,
     key_info info;
     info.generation = generation;
     auto field = field_of_key(key);
-    if (!is_derived_field(field)) {
+    if (!storage::is_derived_field(field)) {
         std::string device = device_of_key(key);
         const device_analytics settings =
             device.empty() || !_settings ? _defaults : _settings(device);

@@ -45,11 +45,6 @@ std::string_view prefix_of(std::string_view key) {
 
 }  // namespace
 
-bool is_derived_field(std::string_view field) {
-    return field.ends_with(".anomaly") || field.ends_with(".out_of_range") || field == "health" ||
-           field.starts_with("health.");
-}
-
 std::string_view field_of_key(std::string_view key) {
     for (size_t i = key.size(); i-- > 0;)
         if (key[i] == ' ' && (i == 0 || key[i - 1] != '\\')) return key.substr(i + 1);
@@ -268,7 +263,7 @@ std::vector<health_scoring::stored_device> health_scoring::stored_devices(
     std::unordered_map<std::string, stored_device> found;
     auto series = _engine.series([](const storage::series_info& s) {
         return (s.type == storage::value_type::float64 || s.type == storage::value_type::int64) &&
-               !is_derived_field(field_of_key(s.key));
+               !storage::is_derived_field(field_of_key(s.key));
     });
     std::vector<std::pair<int64_t, storage::summary>> buckets;
     for (const auto& s : series) {
@@ -309,7 +304,7 @@ result<size_t> health_scoring::retrain(std::string_view device, int64_t from_ns,
                                 [](const auto& t) { return t.first == "device"; });
         if (tag == s.tags.end() || tag->second != device) return false;
         auto field = field_of_key(s.key);
-        return !is_derived_field(field) && (!include || include(field));
+        return !storage::is_derived_field(field) && (!include || include(field));
     });
     if (series.empty())
         return make_error("not_found",

@@ -36,8 +36,6 @@
 
 namespace clisonix::app {
 
-// Fields the platform derives from others: never scored, never part of a health row.
-bool is_derived_field(std::string_view field);
 // The field of a canonical key (after the last unescaped space), escaped as in the key.
 std::string_view field_of_key(std::string_view key);
 // The `device` tag of a canonical key, or "" when it has none.

@@ -401,7 +401,7 @@ series_entry registry::impl::entry_for(std::string_view key) {
             if (d != devices.end()) {
                 e.device = d->second;
                 const auto& field = info->field;
-                bool derived = field.ends_with(".out_of_range") || field.ends_with(".anomaly");
+                bool derived = storage::is_derived_field(field);
                 auto t = types.find(d->second->type);
                 if (!derived && t != types.end()) {
                     auto m = t->second.metrics.find(field);

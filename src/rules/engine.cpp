@@ -326,9 +326,7 @@ struct engine::impl {
             // Series the platform derives from a device's data (anomaly scores, range flags,
             // health) are not data from the device: late scores of its old points must not
             // keep a silent device's no-data rule ("*", any metric) quiet.
-            const bool derived = key_field.ends_with(".anomaly") ||
-                                 key_field.ends_with(".out_of_range") || key_field == "health" ||
-                                 key_field.starts_with("health.");
+            const bool derived = storage::is_derived_field(key_field);
             for (std::string_view m : {std::string_view(key_field), std::string_view("*")}) {
                 if (derived && m == "*") continue;
                 std::string md = std::string(m) + "\n" + key_device;

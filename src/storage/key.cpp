@@ -62,6 +62,11 @@ std::string make_key(std::string_view measurement,
     return key;
 }
 
+bool is_derived_field(std::string_view field) {
+    return field.ends_with(".anomaly") || field.ends_with(".out_of_range") || field == "health" ||
+           field.starts_with("health.");
+}
+
 result<series_info> parse_key(std::string_view key) {
     series_info info{};
     size_t pos = 0;

@@ -179,6 +179,10 @@ public:
     virtual stats statistics() const = 0;
 };
 
+// Whether a field is one the platform derives from a device's data (`<metric>.anomaly`,
+// `<metric>.out_of_range`, `health`, `health.<metric>`): never scored, never part of a health
+// row, never range-checked, and not data from the device for its no-data rules.
+bool is_derived_field(std::string_view field);
 // Parses a canonical series key back into its parts; an error for malformed text.
 result<series_info> parse_key(std::string_view key);
 // Builds the canonical key (tags must be sorted by key; escaping applied).
