@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "analytics/analytics.h"
+#include "common/file_text.h"
 
 namespace clisonix::analytics {
 
@@ -61,14 +62,6 @@ std::vector<numbered_line> lines_of(std::string_view text) {
         from = at + 1;
     }
     return out;
-}
-
-result<std::string> read_text(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) return make_error("not_found", "cannot read " + p.string(), p.string());
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
 }
 
 error bad_row(const std::string& file, size_t line, std::string_view field,
@@ -201,7 +194,7 @@ result<health_bench_report> run_health_bench(const health_bench_options& opts) {
     double model_seconds = 0;
     for (size_t i = 0; i < files.size(); ++i) {
         const std::string name = files[i].generic_string();
-        auto text = read_text(fs::path(opts.data_dir) / files[i]);
+        auto text = read_file_text(fs::path(opts.data_dir) / files[i]);
         if (!text) return text.error();
         auto table = read_sensors(name, *text);
         if (!table) return table.error();

@@ -11,6 +11,7 @@
 
 #include "analytics/analytics.h"
 #include "analytics/timestamp.h"
+#include "common/file_text.h"
 
 namespace clisonix::analytics {
 
@@ -28,14 +29,6 @@ struct data_file {
     std::vector<std::pair<size_t, size_t>> windows;
 };
 
-result<std::string> read_text(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    if (!in) return make_error("not_found", "cannot read " + p.string(), p.string());
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.back() == '\r' || s.back() == ' '))
         s.remove_suffix(1);
@@ -45,7 +38,7 @@ std::string_view trim(std::string_view s) {
 }
 
 status parse_csv(const fs::path& path, data_file& f) {
-    auto text = read_text(path);
+    auto text = read_file_text(path);
     if (!text) return text.error();
     std::string_view rest = *text;
     size_t line_no = 0;
@@ -200,7 +193,7 @@ result<nab_report> run_nab(const nab_options& opts) {
     if (!fs::is_directory(opts.data_dir, ec)) {
         return make_error("not_found", "no data directory " + opts.data_dir, "data");
     }
-    auto label_text = read_text(opts.labels_file);
+    auto label_text = read_file_text(opts.labels_file);
     if (!label_text) return make_error("not_found", "cannot read " + opts.labels_file, "labels");
     boost::system::error_code jec;
     auto labels = boost::json::parse(*label_text, jec);
