@@ -126,6 +126,21 @@ health_scoring::~health_scoring() {
                                          [] { return 0.0; });
 }
 
+std::optional<uint32_t> health_scoring::device_slot(std::string_view device, std::string_view key) {
+    if (auto it = _device_ids.find(std::string(device)); it != _device_ids.end()) return it->second;
+    if (_devices.size() >= _max_devices) {
+        _devices_dropped.inc();
+        return std::nullopt;
+    }
+    const auto dev = static_cast<uint32_t>(_devices.size());
+    auto d = std::make_unique<device_state>();
+    d->name = device;
+    d->prefix = prefix_of(key);
+    _devices.push_back(std::move(d));
+    _device_ids.emplace(std::string(device), dev);
+    return dev;
+}
+
 std::optional<uint32_t> health_scoring::stream_of(std::string_view key, std::string_view device,
                                                   int64_t baseline_ns) {
     std::lock_guard lock(_mutex);
@@ -133,21 +148,9 @@ std::optional<uint32_t> health_scoring::stream_of(std::string_view key, std::str
         _devices[_streams[it->second].device]->baseline_ns = baseline_ns;
         return it->second;
     }
-    uint32_t dev;
-    if (auto it = _device_ids.find(std::string(device)); it != _device_ids.end()) {
-        dev = it->second;
-    } else {
-        if (_devices.size() >= _max_devices) {
-            _devices_dropped.inc();
-            return std::nullopt;
-        }
-        dev = static_cast<uint32_t>(_devices.size());
-        auto d = std::make_unique<device_state>();
-        d->name = device;
-        d->prefix = prefix_of(key);
-        _devices.push_back(std::move(d));
-        _device_ids.emplace(std::string(device), dev);
-    }
+    auto slot = device_slot(device, key);
+    if (!slot) return std::nullopt;
+    const uint32_t dev = *slot;
     _devices[dev]->baseline_ns = baseline_ns;
     auto id = static_cast<uint32_t>(_streams.size());
     _streams.push_back({dev, std::string(field_of_key(key))});
@@ -351,24 +354,12 @@ result<size_t> health_scoring::retrain(std::string_view device, int64_t from_ns,
             latest[i] = storage::as_double(series[i].type, last->raw);
 
     std::lock_guard lock(_mutex);
-    uint32_t dev;
-    if (auto it = _device_ids.find(std::string(device)); it != _device_ids.end()) {
-        dev = it->second;
-    } else {
-        if (_devices.size() >= _max_devices) {
-            _devices_dropped.inc();
-            return make_error(
-                "unavailable",
-                "analytics.health_max_devices reached; no health model for " + std::string(device));
-        }
-        dev = static_cast<uint32_t>(_devices.size());
-        auto d = std::make_unique<device_state>();
-        d->name = device;
-        d->prefix = prefix_of(series.front().key);
-        _devices.push_back(std::move(d));
-        _device_ids.emplace(std::string(device), dev);
-    }
-    auto& d = *_devices[dev];
+    auto slot = device_slot(device, series.front().key);
+    if (!slot)
+        return make_error(
+            "unavailable",
+            "analytics.health_max_devices reached; no health model for " + std::string(device));
+    auto& d = *_devices[*slot];
     d.metrics.clear();
     for (const auto& s : series)
         d.metrics.emplace_back(field_of_key(s.key));

@@ -96,6 +96,9 @@ private:
         int32_t column = -1;
         uint32_t epoch = 0;  // the device's epoch `column` was resolved in
     };
+    // Under _mutex: the device's index, added (prefix taken from one of its series keys) when
+    // new; nullopt, counted as dropped, when analytics.health_max_devices is reached.
+    std::optional<uint32_t> device_slot(std::string_view device, std::string_view key);
     // Under _mutex: the column of a stream in its device's row, -1 when not in the model.
     int32_t column_of(stream& s, device_state& d);
     void finish_row(device_state& d, int64_t ts, storage::write_batch& out, size_t& scored);
