@@ -452,7 +452,15 @@ result<int64_t> notifier::send_test(std::string_view name) {
 
 result<std::vector<notification>> notifier::list(std::string_view state, int64_t limit,
                                                  int64_t offset) {
-    std::string sql = "SELECT " + std::string(outbox_columns) + " FROM notification_outbox";
+    auto p = list_page(state, limit, offset);
+    if (!p) return p.error();
+    return std::move(p->rows);
+}
+
+result<notifier::page> notifier::list_page(std::string_view state, int64_t limit, int64_t offset) {
+    // COUNT(*) OVER () is evaluated before LIMIT, in the same snapshot as the rows.
+    std::string sql =
+        "SELECT " + std::string(outbox_columns) + ", COUNT(*) OVER () FROM notification_outbox";
     std::vector<meta::value> params;
     if (!state.empty()) {
         sql += " WHERE state = $3";
@@ -463,9 +471,17 @@ result<std::vector<notification>> notifier::list(std::string_view state, int64_t
     sql += " ORDER BY id DESC LIMIT $1 OFFSET $2";
     auto r = _impl->store.query(sql, params);
     if (!r) return r.error();
-    std::vector<notification> out;
+    page out;
     for (const auto& row : r->data)
-        out.push_back(notification_of(row));
+        out.rows.push_back(notification_of(row));
+    if (!r->data.empty()) {
+        out.total = as_int(r->data[0].back());
+    } else if (offset > 0) {
+        // Past the end: no row carries the total.
+        auto total = count(state);
+        if (!total) return total.error();
+        out.total = *total;
+    }
     return out;
 }
 

@@ -120,6 +120,13 @@ public:
 
     // The outbox, newest first. `state` empty = all.
     result<std::vector<notification>> list(std::string_view state, int64_t limit, int64_t offset);
+    // One page of the outbox and the total it belongs to, read in one statement: a row that
+    // changes state between two reads would otherwise be counted but not listed.
+    struct page {
+        std::vector<notification> rows;
+        int64_t total = 0;
+    };
+    result<page> list_page(std::string_view state, int64_t limit, int64_t offset);
     result<int64_t> count(std::string_view state);
     result<notification> get(int64_t id);
     // A dead notification back to pending with its attempts reset: "not_found", or

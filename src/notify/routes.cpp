@@ -115,15 +115,13 @@ response list_response(notifier& n, std::string_view state, const request& req) 
     if (!limit) return fail(limit.error());
     auto offset = int_param(req.query_param("offset"), "offset", 0, 0, INT64_MAX);
     if (!offset) return fail(offset.error());
-    auto rows = n.list(state, *limit, *offset);
-    if (!rows) return fail(rows.error());
-    auto total = n.count(state);
-    if (!total) return fail(total.error());
+    auto page = n.list_page(state, *limit, *offset);
+    if (!page) return fail(page.error());
     json::array a;
-    for (const auto& row : *rows)
+    for (const auto& row : page->rows)
         a.push_back(notification_json(row));
     return response::json(200, json::serialize(json::object{{"notifications", std::move(a)},
-                                                            {"total", *total},
+                                                            {"total", page->total},
                                                             {"limit", *limit},
                                                             {"offset", *offset}}));
 }

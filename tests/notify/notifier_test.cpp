@@ -164,6 +164,32 @@ TEST(NOTIFIER_TEST, a_webhook_gets_the_exact_body_once_with_a_valid_signature) {
     EXPECT_TRUE(f.metric("clisonix_notifications_pending 0"));
 }
 
+// A page and its total come from one read, so that a row changing state in between is never
+// counted without being listed (the dead-letter list once showed total 1 and no rows).
+TEST(NOTIFIER_TEST, a_page_carries_the_total_of_its_state) {
+    receiver rx;
+    fixture f;
+    f.webhook("ops", rx.url(), "");
+    for (int i = 1; i <= 3; ++i)
+        f.enqueue({"ops"}, alarm_event(i));
+    ASSERT_EQ(f.wait_state("delivered", 3), 3);
+    auto first = f.n->list_page("delivered", 2, 0);
+    ASSERT_TRUE(first.ok());
+    EXPECT_EQ(first->rows.size(), 2u);
+    EXPECT_EQ(first->total, 3);
+    EXPECT_GT(first->rows[0].id, first->rows[1].id);
+    auto last = f.n->list_page("delivered", 2, 2);
+    EXPECT_EQ(last->rows.size(), 1u);
+    EXPECT_EQ(last->total, 3);
+    auto past_the_end = f.n->list_page("delivered", 2, 5);
+    EXPECT_TRUE(past_the_end->rows.empty());
+    EXPECT_EQ(past_the_end->total, 3);
+    auto none = f.n->list_page("dead", 2, 0);
+    EXPECT_TRUE(none->rows.empty());
+    EXPECT_EQ(none->total, 0);
+    EXPECT_EQ(f.n->list_page("", 10, 0)->total, 3);
+}
+
 TEST(NOTIFIER_TEST, rows_commit_with_the_callers_transaction_and_unknown_channels_are_skipped) {
     receiver rx;
     fixture f;
