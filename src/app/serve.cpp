@@ -1,4 +1,6 @@
 // `clisonix serve`: wires config, logs, metrics, the metadata store and the HTTP server.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
@@ -297,6 +299,9 @@ void add_test_routes(http::router& routes) {
 
 int serve(const config::config& cfg) {
     const std::string data_dir = cfg.get_string("data.dir");
+    // Everything the server creates (meta.db and its WAL, keys, logs, time-series files) is
+    // this user's alone: 0700 directories, 0600 files.
+    ::umask(077);
     std::error_code ec;
     std::filesystem::create_directories(data_dir, ec);
     if (ec) {
@@ -304,6 +309,8 @@ int serve(const config::config& cfg) {
                   << "\n";
         return exit_failure;
     }
+    // A data directory from an older version (or copied in) may still be readable by others.
+    const auto loosened = meta::restrict_data_dir(data_dir);
 
     log::options log_opts;
     log_opts.dir = cfg.get_bool("log.file") ? data_dir + "/logs" : "";
@@ -316,6 +323,12 @@ int serve(const config::config& cfg) {
         return exit_failure;
     }
     log::info("starting", {{"version", version}, {"commit", commit}, {"data_dir", data_dir}});
+    for (size_t i = 0; i < loosened.size() && i < 20; ++i)
+        log::warn("data directory permissions tightened",
+                  {{"path", loosened[i].path}, {"from", loosened[i].from}, {"to", loosened[i].to}});
+    if (loosened.size() > 20)
+        log::warn("data directory permissions tightened on more paths",
+                  {{"count", static_cast<int64_t>(loosened.size() - 20)}});
 
     auto store = meta::open(cfg.get_string("meta.url"), data_dir);
     if (!store) {
@@ -325,6 +338,13 @@ int serve(const config::config& cfg) {
     }
     log::info("metadata store ready", {{"backend", (*store)->backend()}});
 
+    auto notify_opts = notify::options_from(cfg);
+    if (!notify_opts) {
+        log::error("notifications cannot start", {{"error", notify_opts.error().message}});
+        std::cerr << "serve: " << notify_opts.error().message << "\n";
+        log::shutdown();
+        return notify_opts.error().code == "invalid_argument" ? exit_usage : exit_failure;
+    }
     auto auth_opts = auth::options_from(cfg);
     if (!auth_opts) {
         std::cerr << auth_opts.error().message << "\n";
@@ -461,7 +481,7 @@ int serve(const config::config& cfg) {
     // which the mqtt block creates later and hands over by setting notify_mqtt).
     notify::publish_fn notify_mqtt;
     notify::notifier notifier(
-        **store, notify::options_from(cfg),
+        **store, *notify_opts,
         [&notify_mqtt](std::string_view topic, std::string_view payload) -> status {
             if (!notify_mqtt) return make_error("unavailable", "mqtt not running");
             return notify_mqtt(topic, payload);
@@ -675,6 +695,7 @@ int serve(const config::config& cfg) {
 
 int manage_users(const config::config& cfg, const auth::user_command& cmd) {
     const std::string data_dir = cfg.get_string("data.dir");
+    ::umask(077);  // as serve(): a meta.db created here holds password hashes
     std::error_code ec;
     std::filesystem::create_directories(data_dir, ec);
     auto store = meta::open(cfg.get_string("meta.url"), data_dir);

@@ -89,4 +89,16 @@ result<std::unique_ptr<store>> open_with(std::string_view url, std::string_view 
 // `url` with any password replaced by "****", for messages and logs.
 std::string redact_url(std::string_view url);
 
+// One permission change made by restrict_data_dir ("0644" -> "0600").
+struct mode_change {
+    std::string path;
+    std::string from;
+    std::string to;
+};
+
+// Removes the group and other permission bits from `dir` and everything under it (symlinks
+// are neither followed nor changed), so that a data directory created by an older version
+// or copied in with a loose umask holds no readable secrets. Returns what it changed.
+std::vector<mode_change> restrict_data_dir(const std::string& dir);
+
 }  // namespace clisonix::meta

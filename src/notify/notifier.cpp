@@ -17,7 +17,7 @@ namespace clisonix::notify {
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-options options_from(const config::config& cfg) {
+result<options> options_from(const config::config& cfg) {
     options o;
     o.max_attempts = static_cast<int>(cfg.get_int("notify.max_attempts"));
     o.backoff_base = cfg.get_duration("notify.backoff_base");
@@ -28,6 +28,11 @@ options options_from(const config::config& cfg) {
     o.breaker.rolling_window = cfg.get_duration("notify.breaker_window");
     o.breaker.volume_threshold = static_cast<int>(cfg.get_int("notify.breaker_min_volume"));
     o.breaker.reset_timeout = cfg.get_duration("notify.breaker_reset_timeout");
+    o.webhook_allow = cfg.get_string("notify.webhook_allow");
+    if (auto allow = detail::egress_policy::parse(o.webhook_allow); !allow) return allow.error();
+    auto key = detail::secret_key_from(cfg);
+    if (!key) return key.error();
+    o.secret_key = std::move(*key);
     return o;
 }
 
@@ -96,6 +101,7 @@ struct notifier::impl {
     options opts;
     publish_fn publish;
     resilience::breaker_registry breakers;
+    detail::egress_policy egress;
 
     metrics::gauge pending;
     struct by_type {
@@ -111,6 +117,11 @@ struct notifier::impl {
 
     impl(meta::store& s, options o, publish_fn p, metrics::registry& m)
         : store(s), opts(o), publish(std::move(p)), breakers(o.breaker, {}, m) {
+        // options_from has checked the list; a library caller's bad list allows nothing extra.
+        if (auto allow = detail::egress_policy::parse(o.webhook_allow))
+            egress = std::move(*allow);
+        else
+            log::error("notify: webhook_allow ignored", {{"error", allow.error().message}});
         pending = m.get_gauge("clisonix_notifications_pending",
                               "Notifications in the outbox waiting for delivery");
         auto make = [&](const std::string& type) {
@@ -144,7 +155,10 @@ struct notifier::impl {
         }
         auto timeout =
             c.timeout_ms > 0 ? std::chrono::milliseconds(c.timeout_ms) : opts.webhook_timeout;
-        return detail::post_webhook(c.url, c.secret, id, event, timeout);
+        // A secret that does not open fails the attempt loudly rather than going unsigned.
+        auto secret = detail::open_secret(opts.secret_key, c.name, c.secret);
+        if (!secret) return make_error("unavailable", "webhook: " + secret.error().message);
+        return detail::post_webhook(c.url, *secret, id, event, timeout, egress);
     }
 
     void record(const channel& c, int64_t id, int64_t attempts, const status& outcome) {
@@ -209,7 +223,7 @@ struct notifier::impl {
         bool more = false;
         for (const auto& row : due->data) {
             const std::string name = as_text(row[0]);
-            auto ch = load_channel(name);
+            auto ch = load_stored(name);
             if (!ch) {
                 // Deleted since the rows were written (delete_channel marks them itself;
                 // this catches rows enqueued in a transaction that raced the delete).
@@ -293,7 +307,8 @@ struct notifier::impl {
         }
     }
 
-    result<channel> load_channel(std::string_view name) {
+    // The channel as stored: a sealed secret stays sealed (deliver() opens it).
+    result<channel> load_stored(std::string_view name) {
         auto r = store.query("SELECT " + std::string(channel_columns) +
                                  " FROM notification_channels WHERE name = $1",
                              std::array<meta::value, 1>{std::string(name)});
@@ -301,6 +316,47 @@ struct notifier::impl {
         if (r->data.empty())
             return make_error("not_found", "No channel named " + std::string(name), "name");
         return channel_of(r->data[0]);
+    }
+
+    // The plaintext secret in place of the sealed one; left sealed when it does not open
+    // (the routes only say whether a secret is set; deliveries report the failure).
+    void reveal(channel& c) {
+        if (auto plain = detail::open_secret(opts.secret_key, c.name, c.secret))
+            c.secret = std::move(*plain);
+    }
+
+    result<channel> load_channel(std::string_view name) {
+        auto c = load_stored(name);
+        if (c) reveal(*c);
+        return c;
+    }
+
+    // Secrets written in plaintext by a version before encryption at rest, sealed now. The
+    // UPDATE matches the plaintext read, so a concurrent change of the secret is not undone.
+    void seal_plaintext_secrets() {
+        if (opts.secret_key.empty()) return;
+        auto r = store.query(
+            "SELECT name, secret FROM notification_channels WHERE secret <> '' ORDER BY name");
+        if (!r) {
+            log::warn("notify: cannot read channel secrets", {{"error", r.error().message}});
+            return;
+        }
+        int64_t sealed = 0;
+        for (const auto& row : r->data) {
+            const std::string name = as_text(row[0]), stored = as_text(row[1]);
+            if (detail::is_sealed(stored)) continue;
+            auto done = store.execute(
+                "UPDATE notification_channels SET secret = $3 WHERE name = $1 AND secret = $2",
+                std::array<meta::value, 3>{name, stored,
+                                           detail::seal_secret(opts.secret_key, name, stored)});
+            if (!done) {
+                log::warn("notify: cannot encrypt a channel secret",
+                          {{"channel", name}, {"error", done.error().message}});
+                continue;
+            }
+            sealed += *done;
+        }
+        if (sealed > 0) log::info("notify: channel secrets encrypted at rest", {{"count", sealed}});
     }
 };
 
@@ -315,6 +371,7 @@ notifier::~notifier() {
 }
 
 void notifier::start() {
+    _impl->seal_plaintext_secrets();
     std::lock_guard lock(_impl->mutex);
     if (_impl->dispatcher.joinable()) return;
     _impl->stopping = false;
@@ -372,13 +429,14 @@ status notifier::validate_channels(const std::vector<std::string>& names) {
 }
 
 result<channel> notifier::create_channel(channel c) {
-    if (auto ok = detail::check_channel(c, true); !ok) return ok.error();
+    if (auto ok = detail::check_channel(c, true, _impl->egress); !ok) return ok.error();
     c.created_at = c.updated_at = now_ms();
-    auto r =
-        _impl->store.execute("INSERT INTO notification_channels (" + std::string(channel_columns) +
-                                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                             std::array<meta::value, 8>{c.name, c.type, c.url, c.secret, c.topic,
-                                                        c.timeout_ms, c.created_at, c.updated_at});
+    auto r = _impl->store.execute(
+        "INSERT INTO notification_channels (" + std::string(channel_columns) +
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        std::array<meta::value, 8>{c.name, c.type, c.url,
+                                   detail::seal_secret(_impl->opts.secret_key, c.name, c.secret),
+                                   c.topic, c.timeout_ms, c.created_at, c.updated_at});
     if (!r) {
         if (r.error().code == "conflict")
             return make_error("conflict", "A channel named " + c.name + " exists", "name");
@@ -389,16 +447,23 @@ result<channel> notifier::create_channel(channel c) {
 
 result<channel> notifier::update_channel(std::string_view name, channel c) {
     c.name = std::string(name);
-    auto old = _impl->load_channel(name);
+    // As stored: a kept secret is written back sealed as it is, even one that no longer
+    // opens (a PUT with a new secret is how that is repaired).
+    auto old = _impl->load_stored(name);
     if (!old) return old.error();
-    if (c.secret.empty() && c.type == old->type) c.secret = old->secret;
-    if (auto ok = detail::check_channel(c, false); !ok) return ok.error();
+    if (auto ok = detail::check_channel(c, false, _impl->egress); !ok) return ok.error();
+    std::string stored = detail::seal_secret(_impl->opts.secret_key, c.name, c.secret);
+    if (c.secret.empty() && c.type == old->type) {
+        stored = old->secret;
+        c.secret = old->secret;
+        _impl->reveal(c);
+    }
     c.created_at = old->created_at;
     c.updated_at = now_ms();
     auto r = _impl->store.execute(
         "UPDATE notification_channels SET type = $2, url = $3, secret = $4, topic = $5, "
         "timeout_ms = $6, updated_at = $7 WHERE name = $1",
-        std::array<meta::value, 7>{c.name, c.type, c.url, c.secret, c.topic, c.timeout_ms,
+        std::array<meta::value, 7>{c.name, c.type, c.url, stored, c.topic, c.timeout_ms,
                                    c.updated_at});
     if (!r) return r.error();
     if (*r == 0) return make_error("not_found", "No channel named " + c.name, "name");
@@ -435,8 +500,10 @@ result<std::vector<channel>> notifier::list_channels() {
                                 " FROM notification_channels ORDER BY name");
     if (!r) return r.error();
     std::vector<channel> out;
-    for (const auto& row : r->data)
+    for (const auto& row : r->data) {
         out.push_back(channel_of(row));
+        _impl->reveal(out.back());
+    }
     return out;
 }
 

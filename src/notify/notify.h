@@ -9,7 +9,15 @@
 //            (the signature only when the channel has a secret). 2xx = delivered.
 //   mqtt     {"name":"ops-mqtt","type":"mqtt","topic":"clisonix/alarms/ops"}: the event JSON
 //            published through the function given at construction (the built-in broker).
-// Secrets are stored (the HMAC needs them) but never returned: reads show "secret_set".
+// Secrets are stored encrypted (AES-256-GCM under options::secret_key; the HMAC needs them
+// back) and never returned: reads show "secret_set". Secrets stored in plaintext by an older
+// version are encrypted by start().
+//
+// Webhooks do not reach loopback, link-local, private (RFC 1918, fc00::/7, 100.64/10),
+// unspecified, multicast or reserved addresses unless options::webhook_allow lists them: a
+// literal address is refused at create/update ("invalid_argument", field "url"), every
+// address a host name resolves to is checked at connect time (DNS rebinding included).
+// The receiver's answer in last_error is for admins: the routes show others only the status.
 //
 // enqueue() writes one outbox row per channel inside the caller's transaction, so an alarm
 // change and its notifications commit together; wake() after the commit nudges the
@@ -54,10 +62,18 @@ struct options {
     std::chrono::milliseconds webhook_timeout{5000};  // for channels without timeout_ms
     resilience::breaker_options breaker;
     int batch = 100;  // rows of one channel read per dispatcher pass
+    // Comma-separated CIDR blocks, addresses and host names webhooks may reach although
+    // they are loopback, link-local, private, CGNAT, unspecified, multicast or reserved.
+    std::string webhook_allow;
+    // 32 bytes sealing channel secrets at rest (AES-256-GCM); empty = stored as given.
+    std::string secret_key;
 };
 
-// The options from the notify.* config keys.
-options options_from(const config::config& cfg);
+// The options from the notify.* config keys, with the channel-secret key from
+// notify.secret_key or <data.dir>/notify.key (created once, mode 0600).
+// "invalid_argument" naming the key for a bad notify.webhook_allow or notify.secret_key;
+// "unavailable" when the key file cannot be read or written.
+result<options> options_from(const config::config& cfg);
 
 struct channel {
     std::string name;  // 1..64 of [A-Za-z0-9._@-], starting with a letter or digit
@@ -94,7 +110,8 @@ public:
     notifier(const notifier&) = delete;
     notifier& operator=(const notifier&) = delete;
 
-    // Starts the dispatcher thread; pending rows (from before a restart) go out at once.
+    // Encrypts plaintext secrets left by an older version (when a key is set), then starts
+    // the dispatcher thread; pending rows (from before a restart) go out at once.
     void start();
     // Finishes the delivery in progress and joins the thread. Undelivered rows stay pending.
     void stop();

@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include "auth/auth.h"
+#include "notify/internal.h"
 #include "notify/notify.h"
 
 namespace clisonix::notify {
@@ -41,18 +43,26 @@ json::object channel_json(const channel& c, resilience::breaker_state breaker) {
     return o;
 }
 
-json::object notification_json(const notification& n) {
+// A receiver's answer can be anything the receiver chose to say (internal pages, tokens):
+// admins, who configure the channels, see it; everyone else sees the status alone.
+bool sees_receiver_answers(const request& req) {
+    const auto* who = auth::current_principal(req);
+    return who && auth::allows(who->role, http::permission::admin);
+}
+
+json::object notification_json(const notification& n, bool with_answer) {
     json::error_code ec;
     json::value event = json::parse(n.event, ec);
     if (ec) event = json::string(n.event);
-    json::object o{{"id", n.id},
-                   {"channel", n.channel},
-                   {"state", n.state},
-                   {"attempts", n.attempts},
-                   {"next_attempt_at", n.next_attempt_at},
-                   {"last_error", n.last_error},
-                   {"created_at", n.created_at},
-                   {"event", std::move(event)}};
+    json::object o{
+        {"id", n.id},
+        {"channel", n.channel},
+        {"state", n.state},
+        {"attempts", n.attempts},
+        {"next_attempt_at", n.next_attempt_at},
+        {"last_error", with_answer ? n.last_error : detail::without_receiver_answer(n.last_error)},
+        {"created_at", n.created_at},
+        {"event", std::move(event)}};
     if (n.delivered_at)
         o["delivered_at"] = *n.delivered_at;
     else
@@ -119,7 +129,7 @@ response list_response(notifier& n, std::string_view state, const request& req) 
     if (!page) return fail(page.error());
     json::array a;
     for (const auto& row : page->rows)
-        a.push_back(notification_json(row));
+        a.push_back(notification_json(row, sees_receiver_answers(req)));
     return response::json(200, json::serialize(json::object{{"notifications", std::move(a)},
                                                             {"total", page->total},
                                                             {"limit", *limit},
@@ -220,7 +230,8 @@ void add_routes(http::router& routes, notifier& n) {
                     if (!id) return fail(id.error());
                     auto done = n.retry(*id);
                     if (!done) return fail(done.error());
-                    return response::json(200, json::serialize(notification_json(*done)));
+                    return response::json(
+                        200, json::serialize(notification_json(*done, sees_receiver_answers(req))));
                 }});
 }
 

@@ -1,5 +1,7 @@
 // Webhook delivery over libcurl, the HMAC signature, and channel validation.
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -55,10 +57,54 @@ bool printable(std::string_view s) {
     return true;
 }
 
+// The URL's host as curl parses it (IPv6 in brackets); empty when it does not parse.
+std::string host_of(const std::string& url) {
+    std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> u(curl_url(), curl_url_cleanup);
+    char* host = nullptr;
+    if (!u || curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK ||
+        curl_url_get(u.get(), CURLUPART_HOST, &host, 0) != CURLUE_OK)
+        return {};
+    std::string out = host ? host : "";
+    curl_free(host);
+    return out;
+}
+
+// What the connect-time check needs, and what it refused (for the error message).
+struct connect_guard {
+    const egress_policy* egress;
+    std::string host;
+    std::string refused;  // "127.0.0.1 (loopback)" of the last refused address
+};
+
+// libcurl calls this for every address it is about to connect to, after name resolution:
+// the one place that sees the address actually used, whatever DNS answered before.
+curl_socket_t open_checked_socket(void* user, curlsocktype purpose, curl_sockaddr* address) {
+    auto* guard = static_cast<connect_guard*>(user);
+    if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKET_BAD;
+    char text[INET6_ADDRSTRLEN] = {};
+    if (address->family == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(&address->addr);
+        inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+    } else if (address->family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&address->addr);
+        inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+    } else {
+        guard->refused = "an address of family " + std::to_string(address->family);
+        return CURL_SOCKET_BAD;
+    }
+    auto why = guard->egress->refusal(guard->host, text);
+    if (!why.empty()) {
+        guard->refused = std::string(text) + " (" + why + ")";
+        return CURL_SOCKET_BAD;
+    }
+    return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
 }  // namespace
 
 status post_webhook(const std::string& url, const std::string& secret, int64_t event_id,
-                    const std::string& body, std::chrono::milliseconds timeout) {
+                    const std::string& body, std::chrono::milliseconds timeout,
+                    const egress_policy& egress) {
     std::unique_ptr<CURL, easy_deleter> h(curl_easy_init());
     if (!h) return make_error("unavailable", "webhook: cannot create an HTTP client");
     curl_slist* raw = nullptr;
@@ -86,8 +132,18 @@ status post_webhook(const std::string& url, const std::string& secret, int64_t e
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_start);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    // No proxy from the environment: the address check must see the receiver, not a proxy.
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    connect_guard guard{&egress, host_of(url), {}};
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_checked_socket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &guard);
 
     CURLcode rc = curl_easy_perform(c);
+    if (rc != CURLE_OK && !guard.refused.empty())
+        return make_error("unavailable", "webhook: " + guard.host + " resolves to " +
+                                             guard.refused +
+                                             ", which webhooks may not reach unless it is in "
+                                             "notify.webhook_allow");
     if (rc != CURLE_OK) {
         std::string why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
         return make_error("unavailable", "webhook: " + why);
@@ -100,7 +156,7 @@ status post_webhook(const std::string& url, const std::string& secret, int64_t e
                                          (answer.empty() ? "" : ": " + answer));
 }
 
-status check_channel(const channel& c, bool check_name) {
+status check_channel(const channel& c, bool check_name, const egress_policy& egress) {
     auto bad = [](std::string message, std::string field) {
         return make_error("invalid_argument", std::move(message), std::move(field));
     };
@@ -132,6 +188,15 @@ status check_channel(const channel& c, bool check_name) {
         if ((s != "http" && s != "https") || hs.empty() ||
             !(c.url.starts_with("http://") || c.url.starts_with("https://")))
             return bad("url must be an http:// or https:// URL with a host", "url");
+        // A literal address is refused at once; a host name is checked on every connect.
+        if (is_ip_literal(hs)) {
+            auto why = egress.refusal(hs, address_text(hs));
+            if (!why.empty())
+                return bad("url: " + address_text(hs) + " (" + why +
+                               ") is not reachable for webhooks unless notify.webhook_allow "
+                               "lists it",
+                           "url");
+        }
         if (c.timeout_ms != 0 && (c.timeout_ms < 100 || c.timeout_ms > 60'000))
             return bad("timeout_ms must be 100..60000", "timeout_ms");
         if (!c.topic.empty()) return bad("topic is for mqtt channels", "topic");

@@ -40,13 +40,19 @@ std::string hmac_hex(const std::string& key, const std::string& body) {
 
 const std::vector<std::string> json_header{"Content-Type: application/json"};
 
-std::vector<std::string> fast_flags(int max_attempts, int min_volume) {
-    return {"--set", "notify.max_attempts=" + std::to_string(max_attempts),
-            "--set", "notify.backoff_base=20ms",
-            "--set", "notify.backoff_max=50ms",
-            "--set", "notify.breaker_min_volume=" + std::to_string(min_volume),
-            "--set", "notify.breaker_reset_timeout=1s",
-            "--set", "analytics.detector=off"};
+// The receiver listens on 127.0.0.1: an on-site endpoint the allow-list has to let through
+// (`allow` empty: the defaults, every internal address refused).
+std::vector<std::string> fast_flags(int max_attempts, int min_volume,
+                                    const std::string& allow = "127.0.0.1") {
+    std::vector<std::string> flags{
+        "--set", "notify.max_attempts=" + std::to_string(max_attempts),
+        "--set", "notify.backoff_base=20ms",
+        "--set", "notify.backoff_max=50ms",
+        "--set", "notify.breaker_min_volume=" + std::to_string(min_volume),
+        "--set", "notify.breaker_reset_timeout=1s",
+        "--set", "analytics.detector=off"};
+    if (!allow.empty()) flags.insert(flags.end(), {"--set", "notify.webhook_allow=" + allow});
+    return flags;
 }
 
 testing::http_response call(server_process& srv, std::string_view method, std::string_view target,

@@ -129,7 +129,9 @@ TEST(rules_api_test, threshold_alarm_lifecycle_and_restart) {
 // carrying the alarm, though the temperature crosses the threshold band back and forth.
 TEST(rules_api_test, webhook_receives_one_created_and_one_cleared) {
     testing::receiver hook;
-    server_process srv({"--set", "analytics.detector=off"});
+    // The receiver listens on loopback, which webhooks reach only when allowed.
+    server_process srv(
+        {"--set", "analytics.detector=off", "--set", "notify.webhook_allow=127.0.0.1"});
     auto channel = srv.post(
         "/api/v1/channels",
         R"({"name":"ops","type":"webhook","url":")" + hook.url() + R"(","secret":"hook-secret"})",
