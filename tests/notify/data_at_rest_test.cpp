@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include "notify/receiver.h"
 #include "support/test_support.h"
@@ -175,6 +176,36 @@ TEST(data_at_rest_test, plaintext_secrets_from_before_are_migrated) {
     stop(second);  // the log is complete once the server has stopped
     EXPECT_NE(testing::read_logs(first->data_path()).find("channel secrets encrypted at rest"),
               std::string::npos);
+}
+
+// With another key (notify.key lost, notify.secret_key changed) a sealed secret does not
+// open: the delivery fails and says so, rather than going out unsigned.
+TEST(data_at_rest_test, a_secret_sealed_under_another_key_fails_the_delivery_loudly) {
+    receiver rx;
+    auto first = std::make_unique<server_process>(flags());
+    ASSERT_EQ(
+        first
+            ->post("/api/v1/channels",
+                   R"({"name":"ops","type":"webhook","url":")" + rx.url() + R"(","secret":"k3y"})",
+                   json_header)
+            .status,
+        201);
+    stop(*first);
+    auto other_key = flags();
+    other_key.insert(other_key.end(),
+                     {"--set", "notify.secret_key=another-key-of-at-least-32-characters"});
+    server_process second(server_process::on{first->data()}, other_key);
+    ASSERT_EQ(second.post("/api/v1/channels/ops/test", "").status, 202);
+    std::string last_error;
+    for (int i = 0; i < 500 && last_error.empty(); ++i) {
+        const json::value page = json::parse(second.get("/api/v1/notifications").body);
+        for (const auto& n : page.at("notifications").as_array())
+            last_error = std::string(n.at("last_error").as_string());
+        std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_NE(last_error.find("does not open with this server's key"), std::string::npos)
+        << last_error;
+    EXPECT_EQ(rx.count(), 0u);
 }
 
 }  // namespace
