@@ -9,6 +9,7 @@
 #include <new>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "allocation_counter.h"
 #include "ingest/ingest.h"
@@ -17,34 +18,68 @@ namespace {
 
 using namespace clisonix;
 
-// `lines` lines, devices d00000.. in turn, ten metrics each, ten-second steps.
-std::string make_batch(int lines, bool sorted_tags = true) {
+enum class field_order { same, alternating };
+
+// `lines` lines, devices d00000.. in turn, ten metrics each, ten-second steps. With
+// field_order::alternating every second round of the devices lists the fields reversed (as
+// two collectors writing the same series do).
+std::string make_batch(int lines, bool sorted_tags = true, field_order order = field_order::same) {
     std::mt19937_64 rng(42);
     std::uniform_real_distribution<double> u(0, 1);
     std::string out;
-    char buf[512];
+    char buf[64];
     int64_t ts = 1704067200000000000;
     for (int i = 0; i < lines; ++i) {
         int device = i % 1000;
         if (i && device == 0) ts += 10'000'000'000;
         const char* tags = sorted_tags ? "device=d%05d,site=plant-1" : "site=plant-1,device=d%05d";
-        char tagbuf[64];
-        std::snprintf(tagbuf, sizeof tagbuf, tags, device);
-        int n = std::snprintf(buf, sizeof buf,
-                              "telemetry,%s temperature=%.2f,vibration_rms=%.3f,pressure=%.3f,"
-                              "current=%.2f,voltage=%.1f,rpm=%d,flow=%.2f,humidity=%.1f,"
-                              "power=%.2f,torque=%.1f %lld\n",
-                              tagbuf, 40 + 30 * u(rng), 2 * u(rng), 3 + 2 * u(rng),
-                              20 + 20 * u(rng), 225 + 10 * u(rng), 1400 + int(100 * u(rng)),
-                              30 + 20 * u(rng), 30 + 40 * u(rng), 5 + 3 * u(rng), 30 + 20 * u(rng),
-                              static_cast<long long>(ts));
-        out.append(buf, n);
+        out += "telemetry,";
+        out.append(buf, std::snprintf(buf, sizeof buf, tags, device));
+        const std::pair<const char*, double> fields[] = {
+            {"temperature=%.2f", 40 + 30 * u(rng)}, {"vibration_rms=%.3f", 2 * u(rng)},
+            {"pressure=%.3f", 3 + 2 * u(rng)},      {"current=%.2f", 20 + 20 * u(rng)},
+            {"voltage=%.1f", 225 + 10 * u(rng)},    {"rpm=%.0f", 1400 + int(100 * u(rng))},
+            {"flow=%.2f", 30 + 20 * u(rng)},        {"humidity=%.1f", 30 + 40 * u(rng)},
+            {"power=%.2f", 5 + 3 * u(rng)},         {"torque=%.1f", 30 + 20 * u(rng)}};
+        const bool reversed = order == field_order::alternating && (i / 1000) % 2 == 1;
+        for (int f = 0; f < 10; ++f) {
+            const auto& [format, value] = fields[reversed ? 9 - f : f];
+            out.push_back(f == 0 ? ' ' : ',');
+            out.append(buf, std::snprintf(buf, sizeof buf, format, value));
+        }
+        out.append(buf, std::snprintf(buf, sizeof buf, " %lld\n", static_cast<long long>(ts)));
     }
     return out;
 }
 
-void parse_batch(benchmark::State& state, bool sorted_tags) {
-    const std::string body = make_batch(5000, sorted_tags);
+// Wide lines: 100 devices x `fields` fields named f000.., 1,000 lines; with
+// field_order::alternating every second round of the devices lists the fields reversed.
+std::string make_wide_batch(int fields, field_order order) {
+    std::string out;
+    char buf[64];
+    int64_t ts = 1704067200000000000;
+    for (int i = 0; i < 1000; ++i) {
+        int device = i % 100;
+        if (i && device == 0) ts += 10'000'000'000;
+        out.append(buf, std::snprintf(buf, sizeof buf, "machine,device=d%03d", device));
+        const bool reversed = order == field_order::alternating && (i / 100) % 2 == 1;
+        for (int f = 0; f < fields; ++f) {
+            int k = reversed ? fields - 1 - f : f;
+            out.append(buf, std::snprintf(buf, sizeof buf, "%cf%03d=%d.5", f == 0 ? ' ' : ',', k,
+                                          (i + k) % 1000));
+        }
+        out.append(buf, std::snprintf(buf, sizeof buf, " %lld\n", static_cast<long long>(ts)));
+    }
+    return out;
+}
+
+void run_parser(benchmark::State& state, const std::string& body);
+
+void parse_batch(benchmark::State& state, bool sorted_tags, field_order order = field_order::same) {
+    run_parser(state, make_batch(5000, sorted_tags, order));
+}
+
+void run_parser(benchmark::State& state, const std::string& body) {
     ingest::line_parser parser;
     storage::write_batch batch;
     ingest::line_options opts;
@@ -74,6 +109,22 @@ void line_protocol_sorted_tags(benchmark::State& state) {
 void line_protocol_unsorted_tags(benchmark::State& state) {
     parse_batch(state, false);
 }
+// Same series, same fields, but each round of the devices lists the fields in the other
+// order: the series lookup must not fall back to a slow path on a changed field order.
+void line_protocol_same_field_order(benchmark::State& state) {
+    parse_batch(state, true, field_order::same);
+}
+void line_protocol_alternating_field_order(benchmark::State& state) {
+    parse_batch(state, true, field_order::alternating);
+}
+// The same with 10 or 100 fields per line (state.range(0)): a lookup that scans the
+// series' fields when the order changes costs O(fields^2) per line.
+void line_protocol_wide_same_field_order(benchmark::State& state) {
+    run_parser(state, make_wide_batch(static_cast<int>(state.range(0)), field_order::same));
+}
+void line_protocol_wide_alternating_field_order(benchmark::State& state) {
+    run_parser(state, make_wide_batch(static_cast<int>(state.range(0)), field_order::alternating));
+}
 
 // The first batch on a fresh parser and batch: what a new connection's thread pays once.
 void line_protocol_cold(benchmark::State& state) {
@@ -93,6 +144,13 @@ void line_protocol_cold(benchmark::State& state) {
 
 BENCHMARK(line_protocol_sorted_tags)->Unit(benchmark::kMicrosecond);
 BENCHMARK(line_protocol_unsorted_tags)->Unit(benchmark::kMicrosecond);
+BENCHMARK(line_protocol_same_field_order)->Unit(benchmark::kMicrosecond);
+BENCHMARK(line_protocol_alternating_field_order)->Unit(benchmark::kMicrosecond);
+BENCHMARK(line_protocol_wide_same_field_order)->Arg(10)->Arg(100)->Unit(benchmark::kMicrosecond);
+BENCHMARK(line_protocol_wide_alternating_field_order)
+    ->Arg(10)
+    ->Arg(100)
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(line_protocol_cold)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

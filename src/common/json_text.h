@@ -5,15 +5,30 @@
 #include <string>
 #include <string_view>
 
+#include "common/utf8.h"
+
 namespace clisonix {
 
-// Appends `s` as a JSON string literal, quotes included. Bytes are copied as they are
-// (callers pass UTF-8); quotes, backslashes and control characters are escaped.
+// Appends `s` as a JSON string literal, quotes included. Valid UTF-8 is copied as it is;
+// quotes, backslashes and control characters are escaped; a byte that is not valid UTF-8
+// (a name stored before ingest checked names) becomes U+FFFD, so that the answer stays
+// valid JSON for every client.
 inline void append_json_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
     out.push_back('"');
-    for (char ch : s) {
+    for (size_t i = 0; i < s.size(); ++i) {
+        const char ch = s[i];
         auto c = static_cast<unsigned char>(ch);
+        if (c >= 0x80) {
+            const size_t len = utf8::sequence_length(s, i);
+            if (len == 0) {
+                out.append(utf8::replacement);
+            } else {
+                out.append(s.substr(i, len));
+                i += len - 1;
+            }
+            continue;
+        }
         switch (c) {
             case '"':
                 out += "\\\"";

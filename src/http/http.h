@@ -181,7 +181,9 @@ public:
         std::map<std::string, std::string, std::less<>> params;
         bool path_exists = false;  // some route has this path with another method (405)
     };
-    match find(method verb, std::string_view path) const;
+    // `raw_path` as sent: still percent-encoded (a query after '?' is ignored). Parameters
+    // are decoded once, after the segments are split.
+    match find(method verb, std::string_view raw_path) const;
 
     const std::vector<std::unique_ptr<route>>& routes() const { return _routes; }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "common/utf8.h"
 #include "http/http.h"
 #include "http/internal.h"
 
@@ -120,7 +121,11 @@ std::string_view request::path_param(std::string_view name) const {
 }
 
 response response::json(int status, std::string body) {
-    return response{status, "application/json", std::move(body), {}};
+    // JSON text must be UTF-8 (RFC 8259). Boost.JSON serialises strings byte for byte, so a
+    // name stored before ingest checked names would reach the client as invalid UTF-8 and
+    // break its parser. Bytes >= 0x80 occur only inside string literals, so replacing the
+    // invalid ones by U+FFFD keeps the document valid; the check costs a pass over ASCII.
+    return response{status, "application/json", utf8::repaired(std::move(body)), {}};
 }
 
 response response::text(int status, std::string body, std::string content_type) {
@@ -165,10 +170,11 @@ void router::add(route r) {
     _routes.push_back(std::make_unique<route>(std::move(r)));
 }
 
-router::match router::find(method verb, std::string_view path) const {
-    // Match on raw segments, then decode each parameter, so that an encoded '/' inside a
-    // device name stays inside its segment.
-    auto wanted = split_path(path);
+router::match router::find(method verb, std::string_view raw_path) const {
+    // Match on raw segments, then decode each parameter once, so that an encoded '/' inside
+    // a device name stays inside its segment and "%2541" names the device "%41", not "A".
+    raw_path = raw_path.substr(0, raw_path.find('?'));
+    auto wanted = split_path(raw_path);
     match best;
     int best_literals = -1;
     for (const auto& candidate : _routes) {
@@ -179,7 +185,8 @@ router::match router::find(method verb, std::string_view path) const {
         for (size_t i = 0; i < pattern.size() && ok; ++i) {
             if (is_parameter(pattern[i]))
                 ok = !wanted[i].empty();
-            else if (pattern[i] == wanted[i])
+            else if (pattern[i] == wanted[i] || (wanted[i].find('%') != std::string_view::npos &&
+                                                 pattern[i] == percent_decode(wanted[i], false)))
                 ++literals;
             else
                 ok = false;

@@ -823,7 +823,7 @@ response server_core::run_chain(request& req, size_t index, const router::match&
 
 response server_core::dispatch(request& req, websocket_accept* upgrade) {
     clisonix::log::request_scope scope(req.request_id);
-    auto m = routes.find(req.verb, req.path);
+    auto m = routes.find(req.verb, req.target);  // raw: the router decodes each segment once
     req.matched = m.found;
     req.path_params = m.params;
     return run_chain(req, 0, m, upgrade);

@@ -88,6 +88,10 @@ private:
     status metric(std::string_view name, const json::value& v, const std::string& base,
                   int64_t ts) {
         if (name.empty()) return at(base.empty() ? "\"\"" : base, "empty metric name");
+        // JSON text is valid UTF-8 (Boost.JSON checks), but "\u0007" escapes a control
+        // character into a name: the same name rule as line protocol applies.
+        if (auto why = detail::name_problem(name))
+            return at(join(base, name), "metric name " + detail::quoted(name) + " " + *why);
         value_type type;
         switch (v.kind()) {
             case json::kind::double_:
@@ -148,6 +152,9 @@ status json_parser::parse(std::string_view body, std::string_view device, const 
                           storage::write_batch& out) {
     out.clear();
     if (device.empty()) return make_error("invalid_argument", "the device name is empty", "device");
+    if (auto why = detail::name_problem(device))
+        return make_error("invalid_argument", "device " + detail::quoted(device) + " " + *why,
+                          "device");
 
     // The document lives in a reused arena: a request allocates only when it outgrows it.
     if (_arena.empty()) _arena.resize(64 * 1024);

@@ -83,13 +83,12 @@ error line_error(size_t line_no, std::string_view what, std::string code = "inva
     return make_error(std::move(code), name + ": " + std::string(what), name);
 }
 
-std::string quoted(std::string_view name) {
-    constexpr size_t shown = 200;  // an absurd name must not make an absurd message
-    std::string out = "\"";
-    out.append(name.substr(0, shown));
-    if (name.size() > shown) out.append("...");
-    out.push_back('"');
-    return out;
+using detail::quoted;
+
+std::string hex_byte(char c) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    auto b = static_cast<unsigned char>(c);
+    return {hex[b >> 4], hex[b & 0xF]};
 }
 
 std::string bad_value(std::string_view field) {
@@ -98,12 +97,14 @@ std::string bad_value(std::string_view field) {
 }
 
 // The end of a name that starts at `p`: the first unescaped ',' or ' ' (and '=' when
-// `stop_at_equals`). Sets `escaped` when a backslash occurs.
+// `stop_at_equals`). Sets `escaped` when a backslash occurs, `unusual` when a control
+// character or a byte >= 0x80 does (then detail::name_problem decides).
 template <bool stop_at_equals>
-inline const char* scan_name(const char* p, const char* end, bool& escaped) {
+inline const char* scan_name(const char* p, const char* end, bool& escaped, bool& unusual) {
     while (p < end) {
         char c = *p;
         if (c == ',' || c == ' ' || (stop_at_equals && c == '=')) break;
+        unusual |= detail::unusual_byte(static_cast<unsigned char>(c));
         if (c == '\\') {
             escaped = true;
             if (p + 1 < end && escapable(p[1])) {
@@ -191,6 +192,54 @@ struct line_parser::state {
         uint64_t hash;
         uint64_t generation;
         std::vector<cached_field> fields;
+        // Beyond `scan_limit` fields, an open-addressing table over `fields` (index + 1,
+        // 0 = empty), so that a line listing the fields in another order than the previous
+        // line costs a probe per field, not a scan of them all (which made alternating
+        // field orders O(fields^2) per line).
+        std::vector<uint32_t> field_slots;
+        static constexpr size_t scan_limit = 8;
+
+        // The cached field `key`. Lines of one series usually list their fields in one
+        // order, or the reverse one (two collectors): the slots next to `previous` (where
+        // the line's previous field was found) are tried first.
+        cached_field* find_field(std::string_view key, size_t previous) {
+            const size_t n = fields.size();
+            if (previous + 1 < n && fields[previous + 1].key == key) return &fields[previous + 1];
+            if (previous > 0 && previous - 1 < n && fields[previous - 1].key == key)
+                return &fields[previous - 1];
+            if (field_slots.empty()) {
+                for (auto& c : fields)
+                    if (c.key == key) return &c;
+                return nullptr;
+            }
+            const size_t mask = field_slots.size() - 1;
+            for (size_t i = hash_bytes(key) & mask;; i = (i + 1) & mask) {
+                uint32_t slot = field_slots[i];
+                if (slot == 0) return nullptr;
+                if (fields[slot - 1].key == key) return &fields[slot - 1];
+            }
+        }
+
+        void add_field(std::string_view key, value_type type, uint32_t series) {
+            fields.push_back({std::string(key), type, series});
+            if (fields.size() <= scan_limit) return;
+            if (fields.size() * 2 > field_slots.size()) {
+                field_slots.assign(std::bit_ceil(fields.size() * 4), 0);
+                for (uint32_t n = 0; n < fields.size(); ++n)
+                    place(n);
+            } else {
+                place(static_cast<uint32_t>(fields.size() - 1));
+            }
+        }
+
+    private:
+        void place(uint32_t n) {
+            const size_t mask = field_slots.size() - 1;
+            size_t i = hash_bytes(fields[n].key) & mask;
+            while (field_slots[i] != 0)
+                i = (i + 1) & mask;
+            field_slots[i] = n + 1;
+        }
     };
     // Bounds the cache's memory; past it, series go to the batch directly until the next
     // request starts with an empty cache.
@@ -223,7 +272,7 @@ struct line_parser::state {
             uint32_t slot = slots[i];
             if (slot == 0) {
                 if (entries.size() >= max_entries) return nullptr;
-                entries.push_back({std::string(prefix), h, generation, {}});
+                entries.push_back({std::string(prefix), h, generation, {}, {}});
                 slots[i] = static_cast<uint32_t>(entries.size());
                 if (entries.size() * 2 > slots.size()) grow();
                 return &entries.back();
@@ -300,11 +349,14 @@ status line_parser::state::parse_line(std::string_view line, size_t line_no,
     const char* const end = p + line.size();
 
     // Measurement: up to the first unescaped ',' (tags follow) or ' ' (fields follow).
-    bool measurement_escaped = false;
+    bool measurement_escaped = false, unusual = false;
     const char* m_begin = p;
-    p = scan_name<false>(p, end, measurement_escaped);
+    p = scan_name<false>(p, end, measurement_escaped, unusual);
     std::string_view measurement(m_begin, p - m_begin);
     if (measurement.empty()) return line_error(line_no, "missing measurement");
+    if (unusual)
+        if (auto why = detail::name_problem(measurement))
+            return line_error(line_no, "measurement " + quoted(measurement) + " " + *why);
 
     // Tag set.
     tags.clear();
@@ -313,17 +365,26 @@ status line_parser::state::parse_line(std::string_view line, size_t line_no,
         ++p;
         bool key_escaped = false, value_escaped = false;
         const char* k = p;
-        p = scan_name<true>(p, end, key_escaped);
+        unusual = false;
+        p = scan_name<true>(p, end, key_escaped, unusual);
         std::string_view key(k, p - k);
         if (key.empty()) return line_error(line_no, "empty tag key");
+        if (unusual)
+            if (auto why = detail::name_problem(key))
+                return line_error(line_no, "tag key " + quoted(key) + " " + *why);
         if (p == end || *p != '=')
             return line_error(line_no, "invalid tag " + quoted(key) + ": expected key=value");
         const char* v = ++p;
-        p = scan_name<true>(p, end, value_escaped);
+        unusual = false;
+        p = scan_name<true>(p, end, value_escaped, unusual);
         std::string_view value(v, p - v);
         if (p < end && *p == '=')
             return line_error(line_no, "unescaped \"=\" in the value of tag " + quoted(key));
         if (value.empty()) return line_error(line_no, "missing value for tag " + quoted(key));
+        if (unusual)
+            if (auto why = detail::name_problem(value))
+                return line_error(
+                    line_no, "the value of tag " + quoted(key) + " " + quoted(value) + " " + *why);
         if (!tags.empty()) {
             const auto& prev = tags.back();
             int c =
@@ -356,9 +417,13 @@ status line_parser::state::parse_line(std::string_view line, size_t line_no,
     for (;;) {
         bool key_escaped = false;
         const char* k = p;
-        p = scan_name<true>(p, end, key_escaped);
+        unusual = false;
+        p = scan_name<true>(p, end, key_escaped, unusual);
         std::string_view key(k, p - k);
         if (key.empty()) return line_error(line_no, "empty field key");
+        if (unusual)
+            if (auto why = detail::name_problem(key))
+                return line_error(line_no, "field key " + quoted(key) + " " + *why);
         if (p == end || *p != '=')
             return line_error(line_no, "invalid field " + quoted(key) + ": expected key=value");
         ++p;
@@ -370,9 +435,13 @@ status line_parser::state::parse_line(std::string_view line, size_t line_no,
             // A string: `\"` and `\\` are escapes; any other backslash is itself.
             const char* s = ++p;
             bool escaped = false;
+            unsigned char high = 0;  // any byte >= 0x80: check UTF-8 (controls are allowed,
+                                     // as in the reference: a string value is data, not a name)
             while (p < end && *p != '"') {
+                high |= static_cast<unsigned char>(*p);
                 if (*p == '\\' && p + 1 < end) {
                     escaped = true;
+                    high |= static_cast<unsigned char>(p[1]);
                     p += 2;
                 } else {
                     ++p;
@@ -381,6 +450,12 @@ status line_parser::state::parse_line(std::string_view line, size_t line_no,
             if (p == end)
                 return line_error(line_no, "unterminated string value for field " + quoted(key));
             std::string_view text(s, p - s);
+            if ((high & 0x80) != 0)
+                if (size_t bad = utf8::first_invalid(text); bad != std::string_view::npos)
+                    return line_error(line_no, "the string value of field " + quoted(key) +
+                                                   " is not valid UTF-8 (byte 0x" +
+                                                   hex_byte(text[bad]) + " at byte " +
+                                                   std::to_string(bad) + ")");
             ++p;
             if (p < end && *p != ',' && *p != ' ') return line_error(line_no, bad_value(key));
             if (escaped) {
@@ -489,6 +564,7 @@ status line_parser::state::parse_line(std::string_view line, size_t line_no,
     }
     const size_t prefix = key_text.size();
     prefix_entry* entry = lookup(key_text);
+    size_t previous = SIZE_MAX;  // where the previous field was found: SIZE_MAX + 1 is slot 0
     for (size_t i = 0; i < fields.size(); ++i) {
         const auto& f = fields[i];
         std::string_view canonical_field = f.key;
@@ -497,21 +573,8 @@ status line_parser::state::parse_line(std::string_view line, size_t line_no,
             detail::append_canonical(field_key, f.key, true, element::field);
             canonical_field = field_key;
         }
-        // Lines of one series usually list their fields in the same order: try slot i first.
-        cached_field* cached = nullptr;
-        if (entry) {
-            auto& cf = entry->fields;
-            if (i < cf.size() && cf[i].key == canonical_field) {
-                cached = &cf[i];
-            } else {
-                for (auto& c : cf) {
-                    if (c.key == canonical_field) {
-                        cached = &c;
-                        break;
-                    }
-                }
-            }
-        }
+        cached_field* cached = entry ? entry->find_field(canonical_field, previous) : nullptr;
+        if (cached) previous = static_cast<size_t>(cached - entry->fields.data());
         uint32_t series;
         if (cached && cached->series != no_series && cached->type == f.type) {
             series = cached->series;
@@ -532,7 +595,8 @@ status line_parser::state::parse_line(std::string_view line, size_t line_no,
                 cached->type = f.type;
                 cached->series = series;
             } else if (entry) {
-                entry->fields.push_back({std::string(canonical_field), f.type, series});
+                entry->add_field(canonical_field, f.type, series);
+                previous = entry->fields.size() - 1;
             }
         }
         switch (f.type) {

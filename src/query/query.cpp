@@ -333,7 +333,15 @@ result<int64_t> parse_time(std::string_view text, int64_t now_ns, std::string_vi
         bool minus = rel.front() == '-';
         auto d = parse_step(rel.substr(1), field);
         if (!d) return bad();
-        return minus ? now_ns - *d : now_ns + *d;
+        // `now+100000d` fits a duration but not now plus it: refuse, never wrap (signed
+        // overflow is undefined behaviour; the sanitizer build traps on it).
+        int64_t t;
+        if (minus ? __builtin_sub_overflow(now_ns, *d, &t) : __builtin_add_overflow(now_ns, *d, &t))
+            return make_error("invalid_argument",
+                              std::string(field) + ": \"" + std::string(text) +
+                                  "\" is out of range (1677 to 2262)",
+                              std::string(field));
+        return t;
     }
     if (std::all_of(text.begin() + (text.front() == '-' ? 1 : 0), text.end(), ::isdigit)) {
         int64_t ms = 0;
@@ -380,7 +388,16 @@ result<int64_t> parse_time(std::string_view text, int64_t now_ns, std::string_vi
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
     int64_t epoch = static_cast<int64_t>(timegm(&tm)) - offset_s;
-    return epoch * 1'000'000'000 + fraction_ns;
+    // Nanoseconds since 1970 in 64 bits end in 2262: a later (or earlier than 1677) date is
+    // refused rather than wrapped.
+    int64_t ns;
+    if (__builtin_mul_overflow(epoch, int64_t{1'000'000'000}, &ns) ||
+        __builtin_add_overflow(ns, fraction_ns, &ns))
+        return make_error(
+            "invalid_argument",
+            std::string(field) + ": \"" + std::string(text) + "\" is out of range (1677 to 2262)",
+            std::string(field));
+    return ns;
 }
 
 result<spec> parse_spec(const std::map<std::string, std::string, std::less<>>& params,

@@ -73,6 +73,22 @@ TEST_F(server_test, routes_with_path_and_query_parameters_through_the_middleware
     EXPECT_EQ(last_template, "/hello/{name}");
 }
 
+TEST_F(server_test, decodes_a_path_parameter_once) {
+    // "%2541" is the name "%41" (a literal percent sign), not "A".
+    auto r = http_request(port, "GET", "/hello/%2541");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, R"({"hello":"%41","q":""})");
+    // An encoded '/' stays inside its segment.
+    EXPECT_EQ(http_request(port, "GET", "/hello/pump%2F3").body, R"({"hello":"pump/3","q":""})");
+}
+
+TEST_F(server_test, a_json_answer_is_valid_utf8_whatever_the_handler_put_in_it) {
+    // A handler that copies a stored name with a stray byte (0xBD) into its JSON answer.
+    auto r = http_request(port, "GET", "/hello/x%BDy");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "{\"hello\":\"x\xEF\xBF\xBDy\",\"q\":\"\"}");
+}
+
 TEST_F(server_test, echoes_a_sane_request_id_and_generates_one_otherwise) {
     auto mine = http_request(port, "GET", "/hello/x", {}, {"X-Request-Id: abc-123"});
     EXPECT_EQ(mine.header("x-request-id"), "abc-123");

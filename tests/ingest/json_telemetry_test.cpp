@@ -113,6 +113,21 @@ TEST_F(json_telemetry, errors_name_the_json_path) {
                  "the batch, string here");
 }
 
+TEST_F(json_telemetry, names_follow_the_line_protocol_rule) {
+    // Valid JSON, but "\u0007" escapes a control character into the metric name.
+    expect_error(R"({"values":{"a\u0007b":1}})", "invalid_argument", "values.a\ab",
+                 "values.a\ab: metric name \"a\ab\" holds the control character 0x07 at "
+                 "byte 1");
+    // The device comes from the path or a token: the same rule, named as "device".
+    auto st = parse(R"({"a":1})", "pump\xBD");
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().field, "device");
+    EXPECT_EQ(st.error().message,
+              "device \"pump\xEF\xBF\xBD\" is not valid UTF-8 (byte 0xBD at byte 4)");
+    EXPECT_FALSE(parse(R"({"a":1})", "pump\n3").ok());
+    EXPECT_TRUE(parse(R"({"température":1})", "pompe-é").ok());
+}
+
 TEST_F(json_telemetry, malformed_json_names_the_byte) {
     auto st = parse(R"({"a":1,})");
     ASSERT_FALSE(st.ok());

@@ -1,6 +1,7 @@
 // Line protocol conformance: the InfluxDB line protocol reference, case by case.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,13 @@ const std::vector<accepted> accepted_cases = {
      R"(m,b=1,a\ z=2 f=1 10)",
      {R"(m,a\ z=2,b=1 f|float|10|1)"}},
     {"unicode", "温度,设备=泵 值=1 10", {"温度,设备=泵 值|float|10|1"}},
+    {"four_byte_utf8_and_escapes_next_to_it",
+     "m\xF0\x9F\x94\xA5\\ x,t\xC3\xA9=v\xE2\x82\xAC f=1 10",
+     {"m\xF0\x9F\x94\xA5\\ x,t\xC3\xA9=v\xE2\x82\xAC f|float|10|1"}},
+    // A string value is data: controls are allowed in it (the reference allows them too).
+    {"string_value_with_a_tab_and_utf8",
+     "m s=\"a\tb \xC3\xA9\" 10",
+     {"m s|string|10|\"a\tb \xC3\xA9\""}},
     {"several_lines_share_series",
      "m,d=1 a=1,b=2 10\nm,d=1 a=3,b=4 20",
      {"m,d=1 a|float|10|1", "m,d=1 b|float|10|2", "m,d=1 a|float|20|3", "m,d=1 b|float|20|4"}},
@@ -195,6 +203,36 @@ const std::vector<refused> refused_cases = {
      "line 1: unexpected text after the timestamp"},
     {"type_conflict_in_one_request", "m f=1 10\nm f=1i 20", "invalid_argument", "line 2",
      "line 2: field type conflict: m f is float earlier in the batch, integer here"},
+    // Names: no control character (0x00-0x1F, 0x7F) and valid UTF-8, as InfluxData's
+    // decoder (nonPrintable, utf8.Valid); the line and the reason are named.
+    {"control_character_in_the_measurement", "m f=1 1\nm\x07x f=1 10", "invalid_argument", "line 2",
+     "line 2: measurement \"m\x07x\" holds the control character 0x07 at byte 1"},
+    {"nul_in_a_tag_key", std::string("m,t\0k=v f=1 10", 14), "invalid_argument", "line 1",
+     std::string("line 1: tag key \"t\0k\" holds the control character 0x00 at byte 1", 64)},
+    {"delete_in_a_tag_value", "m,t=v\x7F f=1 10", "invalid_argument", "line 1",
+     "line 1: the value of tag \"t\" \"v\x7F\" holds the control character 0x7F at byte 1"},
+    {"tab_in_a_field_key", "m a\tb=1 10", "invalid_argument", "line 1",
+     "line 1: field key \"a\tb\" holds the control character 0x09 at byte 1"},
+    {"invalid_utf8_in_the_measurement", "m\xBD f=1 10", "invalid_argument", "line 1",
+     "line 1: measurement \"m\xEF\xBF\xBD\" is not valid UTF-8 (byte 0xBD at byte 1)"},
+    {"invalid_utf8_in_a_tag_key", "m,\xC3(=v f=1 10", "invalid_argument", "line 1",
+     "line 1: tag key \"\xEF\xBF\xBD(\" is not valid UTF-8 (byte 0xC3 at byte 0)"},
+    {"overlong_utf8_in_a_tag_value", "m,t=\xC0\xAF f=1 10", "invalid_argument", "line 1",
+     "line 1: the value of tag \"t\" \"\xEF\xBF\xBD\xEF\xBF\xBD\" is not valid UTF-8 (byte "
+     "0xC0 at byte 0)"},
+    {"surrogate_in_a_field_key", "m \xED\xA0\x80=1 10", "invalid_argument", "line 1",
+     "line 1: field key \"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\" is not valid UTF-8 (byte "
+     "0xED at byte 0)"},
+    {"truncated_utf8_before_an_escape", "m\xE2\x82\\ x f=1 10", "invalid_argument", "line 1",
+     "line 1: measurement \"m\xEF\xBF\xBD\xEF\xBF\xBD\\ x\" is not valid UTF-8 (byte 0xE2 at "
+     "byte 1)"},
+    {"invalid_utf8_in_a_string_value",
+     "m s=\"ok\",t=\"a\xFF"
+     "b\" 10",
+     "invalid_argument", "line 1",
+     "line 1: the string value of field \"t\" is not valid UTF-8 (byte 0xFF at byte 1)"},
+    {"invalid_utf8_after_an_escape_in_a_string_value", "m s=\"a\\\xFF\" 10", "invalid_argument",
+     "line 1", "line 1: the string value of field \"s\" is not valid UTF-8 (byte 0xFF at byte 2)"},
 };
 
 class line_protocol_refuses : public ::testing::TestWithParam<refused> {};
@@ -293,6 +331,32 @@ TEST(line_protocol, series_are_found_whatever_the_field_order_and_request) {
     ASSERT_FALSE(st.ok());
     EXPECT_EQ(st.error().message,
               "line 2: field type conflict: m,d=1 a is integer earlier in the batch, float here");
+}
+
+TEST(line_protocol, wide_lines_in_alternating_field_order_land_in_their_series) {
+    // More fields than the entry scans: the field table finds them in any order.
+    std::string forward = "m,d=1", backward = "m,d=1";
+    for (int f = 0; f < 20; ++f) {
+        forward += (f ? ",f" : " f") + std::to_string(f) + "=" + std::to_string(f);
+        backward += (f ? ",f" : " f") + std::to_string(19 - f) + "=" + std::to_string(19 - f);
+    }
+    line_parser parser;
+    storage::write_batch batch;
+    line_options opts;
+    for (int round = 0; round < 2; ++round) {
+        ASSERT_TRUE(parser
+                        .parse(forward + " 1\n" + backward + " 2\n" + forward + " 3\n" +
+                                   "m,d=1 f7=7,f21=21 4",
+                               opts, batch)
+                        .ok());
+        EXPECT_EQ(batch.series_count(), 21u);
+        EXPECT_EQ(batch.point_count(), 62u);
+        for (const auto& p : batch.points()) {
+            const auto& key = batch.series_entries()[p.series].key;
+            EXPECT_EQ(key,
+                      "m,d=1 f" + std::to_string(static_cast<int>(std::bit_cast<double>(p.raw))));
+        }
+    }
 }
 
 TEST(line_protocol, precision_names_in_both_spellings) {

@@ -21,6 +21,19 @@ TEST(parse_time_test, accepts_rfc3339_epoch_ms_now_and_relative) {
     EXPECT_EQ(*parse_time("now-15m", now, "from"), now - 900 * s_ns);
 }
 
+TEST(parse_time_test, refuses_times_past_the_64_bit_range_instead_of_wrapping) {
+    // 100,000 days fit a duration in nanoseconds, but now plus them does not.
+    auto r = parse_time("now+100000d", now, "to");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, "invalid_argument");
+    EXPECT_EQ(r.error().field, "to");
+    EXPECT_EQ(r.error().message, "to: \"now+100000d\" is out of range (1677 to 2262)");
+    EXPECT_FALSE(parse_time("now-100000d", -now, "from"));
+    EXPECT_FALSE(parse_time("now+99999999999999d", now, "to"));
+    EXPECT_FALSE(parse_time("9999-01-01T00:00:00Z", now, "to"));
+    EXPECT_EQ(*parse_time("2262-01-01T00:00:00Z", now, "to"), 9'214'646'400 * s_ns);
+}
+
 TEST(parse_time_test, rejects_other_text_naming_the_parameter) {
     auto r = parse_time("yesterday", now, "from");
     ASSERT_FALSE(r);
