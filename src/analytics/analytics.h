@@ -230,7 +230,8 @@ struct nab_options {
     std::string labels_file;             // NAB's combined_windows.json format
     std::string out_dir;                 // results: <out_dir>/<category>/<detector>_<file>.csv
     std::vector<std::string> detectors;  // empty: every name in detector_names()
-    std::function<void(size_t done, size_t total)> progress;  // per file and detector
+    // After each file and detector ("level realKnownCause/ec2_cpu.csv"); first (0, total, "").
+    std::function<void(size_t done, size_t total, const std::string& step)> progress;
     // Also score leave-one-category-out (nab_detector_result::folds).
     bool loco = false;
     // Start every stream this many rows into its file (windows move with it; a window that
@@ -284,8 +285,5 @@ std::string format_nab_table(const nab_report& report);
 // threshold carried over, the held-out score at it, the in-sample score, the score at the
 // fixed decision threshold; a category without windows shows its false positives.
 std::string format_nab_loco(const nab_report& report);
-
-// A one-line progress bar such as "[##########          ]  50% 5/10", `width` cells wide.
-std::string progress_bar(size_t done, size_t total, size_t width = 30);
 
 }  // namespace clisonix::analytics

@@ -234,7 +234,7 @@ result<nab_report> run_nab(const nab_options& opts) {
 
     const size_t total = names.size() * files.size();
     size_t done = 0;
-    if (opts.progress) opts.progress(0, total);
+    if (opts.progress) opts.progress(0, total, "");
     for (const auto& name : names) {
         nab_detector_result dr;
         dr.detector = name;
@@ -272,7 +272,7 @@ result<nab_report> run_nab(const nab_options& opts) {
             }
             scored.push_back(std::move(s));
             ++done;
-            if (opts.progress) opts.progress(done, total);
+            if (opts.progress) opts.progress(done, total, name + " " + f.category + "/" + f.name);
         }
         for (const auto& p : nab_profiles())
             dr.scores.push_back(score_nab(scored, p));
@@ -343,19 +343,6 @@ std::string format_nab_loco(const nab_report& report) {
             out += line;
         }
     }
-    return out;
-}
-
-std::string progress_bar(size_t done, size_t total, size_t width) {
-    const size_t shown = std::min(done, total);
-    const size_t cells = total == 0 ? width : shown * width / total;
-    const size_t pct = total == 0 ? 100 : shown * 100 / total;
-    std::string out = "[";
-    out.append(cells, '#');
-    out.append(width - cells, ' ');
-    char tail[64];
-    std::snprintf(tail, sizeof tail, "] %3zu%% %zu/%zu", pct, done, total);
-    out += tail;
     return out;
 }
 

@@ -1,7 +1,5 @@
 // `clisonix import` and `clisonix query`: the data commands, spoken over the HTTP API so that
 // they work against any running server, local or remote.
-#include <unistd.h>
-
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -18,6 +16,7 @@
 #include "app/app.h"
 #include "app/client.h"
 #include "common/csv.h"
+#include "common/progress.h"
 #include "query/query.h"
 
 namespace clisonix::app {
@@ -26,38 +25,29 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-// Redraws one status line on a terminal; elsewhere prints a line every few seconds.
+// The import's progress over the file's bytes, with the points sent and their rate: one
+// redrawn line on a terminal, a line per tenth of the file elsewhere (common/progress.h).
 class progress {
 public:
-    explicit progress(uint64_t total) : _total(total), _tty(::isatty(2) != 0) {}
+    explicit progress(uint64_t total) : _total(total) {}
 
     void update(uint64_t done, uint64_t points, bool final = false) {
-        auto now = clock::now();
-        auto since = now - _last;
-        if (!final && since < (_tty ? std::chrono::milliseconds(100) : std::chrono::seconds(5)))
-            return;
-        _last = now;
-        double seconds = std::chrono::duration<double>(now - _start).count();
-        double fraction = _total ? static_cast<double>(done) / static_cast<double>(_total) : 1;
-        int filled = static_cast<int>(fraction * 30);
-        char line[160];
-        std::snprintf(line, sizeof line, "[%-30s] %5.1f%%  %llu points  %.0f points/s",
-                      std::string(static_cast<size_t>(filled), '#').c_str(), fraction * 100,
+        double seconds = this->seconds();
+        char detail[96];
+        std::snprintf(detail, sizeof detail, "%llu points  %.0f points/s",
                       static_cast<unsigned long long>(points),
                       seconds > 0 ? static_cast<double>(points) / seconds : 0.0);
-        if (_tty)
-            std::fprintf(stderr, "\r%s%s", line, final ? "\n" : "");
-        else
-            std::fprintf(stderr, "%s\n", line);
+        // The final update always counts as the end, even when the file shrank meanwhile.
+        _display.update(final ? _total : std::min(done, _total - (_total > 0 ? 1 : 0)), _total,
+                        detail);
     }
 
     double seconds() const { return std::chrono::duration<double>(clock::now() - _start).count(); }
 
 private:
     uint64_t _total;
-    bool _tty;
+    progress_display _display{std::cerr, "import", stderr_is_terminal(), 10};
     clock::time_point _start = clock::now();
-    clock::time_point _last{};
 };
 
 // The number of fields (= points) on one line-protocol line: unescaped, unquoted commas in

@@ -32,6 +32,7 @@
 #include "app/app.h"
 #include "app/client.h"
 #include "app/demo_plant.h"
+#include "common/progress.h"
 
 namespace clisonix::app {
 
@@ -382,6 +383,8 @@ private:
         say("backfilling the last " + std::to_string(total) + " s of history");
         std::string body;
         int64_t points = 0;
+        // Seconds of history; a log file gets a line per quarter.
+        progress_display shown(std::cerr, "demo: backfill", stderr_is_terminal(), 25);
         for (int64_t k0 = from; k0 < 0; k0 += chunk) {
             if (stopping()) return;
             body.clear();
@@ -397,14 +400,9 @@ private:
                 return;
             }
             int64_t done = std::min<int64_t>(total, k0 + chunk - from);
-            if (!isatty(STDERR_FILENO) && done != total) continue;  // a log file: the end only
             std::lock_guard lock(say_mutex);
-            std::fprintf(stderr, "\rdemo: backfill [%-30s] %3d%%",
-                         std::string(static_cast<size_t>(30 * done / total), '#').c_str(),
-                         static_cast<int>(100 * done / total));
-            if (done == total)
-                std::fprintf(stderr, "  %lld points\n", static_cast<long long>(points));
-            std::fflush(stderr);
+            shown.update(static_cast<size_t>(done), static_cast<size_t>(total),
+                         std::to_string(points) + " points");
         }
     }
 

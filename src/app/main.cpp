@@ -7,12 +7,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <vector>
 
 #include "analytics/analytics.h"
 #include "app/app.h"
 #include "app/client.h"
 #include "app/demo_plant.h"
 #include "auth/auth.h"
+#include "common/progress.h"
 #include "config/config.h"
 #include "devices/devices.h"
 
@@ -65,6 +70,39 @@ struct config_flags {
         return std::move(*cfg);
     }
 };
+
+// Levenshtein distance: insertions, deletions and substitutions of one character each.
+size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j)
+        row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            size_t above = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+// CLI11 answers a mistyped command with "A subcommand is required", which names neither the
+// word nor the command meant. The nearest command by edit distance (the first declared on a
+// tie) is named instead; nullopt when `word` is a command or an option.
+std::optional<std::string> unknown_command_message(const CLI::App& cli, std::string_view word) {
+    if (word.empty() || word.front() == '-') return std::nullopt;
+    std::string nearest;
+    size_t best = std::string::npos;
+    for (const auto* sub : cli.get_subcommands([](const CLI::App*) { return true; })) {
+        if (sub->get_name() == word) return std::nullopt;
+        size_t d = edit_distance(word, sub->get_name());
+        if (d < best) best = d, nearest = sub->get_name();
+    }
+    return "unknown command '" + std::string(word) + "'; did you mean '" + nearest +
+           "'? (clisonix --help lists the commands)";
+}
 
 }  // namespace
 
@@ -196,6 +234,12 @@ int main(int argc, char** argv) {
     }
     query_cmd->add_option("--tag", query_tags, "Tag filter key=value (repeatable)");
 
+    if (argc > 1) {
+        if (auto message = unknown_command_message(cli, argv[1])) {
+            std::cerr << *message << "\n";
+            return app::exit_usage;
+        }
+    }
     try {
         cli.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -250,7 +294,7 @@ int main(int argc, char** argv) {
             return devices::post_result{r->status, std::move(r->body)};
         };
         return devices::run_import_command(device_import, post, std::cout, std::cerr,
-                                           ::isatty(2) != 0);
+                                           stderr_is_terminal());
     }
     if (*user_cmd) {
         if (password_stdin) {
@@ -262,9 +306,9 @@ int main(int argc, char** argv) {
     }
     if (*nab_cmd) {
         if (!nab_detector.empty()) nab_opts.detectors.push_back(nab_detector);
-        nab_opts.progress = [](size_t done, size_t total) {
-            std::fprintf(stderr, "\r%s%s", analytics::progress_bar(done, total).c_str(),
-                         done == total ? "\n" : "");
+        auto shown = std::make_shared<progress_display>(std::cerr, "nab", stderr_is_terminal());
+        nab_opts.progress = [shown](size_t done, size_t total, const std::string& step) {
+            shown->update(done, total, step);
         };
         auto report = analytics::run_nab(nab_opts);
         if (!report) {
@@ -278,13 +322,10 @@ int main(int argc, char** argv) {
         return app::exit_ok;
     }
     if (*health_cmd) {
-        const bool terminal = ::isatty(2) != 0;
-        health_opts.progress = [terminal](size_t done, size_t total, const std::string& file) {
-            if (terminal)
-                std::fprintf(stderr, "\r%s%s", analytics::progress_bar(done, total).c_str(),
-                             done == total ? "\n" : "");
-            else
-                std::fprintf(stderr, "health-bench: %zu/%zu %s\n", done, total, file.c_str());
+        auto shown =
+            std::make_shared<progress_display>(std::cerr, "health-bench", stderr_is_terminal());
+        health_opts.progress = [shown](size_t done, size_t total, const std::string& file) {
+            shown->update(done, total, file);
         };
         auto report = analytics::run_health_bench(health_opts);
         if (!report) {

@@ -64,8 +64,10 @@ void add_system_routes(http::router& routes, meta::store& store) {
                     return http::response::text(200, metrics::global().expose(),
                                                 "text/plain; version=0.0.4; charset=utf-8");
                 }});
+    // Public: it describes the public API (routes and their permissions, no data), and a
+    // newcomer or a client generator reads it before holding a token (docs/decisions).
     routes.add({http::method::get, "/api/v1/openapi.json", "This API's OpenAPI 3.1 description",
-                http::permission::read, [&routes](http::request&) {
+                http::permission::open, [&routes](http::request&) {
                     return http::response::json(
                         200, http::openapi_document(routes, "Clisonix API", version));
                 }});

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/csv.h"
+#include "common/progress.h"
 #include "devices/internal.h"
 
 namespace clisonix::devices {
@@ -148,14 +149,6 @@ void print_error(std::ostream& err, const std::string& file, size_t line, const 
     err << without_field(message, field) << "\n";
 }
 
-void draw(std::ostream& err, size_t done, size_t total) {
-    const int width = 30;
-    int filled = total ? static_cast<int>(static_cast<double>(done) / total * width) : width;
-    err << "\r[" << std::string(static_cast<size_t>(filled), '#')
-        << std::string(static_cast<size_t>(width - filled), ' ') << "] " << done << "/" << total
-        << " devices" << std::flush;
-}
-
 }  // namespace
 
 int run_import_command(const import_command& cmd,
@@ -219,6 +212,7 @@ int run_import_command(const import_command& cmd,
     std::vector<import_error> errors = local;
     size_t created = 0, skipped = 0;
     const size_t total = rows.size();
+    progress_display shown(err, "device import", tty);
     for (size_t begin = 0; begin < rows.size(); begin += cmd.chunk_rows) {
         size_t end = std::min(rows.size(), begin + cmd.chunk_rows);
         std::string body = "name,type,label,description\n";
@@ -272,9 +266,9 @@ int run_import_command(const import_command& cmd,
                 << "\n";
             return 1;
         }
-        if (tty) draw(err, end, total);
+        // Off a terminal only the summary below: the import is one request per chunk.
+        if (tty) shown.update(end, total, "devices");
     }
-    if (tty) err << "\n";
     std::sort(errors.begin(), errors.end(),
               [](const import_error& a, const import_error& b) { return a.line < b.line; });
     for (const auto& e : errors)

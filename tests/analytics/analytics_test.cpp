@@ -2,16 +2,21 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "analytics/detectors.h"
 #include "analytics/timestamp.h"
+#include "common/progress.h"
 
 namespace a = clisonix::analytics;
+using clisonix::progress_bar;
+using clisonix::progress_display;
 
 namespace {
 
@@ -202,10 +207,42 @@ TEST(timestamps, parse_nab_formats) {
 }
 
 TEST(progress, bar_shows_fraction) {
-    EXPECT_EQ(a::progress_bar(5, 10, 10), "[#####     ]  50% 5/10");
-    EXPECT_EQ(a::progress_bar(0, 4, 4), "[    ]   0% 0/4");
-    EXPECT_EQ(a::progress_bar(4, 4, 4), "[####] 100% 4/4");
-    EXPECT_EQ(a::progress_bar(0, 0, 2), "[##] 100% 0/0");
+    EXPECT_EQ(progress_bar(5, 10, 10), "[#####     ]  50% 5/10");
+    EXPECT_EQ(progress_bar(0, 4, 4), "[    ]   0% 0/4");
+    EXPECT_EQ(progress_bar(4, 4, 4), "[####] 100% 4/4");
+    EXPECT_EQ(progress_bar(0, 0, 2), "[##] 100% 0/0");
+}
+
+TEST(progress, off_a_terminal_one_plain_line_per_step) {
+    std::ostringstream out;
+    progress_display p(out, "nab", false);
+    p.update(0, 3);
+    p.update(1, 3, "a.csv");
+    p.update(2, 3, "b.csv");
+    p.update(3, 3, "c.csv");
+    EXPECT_EQ(out.str(), "nab: 1/3 (33%) a.csv\nnab: 2/3 (66%) b.csv\nnab: 3/3 (100%) c.csv\n");
+}
+
+TEST(progress, off_a_terminal_every_percent_gives_a_line_per_tenth) {
+    std::ostringstream out;
+    progress_display p(out, "import", false, 10);
+    for (size_t done = 1; done <= 1000; ++done)
+        p.update(done, 1000);
+    const std::string text = out.str();
+    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 11);  // 0.1 %, 10 %, ..., 100 %
+    EXPECT_EQ(text.find('\r'), std::string::npos);
+    EXPECT_NE(text.find("import: 1000/1000 (100%)\n"), std::string::npos) << text;
+}
+
+TEST(progress, on_a_terminal_redraws_one_line_and_ends_it) {
+    std::ostringstream out;
+    progress_display p(out, "nab", true);
+    p.update(1, 2);
+    p.update(2, 2);
+    const std::string text = out.str();
+    EXPECT_EQ(text.rfind("\rnab: [", 0), 0u) << text;
+    EXPECT_EQ(text.back(), '\n');
+    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1);
 }
 
 TEST(detectors, names_and_factory) {
@@ -526,7 +563,11 @@ TEST_F(nab_runner, writes_results_with_labels_and_scores) {
                      {"level"},
                      nullptr};
     std::vector<std::pair<size_t, size_t>> progress;
-    o.progress = [&](size_t done, size_t total) { progress.emplace_back(done, total); };
+    std::vector<std::string> steps;
+    o.progress = [&](size_t done, size_t total, const std::string& step) {
+        progress.emplace_back(done, total);
+        steps.push_back(step);
+    };
     auto r = a::run_nab(o);
     ASSERT_TRUE(r) << r.error().message;
     EXPECT_EQ(r->files, 1u);
@@ -535,6 +576,7 @@ TEST_F(nab_runner, writes_results_with_labels_and_scores) {
     ASSERT_EQ(r->detectors.size(), 1u);
     EXPECT_EQ(r->detectors[0].scores.size(), 3u);
     EXPECT_EQ(progress, (std::vector<std::pair<size_t, size_t>>{{0, 1}, {1, 1}}));
+    EXPECT_EQ(steps, (std::vector<std::string>{"", "level cat/f.csv"}));
     std::ifstream in(_dir / "out" / "cat" / "level_f.csv");
     std::string line;
     std::getline(in, line);

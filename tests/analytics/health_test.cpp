@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "analytics/analytics.h"
+#include "support/shared_data.h"
 
 namespace a = clisonix::analytics;
 
@@ -184,10 +185,8 @@ TEST(health_model, state_is_fixed_after_train_and_linear_in_the_metrics) {
 // SKAB valve1 under SKAB's protocol (first 400 rows of each file learn normal, pooled
 // outlier F1 / FAR / MAR over the later rows, threshold fixed at 0.5): a regression fails here.
 TEST(health_model, skab_valve1_pooled_f1_and_false_alarm_rate) {
-    const std::filesystem::path skab = CLISONIX_SOURCE_DIR "/../shared/skab";
-    ASSERT_TRUE(std::filesystem::is_directory(skab / "valve1"))
-        << "the SKAB subset is missing: expected " << (skab / "valve1").string()
-        << " (clone the repository with shared/ beside it)";
+    const auto skab = clisonix::testing::shared_data("skab");
+    if (auto why = clisonix::testing::missing(skab / "valve1")) GTEST_SKIP() << *why;
     const auto out = std::filesystem::temp_directory_path() /
                      ("clisonix-health-valve1-" + std::to_string(::getpid()));
     a::health_bench_options o;

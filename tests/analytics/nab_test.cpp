@@ -9,6 +9,7 @@
 
 #include "analytics/analytics.h"
 #include "analytics/detectors.h"
+#include "support/shared_data.h"
 
 namespace a = clisonix::analytics;
 
@@ -20,10 +21,8 @@ namespace a = clisonix::analytics;
 
 TEST(nab, ensemble_standard_score_on_the_shared_subset) {
     if (CLISONIX_UNDER_SANITIZER) GTEST_SKIP() << "too slow under the sanitizers";
-    const std::filesystem::path nab = CLISONIX_SOURCE_DIR "/../shared/nab";
-    ASSERT_TRUE(std::filesystem::is_directory(nab / "data"))
-        << "the NAB subset is missing: expected " << (nab / "data").string()
-        << " (clone the repository with shared/ beside it)";
+    const auto nab = clisonix::testing::shared_data("nab");
+    if (auto why = clisonix::testing::missing(nab / "data")) GTEST_SKIP() << *why;
     a::nab_options o;
     o.data_dir = (nab / "data").string();
     o.labels_file = (nab / "labels.json").string();
@@ -60,8 +59,8 @@ TEST(nab, ensemble_standard_score_on_the_shared_subset) {
 // 64.8, 63.7, 58.5, 58.8 (mean 65.1; 64.1 with the fixed-length learning period).
 TEST(nab, ensemble_score_from_other_starting_points) {
     if (CLISONIX_UNDER_SANITIZER) GTEST_SKIP() << "too slow under the sanitizers";
-    const std::filesystem::path nab = CLISONIX_SOURCE_DIR "/../shared/nab";
-    ASSERT_TRUE(std::filesystem::is_directory(nab / "data"));
+    const auto nab = clisonix::testing::shared_data("nab");
+    if (auto why = clisonix::testing::missing(nab / "data")) GTEST_SKIP() << *why;
     double sum = 0, lowest = 100;
     const std::vector<size_t> skips = {0, 25, 50, 100, 150, 200, 300, 400};
     for (size_t skip : skips) {
@@ -86,8 +85,8 @@ TEST(nab, ensemble_score_from_other_starting_points) {
 // ARTime's published standard score on this subset: the reimplementation is faithful.
 TEST(nab, artime_with_nab_look_ahead_reproduces_the_published_score) {
     if (CLISONIX_UNDER_SANITIZER) GTEST_SKIP() << "too slow under the sanitizers";
-    const std::filesystem::path nab = CLISONIX_SOURCE_DIR "/../shared/nab";
-    ASSERT_TRUE(std::filesystem::is_directory(nab / "data"));
+    const auto nab = clisonix::testing::shared_data("nab");
+    if (auto why = clisonix::testing::missing(nab / "data")) GTEST_SKIP() << *why;
     const auto out = std::filesystem::temp_directory_path() / "clisonix_nab_artime_test";
     std::filesystem::remove_all(out);
     a::nab_options o;

@@ -1,6 +1,9 @@
 // The command line as a user meets it: exit codes and the one-line config errors.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <filesystem>
+
 #include "support/test_support.h"
 
 namespace clisonix {
@@ -33,9 +36,51 @@ TEST(cli_test, help_on_every_command_exits_0) {
 TEST(cli_test, unknown_command_or_flag_exits_2) {
     auto r = run_clisonix({"frobnicate"});
     EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos) << r.err;
     auto f = run_clisonix({"serve", "--prot", "1"});
     EXPECT_EQ(f.exit_code, 2);
     EXPECT_NE(f.err.find("--prot"), std::string::npos) << f.err;
+}
+
+TEST(cli_test, unknown_command_names_the_word_and_the_nearest_command) {
+    for (auto [typed, meant] :
+         std::vector<std::pair<std::string, std::string>>{{"foo", "demo"},
+                                                          {"serv", "serve"},
+                                                          {"qeury", "query"},
+                                                          {"helth-bench", "health-bench"}}) {
+        auto r = run_clisonix({typed});
+        EXPECT_EQ(r.exit_code, 2) << typed;
+        EXPECT_EQ(r.err.rfind("unknown command '" + typed + "'; did you mean '" + meant + "'?", 0),
+                  0u)
+            << r.err;
+        EXPECT_EQ(r.err.find("A subcommand is required"), std::string::npos) << r.err;
+    }
+    // No command at all is still CLI11's own message, and exit 2.
+    auto none = run_clisonix({});
+    EXPECT_EQ(none.exit_code, 2);
+}
+
+TEST(cli_test, nab_into_a_pipe_prints_one_clean_line_per_file) {
+    temp_dir dir("clisonix-nab-cli");
+    std::filesystem::create_directories(dir.path() / "data" / "cat");
+    std::string csv = "timestamp,value\n";
+    for (int i = 0; i < 40; ++i) {
+        char line[64];
+        std::snprintf(line, sizeof line, "2020-01-01 00:%02d:00,%d\n", i, i % 3);
+        csv += line;
+    }
+    write_file(dir.path() / "data" / "cat" / "f.csv", csv);
+    write_file(dir.path() / "data" / "cat" / "g.csv", csv);
+    write_file(dir.path() / "labels.json",
+               R"({"cat/f.csv": [["2020-01-01 00:20:00.000000", "2020-01-01 00:24:00.000000"]],)"
+               R"( "cat/g.csv": []})");
+    // run_clisonix captures stderr into a file: not a terminal, as in a pipe or a log.
+    auto r = run_clisonix({"nab", "--data", (dir.path() / "data").string(), "--labels",
+                           (dir.path() / "labels.json").string(), "--out",
+                           (dir.path() / "out").string(), "--detector", "level"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
+    EXPECT_EQ(r.err, "nab: 1/2 (50%) level cat/f.csv\nnab: 2/2 (100%) level cat/g.csv\n");
 }
 
 // Each source of config, and each kind of mistake, gives exit 2 and exactly one line.

@@ -55,7 +55,7 @@ TEST(health_bench, writes_one_score_per_row_and_the_pooled_scores) {
                            "--out", out.path().string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     // Not a terminal: one clean line per file.
-    EXPECT_EQ(r.err, "health-bench: 1/2 a.csv\nhealth-bench: 2/2 kind/b.csv\n");
+    EXPECT_EQ(r.err, "health-bench: 1/2 (50%) a.csv\nhealth-bench: 2/2 (100%) kind/b.csv\n");
 
     auto a = lines_of(out.path() / "a.csv");
     ASSERT_EQ(a.size(), 501u);

@@ -66,11 +66,15 @@ std::string promtool_check(const std::string& exposition, const testing::temp_di
     return out;
 }
 
-TEST(serve_test, only_health_and_login_answer_without_credentials) {
+TEST(serve_test, only_health_login_and_the_api_description_answer_without_credentials) {
     server_process srv;
     EXPECT_EQ(http_request(srv.port(), "GET", "/healthz").status, 200);
     EXPECT_EQ(http_request(srv.port(), "GET", "/readyz").status, 200);
-    for (auto target : {"/metrics", "/api/v1/openapi.json", "/api/v1/query", "/api/v1/series"}) {
+    // The description of the API is public (it holds no data); the metrics are not.
+    auto openapi = http_request(srv.port(), "GET", "/api/v1/openapi.json");
+    EXPECT_EQ(openapi.status, 200);
+    EXPECT_NE(openapi.body.find("\"openapi\":\"3.1.0\""), std::string::npos);
+    for (auto target : {"/metrics", "/api/v1/query", "/api/v1/series"}) {
         auto r = http_request(srv.port(), "GET", target);
         EXPECT_EQ(r.status, 401) << target;
         EXPECT_NE(r.body.find("\"code\":\"unauthenticated\""), std::string::npos) << r.body;

@@ -235,7 +235,7 @@ await step("rules: a bad condition is shown at its field", async () => {
   await page.getByRole("button", { name: "New rule" }).click();
   const form = page.getByRole("form", { name: "New rule" });
   await form.getByRole("textbox", { name: "Name", exact: true }).fill("broken rule");
-  await form.getByRole("textbox", { name: "Scope device", exact: true }).fill("pump-1");
+  await form.getByRole("combobox", { name: "Scope device", exact: true }).selectOption("pump-1");
   await form.getByRole("textbox", { name: "Condition", exact: true }).fill("temperature >> 80 for 5m");
   await form.getByRole("button", { name: "Save rule" }).click();
   const err = form.locator('.field-error[data-field="condition"]');
@@ -248,6 +248,147 @@ await step("rules: a bad condition is shown at its field", async () => {
   );
   await shoot("rules-error");
   await axe("rules");
+});
+
+await step("rules: the scope is picked from the devices, types and assets of the API", async () => {
+  if (!rulesApi || !devicesApi) skip("the rules or devices API answers 404 on this server");
+  const madeAsset = await api("POST", "/api/v1/assets", { name: "scope-line-1", type: "line" });
+  expect(madeAsset.status === 201, "creating an asset: " + madeAsset.status + " " + madeAsset.text);
+  await page.goto(server.base + "/rules");
+  await page.getByRole("button", { name: "New rule" }).click();
+  const form = page.getByRole("form", { name: "New rule" });
+  await form.getByRole("textbox", { name: "Name", exact: true }).fill("pump overheating");
+  const devices = form.getByRole("combobox", { name: "Scope device", exact: true });
+  await devices.locator("option", { hasText: "pump-1" }).waitFor({ state: "attached" });
+  await form.getByRole("combobox", { name: "Scope", exact: true }).selectOption("device_type");
+  const types = form.getByRole("combobox", { name: "Scope device_type", exact: true });
+  await types.selectOption("pump");
+  await form.getByRole("combobox", { name: "Scope", exact: true }).selectOption("asset");
+  const assets = form.getByRole("combobox", { name: "Scope asset", exact: true });
+  await assets.selectOption("scope-line-1");
+  expect(
+    (await assets.locator("option", { hasText: "pump-1" }).count()) === 0,
+    "the asset picker lists assets, not devices",
+  );
+  await form.getByRole("textbox", { name: "Condition", exact: true }).fill("temperature > 90 for 1m");
+  await form.getByRole("button", { name: "Save rule" }).click();
+  await page.getByText('Rule "pump overheating" saved.').waitFor();
+  await page.getByRole("cell", { name: "asset scope-line-1", exact: true }).waitFor();
+  const rules = await api("GET", "/api/v1/rules");
+  const saved = JSON.parse(rules.text).rules.find((r) => r.name === "pump overheating");
+  expect(saved && saved.scope.asset === "scope-line-1", "the rule is stored with the picked scope: " + rules.text);
+  // Editing shows the stored scope selected.
+  await page.getByRole("button", { name: "Edit rule pump overheating" }).click();
+  const edit = page.getByRole("form", { name: "Edit rule" });
+  const picked = edit.getByRole("combobox", { name: "Scope asset", exact: true });
+  await picked.locator("option", { hasText: "scope-line-1" }).waitFor({ state: "attached" });
+  expect((await picked.inputValue()) === "scope-line-1", "the stored scope is selected");
+  await shoot("rules-scope-picker");
+  await axe("rules-scope-picker");
+  await edit.getByRole("button", { name: "Cancel" }).click();
+});
+
+await step("device types: create with expected ranges, edit a range, delete", async () => {
+  if (!devicesApi) skip("the devices API (/api/v1/devices) answers 404 on this server");
+  await page.goto(server.base + "/device-types");
+  await page.getByRole("heading", { name: "Device types", level: 1 }).waitFor();
+  await page.getByRole("button", { name: "New device type" }).click();
+  const form = page.getByRole("form", { name: "New device type" });
+  await form.getByRole("textbox", { name: "Name", exact: true }).fill("chiller");
+  await form.getByRole("textbox", { name: "Description", exact: true }).fill("Water chiller");
+  await form.getByRole("textbox", { name: "Metric 1", exact: true }).fill("temperature");
+  await form.getByRole("textbox", { name: "Metric 1 unit", exact: true }).fill("°C");
+  await form.getByRole("textbox", { name: "Metric 1 min", exact: true }).fill("2");
+  await form.getByRole("textbox", { name: "Metric 1 max", exact: true }).fill("abc");
+  await form.getByRole("button", { name: "Save device type" }).click();
+  // A range bound that is not a number is shown at its input, and nothing is sent.
+  await form.locator('.field-error[data-field="max-0"]').waitFor();
+  await form.getByRole("textbox", { name: "Metric 1 max", exact: true }).fill("12");
+  await form.getByRole("button", { name: "Add metric" }).click();
+  await form.getByRole("textbox", { name: "Metric 2", exact: true }).fill("pressure");
+  await form.getByRole("textbox", { name: "Metric 2 unit", exact: true }).fill("bar");
+  await form.getByRole("textbox", { name: "Metric 2 max", exact: true }).fill("6");
+  await form.getByRole("button", { name: "Save device type" }).click();
+  await page.getByText("Device type chiller saved.").waitFor();
+  const row = page.locator('tr[data-device-type="chiller"]');
+  await row.getByText("(°C) 2 … 12").waitFor();
+  await row.getByText("(bar) ≤ 6").waitFor();
+  let stored = JSON.parse((await api("GET", "/api/v1/device-types/chiller")).text);
+  expect(stored.metrics.temperature.min === 2 && stored.metrics.temperature.max === 12, JSON.stringify(stored));
+  expect(stored.metrics.pressure.unit === "bar" && stored.metrics.pressure.max === 6, JSON.stringify(stored));
+
+  await page.getByRole("button", { name: "Edit device type chiller" }).click();
+  const edit = page.getByRole("form", { name: "Edit device type" });
+  // The rows come in the server's order (by name): find temperature's.
+  let n = 1;
+  while ((await edit.getByRole("textbox", { name: `Metric ${n}`, exact: true }).inputValue()) !== "temperature") {
+    expect(n < 2, "the form lists the stored metrics");
+    n++;
+  }
+  const max = edit.getByRole("textbox", { name: `Metric ${n} max`, exact: true });
+  expect((await max.inputValue()) === "12", "the form shows the stored range");
+  await max.fill("15");
+  await edit.getByRole("button", { name: "Save device type" }).click();
+  await page.getByText("Device type chiller saved.").waitFor();
+  await row.getByText("(°C) 2 … 15").waitFor();
+  stored = JSON.parse((await api("GET", "/api/v1/device-types/chiller")).text);
+  expect(stored.metrics.temperature.max === 15, "the edit is stored: " + JSON.stringify(stored));
+  await shoot("device-types");
+  await axe("device-types");
+
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Delete device type chiller" }).click();
+  await page.getByText("Device type chiller deleted.").waitFor();
+  expect((await row.count()) === 0, "the row is gone");
+  expect((await api("GET", "/api/v1/device-types/chiller")).status === 404, "the type is deleted on the server");
+});
+
+await step("channels: a webhook's secret is never shown, only that it is set; edit keeps it; delete", async () => {
+  if ((await api("GET", "/api/v1/channels")).status === 404) skip("the channels API answers 404 on this server");
+  const secret = "s3cret-value-never-shown";
+  await page.goto(server.base + "/channels");
+  await page.getByRole("heading", { name: "Notification channels", level: 1 }).waitFor();
+  await page.getByRole("button", { name: "New channel" }).click();
+  const form = page.getByRole("form", { name: "New channel" });
+  await form.getByRole("textbox", { name: "Name", exact: true }).fill("ops-hook");
+  await form.getByRole("textbox", { name: "URL", exact: true }).fill("https://hooks.example.com/clisonix");
+  await form.getByLabel("Secret").fill(secret);
+  await form.getByRole("textbox", { name: "Timeout (ms)", exact: true }).fill("3000");
+  await form.getByRole("button", { name: "Save channel" }).click();
+  await page.getByText("Channel ops-hook saved.").waitFor();
+  const row = page.locator('tr[data-channel="ops-hook"]');
+  await row.getByRole("cell", { name: "set", exact: true }).waitFor();
+  expect(!(await page.content()).includes(secret), "the secret is nowhere on the page");
+
+  await page.getByRole("button", { name: "Edit channel ops-hook" }).click();
+  const edit = page.getByRole("form", { name: "Edit channel" });
+  expect((await edit.getByLabel("Secret").inputValue()) === "", "the secret input starts empty");
+  await edit.getByText("set; leave empty to keep it").waitFor();
+  await edit.getByRole("textbox", { name: "URL", exact: true }).fill("https://hooks.example.com/other");
+  await edit.getByRole("button", { name: "Save channel" }).click();
+  await page.getByText("Channel ops-hook saved.").waitFor();
+  await row.getByText("https://hooks.example.com/other").waitFor();
+  const stored = JSON.parse((await api("GET", "/api/v1/channels/ops-hook")).text);
+  expect(stored.secret_set === true, "an edit without a secret keeps the stored one: " + JSON.stringify(stored));
+  expect(stored.timeout_ms === 3000, "the timeout is stored: " + JSON.stringify(stored));
+
+  // An MQTT channel has a topic and no secret.
+  await page.getByRole("button", { name: "New channel" }).click();
+  const mqtt = page.getByRole("form", { name: "New channel" });
+  await mqtt.getByRole("textbox", { name: "Name", exact: true }).fill("ops-mqtt");
+  await mqtt.getByRole("combobox", { name: "Type", exact: true }).selectOption("mqtt");
+  expect((await mqtt.getByLabel("Secret").count()) === 0, "no secret for an MQTT channel");
+  await mqtt.getByRole("textbox", { name: "Topic", exact: true }).fill("clisonix/alarms/ops");
+  await mqtt.getByRole("button", { name: "Save channel" }).click();
+  await page.locator('tr[data-channel="ops-mqtt"]').getByText("clisonix/alarms/ops").waitFor();
+  await shoot("channels");
+  await axe("channels");
+
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Delete channel ops-hook" }).click();
+  await page.getByText("Channel ops-hook deleted.").waitFor();
+  expect((await row.count()) === 0, "the row is gone");
+  expect((await api("GET", "/api/v1/channels/ops-hook")).status === 404, "the channel is deleted on the server");
 });
 
 await step("assets: the tree shows a device under its line", async () => {

@@ -5,7 +5,9 @@ import { Button } from "./components/ui";
 import { Alarms } from "./pages/Alarms";
 import { Assets } from "./pages/Assets";
 import { Audit } from "./pages/Audit";
+import { Channels } from "./pages/Channels";
 import { DeviceDetail } from "./pages/DeviceDetail";
+import { DeviceTypes } from "./pages/DeviceTypes";
 import { Devices } from "./pages/Devices";
 import { Login } from "./pages/Login";
 import { Overview } from "./pages/Overview";
@@ -25,8 +27,10 @@ const nav: { path: string; label: string; admin?: boolean }[] = [
   { path: "/", label: "Overview" },
   { path: "/assets", label: "Assets" },
   { path: "/devices", label: "Devices" },
+  { path: "/device-types", label: "Device types" },
   { path: "/alarms", label: "Alarms" },
   { path: "/rules", label: "Rules" },
+  { path: "/channels", label: "Channels", admin: true },
   { path: "/users", label: "Users", admin: true },
   { path: "/audit", label: "Audit log", admin: true },
 ];
@@ -110,11 +114,13 @@ export function App() {
   if (path === "/") page = <Overview />;
   else if (path === "/assets") page = <Assets />;
   else if (path === "/devices") page = <Devices canManage={canManage} />;
+  else if (path === "/device-types") page = <DeviceTypes canManage={canManage} />;
   else if (path.startsWith("/devices/")) {
     const name = decodeURIComponent(path.slice("/devices/".length));
     page = <DeviceDetail key={name} name={name} dark={theme === "dark"} canManage={canManage} />;
   } else if (path === "/alarms") page = <Alarms canAct={canManage} />;
   else if (path === "/rules") page = <Rules admin={admin} />;
+  else if (path === "/channels") page = admin ? <Channels /> : <Forbidden />;
   else if (path === "/users") page = admin ? <Users me={session.username} /> : <Forbidden />;
   else if (path === "/audit") page = admin ? <Audit /> : <Forbidden />;
   else page = <NotFound path={path} />;

@@ -107,7 +107,7 @@ export function Field(props: {
         >
           {props.options.map((o) => (
             <option key={o} value={o}>
-              {o || "any"}
+              {o || props.placeholder || "any"}
             </option>
           ))}
         </select>

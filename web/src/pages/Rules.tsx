@@ -2,7 +2,19 @@
 // the condition; its error names the field, and the message is shown under that field.
 import { useState } from "react";
 import { ApiError, api, listOf } from "../api";
-import { Button, Card, ErrorBox, Field, Notice, PageTitle, SeverityBadge, Table, td, useAsync } from "../components/ui";
+import {
+  Button,
+  Card,
+  ErrorBox,
+  Field,
+  Notice,
+  PageTitle,
+  SeverityBadge,
+  Table,
+  errorText,
+  td,
+  useAsync,
+} from "../components/ui";
 
 interface Rule {
   id?: number;
@@ -17,6 +29,20 @@ interface Rule {
 }
 
 const scopeKinds = ["device", "device_type", "asset"];
+
+// The names a scope of each kind can take, from the API (the picker's options).
+const scopeSources: Record<string, { path: string; key: string }> = {
+  device: { path: "/api/v1/devices", key: "devices" },
+  device_type: { path: "/api/v1/device-types", key: "device_types" },
+  asset: { path: "/api/v1/assets", key: "assets" },
+};
+
+async function scopeNames(kind: string): Promise<string[]> {
+  const source = scopeSources[kind];
+  if (!source) return [];
+  const items = listOf<{ name: string }>(await api(source.path), source.key);
+  return items.map((i) => i.name).sort((a, b) => a.localeCompare(b));
+}
 
 interface Form {
   name: string;
@@ -98,6 +124,10 @@ function RuleForm({
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const set = (k: keyof Form) => (v: string) => setF({ ...f, [k]: v });
+  const names = useAsync(() => scopeNames(f.scopeKind), [f.scopeKind]);
+  // A rule may name what no longer exists (a deleted device): it stays pickable as it is.
+  const scopeOptions = ["", ...(names.data ?? [])];
+  if (f.scopeValue && !scopeOptions.includes(f.scopeValue)) scopeOptions.push(f.scopeValue);
   const at = error instanceof ApiError ? inputOf(error.field) : null;
   const fieldError = (k: keyof Form) => (at === k && error instanceof ApiError ? error.message : undefined);
 
@@ -133,7 +163,7 @@ function RuleForm({
             label="Scope"
             name="scopeKind"
             value={f.scopeKind}
-            onChange={set("scopeKind")}
+            onChange={(v) => setF({ ...f, scopeKind: v, scopeValue: "" })}
             options={scopeKinds}
             hint="One device, every device of a type, or every device under an asset"
           />
@@ -142,7 +172,10 @@ function RuleForm({
             name="scopeValue"
             value={f.scopeValue}
             onChange={set("scopeValue")}
+            options={scopeOptions}
+            placeholder={names.loading ? "loading…" : `choose a ${f.scopeKind.replace("_", " ")}`}
             required
+            hint={names.error ? "the list could not be loaded: " + errorText(names.error) : undefined}
             error={fieldError("scopeValue")}
           />
           <div className="sm:col-span-2">
