@@ -99,6 +99,8 @@ mqtt::options mqtt_options_from(const config::config& cfg) {
     o.tls_key = cfg.get_string("mqtt.tls_key");
     o.max_packet_size = static_cast<uint32_t>(cfg.get_int("mqtt.max_packet_size"));
     o.max_connections = static_cast<int>(cfg.get_int("mqtt.max_connections"));
+    o.max_connections_per_ip = static_cast<int>(cfg.get_int("mqtt.max_connections_per_ip"));
+    o.max_connect_size = static_cast<uint32_t>(cfg.get_int("mqtt.max_connect_size"));
     o.rate_limit = static_cast<double>(cfg.get_int("mqtt.rate_limit"));
     o.keep_alive_max = std::chrono::seconds(cfg.get_int("mqtt.keep_alive_max") / 1000);
     o.connect_timeout = cfg.get_duration("mqtt.connect_timeout");

@@ -18,15 +18,27 @@ void impl::accept() {
         [self = shared_from_this()](const boost::system::error_code& ec, tcp::socket sock) {
             if (self->stopping) return;
             if (!ec) {
+                boost::system::error_code aec;
+                auto remote = sock.remote_endpoint(aec);
+                std::string address = aec ? std::string() : remote.address().to_string();
+                const int per_ip = self->opts.max_connections_per_ip;
                 if (static_cast<int>(self->connections.size()) >= self->opts.max_connections) {
                     stats().dropped("max_connections").inc();
                     boost::system::error_code ignored;
                     sock.close(ignored);
+                } else if (aec || (per_ip > 0 && self->per_address.count(address) &&
+                                   self->per_address[address] >= per_ip)) {
+                    // One address cannot take the whole broker (a site behind NAT still gets
+                    // max_connections_per_ip devices); a socket already gone is not counted.
+                    stats().dropped("max_connections_per_ip").inc();
+                    boost::system::error_code ignored;
+                    sock.close(ignored);
                 } else {
+                    ++self->per_address[address];
                     boost::system::error_code ignored;
                     sock.set_option(tcp::no_delay(true), ignored);
                     sock.non_blocking(true, ignored);
-                    auto c = std::make_shared<connection>(*self, std::move(sock));
+                    auto c = std::make_shared<connection>(*self, std::move(sock), address);
                     if (self->tls) c->secure.emplace(std::move(c->plain), *self->tls);
                     self->connections.insert(c);
                     stats().connections.add(1);
@@ -46,10 +58,12 @@ void impl::sweep() {
             continue;
         }
         if (c->paused) continue;
-        const auto limit = c->st == connection::state::connected
-                               ? c->keep_alive * 3 / 2
-                               : std::chrono::milliseconds(opts.connect_timeout);
-        if (now - c->last_rx > limit) expired.push_back(c);
+        if (c->st == connection::state::connected) {
+            if (now - c->last_rx > c->keep_alive * 3 / 2) expired.push_back(c);
+        } else if (now - c->opened_at > opts.connect_timeout) {
+            stats().dropped("connect_timeout").inc();
+            expired.push_back(c);
+        }
     }
     for (auto& c : expired) {
         if (c->st == connection::state::connected) {

@@ -154,6 +154,11 @@ struct broker_state : std::enable_shared_from_this<broker_state> {
     std::unordered_set<std::shared_ptr<connection>> connections;
     std::unordered_map<std::string, std::shared_ptr<session>> sessions;
     std::unordered_map<std::string, bucket> buckets;
+    std::unordered_map<std::string, int> per_address;  // open connections by peer IP
+    void forget_address(const std::string& address) {
+        auto it = per_address.find(address);
+        if (it != per_address.end() && --it->second <= 0) per_address.erase(it);
+    }
 
     // The batch being filled (network thread).
     ingest::json_parser parser;

@@ -80,7 +80,12 @@ size_t connection::parse(const uint8_t* data, size_t n) {
             break;
         }
         frame f;
-        auto fs = read_frame(data + offset, n - offset, br.opts.max_packet_size, f);
+        // Before CONNACK only a CONNECT may come, and a CONNECT is small: a client that
+        // announces more is refused before its bytes are buffered.
+        const uint32_t limit = st == state::awaiting_connect
+                                   ? std::min(br.opts.max_packet_size, br.opts.max_connect_size)
+                                   : br.opts.max_packet_size;
+        auto fs = read_frame(data + offset, n - offset, limit, f);
         if (fs == frame_status::incomplete) break;
         if (fs == frame_status::malformed) {
             protocol_close(reason::malformed_packet);
@@ -208,6 +213,7 @@ void connection::close_now() {
     lowest().close(ec);
     acks.clear();
     stats().connections.add(-1);
+    br.forget_address(address);
     br.connections.erase(shared_from_this());
 }
 

@@ -10,13 +10,18 @@ namespace clisonix::mqtt::detail {
 struct connection : std::enable_shared_from_this<connection> {
     enum class state { tls_handshake, awaiting_connect, connected, closing, closed };
 
-    connection(impl& b, tcp::socket sock) : br(b), plain(std::move(sock)) {}
+    connection(impl& b, tcp::socket sock, std::string peer)
+        : br(b), plain(std::move(sock)), address(std::move(peer)) {}
 
     impl& br;
     tcp::socket plain;
     std::optional<asio::ssl::stream<tcp::socket>> secure;
     state st = state::awaiting_connect;
     uint8_t version = v311;
+    std::string address;  // the peer's IP, for the per-address connection limit
+    // The connect timeout counts from here, not from the last byte: a client that trickles
+    // its CONNECT one byte at a time gets no more time than one that sends nothing.
+    const clock::time_point opened_at = clock::now();
     clock::time_point last_rx = clock::now();
     std::chrono::milliseconds keep_alive{0};  // 0: until connected, opts.connect_timeout
     std::shared_ptr<session> sess;
