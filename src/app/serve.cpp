@@ -580,6 +580,14 @@ int serve(const config::config& cfg) {
             [broker = mqtt_broker.get()](const std::string& d, const std::string& json) {
                 broker->send_to_device(d, "v1/devices/me/attributes", json);
             });
+        // A revoked credential (device deleted, token rotated, API key revoked) ends its
+        // open MQTT sessions at once, not when their clients leave.
+        auth.on_revoked([broker = mqtt_broker.get()](const auth::revoked_credential& r) {
+            if (r.kind == auth::principal_kind::device)
+                broker->revoke_device(r.name);
+            else
+                broker->revoke_user(r.name);
+        });
         notify_mqtt = [&mqtt_broker](std::string_view t, std::string_view p) -> status {
             mqtt_broker->publish(t, std::string(p));
             return {};

@@ -250,4 +250,17 @@ void broker::publish(std::string_view topic, std::string payload) {
                });
 }
 
+void broker::revoke_device(std::string_view device) {
+    asio::post(_impl->ioc, [w = std::weak_ptr(_impl), d = std::string(device)] {
+        if (auto impl = w.lock()) impl->revoke(d, {});
+    });
+}
+
+void broker::revoke_user(std::string_view principal) {
+    if (principal.empty()) return;
+    asio::post(_impl->ioc, [w = std::weak_ptr(_impl), u = std::string(principal)] {
+        if (auto impl = w.lock()) impl->revoke({}, u);
+    });
+}
+
 }  // namespace clisonix::mqtt

@@ -194,6 +194,9 @@ struct broker_state : std::enable_shared_from_this<broker_state> {
     void will_of(const std::string& device, const std::string& user, const will_message& w);
     bool take_token(const std::string& device);
     void pump(session& s);
+    // Closes the connections and drops the sessions of a revoked device (or, with `device`
+    // empty, of the user `user`).
+    void revoke(const std::string& device, const std::string& user);
     std::vector<uint8_t> shared_in = std::vector<uint8_t>(64 * 1024);  // plain reads land here
 };
 using impl = broker_state;

@@ -100,6 +100,14 @@ public:
     // Alarm events etc.: to every user session whose filter matches `topic` (at QoS <= 1).
     void publish(std::string_view topic, std::string payload);
 
+    // A credential stopped working (device deleted, token rotated or revoked; API key
+    // revoked): every connection that logged in as `device` (or as the user or API key
+    // named `principal`) is closed at once (5.0: DISCONNECT 0x87 Not authorized), without
+    // its will, and its offline persistent sessions are dropped. Packets the broker reads
+    // after the call are not handled, so nothing more is stored from them. Any thread.
+    void revoke_device(std::string_view device);
+    void revoke_user(std::string_view principal);
+
 private:
     std::shared_ptr<detail::broker_state> _impl;
 };

@@ -80,4 +80,29 @@ void impl::will_of(const std::string& device, const std::string& user, const wil
         stats().dropped("not_authorized").inc();
     }
 }
+void impl::revoke(const std::string& device, const std::string& user) {
+    auto of_principal = [&](const session& s) {
+        return device.empty() ? s.device.empty() && s.user == user : s.device == device;
+    };
+    std::vector<std::shared_ptr<connection>> cut;
+    for (const auto& c : connections)
+        if (c->sess && of_principal(*c->sess)) cut.push_back(c);
+    for (auto& c : cut) {
+        c->send_will = false;  // a will is one more message of the revoked credential
+        if (c->sess) c->sess->persistent = false;
+        c->protocol_close(reason::not_authorized);
+    }
+    for (auto it = sessions.begin(); it != sessions.end();) {
+        if (of_principal(*it->second))
+            it = sessions.erase(it);
+        else
+            ++it;
+    }
+    if (!device.empty()) buckets.erase(device);
+    if (!cut.empty())
+        log::info("mqtt sessions closed: credential revoked",
+                  {{device.empty() ? "user" : "device", device.empty() ? user : device},
+                   {"connections", static_cast<int64_t>(cut.size())}});
+}
+
 }  // namespace clisonix::mqtt::detail

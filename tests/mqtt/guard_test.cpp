@@ -176,5 +176,95 @@ TEST(mqtt_guard_test,
     EXPECT_EQ(connack_reason(again, mqtt::v311), 0);
 }
 
+// ---- revoked credentials ----------------------------------------------------------------------
+
+std::string make_device(mqtt_server& s, const std::string& name) {
+    auto made = s.srv.post("/api/v1/devices", R"({"name":")" + name + R"(","type":"pump"})",
+                           {"Content-Type: application/json"});
+    EXPECT_EQ(made.status, 201) << made.body;
+    return std::string(boost::json::parse(made.body).at("token").as_string());
+}
+
+// Connects, publishes one stored point at QoS 1 and returns once it is acknowledged.
+void connect_and_store(raw_client& c, uint8_t version, const std::string& token,
+                       const std::string& metric) {
+    c.connect(version, token, {}, 60, {}, true, "dev-" + metric);
+    ASSERT_EQ(connack_reason(c, version), 0);
+    c.send(publish_bytes(version, "v1/devices/me/telemetry",
+                         R"({"ts":1704067200000,"values":{")" + metric + R"(":1}})", 1, 1));
+    auto ack = c.read(version);
+    ASSERT_TRUE(ack && std::holds_alternative<mqtt::ack_packet>(*ack));
+    EXPECT_EQ(std::get<mqtt::ack_packet>(*ack).reason, 0);
+}
+
+std::string one_point(const std::string& device, const std::string& metric) {
+    return R"({"series":[{"measurement":"telemetry","tags":{"device":")" + device +
+           R"("},"metric":")" + metric + R"(","points":[[1704067200000,1]]}]})";
+}
+
+TEST(mqtt_guard_test, deleting_a_device_closes_its_sessions_and_stores_nothing_more) {
+    mqtt_server s;
+    const auto token = make_device(s, "gone-1");
+    const auto bystander_token = make_device(s, "stays-1");
+    raw_client c5(s.port), c3(s.port), bystander(s.port);
+    connect_and_store(c5, mqtt::v5, token, "a");
+    connect_and_store(c3, mqtt::v311, token, "b");
+    connect_and_store(bystander, mqtt::v311, bystander_token, "c");
+
+    ASSERT_EQ(s.send("DELETE", "/api/v1/devices/gone-1").status, 204);
+    // Sent after the deletion answered, on the still-open sockets: never stored.
+    c5.send(publish_bytes(mqtt::v5, "v1/devices/me/telemetry",
+                          R"({"ts":1704067201000,"values":{"a":2}})", 1, 2));
+    c3.send(publish_bytes(mqtt::v311, "v1/devices/me/telemetry",
+                          R"({"ts":1704067201000,"values":{"b":2}})", 1, 2));
+    EXPECT_EQ(disconnect_reason(c5), mqtt::reason::not_authorized);
+    EXPECT_TRUE(c3.closed_by_peer(3s));
+    EXPECT_EQ(s.points("gone-1", "a"), one_point("gone-1", "a"));
+    EXPECT_EQ(s.points("gone-1", "b"), one_point("gone-1", "b"));
+    // Another device's session is untouched.
+    bystander.send("\xc0\x00"s);
+    auto pong = bystander.read(mqtt::v311, 3s);
+    EXPECT_TRUE(pong && std::holds_alternative<mqtt::ping_packet>(*pong));
+    // And the old token no longer connects.
+    raw_client again(s.port);
+    again.connect(mqtt::v5, token, {}, 60, {}, true, "again");
+    EXPECT_EQ(connack_reason(again, mqtt::v5), mqtt::reason::bad_username_or_password);
+}
+
+TEST(mqtt_guard_test, rotating_a_device_token_closes_the_sessions_of_the_old_one) {
+    mqtt_server s;
+    const auto old_token = make_device(s, "rot-1");
+    raw_client c(s.port);
+    connect_and_store(c, mqtt::v5, old_token, "a");
+    auto rotated = s.srv.post("/api/v1/devices/rot-1/token", "");
+    ASSERT_EQ(rotated.status / 100, 2) << rotated.body;
+    const std::string new_token(boost::json::parse(rotated.body).at("token").as_string());
+    c.send(publish_bytes(mqtt::v5, "v1/devices/me/telemetry",
+                         R"({"ts":1704067201000,"values":{"a":2}})", 1, 2));
+    EXPECT_EQ(disconnect_reason(c), mqtt::reason::not_authorized);
+    EXPECT_EQ(s.points("rot-1", "a"), one_point("rot-1", "a"));
+    // The new token works.
+    raw_client fresh(s.port);
+    connect_and_store(fresh, mqtt::v5, new_token, "z");
+}
+
+TEST(mqtt_guard_test, revoking_an_api_key_closes_the_sessions_that_logged_in_with_it) {
+    mqtt_server s;
+    auto made = s.srv.post("/api/v1/apikeys", R"({"name":"watcher","role":"viewer"})",
+                           {"Content-Type: application/json"});
+    ASSERT_EQ(made.status, 201) << made.body;
+    const auto key_json = boost::json::parse(made.body);
+    const std::string key(key_json.at("key").as_string());
+    const std::string id(key_json.at("id").as_string());
+    raw_client c(s.port);
+    c.connect(mqtt::v5, "token", key, 60, {}, true, "watcher");
+    ASSERT_EQ(connack_reason(c, mqtt::v5), 0);
+    ASSERT_EQ(s.send("DELETE", "/api/v1/apikeys/" + id).status / 100, 2);
+    EXPECT_EQ(disconnect_reason(c), mqtt::reason::not_authorized);
+    raw_client again(s.port);
+    again.connect(mqtt::v5, "token", key, 60, {}, true, "watcher");
+    EXPECT_NE(connack_reason(again, mqtt::v5), 0);
+}
+
 }  // namespace
 }  // namespace clisonix
