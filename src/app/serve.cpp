@@ -356,6 +356,8 @@ int serve(const config::config& cfg) {
         return exit_failure;
     }
     ingest::pipeline pipeline(**engine);
+    pipeline.limit_series_per_device(
+        static_cast<uint64_t>(cfg.get_int("ingest.max_series_per_device")));
     const auto& detector = cfg.get_string("analytics.detector");
     if (detector != "off") {
         auto names = analytics::detector_names();

@@ -487,6 +487,18 @@ void connection::on_publish(const publish_packet& p) {
             stats().dropped(why == reason::not_authorized ? "not_authorized" : "invalid").inc();
         if (p.qos == 1) push_ack(p.packet_id, why, true);
     };
+    // Past a per-device limit (series, attributes): a 5.0 QoS 1 message is answered with
+    // its PUBACK reason (0x97 Quota exceeded) and the connection lives on; QoS 0 and 3.1.1
+    // have no way to say it, so the connection is closed (5.0: DISCONNECT with the reason)
+    // rather than the message dropped in silence.
+    auto over_limit = [&](uint8_t why) {
+        stats().dropped(why == reason::quota_exceeded ? "quota_exceeded" : "too_large").inc();
+        if (version == v5 && p.qos == 1 && why == reason::quota_exceeded) {
+            push_ack(p.packet_id, why, true);
+            return;
+        }
+        protocol_close(why);
+    };
     if (device.empty()) {
         if (!p.topic.starts_with(user_publish_prefix)) return done(reason::not_authorized);
         br.route_user_publish(p.topic, p.payload, p.qos);
@@ -496,6 +508,7 @@ void connection::on_publish(const publish_packet& p) {
         auto self = shared_from_this();
         uint64_t seq = p.qos == 1 ? ack_base + acks.size() : 0;
         auto rc = br.add_telemetry(p.qos == 1 ? self : nullptr, seq, device, p.payload);
+        if (rc == reason::quota_exceeded) return over_limit(rc);
         if (rc != reason::success) return done(rc);
         if (p.qos == 1) push_ack(p.packet_id, reason::success, false);
         return;
@@ -506,6 +519,8 @@ void connection::on_publish(const publish_packet& p) {
         if (!st2) {
             log::warn("mqtt client attributes refused",
                       {{"device", device}, {"error", st2.error().message}});
+            if (st2.error().code == "too_many_requests") return over_limit(reason::quota_exceeded);
+            if (st2.error().code == "too_large") return over_limit(reason::packet_too_large);
             return done(st2.error().code == "invalid_argument" ? reason::payload_format_invalid
                                                                : reason::implementation_specific);
         }

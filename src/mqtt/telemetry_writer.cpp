@@ -15,6 +15,12 @@ uint8_t impl::add_telemetry(const std::shared_ptr<connection>& c, uint64_t seq,
         log::debug("mqtt telemetry refused", {{"device", device}, {"error", st.error().message}});
         return reason::payload_format_invalid;
     }
+    // The per-device series bound, per message: a merged batch refused for one device's
+    // new metric would hold back every other device's telemetry.
+    if (auto st = sink.admit(scratch); !st) {
+        log::info("mqtt telemetry refused", {{"device", device}, {"error", st.error().message}});
+        return reason::quota_exceeded;
+    }
     auto& f = *filling;
     const auto& entries = scratch.series_entries();
     std::vector<uint32_t> map(entries.size());

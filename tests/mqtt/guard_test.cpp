@@ -266,5 +266,103 @@ TEST(mqtt_guard_test, revoking_an_api_key_closes_the_sessions_that_logged_in_wit
     EXPECT_NE(connack_reason(again, mqtt::v5), 0);
 }
 
+// ---- per-device limits -----------------------------------------------------------------------
+
+uint8_t puback_reason(raw_client& c, uint8_t version) {
+    auto p = c.read(version);
+    if (!p || !std::holds_alternative<mqtt::ack_packet>(*p)) return 0xFF;
+    return std::get<mqtt::ack_packet>(*p).reason;
+}
+
+TEST(mqtt_guard_test, a_device_cannot_create_series_past_its_limit_over_http_or_mqtt) {
+    mqtt_server s({"--set", "ingest.max_series_per_device=3"});
+    const auto token = make_device(s, "grow-1");
+    auto first = s.send("POST", "/api/v1/devices/grow-1/telemetry",
+                        R"({"ts":1704067200000,"values":{"a":1,"b":2,"c":3}})");
+    ASSERT_EQ(first.status, 204) << first.body;
+    auto more = s.send("POST", "/api/v1/devices/grow-1/telemetry",
+                       R"({"ts":1704067201000,"values":{"a":4,"d":4}})");
+    EXPECT_EQ(more.status, 429) << more.body;
+    EXPECT_FALSE(more.header("retry-after").empty());
+    auto err = boost::json::parse(more.body).at("error");
+    EXPECT_EQ(err.at("code").as_string(), "too_many_requests");
+    EXPECT_EQ(err.at("field").as_string(), "metric");
+    const std::string message(err.at("message").as_string());
+    EXPECT_NE(message.find("limit is 3 (ingest.max_series_per_device)"), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("metric d"), std::string::npos) << message;
+    // Its series keep working.
+    EXPECT_EQ(s.send("POST", "/api/v1/devices/grow-1/telemetry",
+                     R"({"ts":1704067202000,"values":{"a":5}})")
+                  .status,
+              204);
+
+    // MQTT 5.0 QoS 1: PUBACK 0x97 and the connection lives on.
+    raw_client c5(s.port);
+    c5.connect(mqtt::v5, token, {}, 60, {}, true, "grow5");
+    ASSERT_EQ(connack_reason(c5, mqtt::v5), 0);
+    c5.send(publish_bytes(mqtt::v5, "v1/devices/me/telemetry",
+                          R"({"ts":1704067203000,"values":{"e":1}})", 1, 1));
+    EXPECT_EQ(puback_reason(c5, mqtt::v5), mqtt::reason::quota_exceeded);
+    c5.send(publish_bytes(mqtt::v5, "v1/devices/me/telemetry",
+                          R"({"ts":1704067203000,"values":{"a":6}})", 1, 2));
+    EXPECT_EQ(puback_reason(c5, mqtt::v5), 0);
+    // MQTT 3.1.1 has no reason in PUBACK: the connection is closed, the message not stored.
+    raw_client c3(s.port);
+    c3.connect(mqtt::v311, token, {}, 60, {}, true, "grow3");
+    ASSERT_EQ(connack_reason(c3, mqtt::v311), 0);
+    c3.send(publish_bytes(mqtt::v311, "v1/devices/me/telemetry",
+                          R"({"ts":1704067204000,"values":{"f":1}})", 1, 1));
+    EXPECT_TRUE(c3.closed_by_peer(3s));
+
+    const std::string a = s.points("grow-1", "a");
+    for (const char* ts : {"1704067200000", "1704067202000", "1704067203000"})
+        EXPECT_NE(a.find(ts), std::string::npos) << a;
+    EXPECT_EQ(a.find("1704067201000"), std::string::npos) << a;  // that request was refused whole
+    for (const char* m : {"d", "e", "f"})
+        EXPECT_EQ(s.points("grow-1", m).find("\"points\""), std::string::npos) << m;
+}
+
+TEST(mqtt_guard_test, a_device_cannot_grow_its_attributes_past_the_limits_over_http_or_mqtt) {
+    mqtt_server s({"--set", "devices.max_attributes=3", "--set", "devices.max_attribute_bytes=64"});
+    const auto token = make_device(s, "attr-1");
+    const std::string target = "/api/v1/devices/attr-1/attributes?scope=server";
+    ASSERT_EQ(s.send("POST", target, R"({"a":1,"b":2})").status, 200);
+    auto over = s.send("POST", target, R"({"c":3,"d":4})");
+    EXPECT_EQ(over.status, 429) << over.body;
+    auto err = boost::json::parse(over.body).at("error");
+    EXPECT_EQ(err.at("code").as_string(), "too_many_requests");
+    EXPECT_EQ(err.at("field").as_string(), "body");
+    EXPECT_NE(
+        std::string(err.at("message").as_string()).find("limit of 3 (devices.max_attributes)"),
+        std::string::npos);
+    EXPECT_EQ(s.send("POST", target, R"({"a":10,"c":3})").status, 200);  // one new: 3 in all
+    auto big = s.send("POST", target, R"({"a":")" + std::string(100, 'x') + R"("})");
+    EXPECT_EQ(big.status, 413) << big.body;
+    auto big_err = boost::json::parse(big.body).at("error");
+    EXPECT_EQ(big_err.at("code").as_string(), "too_large");
+    EXPECT_EQ(big_err.at("field").as_string(), "body/a");
+
+    raw_client c5(s.port);
+    c5.connect(mqtt::v5, token, {}, 60, {}, true, "attr5");
+    ASSERT_EQ(connack_reason(c5, mqtt::v5), 0);
+    c5.send(publish_bytes(mqtt::v5, "v1/devices/me/attributes", R"({"fw":"1.0"})", 1, 1));
+    EXPECT_EQ(puback_reason(c5, mqtt::v5), mqtt::reason::quota_exceeded);
+    raw_client c3(s.port);
+    c3.connect(mqtt::v311, token, {}, 60, {}, true, "attr3");
+    ASSERT_EQ(connack_reason(c3, mqtt::v311), 0);
+    c3.send(publish_bytes(mqtt::v311, "v1/devices/me/attributes", R"({"fw":"1.0"})", 1, 1));
+    EXPECT_TRUE(c3.closed_by_peer(3s));
+    c5.send(publish_bytes(mqtt::v5, "v1/devices/me/attributes",
+                          R"({"a":")" + std::string(100, 'x') + R"("})", 1, 2));
+    EXPECT_EQ(disconnect_reason(c5), mqtt::reason::packet_too_large);
+
+    // Nothing accepted before is lost.
+    auto got = s.srv.get("/api/v1/devices/attr-1/attributes");
+    ASSERT_EQ(got.status, 200);
+    EXPECT_EQ(boost::json::parse(got.body),
+              boost::json::parse(R"({"client":{},"server":{"a":10,"b":2,"c":3},"shared":{}})"));
+}
+
 }  // namespace
 }  // namespace clisonix
