@@ -103,6 +103,8 @@ mqtt::options mqtt_options_from(const config::config& cfg) {
     o.tls_key = cfg.get_string("mqtt.tls_key");
     o.max_packet_size = static_cast<uint32_t>(cfg.get_int("mqtt.max_packet_size"));
     o.max_connections = static_cast<int>(cfg.get_int("mqtt.max_connections"));
+    o.max_connections_per_ip = static_cast<int>(cfg.get_int("mqtt.max_connections_per_ip"));
+    o.max_connect_size = static_cast<uint32_t>(cfg.get_int("mqtt.max_connect_size"));
     o.rate_limit = static_cast<double>(cfg.get_int("mqtt.rate_limit"));
     o.keep_alive_max = std::chrono::seconds(cfg.get_int("mqtt.keep_alive_max") / 1000);
     o.connect_timeout = cfg.get_duration("mqtt.connect_timeout");
@@ -376,6 +378,8 @@ int serve(const config::config& cfg) {
         return exit_failure;
     }
     ingest::pipeline pipeline(**engine);
+    pipeline.limit_series_per_device(
+        static_cast<uint64_t>(cfg.get_int("ingest.max_series_per_device")));
     const auto& detector = cfg.get_string("analytics.detector");
     if (detector != "off") {
         auto names = analytics::detector_names();
@@ -600,6 +604,14 @@ int serve(const config::config& cfg) {
             [broker = mqtt_broker.get()](const std::string& d, const std::string& json) {
                 broker->send_to_device(d, "v1/devices/me/attributes", json);
             });
+        // A revoked credential (device deleted, token rotated, API key revoked) ends its
+        // open MQTT sessions at once, not when their clients leave.
+        auth.on_revoked([broker = mqtt_broker.get()](const auth::revoked_credential& r) {
+            if (r.kind == auth::principal_kind::device)
+                broker->revoke_device(r.name);
+            else
+                broker->revoke_user(r.name);
+        });
         notify_mqtt = [&mqtt_broker](std::string_view t, std::string_view p) -> status {
             mqtt_broker->publish(t, std::string(p));
             return {};

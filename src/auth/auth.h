@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -150,6 +151,16 @@ struct audit_filter {
     int64_t offset = 0;
 };
 
+// A credential that stopped working (an API key revoked, a device token rotated or revoked),
+// told to whoever holds sessions opened with it (the MQTT broker) so that they end at once
+// instead of living on until their client leaves.
+struct revoked_credential {
+    principal_kind kind = principal_kind::device;  // device or api_key
+    std::string name;                              // the device, or the API key's name
+    std::string id;                                // the API key's id; empty for devices
+};
+using revocation_listener = std::function<void(const revoked_credential&)>;
+
 class auth_service {
 public:
     // `store` must outlive the service and have the auth migrations applied (meta::open).
@@ -193,6 +204,12 @@ public:
     result<std::string> issue_device_token(std::string_view device, const actor& by);
     result<std::string> rotate_device_token(std::string_view device, const actor& by);
     status revoke_device_token(std::string_view device, const actor& by);
+
+    // Called after each successful revoke_api_key, rotate_device_token and
+    // revoke_device_token, on the caller's thread (possibly inside the caller's metadata
+    // transaction: a listener must only hand the news on, never block or call back here).
+    // Add listeners before serving.
+    void on_revoked(revocation_listener listener);
 
     // Resolves a credential: `scheme` is "Bearer" or "Token" (case-insensitive), `token` what
     // follows. Errors: "invalid_token" with a message saying why.

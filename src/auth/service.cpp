@@ -116,6 +116,13 @@ struct auth_service::impl {
     std::mutex failures_mutex;
     std::unordered_map<std::string, failure_state> failures;
 
+    std::vector<revocation_listener> revocation_listeners;  // set before serving
+    void revoked(principal_kind kind, std::string name, std::string id = {}) {
+        const revoked_credential r{kind, std::move(name), std::move(id)};
+        for (const auto& l : revocation_listeners)
+            l(r);
+    }
+
     detail::argon2_params argon2() const {
         return {opts.argon2_memory_kib, opts.argon2_iterations, 1};
     }
@@ -607,7 +614,14 @@ result<std::vector<api_key>> auth_service::list_api_keys() {
 }
 
 status auth_service::revoke_api_key(std::string_view id, const actor& by) {
-    return _impl->store.transaction([&](meta::store& tx) -> status {
+    std::string name;
+    auto done = _impl->store.transaction([&](meta::store& tx) -> status {
+        auto cur = tx.query("SELECT name FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
+                            std::array<value, 1>{std::string(id)});
+        if (!cur) return cur.error();
+        if (cur->data.empty())
+            return make_error("not_found", "No such API key: " + std::string(id), "id");
+        name = text(cur->data[0][0]);
         auto upd =
             tx.execute("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
                        std::array<value, 2>{std::string(id), now_ms()});
@@ -615,6 +629,13 @@ status auth_service::revoke_api_key(std::string_view id, const actor& by) {
         if (*upd == 0) return make_error("not_found", "No such API key: " + std::string(id), "id");
         return write_audit(tx, entry(by, "apikey.revoke", std::string(id)));
     });
+    if (!done) return done;
+    _impl->revoked(principal_kind::api_key, std::move(name), std::string(id));
+    return {};
+}
+
+void auth_service::on_revoked(revocation_listener listener) {
+    _impl->revocation_listeners.push_back(std::move(listener));
 }
 
 // ---- device tokens -----------------------------------------------------------------------
@@ -657,11 +678,12 @@ result<std::string> auth_service::rotate_device_token(std::string_view device, c
         return write_audit(tx, entry(by, "device.token.rotate", std::string(device)));
     });
     if (!done) return done.error();
+    _impl->revoked(principal_kind::device, std::string(device));
     return token;
 }
 
 status auth_service::revoke_device_token(std::string_view device, const actor& by) {
-    return _impl->store.transaction([&](meta::store& tx) -> status {
+    auto done = _impl->store.transaction([&](meta::store& tx) -> status {
         auto del = tx.execute("DELETE FROM device_credentials WHERE device = $1",
                               std::array<value, 1>{std::string(device)});
         if (!del) return del.error();
@@ -671,6 +693,9 @@ status auth_service::revoke_device_token(std::string_view device, const actor& b
         }
         return write_audit(tx, entry(by, "device.token.revoke", std::string(device)));
     });
+    if (!done) return done;
+    _impl->revoked(principal_kind::device, std::string(device));
+    return {};
 }
 
 // ---- credentials -------------------------------------------------------------------------

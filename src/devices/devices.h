@@ -59,6 +59,11 @@ struct options {
     std::chrono::milliseconds flush_interval{10'000};
     // Series keys whose range is cached; beyond, the cache starts over.
     size_t max_cached_series = 1'000'000;
+    // Attributes per device over all scopes (devices.max_attributes): a write adding more
+    // is refused whole with "too_many_requests"; updates of existing keys always pass.
+    size_t max_attributes = 1000;
+    // Largest attribute value as JSON text (devices.max_attribute_bytes): "too_large".
+    size_t max_attribute_bytes = 8 * 1024;
 };
 
 // The options from the `devices.*` config keys.

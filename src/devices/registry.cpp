@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <unordered_set>
 
 #include "analytics/analytics.h"
 #include "devices/internal.h"
@@ -263,6 +264,8 @@ options options_from(const config::config& cfg) {
     options o;
     o.offline_timeout = cfg.get_duration("devices.offline_timeout");
     o.flush_interval = cfg.get_duration("devices.flush_interval");
+    o.max_attributes = static_cast<size_t>(cfg.get_int("devices.max_attributes"));
+    o.max_attribute_bytes = static_cast<size_t>(cfg.get_int("devices.max_attribute_bytes"));
     return o;
 }
 
@@ -970,12 +973,39 @@ status registry::set_attributes(std::string_view device, std::string_view scope,
     auto obj = parse_object(json_object, "body");
     if (!obj) return obj.error();
     if (obj->empty()) return make_error("invalid_argument", "body: no attributes given", "body");
-    for (const auto& [k, v] : *obj)
+    const auto& opts = _impl->opts;
+    for (const auto& [k, v] : *obj) {
         if (auto ok = check_text(k, "body/" + std::string(k), 256, true); !ok) return ok;
+        if (const size_t size = json::serialize(v).size(); size > opts.max_attribute_bytes)
+            return make_error("too_large",
+                              "body/" + std::string(k) + ": the value has " + std::to_string(size) +
+                                  " bytes, the limit is " +
+                                  std::to_string(opts.max_attribute_bytes) +
+                                  " (devices.max_attribute_bytes)",
+                              "body/" + std::string(k));
+    }
     auto d = get_device(device);
     if (!d) return d.error();
     const int64_t now = now_ms();
     auto st = _impl->store.transaction([&](meta::store& tx) -> status {
+        // The count is read in the transaction that adds, so that concurrent writes of one
+        // device cannot together pass the bound; keys it has already are updates, not new.
+        auto have = tx.query("SELECT scope, key FROM device_attributes WHERE device_id = $1",
+                             std::array<value, 1>{d->id});
+        if (!have) return have.error();
+        std::unordered_set<std::string> existing;
+        for (const auto& row : have->data)
+            if (as_text(row[0]) == scope) existing.insert(as_text(row[1]));
+        size_t adding = 0;
+        for (const auto& [k, v] : *obj)
+            if (!existing.count(std::string(k))) ++adding;
+        if (adding > 0 && have->data.size() + adding > opts.max_attributes)
+            return make_error("too_many_requests",
+                              "body: device " + d->name + " has " +
+                                  std::to_string(have->data.size()) + " attributes, " +
+                                  std::to_string(adding) + " more would pass the limit of " +
+                                  std::to_string(opts.max_attributes) + " (devices.max_attributes)",
+                              "body");
         for (const auto& [k, v] : *obj) {
             auto r = tx.execute(
                 "INSERT INTO device_attributes (device_id, scope, key, value, updated_at) VALUES "

@@ -20,12 +20,17 @@ int status_for(const error& e) {
     if (e.code == "not_found") return 404;
     if (e.code == "conflict") return 409;
     if (e.code == "forbidden") return 403;
+    if (e.code == "too_large") return 413;
+    if (e.code == "too_many_requests") return 429;
     if (e.code == "unavailable" || e.code == "overloaded") return 503;
     return 500;
 }
 
 response fail(const error& e) {
-    return response::from_error(status_for(e), e);
+    auto res = response::from_error(status_for(e), e);
+    // A quota (attributes per device) lifts only when attributes are deleted.
+    if (e.code == "too_many_requests") res.headers.emplace_back("Retry-After", "3600");
+    return res;
 }
 
 auth::actor actor_of(const request& req) {

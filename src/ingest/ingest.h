@@ -99,10 +99,20 @@ public:
 
     explicit pipeline(storage::engine& engine) : _engine(engine) {}
 
-    // Enrichers, then engine.write(batch); on success every listener sees the batch (with
-    // the derived points), in the order added. The engine's error comes back unchanged
-    // ("invalid_argument", "overloaded" ...).
+    // admit(batch), enrichers, then engine.write(batch); on success every listener sees the
+    // batch (with the derived points), in the order added. The engine's error comes back
+    // unchanged ("invalid_argument", "overloaded" ...).
     status submit(storage::write_batch& batch);
+
+    // The most distinct series one device (the `device` tag) may have, derived series
+    // (`.anomaly`, `.out_of_range` ...) not counted; 0 = no bound (ingest.max_series_per_device).
+    // Before the first submit. Series that exist already are never refused.
+    void limit_series_per_device(uint64_t max);
+    // Whether the new series of `batch` fit the bound: error "too_many_requests" (field
+    // "metric", the message naming the device, the metric and the limit) and nothing counted,
+    // or ok and its new series counted from here on (admitting them again is free). The MQTT
+    // broker admits each message before merging it into a batch; submit() admits anyway.
+    status admit(const storage::write_batch& batch);
 
     // Before the first submit: enrichers and listeners are not synchronised against submit.
     void add_enricher(enricher e) { _enrichers.push_back(std::move(e)); }
@@ -111,7 +121,9 @@ public:
     storage::engine& engine() { return _engine; }
 
 private:
+    struct series_quota;  // series_quota.cpp
     storage::engine& _engine;
+    std::shared_ptr<series_quota> _quota;
     std::vector<enricher> _enrichers;
     std::vector<listener> _listeners;
 };

@@ -8,6 +8,7 @@ namespace clisonix::ingest {
 
 status pipeline::submit(storage::write_batch& batch) {
     if (batch.empty()) return {};
+    if (auto st = admit(batch); !st) return st;
     const size_t received = batch.point_count();
     for (const auto& e : _enrichers)
         e(batch);

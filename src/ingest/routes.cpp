@@ -90,9 +90,13 @@ http::response answer(const error& e) {
     if (e.code == "invalid_argument") status = 400;
     if (e.code == "too_large") status = 413;
     if (e.code == "unsupported_media_type") status = 415;
+    if (e.code == "too_many_requests") status = 429;
     if (e.code == "overloaded" || e.code == "unavailable") status = 503;
     auto res = http::response::from_error(status, e);
     if (e.code == "overloaded") res.headers.emplace_back("Retry-After", "1");
+    // A series quota lifts only when series go (retention) or the limit is raised: clients
+    // that honour Retry-After come back rarely.
+    if (e.code == "too_many_requests") res.headers.emplace_back("Retry-After", "3600");
     return res;
 }
 

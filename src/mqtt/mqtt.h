@@ -52,11 +52,15 @@ struct options {
     std::string tls_key;           // mqtt.tls_key
     uint32_t max_packet_size = 256 * 1024;     // mqtt.max_packet_size (whole packet)
     int max_connections = 100000;              // mqtt.max_connections
+    int max_connections_per_ip = 256;          // mqtt.max_connections_per_ip; 0 = no limit
+    uint32_t max_connect_size = 16 * 1024;     // mqtt.max_connect_size: bytes before CONNACK
     double rate_limit = 1000;                  // mqtt.rate_limit: msgs/s per device, 0 = none
     std::chrono::seconds keep_alive_max{600};  // mqtt.keep_alive_max
-    std::chrono::milliseconds connect_timeout{10000};  // mqtt.connect_timeout
-    uint16_t receive_maximum = 1000;                   // mqtt.receive_maximum
-    uint32_t max_queued = 1000;  // mqtt.max_queued (outbound QoS 1 per session)
+    // mqtt.connect_timeout: from the connection's start (TCP accept) to its CONNECT, however
+    // the bytes trickle in.
+    std::chrono::milliseconds connect_timeout{10000};
+    uint16_t receive_maximum = 1000;  // mqtt.receive_maximum
+    uint32_t max_queued = 1000;       // mqtt.max_queued (outbound QoS 1 per session)
     std::chrono::seconds session_expiry_max{24 * 3600};  // mqtt.session_expiry_max
     uint64_t max_batch_points = 200000;                  // points buffered while a write runs
     ingest::limits bounds;                               // per message (ingest.*)
@@ -95,6 +99,14 @@ public:
     void send_to_device(std::string_view device, std::string_view topic, std::string payload);
     // Alarm events etc.: to every user session whose filter matches `topic` (at QoS <= 1).
     void publish(std::string_view topic, std::string payload);
+
+    // A credential stopped working (device deleted, token rotated or revoked; API key
+    // revoked): every connection that logged in as `device` (or as the user or API key
+    // named `principal`) is closed at once (5.0: DISCONNECT 0x87 Not authorized), without
+    // its will, and its offline persistent sessions are dropped. Packets the broker reads
+    // after the call are not handled, so nothing more is stored from them. Any thread.
+    void revoke_device(std::string_view device);
+    void revoke_user(std::string_view principal);
 
 private:
     std::shared_ptr<detail::broker_state> _impl;

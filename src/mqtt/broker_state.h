@@ -1,0 +1,205 @@
+// Private to src/mqtt: the broker's shared state (the books of connections and sessions, the
+// batch being filled and the writer's mailbox) and the small types it keeps. The network
+// thread owns everything here except the writer's mailbox (guarded by `mu`); see broker.cpp.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "mqtt/codec.h"
+#include "mqtt/mqtt.h"
+#include "observe/observe.h"
+
+namespace clisonix::mqtt {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+
+namespace detail {
+constexpr std::string_view telemetry_topic = "v1/devices/me/telemetry";
+constexpr std::string_view attributes_topic = "v1/devices/me/attributes";
+constexpr std::string_view request_prefix = "v1/devices/me/attributes/request/";
+constexpr std::string_view response_prefix = "v1/devices/me/attributes/response/";
+constexpr std::string_view device_namespace = "v1/devices/me/";
+constexpr std::string_view user_publish_prefix = "clisonix/clients/";
+constexpr size_t max_outbound_bytes = 8 << 20;  // per connection; QoS 0 beyond it is dropped
+constexpr size_t read_chunk = 16 * 1024;
+constexpr size_t max_subscriptions = 100;  // per session
+constexpr size_t max_inflight_out = 1000;  // QoS 1 sent and not yet acknowledged, per session
+
+inline int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+struct counters {
+    metrics::gauge connections = metrics::global().get_gauge(
+        "clisonix_mqtt_connections", "Open MQTT connections (authenticated or not)");
+    metrics::counter received = metrics::global().get_counter(
+        "clisonix_mqtt_messages_received_total", "PUBLISH packets received from MQTT clients");
+    metrics::counter sent = metrics::global().get_counter("clisonix_mqtt_messages_sent_total",
+                                                          "PUBLISH packets sent to MQTT clients");
+    metrics::counter written = metrics::global().get_counter(
+        "clisonix_mqtt_batches_written_total", "Telemetry batches written (one per flush)");
+    metrics::counter dropped(std::string_view why) {
+        return metrics::global().get_counter("clisonix_mqtt_dropped_total",
+                                             "MQTT messages not delivered or not stored, by reason",
+                                             {"reason"}, {std::string(why)});
+    }
+    metrics::counter disconnects(std::string_view why) {
+        return metrics::global().get_counter(
+            "clisonix_mqtt_protocol_closes_total",
+            "Connections closed by the broker for a broken rule, by MQTT reason code", {"reason"},
+            {std::string(why)});
+    }
+};
+
+inline counters& stats() {
+    static counters c;
+    return c;
+}
+
+inline std::string hex_reason(uint8_t r) {
+    static const char* digits = "0123456789abcdef";
+    return std::string("0x") + digits[r >> 4] + digits[r & 15];
+}
+
+struct outbound {
+    std::string topic;
+    std::string payload;
+    uint8_t qos = 0;
+};
+
+struct connection;
+
+// What survives a connection: subscriptions and QoS 1 messages not yet acknowledged.
+struct session {
+    std::string key;  // principal + '\n' + client id
+    std::string client_id;
+    std::string device;  // empty for users
+    std::string user;
+    bool persistent = false;
+    std::chrono::seconds expiry{0};
+    std::vector<std::pair<std::string, uint8_t>> subs;  // filter, granted QoS
+    std::deque<outbound> queued;                        // QoS 1 not yet sent
+    std::map<uint16_t, outbound> inflight;              // QoS 1 sent, awaiting PUBACK
+    uint16_t next_id = 1;
+    connection* conn = nullptr;  // the live connection, if any
+    clock::time_point offline_since{};
+
+    std::optional<uint8_t> matching_qos(std::string_view topic) const {
+        std::optional<uint8_t> best;
+        for (const auto& [f, q] : subs)
+            if (topic_matches(f, topic)) best = std::max<uint8_t>(best.value_or(0), q);
+        return best;
+    }
+};
+
+// A flush of telemetry handed to the writer: the merged batch and, per message, its points
+// and whom to acknowledge.
+struct pending_message {
+    std::shared_ptr<connection> conn;  // null for QoS 0 and wills
+    uint64_t seq = 0;
+    size_t begin = 0, end = 0;  // points in the batch
+    uint8_t reason = reason::success;
+};
+
+struct flush_job {
+    storage::write_batch batch;
+    std::vector<pending_message> messages;
+};
+
+// One device's token bucket, shared by all its connections.
+struct bucket {
+    double tokens = 0;
+    clock::time_point at{};
+};
+
+struct broker_state : std::enable_shared_from_this<broker_state> {
+    broker_state(options o, ingest::pipeline& s, hooks h)
+        : opts(std::move(o)), sink(s), hk(std::move(h)) {}
+
+    options opts;
+    ingest::pipeline& sink;
+    hooks hk;
+
+    std::optional<asio::ssl::context> tls;
+    asio::io_context ioc{1};
+    tcp::acceptor acceptor{ioc};
+    asio::steady_timer sweep_timer{ioc};
+    std::atomic<uint16_t> bound_port{0};
+    std::thread net_thread;
+    std::thread writer_thread;
+    bool started = false;
+    bool stopping = false;  // network thread
+
+    std::unordered_set<std::shared_ptr<connection>> connections;
+    std::unordered_map<std::string, std::shared_ptr<session>> sessions;
+    std::unordered_map<std::string, bucket> buckets;
+    std::unordered_map<std::string, int> per_address;  // open connections by peer IP
+    void forget_address(const std::string& address) {
+        auto it = per_address.find(address);
+        if (it != per_address.end() && --it->second <= 0) per_address.erase(it);
+    }
+
+    // The batch being filled (network thread).
+    ingest::json_parser parser;
+    storage::write_batch scratch;
+    std::unique_ptr<flush_job> filling = std::make_unique<flush_job>();
+    std::unique_ptr<flush_job> spare;
+    bool flush_posted = false;
+    bool flush_running = false;
+    std::vector<std::weak_ptr<connection>> paused;
+
+    // The writer's mailbox.
+    std::mutex mu;
+    std::condition_variable cv;
+    std::unique_ptr<flush_job> job;  // guarded by mu
+    bool writer_quit = false;        // guarded by mu
+
+    std::mt19937_64 rng{std::random_device{}()};
+
+    void accept();
+    void sweep();
+    void writer_loop();
+    void write_job(flush_job& j);
+    void schedule_flush();
+    void flush_now();
+    void flush_done(std::unique_ptr<flush_job> j);
+    bool accepting_telemetry() const {
+        return filling->batch.point_count() < opts.max_batch_points;
+    }
+    uint8_t add_telemetry(const std::shared_ptr<connection>& c, uint64_t seq,
+                          std::string_view device, std::string_view payload);
+    void deliver(session& s, std::string_view topic, std::string_view payload, uint8_t qos);
+    void route_user_publish(std::string_view topic, std::string_view payload, uint8_t qos);
+    void will_of(const std::string& device, const std::string& user, const will_message& w);
+    bool take_token(const std::string& device);
+    void pump(session& s);
+    // Closes the connections and drops the sessions of a revoked device (or, with `device`
+    // empty, of the user `user`).
+    void revoke(const std::string& device, const std::string& user);
+    std::vector<uint8_t> shared_in = std::vector<uint8_t>(64 * 1024);  // plain reads land here
+};
+using impl = broker_state;
+
+}  // namespace detail
+}  // namespace clisonix::mqtt
