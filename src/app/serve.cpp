@@ -18,7 +18,7 @@
 #include "gateway/gateway.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
-#include "live/live.h"
+#include "live/routes.h"
 #include "meta/meta.h"
 #include "mqtt/mqtt.h"
 #include "notify/notify.h"

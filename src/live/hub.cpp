@@ -585,15 +585,4 @@ http::response hub::accept(http::request& req, http::websocket_accept& upgrade) 
     return http::response{101, "", "", {}};
 }
 
-void add_routes(http::router& routes, hub& h) {
-    http::route r{http::method::get, "/api/v1/live",
-                  "Live telemetry and alarm events over a WebSocket (token in the first message "
-                  "or Sec-WebSocket-Protocol, never in the URL)",
-                  http::permission::open, nullptr};
-    r.websocket = [&h](http::request& req, http::websocket_accept& upgrade) {
-        return h.accept(req, upgrade);
-    };
-    routes.add(std::move(r));
-}
-
 }  // namespace clisonix::live

@@ -95,7 +95,4 @@ private:
     std::shared_ptr<impl> _impl;
 };
 
-// GET /api/v1/live: permission::open at the HTTP layer, the hub asks for the token.
-void add_routes(http::router& routes, hub& h);
-
 }  // namespace clisonix::live
