@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <memory>
 #include <optional>
@@ -60,7 +61,27 @@ struct principal {
     std::string role;    // "viewer", "operator", "admin"; "device" for devices
     std::string device;  // the device a device principal may write; empty otherwise
     std::string id;      // API key id; access token id (jti) for users; empty for devices
+    // When the credential stops being valid (Unix ms): the access token's expiry, an API
+    // key's expiry; none for keys that never expire and for device tokens. A connection
+    // opened with it (a live WebSocket) ends then.
+    std::optional<int64_t> expires_at;
 };
+
+// A credential that stopped being valid before its time. Requests check their credential on
+// every call; a connection (a live WebSocket, an MQTT session) checks it only when it opens,
+// so the service tells revocation listeners, and they end the connections opened with it.
+//   user:    `subject` is the username: the user was disabled, deleted, or given a new
+//            password (by themselves or an admin); every token of theirs is revoked;
+//   api_key: `subject` is the API key's id: the key was revoked (deleted);
+//   device:  `subject` is the device name: its token was rotated or revoked.
+struct revocation {
+    principal_kind kind = principal_kind::user;
+    std::string subject;
+    std::string reason;  // for a person: "user disabled", "user deleted", "password changed",
+                         // "API key revoked", "device token rotated", "device token revoked"
+};
+// Called after the change is committed, on the thread that made it; it must not block.
+using revocation_listener = std::function<void(const revocation&)>;
 
 // The caller of this request, or nullptr on open routes and before the middleware ran.
 const principal* current_principal(const http::request& req);
@@ -199,6 +220,11 @@ public:
     result<principal> authenticate(std::string_view scheme, std::string_view token);
     // A device token alone (the path form).
     result<principal> authenticate_device(std::string_view token);
+
+    // Adds a listener told of every revocation (see `revocation`) made through this service.
+    // Revocations made by another process (`clisonix user disable` on the same store, another
+    // node on PostgreSQL) are not seen here.
+    void on_revocation(revocation_listener listener);
 
     status audit(const audit_entry& entry);
     result<std::vector<audit_entry>> audit_log(const audit_filter& filter);

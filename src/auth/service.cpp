@@ -113,6 +113,21 @@ struct auth_service::impl {
     std::once_flag dummy_once;
     std::string dummy_hash;
 
+    std::mutex listeners_mutex;
+    std::vector<revocation_listener> listeners;  // guarded by listeners_mutex
+
+    // After the change committed: every listener hears of it.
+    void revoked(principal_kind kind, std::string_view subject, std::string_view reason) {
+        std::vector<revocation_listener> copy;
+        {
+            std::lock_guard lock(listeners_mutex);
+            copy = listeners;
+        }
+        revocation r{kind, std::string(subject), std::string(reason)};
+        for (const auto& l : copy)
+            l(r);
+    }
+
     std::mutex failures_mutex;
     std::unordered_map<std::string, failure_state> failures;
 
@@ -405,11 +420,15 @@ result<user> auth_service::update_user(std::string_view username, const user_upd
         return write_audit(tx, entry(by, "user.update", std::string(username), details));
     });
     if (!done) return done.error();
+    if (change.disabled && *change.disabled)
+        _impl->revoked(principal_kind::user, username, "user disabled");
+    else if (hash)
+        _impl->revoked(principal_kind::user, username, "password changed");
     return *updated;
 }
 
 status auth_service::delete_user(std::string_view username, const actor& by) {
-    return _impl->store.transaction([&](meta::store& tx) -> status {
+    auto done = _impl->store.transaction([&](meta::store& tx) -> status {
         auto cur = tx.query("SELECT role, disabled FROM users WHERE username = $1",
                             std::array<value, 1>{std::string(username)});
         if (!cur) return cur.error();
@@ -424,6 +443,8 @@ status auth_service::delete_user(std::string_view username, const actor& by) {
         if (!del) return del.error();
         return write_audit(tx, entry(by, "user.delete", std::string(username)));
     });
+    if (done) _impl->revoked(principal_kind::user, username, "user deleted");
+    return done;
 }
 
 // ---- sessions ----------------------------------------------------------------------------
@@ -607,7 +628,7 @@ result<std::vector<api_key>> auth_service::list_api_keys() {
 }
 
 status auth_service::revoke_api_key(std::string_view id, const actor& by) {
-    return _impl->store.transaction([&](meta::store& tx) -> status {
+    auto done = _impl->store.transaction([&](meta::store& tx) -> status {
         auto upd =
             tx.execute("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
                        std::array<value, 2>{std::string(id), now_ms()});
@@ -615,6 +636,8 @@ status auth_service::revoke_api_key(std::string_view id, const actor& by) {
         if (*upd == 0) return make_error("not_found", "No such API key: " + std::string(id), "id");
         return write_audit(tx, entry(by, "apikey.revoke", std::string(id)));
     });
+    if (done) _impl->revoked(principal_kind::api_key, id, "API key revoked");
+    return done;
 }
 
 // ---- device tokens -----------------------------------------------------------------------
@@ -657,11 +680,12 @@ result<std::string> auth_service::rotate_device_token(std::string_view device, c
         return write_audit(tx, entry(by, "device.token.rotate", std::string(device)));
     });
     if (!done) return done.error();
+    _impl->revoked(principal_kind::device, device, "device token rotated");
     return token;
 }
 
 status auth_service::revoke_device_token(std::string_view device, const actor& by) {
-    return _impl->store.transaction([&](meta::store& tx) -> status {
+    auto done = _impl->store.transaction([&](meta::store& tx) -> status {
         auto del = tx.execute("DELETE FROM device_credentials WHERE device = $1",
                               std::array<value, 1>{std::string(device)});
         if (!del) return del.error();
@@ -671,6 +695,8 @@ status auth_service::revoke_device_token(std::string_view device, const actor& b
         }
         return write_audit(tx, entry(by, "device.token.revoke", std::string(device)));
     });
+    if (done) _impl->revoked(principal_kind::device, device, "device token revoked");
+    return done;
 }
 
 // ---- credentials -------------------------------------------------------------------------
@@ -724,6 +750,7 @@ result<principal> auth_service::authenticate(std::string_view scheme, std::strin
         p.id = text(row[0]);
         p.name = text(row[1]);
         p.role = text(row[2]);
+        p.expires_at = optional_number(row[3]);
         return p;
     }
     if (!bearer) return invalid_token("The Token scheme takes an API key or a device token");
@@ -744,10 +771,16 @@ result<principal> auth_service::authenticate(std::string_view scheme, std::strin
     p.name = claims->sub;
     p.role = text(r->data[0][0]);
     p.id = claims->jti;
+    p.expires_at = claims->exp * 1000;
     return p;
 }
 
 // ---- audit -------------------------------------------------------------------------------
+
+void auth_service::on_revocation(revocation_listener listener) {
+    std::lock_guard lock(_impl->listeners_mutex);
+    _impl->listeners.push_back(std::move(listener));
+}
 
 status auth_service::audit(const audit_entry& e) {
     return write_audit(_impl->store, e);
