@@ -114,6 +114,7 @@ constexpr key_spec keys[] = {
     {"live.max_pending", integer, "100", 1, 1000000, {}, false, "Live WebSocket connections waiting for their first-message token, from all addresses; more get 503"},
     {"live.max_pending_per_address", integer, "4", 1, 10000, {}, false, "Live WebSocket connections from one client address waiting for their first-message token; more get 429"},
     {"live.auth_timeout", duration, "5s", 100, 10 * minutes, {}, false, "Time a live WebSocket client has to send its token when the upgrade request carried none"},
+    {"live.revalidate_interval", duration, "1m", 100, hours, {}, false, "How often the credential of each open live WebSocket connection is checked again, to close those revoked by another process or node"},
 };
 // clang-format on
 

@@ -7,11 +7,13 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <map>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "common/json_text.h"
@@ -121,8 +123,10 @@ struct hub::impl : std::enable_shared_from_this<hub::impl> {
         std::string user;                   // the username listening, when by access token
         std::string api_key_id;             // the API key listening, when by key
         std::optional<int64_t> expires_at;  // when its credential ends (Unix ms)
+        std::string token;                  // the credential, checked again now and then
 
-        void listen_as(const identity& id) {
+        void listen_as(const identity& id, std::string_view credential) {
+            token = std::string(credential);
             authenticated = true;
             who = id.name;
             user = id.user;
@@ -451,7 +455,7 @@ struct hub::impl : std::enable_shared_from_this<hub::impl> {
                 return ws.close(code, reason);
             }
             std::unique_lock lock(mutex);
-            c.listen_as(*who);
+            c.listen_as(*who, std::string_view(token->value().as_string()));
             recount();
         }
         if (!who) {
@@ -464,6 +468,53 @@ struct hub::impl : std::enable_shared_from_this<hub::impl> {
         }
         expire_at(c, ws);
         reply(c, authenticated_message(c));
+    }
+
+    // Every live.revalidate_interval, each listening connection's credential is checked again,
+    // as a request's is on every call: this catches what no revocation event told the hub
+    // (`clisonix user disable` in another process, another node on the same PostgreSQL).
+    std::mutex stop_mutex;
+    std::condition_variable stop_cv;
+    bool stopping = false;  // guarded by stop_mutex
+    std::thread revalidator;
+
+    void start_revalidation() {
+        if (!hk.authenticate) return;
+        revalidator = std::thread([this] {
+            std::unique_lock lock(stop_mutex);
+            while (!stop_cv.wait_for(lock, opts.revalidate_interval, [this] { return stopping; })) {
+                lock.unlock();
+                revalidate();
+                lock.lock();
+            }
+        });
+    }
+    void stop_revalidation() {
+        {
+            std::lock_guard lock(stop_mutex);
+            stopping = true;
+        }
+        stop_cv.notify_all();
+        if (revalidator.joinable()) revalidator.join();
+    }
+
+    void revalidate() {
+        std::vector<std::pair<std::shared_ptr<client>, std::string>> listening;
+        {
+            std::shared_lock lock(mutex);
+            for (const auto& c : clients)
+                if (c->authenticated) listening.emplace_back(c, c->token);
+        }
+        for (const auto& [c, token] : listening) {
+            auto who = hk.authenticate(token);
+            // Only a refusal ends a connection; a store that does not answer does not.
+            if (who || (who.error().code != "invalid_token" && who.error().code != "forbidden"))
+                continue;
+            const client* target = c.get();
+            close_where(
+                [target, &token](const client& x) { return &x == target && x.token == token; },
+                who.error().message);
+        }
     }
 
     // Closes the connections listening with a revoked credential; stops their telemetry first.
@@ -687,12 +738,17 @@ options options_from(const config::config& cfg) {
     o.max_pending = static_cast<int>(cfg.get_int("live.max_pending"));
     o.max_pending_per_address = static_cast<int>(cfg.get_int("live.max_pending_per_address"));
     o.auth_timeout = cfg.get_duration("live.auth_timeout");
+    o.revalidate_interval = cfg.get_duration("live.revalidate_interval");
     return o;
 }
 
-hub::hub(options opts, hooks h) : _impl(std::make_shared<impl>(std::move(opts), std::move(h))) {}
+hub::hub(options opts, hooks h) : _impl(std::make_shared<impl>(std::move(opts), std::move(h))) {
+    _impl->start_revalidation();
+}
 
-hub::~hub() = default;
+hub::~hub() {
+    _impl->stop_revalidation();
+}
 
 void hub::publish_telemetry(const storage::write_batch& batch) {
     // The ingest hot path: nothing but this load when nobody listens.
@@ -774,7 +830,7 @@ http::response hub::accept(http::request& req, http::websocket_accept& upgrade) 
         if (!who) return http::response::from_error(status_of(who.error()), who.error());
         if (auto r = _impl->take_listening(*c, slot_key(*who)); r != impl::refusal::none)
             return _impl->refusal_response(r, who->name);
-        c->listen_as(*who);
+        c->listen_as(*who, token);
     } else if (auto r = _impl->take_pending(*c, req.remote_address); r != impl::refusal::none) {
         return _impl->refusal_response(r, {});
     }

@@ -21,7 +21,9 @@
 // Revocation: a connection lives only as long as its credential. It is closed with 1008 and
 // a reason when the credential's user is disabled, deleted or given a new password, its API
 // key is revoked (close_user, close_api_key; `clisonix serve` wires them to auth's
-// revocation listener), or the access token expires ("token expired"). A client stays
+// revocation listener), or the access token expires ("token expired"); and, for changes made
+// by another process or node, when its credential fails the check repeated every
+// live.revalidate_interval ("credential revoked: <why>"). A client stays
 // connected past its token's expiry by sending {"type":"auth","token":"<fresh token>"}
 // before it (the dashboard reconnects with a fresh token instead).
 //
@@ -81,6 +83,9 @@ struct options {
     int max_pending = 100;                          // live.max_pending (503 beyond)
     int max_pending_per_address = 4;                // live.max_pending_per_address (429 beyond)
     std::chrono::milliseconds auth_timeout{5'000};  // live.auth_timeout
+    // How often each listening connection's credential is checked again (revocations that
+    // no event told this process of: another process or node changed the store).
+    std::chrono::milliseconds revalidate_interval{60'000};  // live.revalidate_interval
 };
 
 // The options from the `live.*` config keys.

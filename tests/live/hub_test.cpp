@@ -3,9 +3,11 @@
 // message by message.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <mutex>
+#include <thread>
 
 #include "live/live.h"
 #include "storage/storage.h"
@@ -532,7 +534,7 @@ TEST_F(hub_test, one_user_may_not_take_every_authenticated_slot) {
         http::websocket_accept accept;
         return small.accept(req, accept).status;
     };
-    // (A refused or never-opened upgrade holds no slot: each accept above ends at once.)
+    // Two upgrades of ada, their handshakes still under way, hold her two slots.
     http::request req;
     req.path = "/api/v1/live";
     req.headers = {{"sec-websocket-protocol", "bearer, good-token"}};
@@ -540,7 +542,9 @@ TEST_F(hub_test, one_user_may_not_take_every_authenticated_slot) {
     ASSERT_EQ(small.accept(req, a1).status, 101);
     ASSERT_EQ(small.accept(req, a2).status, 101);
     EXPECT_EQ(open("good-token"), 429);
-    EXPECT_EQ(open("bob-token"), 101);
+    // An upgrade whose handshake never completes gives its slot back with its callbacks.
+    for (int i = 0; i < 3; ++i)
+        EXPECT_EQ(open("bob-token"), 101);
 }
 
 TEST_F(hub_test, a_revoked_user_or_key_is_closed_with_1008_and_gets_nothing_more) {
@@ -578,6 +582,43 @@ TEST_F(hub_test, the_connection_ends_when_its_token_expires_unless_a_fresh_one_c
     u.ws->receive(R"({"type":"auth","token":"good-token"})");
     EXPECT_EQ(u.ws->last(), R"({"type":"authenticated","user":"ada"})");
     EXPECT_FALSE(u.ws->deadline().has_value());
+}
+
+// A credential revoked where no event reaches the hub (another process, another node) fails
+// the periodic check, and its connection closes; one that still passes stays.
+TEST_F(hub_test, a_credential_that_fails_the_periodic_check_is_closed) {
+    options o = make_options();
+    o.revalidate_interval = std::chrono::milliseconds(20);
+    auto revoked = std::make_shared<std::atomic<bool>>(false);
+    hooks k = make_hooks();
+    auto base = k.authenticate;
+    k.authenticate = [base, revoked](std::string_view token) -> result<identity> {
+        if (token == "bob-token" && *revoked)
+            return make_error("invalid_token", "The token's user no longer exists or is disabled");
+        return base(token);
+    };
+    hub checked(o, k);
+    auto open = [&checked](const std::string& token) {
+        http::request req;
+        req.path = "/api/v1/live";
+        req.headers = {{"sec-websocket-protocol", "bearer, " + token}};
+        http::websocket_accept accept;
+        EXPECT_EQ(checked.accept(req, accept).status, 101);
+        auto on_open = accept.on_open;
+        auto ws = std::make_shared<fake_websocket>(std::move(accept), true);
+        on_open(ws);
+        return ws;
+    };
+    auto bob = open("bob-token");
+    auto ada = open("good-token");
+    *revoked = true;
+    for (int i = 0; i < 500 && !bob->closing(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_TRUE(bob->closing());
+    EXPECT_EQ(bob->close_code(), 1008);
+    EXPECT_EQ(bob->close_reason(),
+              "credential revoked: The token's user no longer exists or is disabled");
+    EXPECT_FALSE(ada->closing());
 }
 
 }  // namespace

@@ -179,5 +179,19 @@ TEST(live_guard_test, the_connection_ends_when_its_access_token_expires) {
     EXPECT_LE(std::chrono::steady_clock::now() - start, 8s);
 }
 
+// `clisonix user disable` runs in another process: no event reaches the server, the periodic
+// check of the credential closes the connection.
+TEST(live_guard_test, a_user_disabled_from_the_command_line_is_closed_by_the_periodic_check) {
+    server_process srv(
+        {"--set", "analytics.detector=off", "--set", "live.revalidate_interval=300ms"});
+    std::string token = viewer(srv, "vera");
+    ws_client vera(srv.port(), with_token(token));
+    listen(vera, "vera");
+    auto disabled =
+        testing::run_clisonix({"user", "disable", "vera", "--data", srv.data_path().string()});
+    ASSERT_EQ(disabled.exit_code, 0) << disabled.out << disabled.err;
+    expect_closed(vera, "credential revoked: The token's user no longer exists or is disabled");
+}
+
 }  // namespace
 }  // namespace clisonix
