@@ -487,9 +487,9 @@ int serve(const config::config& cfg) {
     live::hub live_hub(live::options_from(cfg), std::move(live_hooks));
     // A revoked credential ends the live connections opened with it (the hub outlives every
     // request that can revoke one: the server stops first).
-    auth.on_revocation([&live_hub](const auth::revocation& r) {
-        if (r.kind == auth::principal_kind::user) live_hub.close_user(r.subject, r.reason);
-        if (r.kind == auth::principal_kind::api_key) live_hub.close_api_key(r.subject, r.reason);
+    auth.on_revoked([&live_hub](const auth::revoked_credential& r) {
+        if (r.kind == auth::principal_kind::user) live_hub.close_user(r.name, r.reason);
+        if (r.kind == auth::principal_kind::api_key) live_hub.close_api_key(r.id, r.reason);
     });
     pipeline.add_listener(
         [&live_hub](const storage::write_batch& b) { live_hub.publish_telemetry(b); });

@@ -67,21 +67,22 @@ struct principal {
     std::optional<int64_t> expires_at;
 };
 
-// A credential that stopped being valid before its time. Requests check their credential on
-// every call; a connection (a live WebSocket, an MQTT session) checks it only when it opens,
-// so the service tells revocation listeners, and they end the connections opened with it.
-//   user:    `subject` is the username: the user was disabled, deleted, or given a new
-//            password (by themselves or an admin); every token of theirs is revoked;
-//   api_key: `subject` is the API key's id: the key was revoked (deleted);
-//   device:  `subject` is the device name: its token was rotated or revoked.
-struct revocation {
-    principal_kind kind = principal_kind::user;
-    std::string subject;
+// A credential that stopped working before its time, told to whoever holds connections
+// opened with it (live WebSockets, MQTT sessions) so that they end at once instead of living
+// on until their client leaves: requests check their credential on every call, a connection
+// only when it opens.
+//   user:    `name` is the username: the user was disabled, deleted, or given a new
+//            password (every token of theirs is revoked); `id` is empty;
+//   api_key: `name` is the key's name and `id` its id: the key was revoked (deleted);
+//   device:  `name` is the device: its token was rotated or revoked; `id` is empty.
+struct revoked_credential {
+    principal_kind kind = principal_kind::device;
+    std::string name;
+    std::string id;
     std::string reason;  // for a person: "user disabled", "user deleted", "password changed",
                          // "API key revoked", "device token rotated", "device token revoked"
 };
-// Called after the change is committed, on the thread that made it; it must not block.
-using revocation_listener = std::function<void(const revocation&)>;
+using revocation_listener = std::function<void(const revoked_credential&)>;
 
 // The caller of this request, or nullptr on open routes and before the middleware ran.
 const principal* current_principal(const http::request& req);
@@ -221,10 +222,11 @@ public:
     // A device token alone (the path form).
     result<principal> authenticate_device(std::string_view token);
 
-    // Adds a listener told of every revocation (see `revocation`) made through this service.
-    // Revocations made by another process (`clisonix user disable` on the same store, another
-    // node on PostgreSQL) are not seen here.
-    void on_revocation(revocation_listener listener);
+    // Called after each credential that ends early (see `revoked_credential`) once the change
+    // committed, on the caller's thread: a listener must only hand the news on, never block
+    // or call back here. Add listeners before serving. Revocations made by another process
+    // (`clisonix user disable` on the same store, another node on PostgreSQL) are not seen.
+    void on_revoked(revocation_listener listener);
 
     status audit(const audit_entry& entry);
     result<std::vector<audit_entry>> audit_log(const audit_filter& filter);

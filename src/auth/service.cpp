@@ -117,13 +117,14 @@ struct auth_service::impl {
     std::vector<revocation_listener> listeners;  // guarded by listeners_mutex
 
     // After the change committed: every listener hears of it.
-    void revoked(principal_kind kind, std::string_view subject, std::string_view reason) {
+    void revoked(principal_kind kind, std::string_view name, std::string_view id,
+                 std::string_view reason) {
         std::vector<revocation_listener> copy;
         {
             std::lock_guard lock(listeners_mutex);
             copy = listeners;
         }
-        revocation r{kind, std::string(subject), std::string(reason)};
+        const revoked_credential r{kind, std::string(name), std::string(id), std::string(reason)};
         for (const auto& l : copy)
             l(r);
     }
@@ -421,9 +422,9 @@ result<user> auth_service::update_user(std::string_view username, const user_upd
     });
     if (!done) return done.error();
     if (change.disabled && *change.disabled)
-        _impl->revoked(principal_kind::user, username, "user disabled");
+        _impl->revoked(principal_kind::user, username, {}, "user disabled");
     else if (hash)
-        _impl->revoked(principal_kind::user, username, "password changed");
+        _impl->revoked(principal_kind::user, username, {}, "password changed");
     return *updated;
 }
 
@@ -443,7 +444,7 @@ status auth_service::delete_user(std::string_view username, const actor& by) {
         if (!del) return del.error();
         return write_audit(tx, entry(by, "user.delete", std::string(username)));
     });
-    if (done) _impl->revoked(principal_kind::user, username, "user deleted");
+    if (done) _impl->revoked(principal_kind::user, username, {}, "user deleted");
     return done;
 }
 
@@ -628,7 +629,14 @@ result<std::vector<api_key>> auth_service::list_api_keys() {
 }
 
 status auth_service::revoke_api_key(std::string_view id, const actor& by) {
+    std::string name;
     auto done = _impl->store.transaction([&](meta::store& tx) -> status {
+        auto cur = tx.query("SELECT name FROM api_keys WHERE id = $1 AND revoked_at IS NULL",
+                            std::array<value, 1>{std::string(id)});
+        if (!cur) return cur.error();
+        if (cur->data.empty())
+            return make_error("not_found", "No such API key: " + std::string(id), "id");
+        name = text(cur->data[0][0]);
         auto upd =
             tx.execute("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
                        std::array<value, 2>{std::string(id), now_ms()});
@@ -636,7 +644,7 @@ status auth_service::revoke_api_key(std::string_view id, const actor& by) {
         if (*upd == 0) return make_error("not_found", "No such API key: " + std::string(id), "id");
         return write_audit(tx, entry(by, "apikey.revoke", std::string(id)));
     });
-    if (done) _impl->revoked(principal_kind::api_key, id, "API key revoked");
+    if (done) _impl->revoked(principal_kind::api_key, name, id, "API key revoked");
     return done;
 }
 
@@ -680,7 +688,7 @@ result<std::string> auth_service::rotate_device_token(std::string_view device, c
         return write_audit(tx, entry(by, "device.token.rotate", std::string(device)));
     });
     if (!done) return done.error();
-    _impl->revoked(principal_kind::device, device, "device token rotated");
+    _impl->revoked(principal_kind::device, device, {}, "device token rotated");
     return token;
 }
 
@@ -695,7 +703,7 @@ status auth_service::revoke_device_token(std::string_view device, const actor& b
         }
         return write_audit(tx, entry(by, "device.token.revoke", std::string(device)));
     });
-    if (done) _impl->revoked(principal_kind::device, device, "device token revoked");
+    if (done) _impl->revoked(principal_kind::device, device, {}, "device token revoked");
     return done;
 }
 
@@ -777,7 +785,7 @@ result<principal> auth_service::authenticate(std::string_view scheme, std::strin
 
 // ---- audit -------------------------------------------------------------------------------
 
-void auth_service::on_revocation(revocation_listener listener) {
+void auth_service::on_revoked(revocation_listener listener) {
     std::lock_guard lock(_impl->listeners_mutex);
     _impl->listeners.push_back(std::move(listener));
 }

@@ -230,8 +230,9 @@ TEST_P(service_contract, device_tokens_are_issued_once_rotated_and_revoked) {
 // of nothing that failed or ended nothing.
 TEST_P(service_contract, revocations_are_told_to_listeners_after_the_change) {
     std::vector<std::string> heard;
-    service->on_revocation([&heard](const revocation& r) {
-        heard.push_back(std::string(kind_name(r.kind)) + " " + r.subject + ": " + r.reason);
+    service->on_revoked([&heard](const revoked_credential& r) {
+        heard.push_back(std::string(kind_name(r.kind)) + " " + r.name + " " + r.id + ": " +
+                        r.reason);
     });
     ASSERT_TRUE(service->create_user("alice", "correct horse battery", "viewer", by).ok());
     ASSERT_TRUE(service->create_user("bob", "correct horse battery", "viewer", by).ok());
@@ -253,11 +254,12 @@ TEST_P(service_contract, revocations_are_told_to_listeners_after_the_change) {
     ASSERT_TRUE(service->issue_device_token("press-4", by).ok());
     ASSERT_TRUE(service->rotate_device_token("press-4", by).ok());
     ASSERT_TRUE(service->revoke_device_token("press-4", by).ok());
-    EXPECT_EQ(heard,
-              (std::vector<std::string>{
-                  "user alice: password changed", "user alice: user disabled",
-                  "user bob: user deleted", "api_key " + k->info.id + ": API key revoked",
-                  "device press-4: device token rotated", "device press-4: device token revoked"}));
+    EXPECT_EQ(
+        heard,
+        (std::vector<std::string>{
+            "user alice : password changed", "user alice : user disabled",
+            "user bob : user deleted", "api_key telegraf " + k->info.id + ": API key revoked",
+            "device press-4 : device token rotated", "device press-4 : device token revoked"}));
 }
 
 // An access token carries its expiry to the principal, so that a connection can end with it.
