@@ -67,23 +67,6 @@ struct principal {
     std::optional<int64_t> expires_at;
 };
 
-// A credential that stopped working before its time, told to whoever holds connections
-// opened with it (live WebSockets, MQTT sessions) so that they end at once instead of living
-// on until their client leaves: requests check their credential on every call, a connection
-// only when it opens.
-//   user:    `name` is the username: the user was disabled, deleted, or given a new
-//            password (every token of theirs is revoked); `id` is empty;
-//   api_key: `name` is the key's name and `id` its id: the key was revoked (deleted);
-//   device:  `name` is the device: its token was rotated or revoked; `id` is empty.
-struct revoked_credential {
-    principal_kind kind = principal_kind::device;
-    std::string name;
-    std::string id;
-    std::string reason;  // for a person: "user disabled", "user deleted", "password changed",
-                         // "API key revoked", "device token rotated", "device token revoked"
-};
-using revocation_listener = std::function<void(const revoked_credential&)>;
-
 // The caller of this request, or nullptr on open routes and before the middleware ran.
 const principal* current_principal(const http::request& req);
 
@@ -172,6 +155,23 @@ struct audit_filter {
     int64_t offset = 0;
 };
 
+// A credential that stopped working before its time, told to whoever holds connections
+// opened with it (live WebSockets, MQTT sessions) so that they end at once instead of living
+// on until their client leaves: requests check their credential on every call, a connection
+// only when it opens.
+//   user:    `name` is the username: the user was disabled, deleted, or given a new
+//            password (every token of theirs is revoked); `id` is empty;
+//   api_key: `name` is the key's name and `id` its id: the key was revoked (deleted);
+//   device:  `name` is the device: its token was rotated or revoked; `id` is empty.
+struct revoked_credential {
+    principal_kind kind = principal_kind::device;
+    std::string name;
+    std::string id;
+    std::string reason;  // for a person: "user disabled", "user deleted", "password changed",
+                         // "API key revoked", "device token rotated", "device token revoked"
+};
+using revocation_listener = std::function<void(const revoked_credential&)>;
+
 class auth_service {
 public:
     // `store` must outlive the service and have the auth migrations applied (meta::open).
@@ -216,17 +216,17 @@ public:
     result<std::string> rotate_device_token(std::string_view device, const actor& by);
     status revoke_device_token(std::string_view device, const actor& by);
 
-    // Resolves a credential: `scheme` is "Bearer" or "Token" (case-insensitive), `token` what
-    // follows. Errors: "invalid_token" with a message saying why.
-    result<principal> authenticate(std::string_view scheme, std::string_view token);
-    // A device token alone (the path form).
-    result<principal> authenticate_device(std::string_view token);
-
     // Called after each credential that ends early (see `revoked_credential`) once the change
     // committed, on the caller's thread: a listener must only hand the news on, never block
     // or call back here. Add listeners before serving. Revocations made by another process
     // (`clisonix user disable` on the same store, another node on PostgreSQL) are not seen.
     void on_revoked(revocation_listener listener);
+
+    // Resolves a credential: `scheme` is "Bearer" or "Token" (case-insensitive), `token` what
+    // follows. Errors: "invalid_token" with a message saying why.
+    result<principal> authenticate(std::string_view scheme, std::string_view token);
+    // A device token alone (the path form).
+    result<principal> authenticate_device(std::string_view token);
 
     status audit(const audit_entry& entry);
     result<std::vector<audit_entry>> audit_log(const audit_filter& filter);
