@@ -20,7 +20,7 @@
 #include "gateway/gateway.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
-#include "live/live.h"
+#include "live/routes.h"
 #include "meta/meta.h"
 #include "mqtt/mqtt.h"
 #include "notify/notify.h"
@@ -497,19 +497,26 @@ int serve(const config::config& cfg) {
     // Live updates: its pipeline listener comes before the rules engine's, so that a client
     // sees the telemetry before the alarm it raised (both go through one queue per client).
     live::hooks live_hooks;
-    live_hooks.authenticate = [&auth](std::string_view token) -> result<std::string> {
+    live_hooks.authenticate = [&auth](std::string_view token) -> result<live::identity> {
         auto who = auth.authenticate("Bearer", token);
         if (!who) return who.error();
         if (who->kind == auth::principal_kind::device)
             return make_error("forbidden", "A device token may not listen to live updates");
         if (!auth::allows(who->role, http::permission::read))
             return make_error("forbidden", "The role " + who->role + " may not read");
-        return who->name;
+        bool key = who->kind == auth::principal_kind::api_key;
+        return live::identity{who->name, key ? "" : who->name, key ? who->id : "", who->expires_at};
     };
     live_hooks.devices_under = [&registry](std::string_view asset) {
         return registry.devices_under(asset);
     };
     live::hub live_hub(live::options_from(cfg), std::move(live_hooks));
+    // A revoked credential ends the live connections opened with it (the hub outlives every
+    // request that can revoke one: the server stops first).
+    auth.on_revoked([&live_hub](const auth::revoked_credential& r) {
+        if (r.kind == auth::principal_kind::user) live_hub.close_user(r.name, r.reason);
+        if (r.kind == auth::principal_kind::api_key) live_hub.close_api_key(r.id, r.reason);
+    });
     pipeline.add_listener(
         [&live_hub](const storage::write_batch& b) { live_hub.publish_telemetry(b); });
 

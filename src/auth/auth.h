@@ -61,6 +61,10 @@ struct principal {
     std::string role;    // "viewer", "operator", "admin"; "device" for devices
     std::string device;  // the device a device principal may write; empty otherwise
     std::string id;      // API key id; access token id (jti) for users; empty for devices
+    // When the credential stops being valid (Unix ms): the access token's expiry, an API
+    // key's expiry; none for keys that never expire and for device tokens. A connection
+    // opened with it (a live WebSocket) ends then.
+    std::optional<int64_t> expires_at;
 };
 
 // The caller of this request, or nullptr on open routes and before the middleware ran.
@@ -151,13 +155,20 @@ struct audit_filter {
     int64_t offset = 0;
 };
 
-// A credential that stopped working (an API key revoked, a device token rotated or revoked),
-// told to whoever holds sessions opened with it (the MQTT broker) so that they end at once
-// instead of living on until their client leaves.
+// A credential that stopped working before its time, told to whoever holds connections
+// opened with it (live WebSockets, MQTT sessions) so that they end at once instead of living
+// on until their client leaves: requests check their credential on every call, a connection
+// only when it opens.
+//   user:    `name` is the username: the user was disabled, deleted, or given a new
+//            password (every token of theirs is revoked); `id` is empty;
+//   api_key: `name` is the key's name and `id` its id: the key was revoked (deleted);
+//   device:  `name` is the device: its token was rotated or revoked; `id` is empty.
 struct revoked_credential {
-    principal_kind kind = principal_kind::device;  // device or api_key
-    std::string name;                              // the device, or the API key's name
-    std::string id;                                // the API key's id; empty for devices
+    principal_kind kind = principal_kind::device;
+    std::string name;
+    std::string id;
+    std::string reason;  // for a person: "user disabled", "user deleted", "password changed",
+                         // "API key revoked", "device token rotated", "device token revoked"
 };
 using revocation_listener = std::function<void(const revoked_credential&)>;
 
@@ -205,10 +216,10 @@ public:
     result<std::string> rotate_device_token(std::string_view device, const actor& by);
     status revoke_device_token(std::string_view device, const actor& by);
 
-    // Called after each successful revoke_api_key, rotate_device_token and
-    // revoke_device_token, on the caller's thread (possibly inside the caller's metadata
-    // transaction: a listener must only hand the news on, never block or call back here).
-    // Add listeners before serving.
+    // Called after each credential that ends early (see `revoked_credential`) once the change
+    // committed, on the caller's thread: a listener must only hand the news on, never block
+    // or call back here. Add listeners before serving. Revocations made by another process
+    // (`clisonix user disable` on the same store, another node on PostgreSQL) are not seen.
     void on_revoked(revocation_listener listener);
 
     // Resolves a credential: `scheme` is "Bearer" or "Token" (case-insensitive), `token` what

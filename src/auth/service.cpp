@@ -113,15 +113,24 @@ struct auth_service::impl {
     std::once_flag dummy_once;
     std::string dummy_hash;
 
-    std::mutex failures_mutex;
-    std::unordered_map<std::string, failure_state> failures;
+    std::mutex listeners_mutex;
+    std::vector<revocation_listener> listeners;  // guarded by listeners_mutex
 
-    std::vector<revocation_listener> revocation_listeners;  // set before serving
-    void revoked(principal_kind kind, std::string name, std::string id = {}) {
-        const revoked_credential r{kind, std::move(name), std::move(id)};
-        for (const auto& l : revocation_listeners)
+    // After the change committed: every listener hears of it.
+    void revoked(principal_kind kind, std::string_view name, std::string_view id,
+                 std::string_view reason) {
+        std::vector<revocation_listener> copy;
+        {
+            std::lock_guard lock(listeners_mutex);
+            copy = listeners;
+        }
+        const revoked_credential r{kind, std::string(name), std::string(id), std::string(reason)};
+        for (const auto& l : copy)
             l(r);
     }
+
+    std::mutex failures_mutex;
+    std::unordered_map<std::string, failure_state> failures;
 
     detail::argon2_params argon2() const {
         return {opts.argon2_memory_kib, opts.argon2_iterations, 1};
@@ -412,11 +421,15 @@ result<user> auth_service::update_user(std::string_view username, const user_upd
         return write_audit(tx, entry(by, "user.update", std::string(username), details));
     });
     if (!done) return done.error();
+    if (change.disabled && *change.disabled)
+        _impl->revoked(principal_kind::user, username, {}, "user disabled");
+    else if (hash)
+        _impl->revoked(principal_kind::user, username, {}, "password changed");
     return *updated;
 }
 
 status auth_service::delete_user(std::string_view username, const actor& by) {
-    return _impl->store.transaction([&](meta::store& tx) -> status {
+    auto done = _impl->store.transaction([&](meta::store& tx) -> status {
         auto cur = tx.query("SELECT role, disabled FROM users WHERE username = $1",
                             std::array<value, 1>{std::string(username)});
         if (!cur) return cur.error();
@@ -431,6 +444,8 @@ status auth_service::delete_user(std::string_view username, const actor& by) {
         if (!del) return del.error();
         return write_audit(tx, entry(by, "user.delete", std::string(username)));
     });
+    if (done) _impl->revoked(principal_kind::user, username, {}, "user deleted");
+    return done;
 }
 
 // ---- sessions ----------------------------------------------------------------------------
@@ -629,13 +644,8 @@ status auth_service::revoke_api_key(std::string_view id, const actor& by) {
         if (*upd == 0) return make_error("not_found", "No such API key: " + std::string(id), "id");
         return write_audit(tx, entry(by, "apikey.revoke", std::string(id)));
     });
-    if (!done) return done;
-    _impl->revoked(principal_kind::api_key, std::move(name), std::string(id));
-    return {};
-}
-
-void auth_service::on_revoked(revocation_listener listener) {
-    _impl->revocation_listeners.push_back(std::move(listener));
+    if (done) _impl->revoked(principal_kind::api_key, name, id, "API key revoked");
+    return done;
 }
 
 // ---- device tokens -----------------------------------------------------------------------
@@ -678,7 +688,7 @@ result<std::string> auth_service::rotate_device_token(std::string_view device, c
         return write_audit(tx, entry(by, "device.token.rotate", std::string(device)));
     });
     if (!done) return done.error();
-    _impl->revoked(principal_kind::device, std::string(device));
+    _impl->revoked(principal_kind::device, device, {}, "device token rotated");
     return token;
 }
 
@@ -693,9 +703,8 @@ status auth_service::revoke_device_token(std::string_view device, const actor& b
         }
         return write_audit(tx, entry(by, "device.token.revoke", std::string(device)));
     });
-    if (!done) return done;
-    _impl->revoked(principal_kind::device, std::string(device));
-    return {};
+    if (done) _impl->revoked(principal_kind::device, device, {}, "device token revoked");
+    return done;
 }
 
 // ---- credentials -------------------------------------------------------------------------
@@ -749,6 +758,7 @@ result<principal> auth_service::authenticate(std::string_view scheme, std::strin
         p.id = text(row[0]);
         p.name = text(row[1]);
         p.role = text(row[2]);
+        p.expires_at = optional_number(row[3]);
         return p;
     }
     if (!bearer) return invalid_token("The Token scheme takes an API key or a device token");
@@ -769,10 +779,16 @@ result<principal> auth_service::authenticate(std::string_view scheme, std::strin
     p.name = claims->sub;
     p.role = text(r->data[0][0]);
     p.id = claims->jti;
+    p.expires_at = claims->exp * 1000;
     return p;
 }
 
 // ---- audit -------------------------------------------------------------------------------
+
+void auth_service::on_revoked(revocation_listener listener) {
+    std::lock_guard lock(_impl->listeners_mutex);
+    _impl->listeners.push_back(std::move(listener));
+}
 
 status auth_service::audit(const audit_entry& e) {
     return write_audit(_impl->store, e);

@@ -78,7 +78,7 @@ constexpr key_spec keys[] = {
     {"auth.argon2_memory_kib", integer, "19456", 1024, 4194304, {}, false, "Argon2id memory cost of password hashes, in KiB"},
     {"auth.argon2_iterations", integer, "2", 1, 100, {}, false, "Argon2id passes over that memory"},
     {"auth.password_min_length", integer, "12", 8, 1024, {}, false, "Shortest password accepted"},
-    {"auth.access_ttl", duration, "15m", minutes, 24 * hours, {}, false, "Lifetime of a JWT access token"},
+    {"auth.access_ttl", duration, "15m", seconds, 24 * hours, {}, false, "Lifetime of a JWT access token"},
     {"auth.refresh_ttl", duration, "7d", hours, 365 * 24 * hours, {}, false, "Lifetime of a refresh token (each use replaces it)"},
     {"auth.jwt_secret", string, "", 0, 0, {}, true, "Key signing access tokens (32+ characters); empty = generated once into `<data.dir>/jwt.key` (mode 0600)"},
     {"auth.issuer", string, "clisonix", 0, 0, {}, false, "`iss` of access tokens, checked on every request"},
@@ -116,8 +116,12 @@ constexpr key_spec keys[] = {
     {"notify.secret_key", string, "", 0, 0, {}, true, "Key encrypting channel secrets at rest (32+ characters; nodes sharing a PostgreSQL need the same one); empty = generated once into `<data.dir>/notify.key` (mode 0600)"},
     {"live.max_queue_bytes", size, "1MiB", kib, gib, {}, false, "Bytes queued for one live WebSocket client; a client that falls further behind is closed (1008, slow consumer)"},
     {"live.max_queue_messages", integer, "1000", 1, 1000000, {}, false, "Messages queued for one live WebSocket client before it is closed as a slow consumer"},
-    {"live.max_connections", integer, "1000", 1, 1000000, {}, false, "Open live WebSocket connections at /api/v1/live; more upgrade requests get 503"},
-    {"live.auth_timeout", duration, "10s", 100, 10 * minutes, {}, false, "Time a live WebSocket client has to send its token when the upgrade request carried none"},
+    {"live.max_connections", integer, "1000", 1, 1000000, {}, false, "Authenticated live WebSocket connections at /api/v1/live; more get 503 (connections still waiting for their token do not count)"},
+    {"live.max_connections_per_user", integer, "20", 1, 1000000, {}, false, "Authenticated live WebSocket connections of one user or API key; more get 429"},
+    {"live.max_pending", integer, "100", 1, 1000000, {}, false, "Live WebSocket connections waiting for their first-message token, from all addresses; more get 503"},
+    {"live.max_pending_per_address", integer, "4", 1, 10000, {}, false, "Live WebSocket connections from one client address waiting for their first-message token; more get 429"},
+    {"live.auth_timeout", duration, "5s", 100, 10 * minutes, {}, false, "Time a live WebSocket client has to send its token when the upgrade request carried none"},
+    {"live.revalidate_interval", duration, "1m", 100, hours, {}, false, "How often the credential of each open live WebSocket connection is checked again, to close those revoked by another process or node"},
 };
 // clang-format on
 

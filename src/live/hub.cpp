@@ -7,11 +7,13 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <map>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "common/json_text.h"
@@ -29,6 +31,25 @@ constexpr size_t max_points_per_message = 10'000;
 constexpr size_t max_subscribed_names = 10'000;
 
 constexpr uint16_t policy_violation = 1008;
+constexpr uint16_t try_again_later = 1013;
+
+int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Whose authenticated slots a connection takes: one per user or API key.
+std::string slot_key(const identity& who) {
+    if (!who.user.empty()) return "user:" + who.user;
+    if (!who.api_key_id.empty()) return "api_key:" + who.api_key_id;
+    return "name:" + who.name;
+}
+
+// Seconds for Retry-After: at least 1.
+std::string retry_after_seconds(std::chrono::milliseconds after) {
+    return std::to_string(std::max<int64_t>(1, (after.count() + 999) / 1000));
+}
 
 void append_value(std::string& out, const storage::write_batch& batch, storage::value_type type,
                   uint64_t raw) {
@@ -99,6 +120,19 @@ struct hub::impl : std::enable_shared_from_this<hub::impl> {
         // Guarded by impl::mutex (written under the unique lock, read under either).
         bool authenticated = false;
         std::string who;
+        std::string user;                   // the username listening, when by access token
+        std::string api_key_id;             // the API key listening, when by key
+        std::optional<int64_t> expires_at;  // when its credential ends (Unix ms)
+        std::string token;                  // the credential, checked again now and then
+
+        void listen_as(const identity& id, std::string_view credential) {
+            token = std::string(credential);
+            authenticated = true;
+            who = id.name;
+            user = id.user;
+            api_key_id = id.api_key_id;
+            expires_at = id.expires_at;
+        }
         std::set<std::string, std::less<>> devices;   // as asked, "*" = every device
         std::set<std::string, std::less<>> assets;    // as asked
         std::set<std::string, std::less<>> resolved;  // devices under `assets`
@@ -108,7 +142,133 @@ struct hub::impl : std::enable_shared_from_this<hub::impl> {
             return authenticated &&
                    (devices.contains("*") || devices.contains(device) || resolved.contains(device));
         }
+
+        // The admission slots this connection holds; guarded by impl::admission_mutex.
+        std::string pending_address;  // a pending slot of this address; empty: none
+        std::string listening_key;    // an authenticated slot of this user or key; empty: none
+        // Slots are given back on close, or here when the handshake never completed.
+        std::weak_ptr<impl> owner;
+        ~client() {
+            if (auto o = owner.lock()) o->release(*this);
+        }
     };
+
+    // Admission: why a connection may not take a slot.
+    enum class refusal { none, address_pending, all_pending, all_listening, user_listening };
+
+    std::mutex admission_mutex;
+    int pending_total = 0;  // guarded by admission_mutex, as the maps below
+    std::unordered_map<std::string, int> pending_by_address;
+    int listening_total = 0;
+    std::unordered_map<std::string, int> listening_by_key;
+
+    refusal take_pending(client& c, const std::string& address) {
+        std::lock_guard lock(admission_mutex);
+        auto& mine = pending_by_address[address];
+        refusal r = mine >= opts.max_pending_per_address ? refusal::address_pending
+                    : pending_total >= opts.max_pending  ? refusal::all_pending
+                                                         : refusal::none;
+        if (r != refusal::none) {
+            if (mine == 0) pending_by_address.erase(address);
+            return r;
+        }
+        ++mine;
+        ++pending_total;
+        c.pending_address = address;
+        return refusal::none;
+    }
+
+    // An authenticated slot for `key`, in place of what `c` held (a pending slot, or the slot
+    // of the identity it had before a fresh token).
+    refusal take_listening(client& c, const std::string& key) {
+        std::lock_guard lock(admission_mutex);
+        if (c.listening_key != key) {
+            int held = c.listening_key.empty() ? 0 : 1;
+            if (listening_total - held >= opts.max_connections) return refusal::all_listening;
+            auto it = listening_by_key.find(key);
+            if (it != listening_by_key.end() && it->second >= opts.max_connections_per_user)
+                return refusal::user_listening;
+            release_listening(c);
+            ++listening_by_key[key];
+            ++listening_total;
+            c.listening_key = key;
+        }
+        release_pending(c);
+        return refusal::none;
+    }
+
+    void release(client& c) {
+        std::lock_guard lock(admission_mutex);
+        release_pending(c);
+        release_listening(c);
+    }
+    // Under admission_mutex.
+    void release_pending(client& c) {
+        if (c.pending_address.empty()) return;
+        if (auto it = pending_by_address.find(c.pending_address);
+            it != pending_by_address.end() && --it->second <= 0)
+            pending_by_address.erase(it);
+        --pending_total;
+        c.pending_address.clear();
+    }
+    void release_listening(client& c) {
+        if (c.listening_key.empty()) return;
+        if (auto it = listening_by_key.find(c.listening_key);
+            it != listening_by_key.end() && --it->second <= 0)
+            listening_by_key.erase(it);
+        --listening_total;
+        c.listening_key.clear();
+    }
+
+    // The close reason (and code) of a connection refused an authenticated slot.
+    std::pair<uint16_t, std::string> refusal_close(refusal r, const std::string& name) const {
+        if (r == refusal::user_listening)
+            return {policy_violation, "too many live connections for " + name +
+                                          " (live.max_connections_per_user = " +
+                                          std::to_string(opts.max_connections_per_user) + ")"};
+        return {try_again_later, "too many live connections (live.max_connections = " +
+                                     std::to_string(opts.max_connections) + ")"};
+    }
+
+    // The answer to an upgrade refused a slot.
+    http::response refusal_response(refusal r, const std::string& name) const {
+        http::response res;
+        std::string retry = retry_after_seconds(opts.auth_timeout);
+        switch (r) {
+            case refusal::address_pending:
+                res = http::response::error(
+                    429, "too_many_requests",
+                    "Too many live connections from this address are waiting to authenticate "
+                    "(live.max_pending_per_address = " +
+                        std::to_string(opts.max_pending_per_address) +
+                        "): authenticate those, or offer the token as the subprotocols "
+                        "\"bearer, <token>\"");
+                break;
+            case refusal::all_pending:
+                res = http::response::error(
+                    503, "overloaded",
+                    "Too many live connections are waiting to authenticate (live.max_pending = " +
+                        std::to_string(opts.max_pending) +
+                        "): offer the token as the subprotocols \"bearer, <token>\"");
+                break;
+            case refusal::user_listening:
+                res = http::response::error(
+                    429, "too_many_requests",
+                    "Too many live connections for " + name + " (live.max_connections_per_user = " +
+                        std::to_string(opts.max_connections_per_user) + "): close one first");
+                retry = "10";
+                break;
+            case refusal::all_listening:
+            case refusal::none:
+                res = http::response::error(503, "overloaded",
+                                            "Too many live connections (live.max_connections = " +
+                                                std::to_string(opts.max_connections) + ")");
+                retry = "10";
+                break;
+        }
+        res.headers.emplace_back("Retry-After", retry);
+        return res;
+    }
 
     impl(options o, hooks h) : opts(std::move(o)), hk(std::move(h)) {
         auto& reg = metrics::global();
@@ -189,6 +349,7 @@ struct hub::impl : std::enable_shared_from_this<hub::impl> {
         }
         connections_gauge.set(static_cast<double>(++open));
         if (c->authenticated) {
+            expire_at(*c, *ws);
             reply(*c, authenticated_message(*c));
         } else {
             ws->set_deadline(opts.auth_timeout, policy_violation,
@@ -203,7 +364,21 @@ struct hub::impl : std::enable_shared_from_this<hub::impl> {
             clients.erase(c);
             recount();
         }
+        release(*c);
         connections_gauge.set(static_cast<double>(--open));
+    }
+
+    // The connection ends with its credential: a deadline at the token's expiry (the one
+    // deadline a connection has; the auth timeout is over once a client is authenticated).
+    std::optional<int64_t> expires_at_of(const client& c) {
+        std::shared_lock lock(mutex);
+        return c.expires_at;
+    }
+    void expire_at(const client& c, http::websocket& ws) {
+        ws.cancel_deadline();
+        if (auto at = expires_at_of(c))
+            ws.set_deadline(std::chrono::milliseconds(std::max<int64_t>(0, *at - now_ms())),
+                            policy_violation, "token expired");
     }
 
     static std::string authenticated_message(const client& c) {
@@ -266,16 +441,22 @@ struct hub::impl : std::enable_shared_from_this<hub::impl> {
             return reply(c, error_message("auth: \"token\" must be a non-empty string"));
         auto who = hk.authenticate
                        ? hk.authenticate(std::string_view(token->value().as_string()))
-                       : result<std::string>(make_error("unavailable", "no authenticator"));
+                       : result<identity>(make_error("unavailable", "no authenticator"));
         bool was_authenticated;
         {
-            std::unique_lock lock(mutex);
+            std::shared_lock lock(mutex);
             was_authenticated = c.authenticated;
-            if (who) {
-                c.authenticated = true;
-                c.who = *who;
-                recount();
+        }
+        if (who) {
+            // From the pending budget to an authenticated slot (or to another identity's).
+            if (auto r = take_listening(c, slot_key(*who)); r != refusal::none) {
+                auto [code, reason] = refusal_close(r, who->name);
+                log::info("live client refused", {{"client", c.remote}, {"reason", reason}});
+                return ws.close(code, reason);
             }
+            std::unique_lock lock(mutex);
+            c.listen_as(*who, std::string_view(token->value().as_string()));
+            recount();
         }
         if (!who) {
             // A client that already listens keeps its earlier identity; one that never
@@ -285,8 +466,74 @@ struct hub::impl : std::enable_shared_from_this<hub::impl> {
                       {{"client", c.remote}, {"reason", who.error().message}});
             return ws.close(policy_violation, "authentication failed: " + who.error().message);
         }
-        ws.cancel_deadline();
+        expire_at(c, ws);
         reply(c, authenticated_message(c));
+    }
+
+    // Every live.revalidate_interval, each listening connection's credential is checked again,
+    // as a request's is on every call: this catches what no revocation event told the hub
+    // (`clisonix user disable` in another process, another node on the same PostgreSQL).
+    std::mutex stop_mutex;
+    std::condition_variable stop_cv;
+    bool stopping = false;  // guarded by stop_mutex
+    std::thread revalidator;
+
+    void start_revalidation() {
+        if (!hk.authenticate) return;
+        revalidator = std::thread([this] {
+            std::unique_lock lock(stop_mutex);
+            while (!stop_cv.wait_for(lock, opts.revalidate_interval, [this] { return stopping; })) {
+                lock.unlock();
+                revalidate();
+                lock.lock();
+            }
+        });
+    }
+    void stop_revalidation() {
+        {
+            std::lock_guard lock(stop_mutex);
+            stopping = true;
+        }
+        stop_cv.notify_all();
+        if (revalidator.joinable()) revalidator.join();
+    }
+
+    void revalidate() {
+        std::vector<std::pair<std::shared_ptr<client>, std::string>> listening;
+        {
+            std::shared_lock lock(mutex);
+            for (const auto& c : clients)
+                if (c->authenticated) listening.emplace_back(c, c->token);
+        }
+        for (const auto& [c, token] : listening) {
+            auto who = hk.authenticate(token);
+            // Only a refusal ends a connection; a store that does not answer does not.
+            if (who || (who.error().code != "invalid_token" && who.error().code != "forbidden"))
+                continue;
+            const client* target = c.get();
+            close_where(
+                [target, &token](const client& x) { return &x == target && x.token == token; },
+                who.error().message);
+        }
+    }
+
+    // Closes the connections listening with a revoked credential; stops their telemetry first.
+    size_t close_where(const std::function<bool(const client&)>& revoked, std::string_view reason) {
+        std::vector<std::shared_ptr<http::websocket>> closing;
+        {
+            std::unique_lock lock(mutex);
+            for (const auto& c : clients) {
+                if (!c->authenticated || !revoked(*c)) continue;
+                c->authenticated = false;
+                if (auto ws = c->ws.lock()) closing.push_back(std::move(ws));
+                log::info("live client closed: credential revoked",
+                          {{"client", c->remote}, {"user", c->who}, {"reason", reason}});
+            }
+            if (!closing.empty()) recount();
+        }
+        for (const auto& ws : closing)
+            ws->close(policy_violation, "credential revoked: " + std::string(reason));
+        return closing.size();
     }
 
     void on_subscribe(client& c, const json::object& msg, bool subscribe) {
@@ -487,13 +734,21 @@ options options_from(const config::config& cfg) {
     o.max_queue_bytes = static_cast<size_t>(cfg.get_int("live.max_queue_bytes"));
     o.max_queue_messages = static_cast<size_t>(cfg.get_int("live.max_queue_messages"));
     o.max_connections = static_cast<int>(cfg.get_int("live.max_connections"));
+    o.max_connections_per_user = static_cast<int>(cfg.get_int("live.max_connections_per_user"));
+    o.max_pending = static_cast<int>(cfg.get_int("live.max_pending"));
+    o.max_pending_per_address = static_cast<int>(cfg.get_int("live.max_pending_per_address"));
     o.auth_timeout = cfg.get_duration("live.auth_timeout");
+    o.revalidate_interval = cfg.get_duration("live.revalidate_interval");
     return o;
 }
 
-hub::hub(options opts, hooks h) : _impl(std::make_shared<impl>(std::move(opts), std::move(h))) {}
+hub::hub(options opts, hooks h) : _impl(std::make_shared<impl>(std::move(opts), std::move(h))) {
+    _impl->start_revalidation();
+}
 
-hub::~hub() = default;
+hub::~hub() {
+    _impl->stop_revalidation();
+}
 
 void hub::publish_telemetry(const storage::write_batch& batch) {
     // The ingest hot path: nothing but this load when nobody listens.
@@ -504,6 +759,18 @@ void hub::publish_telemetry(const storage::write_batch& batch) {
 void hub::publish_alarm(const std::string& event_json) {
     if (_impl->alarm_listeners.load(std::memory_order_relaxed) == 0) return;
     _impl->publish_alarm(event_json);
+}
+
+size_t hub::close_user(std::string_view username, std::string_view reason) {
+    if (username.empty()) return 0;
+    return _impl->close_where([username](const impl::client& c) { return c.user == username; },
+                              reason);
+}
+
+size_t hub::close_api_key(std::string_view api_key_id, std::string_view reason) {
+    if (api_key_id.empty()) return 0;
+    return _impl->close_where(
+        [api_key_id](const impl::client& c) { return c.api_key_id == api_key_id; }, reason);
 }
 
 size_t hub::connections() const {
@@ -519,11 +786,6 @@ http::response hub::accept(http::request& req, http::websocket_accept& upgrade) 
                 "offer the subprotocols \"bearer, <token>\" or send {\"type\":\"auth\","
                 "\"token\":...} as the first message",
                 name);
-    if (_impl->open.load() >= _impl->opts.max_connections)
-        return http::response::error(503, "unavailable",
-                                     "Too many live connections (live.max_connections = " +
-                                         std::to_string(_impl->opts.max_connections) + ")");
-
     // The token, from the subprotocols a browser can offer or an Authorization header.
     std::string token, chosen;
     auto offered = offered_protocols(req.header("sec-websocket-protocol"));
@@ -560,13 +822,17 @@ http::response hub::accept(http::request& req, http::websocket_accept& upgrade) 
 
     auto c = std::make_shared<impl::client>();
     c->remote = req.remote_address;
+    c->owner = _impl;
     if (!token.empty()) {
         auto who = _impl->hk.authenticate
                        ? _impl->hk.authenticate(token)
-                       : result<std::string>(make_error("unavailable", "no authenticator"));
+                       : result<identity>(make_error("unavailable", "no authenticator"));
         if (!who) return http::response::from_error(status_of(who.error()), who.error());
-        c->authenticated = true;
-        c->who = *who;
+        if (auto r = _impl->take_listening(*c, slot_key(*who)); r != impl::refusal::none)
+            return _impl->refusal_response(r, who->name);
+        c->listen_as(*who, token);
+    } else if (auto r = _impl->take_pending(*c, req.remote_address); r != impl::refusal::none) {
+        return _impl->refusal_response(r, {});
     }
 
     upgrade.subprotocol = chosen;
@@ -583,17 +849,6 @@ http::response hub::accept(http::request& req, http::websocket_accept& upgrade) 
         if (auto self = weak.lock()) self->on_close(c);
     };
     return http::response{101, "", "", {}};
-}
-
-void add_routes(http::router& routes, hub& h) {
-    http::route r{http::method::get, "/api/v1/live",
-                  "Live telemetry and alarm events over a WebSocket (token in the first message "
-                  "or Sec-WebSocket-Protocol, never in the URL)",
-                  http::permission::open, nullptr};
-    r.websocket = [&h](http::request& req, http::websocket_accept& upgrade) {
-        return h.accept(req, upgrade);
-    };
-    routes.add(std::move(r));
 }
 
 }  // namespace clisonix::live

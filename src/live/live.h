@@ -10,6 +10,23 @@
 // A bad token on the upgrade request is answered 401 (403 when it may not read); in the
 // first message it closes the connection with 1008. Device tokens may not listen.
 //
+// Admission (docs/decisions/0038-live-guard-admission-and-revocation.md): an upgrade with a
+// valid token takes one of live.max_connections slots and one of its user's (or API key's)
+// live.max_connections_per_user; beyond, 503 "overloaded" or 429 "too_many_requests", both
+// with Retry-After. An upgrade without a token waits for its first message in a separate
+// budget: live.max_pending_per_address per client address (429 beyond) and live.max_pending
+// in all (503 beyond), each for at most live.auth_timeout. A first-message token then moves
+// the connection to the authenticated slots (when they are full: closed with 1013 or 1008).
+//
+// Revocation: a connection lives only as long as its credential. It is closed with 1008 and
+// a reason when the credential's user is disabled, deleted or given a new password, its API
+// key is revoked (close_user, close_api_key; `clisonix serve` wires them to auth's
+// revocation listener), or the access token expires ("token expired"); and, for changes made
+// by another process or node, when its credential fails the check repeated every
+// live.revalidate_interval ("credential revoked: <why>"). A client stays
+// connected past its token's expiry by sending {"type":"auth","token":"<fresh token>"}
+// before it (the dashboard reconnects with a fresh token instead).
+//
 // Messages are JSON text frames (docs/decisions/0026-live-protocol.md):
 //   client: {"type":"subscribe","telemetry":{"devices":["pump-1"],"assets":["line-2"]},
 //            "alarms":true}        ("*" in devices: every device)
@@ -42,6 +59,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,19 +72,39 @@
 namespace clisonix::live {
 
 struct options {
-    size_t max_queue_bytes = 1 << 20;                // live.max_queue_bytes
-    size_t max_queue_messages = 1000;                // live.max_queue_messages
-    int max_connections = 1000;                      // live.max_connections (503 beyond)
-    std::chrono::milliseconds auth_timeout{10'000};  // live.auth_timeout
+    size_t max_queue_bytes = 1 << 20;  // live.max_queue_bytes
+    size_t max_queue_messages = 1000;  // live.max_queue_messages
+    // Authenticated connections, in all and per user or API key. Connections still waiting
+    // for their token do not count: they have their own budget below, so that token-less
+    // upgrades cannot keep a user with a valid token out.
+    int max_connections = 1000;         // live.max_connections (503 beyond)
+    int max_connections_per_user = 20;  // live.max_connections_per_user (429 beyond)
+    // Connections waiting for their first-message token, in all and per client address.
+    int max_pending = 100;                          // live.max_pending (503 beyond)
+    int max_pending_per_address = 4;                // live.max_pending_per_address (429 beyond)
+    std::chrono::milliseconds auth_timeout{5'000};  // live.auth_timeout
+    // How often each listening connection's credential is checked again (revocations that
+    // no event told this process of: another process or node changed the store).
+    std::chrono::milliseconds revalidate_interval{60'000};  // live.revalidate_interval
 };
 
 // The options from the `live.*` config keys.
 options options_from(const config::config& cfg);
 
+// Who listens, as the authenticate hook resolved a token.
+struct identity {
+    std::string name;        // shown to the client: {"type":"authenticated","user":name}
+    std::string user;        // the username behind an access token; empty for an API key
+    std::string api_key_id;  // the API key's id; empty for an access token
+    // When the credential ends (Unix ms): the connection is closed then with 1008 "token
+    // expired", unless the client sent a fresh token ({"type":"auth"}) before.
+    std::optional<int64_t> expires_at;
+};
+
 struct hooks {
-    // An access JWT or API key -> the name of who listens. Errors: "invalid_token" (401),
-    // "forbidden" (403: a device token, or a role without read permission), others (503).
-    std::function<result<std::string>(std::string_view token)> authenticate;
+    // An access JWT or API key -> who listens. Errors: "invalid_token" (401), "forbidden"
+    // (403: a device token, or a role without read permission), others (503).
+    std::function<result<identity>(std::string_view token)> authenticate;
     // The devices under an asset (name or id). Empty: asset subscriptions are refused.
     std::function<result<std::vector<std::string>>(std::string_view asset)> devices_under;
 };
@@ -87,6 +125,12 @@ public:
     // The WebSocket route's handler (GET /api/v1/live).
     http::response accept(http::request& req, http::websocket_accept& upgrade);
 
+    // Closes every connection listening as `username` (or with the API key `api_key_id`) with
+    // 1008 "credential revoked: <reason>", at once: for a user disabled, deleted or given a
+    // new password, a key revoked. Returns how many were closed.
+    size_t close_user(std::string_view username, std::string_view reason);
+    size_t close_api_key(std::string_view api_key_id, std::string_view reason);
+
     // Open connections (authenticated or not).
     size_t connections() const;
 
@@ -94,8 +138,5 @@ private:
     struct impl;
     std::shared_ptr<impl> _impl;
 };
-
-// GET /api/v1/live: permission::open at the HTTP layer, the hub asks for the token.
-void add_routes(http::router& routes, hub& h);
 
 }  // namespace clisonix::live

@@ -226,6 +226,61 @@ TEST_P(service_contract, device_tokens_are_issued_once_rotated_and_revoked) {
                                                            "device.token.issue press-4"}));
 }
 
+// Revocation listeners hear of every credential that ends early, once it is committed, and
+// of nothing that failed or ended nothing.
+TEST_P(service_contract, revocations_are_told_to_listeners_after_the_change) {
+    std::vector<std::string> heard;
+    service->on_revoked([&heard](const revoked_credential& r) {
+        heard.push_back(std::string(kind_name(r.kind)) + " " + r.name + " " + r.id + ": " +
+                        r.reason);
+    });
+    ASSERT_TRUE(service->create_user("alice", "correct horse battery", "viewer", by).ok());
+    ASSERT_TRUE(service->create_user("bob", "correct horse battery", "viewer", by).ok());
+    user_update role;
+    role.role = "operator";
+    ASSERT_TRUE(service->update_user("alice", role, by).ok());
+    EXPECT_TRUE(heard.empty());
+    user_update password;
+    password.password = "another long password";
+    ASSERT_TRUE(service->update_user("alice", password, by).ok());
+    user_update disable;
+    disable.disabled = true;
+    ASSERT_TRUE(service->update_user("alice", disable, by).ok());
+    ASSERT_TRUE(service->delete_user("bob", by).ok());
+    EXPECT_FALSE(service->delete_user("bob", by).ok());
+    auto k = service->create_api_key("telegraf", "operator", std::nullopt, by);
+    ASSERT_TRUE(k.ok());
+    ASSERT_TRUE(service->revoke_api_key(k->info.id, by).ok());
+    ASSERT_TRUE(service->issue_device_token("press-4", by).ok());
+    ASSERT_TRUE(service->rotate_device_token("press-4", by).ok());
+    ASSERT_TRUE(service->revoke_device_token("press-4", by).ok());
+    EXPECT_EQ(
+        heard,
+        (std::vector<std::string>{
+            "user alice : password changed", "user alice : user disabled",
+            "user bob : user deleted", "api_key telegraf " + k->info.id + ": API key revoked",
+            "device press-4 : device token rotated", "device press-4 : device token revoked"}));
+}
+
+// An access token carries its expiry to the principal, so that a connection can end with it.
+TEST_P(service_contract, a_principal_carries_its_credential_expiry) {
+    ASSERT_TRUE(service->create_user("alice", "correct horse battery", "viewer", by).ok());
+    auto s = service->login("alice", "correct horse battery", "127.0.0.1");
+    ASSERT_TRUE(s.ok());
+    auto p = service->authenticate("Bearer", s->access_token);
+    ASSERT_TRUE(p.ok());
+    ASSERT_TRUE(p->expires_at.has_value());
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    EXPECT_NEAR(static_cast<double>(*p->expires_at - now), 15 * 60 * 1000.0, 5000.0);
+    auto k = service->create_api_key("wallboard", "viewer", std::nullopt, by);
+    ASSERT_TRUE(k.ok());
+    auto kp = service->authenticate("Token", k->key);
+    ASSERT_TRUE(kp.ok());
+    EXPECT_FALSE(kp->expires_at.has_value());
+}
+
 TEST_P(service_contract, names_with_sql_metacharacters_are_refused_and_tables_survive) {
     for (const char* name : {"a'; DROP TABLE users; --", "x\" OR 1=1", "../../etc", "a;b"}) {
         auto u = service->create_user(name, "long enough pw", "viewer", by);

@@ -3,9 +3,11 @@
 // message by message.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <mutex>
+#include <thread>
 
 #include "live/live.h"
 #include "storage/storage.h"
@@ -134,13 +136,22 @@ protected:
         o.max_queue_messages = 3;
         o.max_queue_bytes = 1 << 20;
         o.max_connections = 4;
+        o.max_connections_per_user = 100;
         o.auth_timeout = std::chrono::milliseconds(1500);
         return o;
     }
     static hooks make_hooks() {
         hooks k;
-        k.authenticate = [](std::string_view token) -> result<std::string> {
-            if (token == "good-token") return std::string("ada");
+        k.authenticate = [](std::string_view token) -> result<identity> {
+            if (token == "good-token") return identity{"ada", "ada", "", std::nullopt};
+            if (token == "bob-token") return identity{"bob", "bob", "", std::nullopt};
+            if (token == "key-token") return identity{"wallboard", "", "key-1", std::nullopt};
+            if (token == "expiring-token") {
+                auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+                return identity{"ada", "ada", "", now + 60'000};
+            }
             if (token == "device-token")
                 return make_error("forbidden", "A device token may not listen to live updates");
             return make_error("invalid_token", "The token is not valid");
@@ -159,7 +170,8 @@ protected:
     };
     // An upgrade request through the route handler; opens the fake connection on 101.
     upgrade connect(std::vector<std::pair<std::string, std::string>> headers = {},
-                    std::string target_query = {}, bool keeps_up = true) {
+                    std::string target_query = {}, bool keeps_up = true,
+                    std::string remote = "127.0.0.1") {
         http::request req;
         req.path = "/api/v1/live";
         req.headers = std::move(headers);
@@ -167,7 +179,7 @@ protected:
             auto eq = target_query.find('=');
             req.query.emplace(target_query.substr(0, eq), target_query.substr(eq + 1));
         }
-        req.remote_address = "127.0.0.1";
+        req.remote_address = std::move(remote);
         http::websocket_accept accept;
         upgrade u;
         u.res = h.accept(req, accept);
@@ -479,6 +491,134 @@ TEST_F(hub_test, connections_beyond_the_limit_get_503) {
     EXPECT_EQ(connect({{"sec-websocket-protocol", "bearer, good-token"}}).res.status, 503);
     open.back().ws->end();
     EXPECT_EQ(connect({{"sec-websocket-protocol", "bearer, good-token"}}).res.status, 101);
+}
+
+// Token-less upgrades wait in their own budget per address; a token always gets in while
+// its user is within the authenticated limits.
+TEST_F(hub_test, connections_waiting_for_a_token_have_their_own_budget_per_address) {
+    std::vector<upgrade> pending;
+    for (int i = 0; i < 4; ++i) {
+        pending.push_back(connect());
+        ASSERT_EQ(pending.back().res.status, 101);
+    }
+    auto refused = connect();
+    EXPECT_EQ(refused.res.status, 429);
+    EXPECT_NE(refused.res.body.find(R"("code":"too_many_requests")"), std::string::npos)
+        << refused.res.body;
+    EXPECT_NE(refused.res.body.find("live.max_pending_per_address = 4"), std::string::npos);
+    auto retry = std::find_if(refused.res.headers.begin(), refused.res.headers.end(),
+                              [](const auto& h) { return h.first == "Retry-After"; });
+    ASSERT_NE(retry, refused.res.headers.end());
+    EXPECT_EQ(retry->second, "2");  // the auth timeout, 1.5 s, rounded up
+    // Another address has its own budget; a token needs none of it.
+    EXPECT_EQ(connect({}, {}, true, "10.0.0.9").res.status, 101);
+    auto viewer = connect({{"sec-websocket-protocol", "bearer, good-token"}});
+    EXPECT_EQ(viewer.res.status, 101);
+    // A pending connection that authenticates gives its pending slot back.
+    pending[0].ws->receive(R"({"type":"auth","token":"bob-token"})");
+    EXPECT_EQ(pending[0].ws->last(), R"({"type":"authenticated","user":"bob"})");
+    EXPECT_EQ(connect().res.status, 101);
+    // One that ends, too.
+    pending[1].ws->end();
+    EXPECT_EQ(connect().res.status, 101);
+}
+
+TEST_F(hub_test, one_user_may_not_take_every_authenticated_slot) {
+    options o = make_options();
+    o.max_connections_per_user = 2;
+    hub small(o, make_hooks());
+    auto open = [&small](const std::string& token) {
+        http::request req;
+        req.path = "/api/v1/live";
+        req.headers = {{"sec-websocket-protocol", "bearer, " + token}};
+        http::websocket_accept accept;
+        return small.accept(req, accept).status;
+    };
+    // Two upgrades of ada, their handshakes still under way, hold her two slots.
+    http::request req;
+    req.path = "/api/v1/live";
+    req.headers = {{"sec-websocket-protocol", "bearer, good-token"}};
+    http::websocket_accept a1, a2;
+    ASSERT_EQ(small.accept(req, a1).status, 101);
+    ASSERT_EQ(small.accept(req, a2).status, 101);
+    EXPECT_EQ(open("good-token"), 429);
+    // An upgrade whose handshake never completes gives its slot back with its callbacks.
+    for (int i = 0; i < 3; ++i)
+        EXPECT_EQ(open("bob-token"), 101);
+}
+
+TEST_F(hub_test, a_revoked_user_or_key_is_closed_with_1008_and_gets_nothing_more) {
+    auto ada = authenticated();
+    auto bob = connect({{"sec-websocket-protocol", "bearer, bob-token"}});
+    auto key = connect({{"sec-websocket-protocol", "bearer, key-token"}});
+    ASSERT_EQ(bob.res.status, 101);
+    ASSERT_EQ(key.res.status, 101);
+    for (const auto& ws : {ada, bob.ws, key.ws}) {
+        ws->receive(R"({"type":"subscribe","telemetry":{"devices":["pump-1"]}})");
+        ws->take();
+    }
+    EXPECT_EQ(h.close_user("ada", "user disabled"), 1u);
+    EXPECT_TRUE(ada->closing());
+    EXPECT_EQ(ada->close_code(), 1008);
+    EXPECT_EQ(ada->close_reason(), "credential revoked: user disabled");
+    EXPECT_FALSE(bob.ws->closing());
+    EXPECT_EQ(h.close_api_key("key-1", "API key revoked"), 1u);
+    EXPECT_EQ(key.ws->close_reason(), "credential revoked: API key revoked");
+    EXPECT_EQ(h.close_user("nobody", "user deleted"), 0u);
+    h.publish_telemetry(batch({{"pump-1", "temperature", 0, 21.5}}));
+    EXPECT_TRUE(ada->take().empty());
+    EXPECT_EQ(bob.ws->take().size(), 1u);
+}
+
+TEST_F(hub_test, the_connection_ends_when_its_token_expires_unless_a_fresh_one_came) {
+    auto u = connect({{"sec-websocket-protocol", "bearer, expiring-token"}});
+    ASSERT_EQ(u.res.status, 101);
+    ASSERT_TRUE(u.ws->deadline().has_value());
+    EXPECT_GT(*u.ws->deadline(), std::chrono::milliseconds(55'000));
+    EXPECT_LE(*u.ws->deadline(), std::chrono::milliseconds(60'000));
+    EXPECT_EQ(u.ws->deadline_code(), 1008);
+    EXPECT_EQ(u.ws->deadline_reason(), "token expired");
+    // A fresh token (here one that never expires) replaces the deadline.
+    u.ws->receive(R"({"type":"auth","token":"good-token"})");
+    EXPECT_EQ(u.ws->last(), R"({"type":"authenticated","user":"ada"})");
+    EXPECT_FALSE(u.ws->deadline().has_value());
+}
+
+// A credential revoked where no event reaches the hub (another process, another node) fails
+// the periodic check, and its connection closes; one that still passes stays.
+TEST_F(hub_test, a_credential_that_fails_the_periodic_check_is_closed) {
+    options o = make_options();
+    o.revalidate_interval = std::chrono::milliseconds(20);
+    auto revoked = std::make_shared<std::atomic<bool>>(false);
+    hooks k = make_hooks();
+    auto base = k.authenticate;
+    k.authenticate = [base, revoked](std::string_view token) -> result<identity> {
+        if (token == "bob-token" && *revoked)
+            return make_error("invalid_token", "The token's user no longer exists or is disabled");
+        return base(token);
+    };
+    hub checked(o, k);
+    auto open = [&checked](const std::string& token) {
+        http::request req;
+        req.path = "/api/v1/live";
+        req.headers = {{"sec-websocket-protocol", "bearer, " + token}};
+        http::websocket_accept accept;
+        EXPECT_EQ(checked.accept(req, accept).status, 101);
+        auto on_open = accept.on_open;
+        auto ws = std::make_shared<fake_websocket>(std::move(accept), true);
+        on_open(ws);
+        return ws;
+    };
+    auto bob = open("bob-token");
+    auto ada = open("good-token");
+    *revoked = true;
+    for (int i = 0; i < 500 && !bob->closing(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_TRUE(bob->closing());
+    EXPECT_EQ(bob->close_code(), 1008);
+    EXPECT_EQ(bob->close_reason(),
+              "credential revoked: The token's user no longer exists or is disabled");
+    EXPECT_FALSE(ada->closing());
 }
 
 }  // namespace

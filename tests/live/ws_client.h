@@ -59,6 +59,8 @@ public:
         auto it = _response.find(name);
         return it == _response.end() ? std::string() : std::string(it->value());
     }
+    // The body of an answer other than 101 (the JSON error).
+    std::string body() const { return _response.body(); }
     bool open() const { return _open && !_closed; }
 
     bool send(const std::string& text) {
