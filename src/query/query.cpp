@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <limits>
 #include <map>
 #include <optional>
 #include <thread>
@@ -511,19 +512,26 @@ std::string with_thousands(int64_t n) {
 status check_answer_size(const storage::engine& engine, const spec& s,
                          const std::vector<group>& groups, bool ranked, bool materialises_groups) {
     if (s.max_points <= 0) return {};
-    const int64_t buckets = s.step > 0 ? (s.to - s.from) / s.step + 2 : 1;
     std::vector<int64_t> answer;  // per group, the points it would put in the answer
     int64_t largest_group = 0;    // raw points of the largest group
     std::vector<std::pair<int64_t, storage::summary>> part;
     for (const auto& g : groups) {
         int64_t count = 0;
+        int64_t first = std::numeric_limits<int64_t>::max();
+        int64_t last = std::numeric_limits<int64_t>::min();
         for (const auto* member : g.members) {
             part.clear();
             if (auto st = engine.aggregate(member->id, s.from, s.to, int64_t{1} << 62, part); !st)
                 return st;
-            for (const auto& [bucket, sum] : part)
+            for (const auto& [bucket, sum] : part) {
+                if (sum.count == 0) continue;
                 count += static_cast<int64_t>(sum.count);
+                first = std::min(first, sum.first_ts);
+                last = std::max(last, sum.last_ts);
+            }
         }
+        // Buckets with points lie between the group's first and last point.
+        const int64_t buckets = count == 0 ? 0 : s.step > 0 ? (last - first) / s.step + 2 : 1;
         largest_group = std::max(largest_group, count);
         int64_t points = s.agg == aggregate::raw ? count : std::min(count, buckets);
         if (!ranked && s.limit > 0) points = std::min(points, s.limit);
