@@ -759,6 +759,8 @@ private:
 
     void send(response& res, const std::string& request_id, bool keep_alive, bool head) {
         _busy = true;
+        // Decided now, not when the request arrived: a drain may have begun while it ran.
+        keep_alive = keep_alive && !_srv.stopping;
         auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
         out->result(static_cast<unsigned>(res.status));
         out->version(11);
