@@ -639,9 +639,10 @@ int serve(const config::config& cfg) {
                                   return p ? p->device : std::string();
                               });
     devices::add_routes(routes, registry);
-    query::add_routes(routes, **engine, [&registry](std::string_view asset) {
-        return registry.devices_under(asset);
-    });
+    query::add_routes(
+        routes, **engine,
+        [&registry](std::string_view asset) { return registry.devices_under(asset); },
+        cfg.get_int("query.max_points"));
     live::add_routes(routes, live_hub);
     notify::add_routes(routes, notifier);
     rules::add_routes(
@@ -666,6 +667,11 @@ int serve(const config::config& cfg) {
     }
     auto opts = server_options_from(cfg);
     gateway::configure_server(*gw, opts);
+    // Password hashing runs in its own small pool, and credentials are checked before a
+    // body is read (http.h).
+    opts.heavy_threads = static_cast<int>(cfg.get_int("auth.login_threads"));
+    opts.heavy_queue = static_cast<int>(cfg.get_int("auth.login_queue"));
+    opts.check_header = auth::check_before_body(auth);
     auto limiter = gateway::rate_limiter::create({.redis_url = gw->redis_url});
     if (!limiter) {
         std::cerr << limiter.error().message << "\n";

@@ -84,8 +84,15 @@ struct options {
     std::string jwt_secret;  // the signing key's bytes; at least 32
     std::string issuer = "clisonix";
     std::string audience = "clisonix-api";
-    int login_max_failures = 5;
+    int login_max_failures = 5;  // per account and client address
+    // Per account from any address: guesses spread over many addresses (a botnet, or
+    // X-Forwarded-For behind a proxy) are throttled too. Higher than the per-address
+    // limit, since anyone can spend it to lock an account out (see the decision record).
+    int login_max_failures_per_account = 20;
     std::chrono::milliseconds login_lockout{15 * 60 * 1000};
+    // Entries of each failure table (account+address, account); the least recently
+    // failed is forgotten beyond it, so that made-up usernames cannot grow memory.
+    size_t login_failure_entries = 100'000;
     // A failed login answers after failure_delay * 2^(failures - 1), at most
     // failure_delay_max, so that guessing slows down before the lockout stops it.
     std::chrono::milliseconds failure_delay{250};
@@ -195,12 +202,17 @@ public:
     result<user> update_user(std::string_view username, const user_update& change, const actor& by);
     status delete_user(std::string_view username, const actor& by);
 
-    // Sessions. `remote` is the client IP (lockouts are per account and IP).
+    // Sessions. `remote` is the client IP (lockouts are per account and IP, and per account).
+    // A failed login is slowed down by the failure delay: slept here, or, with
+    // `failure_delay`, returned there for the caller to wait without a thread (the HTTP
+    // route sets it as the response's delay). Error "locked" while locked out.
     result<session_tokens> login(std::string_view username, std::string_view password,
-                                 std::string_view remote);
+                                 std::string_view remote,
+                                 std::chrono::milliseconds* failure_delay = nullptr);
     result<session_tokens> refresh(std::string_view refresh_token, std::string_view remote);
     status logout(std::string_view refresh_token, std::string_view remote);
-    // How long logins for `username` from `remote` stay refused (0 when not locked).
+    // How long logins for `username` from `remote` stay refused (0 when not locked), by
+    // either lockout.
     std::chrono::seconds locked_for(std::string_view username, std::string_view remote);
 
     // API keys for service accounts; `expires_in` none = never.
@@ -242,6 +254,11 @@ private:
 // The authentication and authorisation middleware; put it after the gateway's limits and
 // before anything that reads current_principal().
 http::middleware authenticate(auth_service& service);
+// The same decision on the header alone, for http::server_options::check_header: a request
+// that would be refused is answered (401/403 by the middleware above) before its body is
+// read. An accepted request keeps the resolved principal, so the middleware does not
+// resolve it twice.
+http::header_check check_before_body(auth_service& service);
 
 // `clisonix user add|list|passwd|disable|enable`. The password of add/passwd comes from
 // `password` (the CLI reads it from stdin) or, when absent, is generated and printed once.

@@ -74,6 +74,9 @@ result<options> options_from(const config::config& cfg) {
     o.audience = cfg.get_string("auth.audience");
     o.login_max_failures = static_cast<int>(cfg.get_int("auth.login_max_failures"));
     o.login_lockout = cfg.get_duration("auth.login_lockout");
+    o.login_max_failures_per_account =
+        static_cast<int>(cfg.get_int("auth.login_max_failures_per_account"));
+    o.login_failure_entries = static_cast<size_t>(cfg.get_int("auth.login_failure_entries"));
 
     const std::string& secret = cfg.get_string("auth.jwt_secret");
     if (!secret.empty()) {

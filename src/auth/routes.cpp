@@ -1,6 +1,7 @@
 // The auth routes, the permission table and the authentication middleware.
 #include <array>
 #include <charconv>
+#include <variant>
 
 #include <boost/json.hpp>
 
@@ -86,50 +87,75 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
+namespace {
+
+// The caller of a matched, non-open route, from what the header carries; or the 401/403/503
+// that refuses the request.
+std::variant<principal, response> resolve(auth_service& service, const request& req) {
+    const std::string& needed = req.matched->permission;
+    result<principal> who = make_error("unauthenticated", "");
+    if (needed == http::permission::device && req.path_params.contains("device_token")) {
+        who = service.authenticate_device(req.path_param("device_token"));
+    } else {
+        const std::string_view header = trim(req.header("authorization"));
+        const size_t space = header.find(' ');
+        if (header.empty() && req.matched->path == "/write" && req.query.contains("p")) {
+            // InfluxDB 1.x clients that cannot set headers pass the API key as the
+            // password query parameter `p`, as InfluxDB's 1.x compatibility API allows.
+            who = service.authenticate("Token", req.query_param("p"));
+        } else if (header.empty()) {
+            return unauthorized("unauthenticated",
+                                "This route needs credentials: send Authorization: Bearer "
+                                "<token>",
+                                false);
+        } else if (space == std::string_view::npos) {
+            return unauthorized("invalid_token",
+                                "The Authorization header must be \"Bearer <token>\" or "
+                                "\"Token <key>\"",
+                                true);
+        } else {
+            who = service.authenticate(header.substr(0, space), trim(header.substr(space + 1)));
+        }
+    }
+    if (!who) {
+        if (who.error().code == "invalid_token") {
+            return unauthorized("invalid_token", who.error().message, true);
+        }
+        return response::error(503, who.error().code, who.error().message);
+    }
+    if (!allows(who->role, needed)) {
+        return response::error(403, "forbidden",
+                               "The role " + who->role + " may not use this route; it needs " +
+                                   needed + " permission");
+    }
+    return std::move(*who);
+}
+
+bool needs_credentials(const request& req) {
+    // Unmatched requests go on to their 404/405; open routes need nobody.
+    return req.matched && req.matched->permission != http::permission::open;
+}
+
+}  // namespace
+
 http::middleware authenticate(auth_service& service) {
     return [&service](request& req, const http::next& call_next) -> response {
-        // Unmatched requests go on to their 404/405; open routes need nobody.
-        if (!req.matched || req.matched->permission == http::permission::open) {
-            return call_next(req);
-        }
-        const std::string& needed = req.matched->permission;
-        result<principal> who = make_error("unauthenticated", "");
-        if (needed == http::permission::device && req.path_params.contains("device_token")) {
-            who = service.authenticate_device(req.path_param("device_token"));
-        } else {
-            const std::string_view header = trim(req.header("authorization"));
-            const size_t space = header.find(' ');
-            if (header.empty() && req.matched->path == "/write" && req.query.contains("p")) {
-                // InfluxDB 1.x clients that cannot set headers pass the API key as the
-                // password query parameter `p`, as InfluxDB's 1.x compatibility API allows.
-                who = service.authenticate("Token", req.query_param("p"));
-            } else if (header.empty()) {
-                return unauthorized("unauthenticated",
-                                    "This route needs credentials: send Authorization: Bearer "
-                                    "<token>",
-                                    false);
-            } else if (space == std::string_view::npos) {
-                return unauthorized("invalid_token",
-                                    "The Authorization header must be \"Bearer <token>\" or "
-                                    "\"Token <key>\"",
-                                    true);
-            } else {
-                who = service.authenticate(header.substr(0, space), trim(header.substr(space + 1)));
-            }
-        }
-        if (!who) {
-            if (who.error().code == "invalid_token") {
-                return unauthorized("invalid_token", who.error().message, true);
-            }
-            return response::error(503, who.error().code, who.error().message);
-        }
-        if (!allows(who->role, needed)) {
-            return response::error(403, "forbidden",
-                                   "The role " + who->role + " may not use this route; it needs " +
-                                       needed + " permission");
-        }
-        req.principal = std::make_shared<const principal>(std::move(*who));
+        // check_before_body() may have resolved the caller already, from the same header.
+        if (!needs_credentials(req) || req.principal) return call_next(req);
+        auto who = resolve(service, req);
+        if (auto* refused = std::get_if<response>(&who)) return std::move(*refused);
+        req.principal = std::make_shared<const principal>(std::move(std::get<principal>(who)));
         return call_next(req);
+    };
+}
+
+http::header_check check_before_body(auth_service& service) {
+    return [&service](request& req) {
+        if (!needs_credentials(req)) return true;
+        auto who = resolve(service, req);
+        if (std::holds_alternative<response>(who)) return false;  // the chain answers it
+        req.principal = std::make_shared<const principal>(std::move(std::get<principal>(who)));
+        return true;
     };
 }
 
@@ -255,14 +281,21 @@ void auth_service::add_routes(http::router& routes) {
     auth_service& self = *this;
 
     routes.add(
-        {method::post, "/api/v1/auth/login", "Log in: access and refresh tokens", perm::open,
+        {method::post,
+         "/api/v1/auth/login",
+         "Log in: access and refresh tokens",
+         perm::open,
          [&self](request& req) {
              auto body = detail::parse_body(req.body, login_rules);
              if (!body) return fail(body.error());
              const std::string username = str(*body, "username");
-             auto t = self.login(username, str(*body, "password"), req.remote_address);
+             // Argon2 runs here, in the server's heavy pool (the route is heavy); the delay of
+             // a failure is waited on a timer by the server, not by a thread.
+             std::chrono::milliseconds delay{0};
+             auto t = self.login(username, str(*body, "password"), req.remote_address, &delay);
              if (!t) {
                  response r = fail(t.error());
+                 r.delay = delay;
                  if (t.error().code == "locked") {
                      r.headers.emplace_back(
                          "Retry-After",
@@ -272,7 +305,9 @@ void auth_service::add_routes(http::router& routes) {
              }
              return session_json(*t);
          },
-         std::string(login_schema)});
+         std::string(login_schema),
+         {},
+         true});
     routes.add({method::post, "/api/v1/auth/refresh",
                 "Trade a refresh token for new tokens (the old one is spent)", perm::open,
                 [&self](request& req) {
@@ -308,7 +343,10 @@ void auth_service::add_routes(http::router& routes) {
                         a.push_back(user_json(u));
                     return response::json(200, json::serialize(json::object{{"users", a}}));
                 }});
-    routes.add({method::post, "/api/v1/users", "Create a user", perm::admin,
+    routes.add({method::post,
+                "/api/v1/users",
+                "Create a user",
+                perm::admin,
                 [&self](request& req) {
                     auto body = detail::parse_body(req.body, new_user_rules);
                     if (!body) return fail(body.error());
@@ -317,9 +355,13 @@ void auth_service::add_routes(http::router& routes) {
                     if (!u) return fail(u.error());
                     return response::json(201, json::serialize(user_json(*u)));
                 },
-                std::string(new_user_schema)});
-    routes.add({method::patch, "/api/v1/users/{username}",
-                "Change a user's password, role or disabled flag", perm::admin,
+                std::string(new_user_schema),
+                {},
+                true});
+    routes.add({method::patch,
+                "/api/v1/users/{username}",
+                "Change a user's password, role or disabled flag",
+                perm::admin,
                 [&self](request& req) {
                     auto body = detail::parse_body(req.body, user_patch_rules);
                     if (!body) return fail(body.error());
@@ -337,7 +379,9 @@ void auth_service::add_routes(http::router& routes) {
                     if (!u) return fail(u.error());
                     return response::json(200, json::serialize(user_json(*u)));
                 },
-                std::string(user_patch_schema)});
+                std::string(user_patch_schema),
+                {},
+                true});
     routes.add({method::del, "/api/v1/users/{username}", "Delete a user", perm::admin,
                 [&self](request& req) {
                     auto st = self.delete_user(req.path_param("username"), actor_of(req));

@@ -2,8 +2,10 @@
 // metadata store.
 #include <algorithm>
 #include <array>
+#include <list>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 #include <boost/json.hpp>
@@ -96,13 +98,72 @@ struct failure_state {
     int64_t locked_until = 0;
 };
 
-// Bounds the failure table against a flood of made-up usernames.
-constexpr size_t max_failure_entries = 100'000;
+// Failed logins by key, at most `capacity` entries: beyond it the entry that failed least
+// recently is forgotten, so that a flood of made-up usernames costs a fixed amount of memory
+// (and can at worst make the table forget the oldest failures, never grow). A list in
+// failure order, most recent first, and an index into it.
+class failure_table {
+public:
+    explicit failure_table(size_t capacity) : _capacity(std::max<size_t>(1, capacity)) {}
+
+    const failure_state* find(const std::string& key) const {
+        auto it = _index.find(key);
+        return it == _index.end() ? nullptr : &it->second->second;
+    }
+
+    // The entry of `key`, created when absent, now the most recent.
+    failure_state& touch(const std::string& key) {
+        if (auto it = _index.find(key); it != _index.end()) {
+            _order.splice(_order.begin(), _order, it->second);
+            return it->second->second;
+        }
+        if (_index.size() >= _capacity) {
+            _index.erase(_order.back().first);
+            _order.pop_back();
+        }
+        _order.emplace_front(key, failure_state{});
+        _index.emplace(key, _order.begin());
+        return _order.front().second;
+    }
+
+    void erase(const std::string& key) {
+        if (auto it = _index.find(key); it != _index.end()) {
+            _order.erase(it->second);
+            _index.erase(it);
+        }
+    }
+
+private:
+    using entry = std::pair<std::string, failure_state>;
+    size_t _capacity;
+    std::list<entry> _order;
+    std::unordered_map<std::string, std::list<entry>::iterator> _index;
+};
+
+// Records a failure in `f`: returns {failures so far, whether this one started a lockout}.
+std::pair<int, bool> count_failure(failure_state& f, int64_t now, int64_t window,
+                                   int max_failures) {
+    // Failures older than the lockout time are forgiven.
+    if (now - f.last_ms > window) f.count = 0;
+    f.count += 1;
+    f.last_ms = now;
+    const int count = f.count;
+    if (count >= max_failures) {
+        f.locked_until = now + window;
+        f.count = 0;  // after the lockout, a fresh set of tries
+        return {count, true};
+    }
+    return {count, false};
+}
 
 }  // namespace
 
 struct auth_service::impl {
-    impl(meta::store& s, options o) : store(s), opts(std::move(o)) {
+    impl(meta::store& s, options o)
+        : store(s),
+          opts(std::move(o)),
+          failures(opts.login_failure_entries),
+          account_failures(opts.login_failure_entries) {
         keys.push_back(jwt_key{detail::key_id_of(opts.jwt_secret), opts.jwt_secret});
     }
 
@@ -130,7 +191,8 @@ struct auth_service::impl {
     }
 
     std::mutex failures_mutex;
-    std::unordered_map<std::string, failure_state> failures;
+    failure_table failures;          // by account and client address
+    failure_table account_failures;  // by account, from any address
 
     detail::argon2_params argon2() const {
         return {opts.argon2_memory_kib, opts.argon2_iterations, 1};
@@ -170,36 +232,46 @@ struct auth_service::impl {
         return std::string(username) + '\n' + std::string(remote);
     }
 
-    int64_t locked_until(std::string_view username, std::string_view remote) {
+    struct lock_state {
+        int64_t until = 0;  // Unix ms; 0 or past: not locked
+        bool account_wide = false;
+    };
+
+    lock_state locked_until(std::string_view username, std::string_view remote) {
         std::lock_guard lock(failures_mutex);
-        auto it = failures.find(failure_key(username, remote));
-        return it == failures.end() ? 0 : it->second.locked_until;
+        lock_state out;
+        if (const auto* f = failures.find(failure_key(username, remote)))
+            out.until = f->locked_until;
+        if (const auto* a = account_failures.find(std::string(username));
+            a && a->locked_until > out.until) {
+            out = {a->locked_until, true};
+        }
+        return out;
     }
 
-    // Records a failure; returns {failures so far, whether this one started a lockout}.
-    std::pair<int, bool> record_failure(std::string_view username, std::string_view remote) {
+    struct failure_count {
+        int count = 0;                // failures of this account from this address
+        int account_count = 0;        // failures of this account from anywhere
+        bool locked = false;          // this failure started the per-address lockout
+        bool account_locked = false;  // ... or the per-account one
+    };
+
+    failure_count record_failure(std::string_view username, std::string_view remote) {
         const int64_t now = now_ms();
         const int64_t window = opts.login_lockout.count();
         std::lock_guard lock(failures_mutex);
-        if (failures.size() >= max_failure_entries) {
-            std::erase_if(failures, [&](const auto& kv) {
-                return kv.second.locked_until <= now && now - kv.second.last_ms > window;
-            });
-        }
-        failure_state& f = failures[failure_key(username, remote)];
-        // Failures older than the lockout time are forgiven.
-        if (now - f.last_ms > window) f.count = 0;
-        f.count += 1;
-        f.last_ms = now;
-        const int count = f.count;
-        if (count >= opts.login_max_failures) {
-            f.locked_until = now + window;
-            f.count = 0;  // after the lockout, the account gets a fresh set of tries
-            return {count, true};
-        }
-        return {count, false};
+        failure_count c;
+        std::tie(c.count, c.locked) = count_failure(failures.touch(failure_key(username, remote)),
+                                                    now, window, opts.login_max_failures);
+        std::tie(c.account_count, c.account_locked) =
+            count_failure(account_failures.touch(std::string(username)), now, window,
+                          opts.login_max_failures_per_account);
+        return c;
     }
 
+    // A success forgets the failures from this address only: the account-wide count keeps
+    // running, so that a guesser elsewhere is not given a fresh set each time the owner
+    // logs in.
     void clear_failures(std::string_view username, std::string_view remote) {
         std::lock_guard lock(failures_mutex);
         failures.erase(failure_key(username, remote));
@@ -279,7 +351,7 @@ const options& auth_service::settings() const {
 }
 
 std::chrono::seconds auth_service::locked_for(std::string_view username, std::string_view remote) {
-    const int64_t left = _impl->locked_until(username, remote) - now_ms();
+    const int64_t left = _impl->locked_until(username, remote).until - now_ms();
     if (left <= 0) return std::chrono::seconds(0);
     return std::chrono::seconds((left + 999) / 1000);
 }
@@ -451,15 +523,19 @@ status auth_service::delete_user(std::string_view username, const actor& by) {
 // ---- sessions ----------------------------------------------------------------------------
 
 result<session_tokens> auth_service::login(std::string_view username, std::string_view password,
-                                           std::string_view remote) {
+                                           std::string_view remote,
+                                           std::chrono::milliseconds* failure_delay) {
     impl& d = *_impl;
     const actor from{std::string(username), std::string(remote)};
-    if (d.locked_until(username, remote) > now_ms()) {
-        d.audit_or_log(entry(from, "login.refused", std::string(username), {{"reason", "locked"}}));
-        return make_error("locked",
-                          "Too many failed logins for this account from this address; try again "
-                          "in " +
-                              std::to_string(locked_for(username, remote).count()) + " s");
+    if (auto lock = d.locked_until(username, remote); lock.until > now_ms()) {
+        d.audit_or_log(entry(from, "login.refused", std::string(username),
+                             {{"reason", lock.account_wide ? "account_locked" : "locked"}}));
+        return make_error(
+            "locked",
+            std::string(lock.account_wide ? "Too many failed logins for this account; try again in "
+                                          : "Too many failed logins for this account from this "
+                                            "address; try again in ") +
+                std::to_string(locked_for(username, remote).count()) + " s");
     }
 
     std::string hash;
@@ -483,16 +559,29 @@ result<session_tokens> auth_service::login(std::string_view username, std::strin
 
     if (!password_ok || disabled) {
         const char* reason = !found ? "unknown_user" : !password_ok ? "bad_password" : "disabled";
-        auto [count, locked] = d.record_failure(username, remote);
-        d.audit_or_log(entry(from, "login.failed", std::string(username),
-                             {{"reason", reason}, {"failures", count}}));
-        if (locked) {
+        const auto failed = d.record_failure(username, remote);
+        const int count = failed.count;
+        d.audit_or_log(entry(
+            from, "login.failed", std::string(username),
+            {{"reason", reason}, {"failures", count}, {"account_failures", failed.account_count}}));
+        if (failed.locked) {
             d.audit_or_log(
                 entry(from, "login.lockout", std::string(username),
                       {{"failures", count}, {"lockout_s", d.opts.login_lockout.count() / 1000}}));
             log::warn("login locked out", {{"username", username}, {"client", remote}});
         }
-        std::this_thread::sleep_for(d.failure_delay(count));
+        if (failed.account_locked) {
+            d.audit_or_log(entry(from, "login.lockout", std::string(username),
+                                 {{"scope", "account"},
+                                  {"failures", failed.account_count},
+                                  {"lockout_s", d.opts.login_lockout.count() / 1000}}));
+            log::warn("login locked out for every address",
+                      {{"username", username}, {"client", remote}});
+        }
+        if (failure_delay)
+            *failure_delay = d.failure_delay(count);
+        else
+            std::this_thread::sleep_for(d.failure_delay(count));
         return make_error("invalid_credentials", "Invalid username or password");
     }
 

@@ -14,6 +14,14 @@
 //
 // Handlers run on the server's worker threads and may block briefly; they must be
 // thread-safe. An exception escaping a handler becomes a 500 envelope and a log line.
+// A route marked `heavy` (password hashing) runs, with its middleware chain, in a small
+// bounded pool instead, so that a burst of it cannot occupy the workers that answer every
+// other request; when that pool is full the server answers 429 too_many_requests with
+// Retry-After. A response with a `delay` is held that long on a timer, not on a thread.
+//
+// Credentials are checked before a body is read: `server_options::header_check` sees each
+// request once its header has arrived, and a request it refuses is answered at once (through
+// the middleware chain, with an empty body) and its connection closed, the body never read.
 //
 // WebSocket: a route with a `websocket` handler is a WebSocket endpoint. An upgrade request
 // to it runs through the middleware chain like any other request (auth, rate limits, the
@@ -74,6 +82,9 @@ struct response {
     std::string content_type = "application/json";
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;
+    // The server holds the answer this long before sending it, on a timer: no thread waits
+    // (the failed-login delay).
+    std::chrono::milliseconds delay{0};
 
     static response json(int status, std::string body);
     static response text(int status, std::string body, std::string content_type);
@@ -163,7 +174,16 @@ struct route {
     std::string request_schema = {};  // JSON Schema of the body, when the route takes JSON
     // Set for a WebSocket endpoint (GET only; `handle` may then be empty): see the top.
     websocket_handler websocket = {};
+    // Slow by design (Argon2 password hashing): the request runs in the server's bounded
+    // heavy-work pool, not on a worker thread (see the top).
+    bool heavy = false;
 };
+
+// Decides from the header alone (the route is matched, the body not yet read) whether the
+// request will be refused whatever its body, e.g. for missing or bad credentials. It may
+// record what it learnt in the request (the principal), which then reaches the chain.
+// Returns false to refuse: see the top.
+using header_check = std::function<bool(request&)>;
 
 using next = std::function<response(request&)>;
 // A middleware sees the request before the handler and the response after it; it may
@@ -214,6 +234,11 @@ struct server_options {
     // Headers put on every answer, including those the server writes before any middleware
     // runs (431, 413, 400); a header the response already carries is left as it is.
     std::vector<std::pair<std::string, std::string>> always_headers;
+    // Requests of `heavy` routes run in a pool of this many threads, with at most
+    // heavy_queue more waiting for one; beyond that they are answered 429 at once.
+    int heavy_threads = 2;
+    int heavy_queue = 16;
+    header_check check_header;  // empty: every body is read
     // TLS when `cert_file` is set: a PEM certificate chain and its private key. TLS 1.3 only,
     // unless `min_version` is "1.2"; 1.1 and below are always refused.
     struct tls_settings {

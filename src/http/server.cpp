@@ -106,6 +106,12 @@ struct server_core {
             "clisonix_http_connections_rejected_total",
             "Connections closed at once because their address held too many", {"reason"},
             {"per_ip"});
+        heavy_rejected = metrics::global().get_counter(
+            "clisonix_http_heavy_rejected_total",
+            "Requests of heavy routes (login) refused with 429 because their pool was full", {},
+            {});
+        heavy_pool = std::make_unique<asio::thread_pool>(
+            static_cast<size_t>(std::max(1, opts.heavy_threads)));
     }
 
     server_options opts;
@@ -127,6 +133,24 @@ struct server_core {
     tcp::acceptor acceptor{ioc};
     asio::steady_timer drain_timer{ioc};
     std::chrono::steady_clock::time_point drain_deadline;
+    // Heavy routes run here (see http.h). Declared after the io_context so that it is joined
+    // before the context goes: its jobs post their answers to the context.
+    std::unique_ptr<asio::thread_pool> heavy_pool;
+    std::atomic<int> heavy_in_flight{0};  // running or waiting in heavy_pool
+    metrics::counter heavy_rejected;
+
+    // Whether a heavy request may have a place in the pool; when true, the caller must
+    // call heavy_done() once it has finished.
+    bool heavy_admit() {
+        const int capacity = std::max(1, opts.heavy_threads) + std::max(0, opts.heavy_queue);
+        if (heavy_in_flight.fetch_add(1) >= capacity) {
+            heavy_in_flight.fetch_sub(1);
+            heavy_rejected.inc();
+            return false;
+        }
+        return true;
+    }
+    void heavy_done() { heavy_in_flight.fetch_sub(1); }
 
     void do_accept();
     std::shared_ptr<session_base> make_session(tcp::socket sock, std::string peer);
@@ -536,6 +560,23 @@ private:
         _first = false;
         lowest().expires_after(_srv.opts.idle_timeout);
         auto& msg = _parser->get();
+        _request = request_of_header(msg);
+        if (_srv.opts.check_header && _request->verb_known && !bws::is_upgrade(msg)) {
+            request& req = _request->req;
+            auto m = _srv.routes.find(req.verb, req.path);
+            req.matched = m.found;
+            req.path_params = m.params;
+            bool accepted = true;
+            try {
+                clisonix::log::request_scope scope(req.request_id);
+                accepted = _srv.opts.check_header(req);
+            } catch (const std::exception& e) {
+                clisonix::log::error("header check failed", {{"error", e.what()}});
+            }
+            // Refused: answered now, through the chain, without reading the body; the
+            // connection cannot be reused since the body (if any) is still on the wire.
+            if (!accepted) return respond(false);
+        }
         auto expect = msg[bhttp::field::expect];
         if (beast::iequals(expect, "100-continue")) {
             auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(
@@ -592,9 +633,15 @@ private:
         send(res, id, false, false);
     }
 
-    void handle() {
-        auto& msg = _parser->get();
+    // The request as its header tells it; the body is added once read.
+    struct pending_request {
         request req;
+        bool verb_known = false;
+    };
+
+    pending_request request_of_header(bhttp::request<bhttp::string_body>& msg) const {
+        pending_request p;
+        request& req = p.req;
         req.target = std::string(msg.target());
         parse_target(req.target, req);
         req.remote_address = _remote;
@@ -606,26 +653,85 @@ private:
                 c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
             req.headers.emplace_back(std::move(name), std::string(f.value()));
         }
-        req.body = std::move(msg.body());
         auto client_id = sane_request_id(msg["X-Request-Id"]);
         req.request_id = client_id.empty() ? new_request_id() : std::string(client_id);
+        if (auto verb = from_verb(msg.method())) {
+            req.verb = *verb;
+            p.verb_known = true;
+        }
+        return p;
+    }
 
-        auto verb = from_verb(msg.method());
-        const bool upgrade = bws::is_upgrade(msg);
-        websocket_accept accept;
-        response res;
-        if (!verb) {
-            res =
+    void handle() { respond(true); }
+
+    // Answers the request in _request: with its body when `body_read`, else (refused on its
+    // header) with an empty one and the connection closed afterwards.
+    void respond(bool body_read) {
+        auto& msg = _parser->get();
+        request req = std::move(_request->req);
+        const bool verb_known = _request->verb_known;
+        _request.reset();
+        if (body_read)
+            req.body = std::move(msg.body());
+        else
+            _body_unread = true;
+        const bool keep_alive = body_read && msg.keep_alive() && !_srv.stopping;
+        if (!verb_known) {
+            auto res =
                 response::error(501, "not_implemented",
                                 "Method " + std::string(msg.method_string()) + " is not supported");
-        } else {
-            req.verb = *verb;
-            res = _srv.dispatch(req, upgrade ? &accept : nullptr);
+            return send(res, req.request_id, keep_alive, false);
         }
+        const bool upgrade = body_read && bws::is_upgrade(msg);
+        if (!upgrade) {
+            auto m = _srv.routes.find(req.verb, req.path);
+            if (m.found && m.found->heavy) return respond_heavy(std::move(req), keep_alive);
+        }
+        websocket_accept accept;
+        response res = _srv.dispatch(req, upgrade ? &accept : nullptr);
         if (upgrade && res.status == 101 && req.matched && req.matched->websocket && !_srv.stopping)
             return start_websocket(std::move(accept), res, req.request_id);
-        bool keep_alive = msg.keep_alive() && !_srv.stopping;
-        send(res, req.request_id, keep_alive, req.verb == method::head);
+        send_after_delay(std::move(res), req.request_id, keep_alive, req.verb == method::head);
+    }
+
+    // A heavy route's request runs in the server's heavy pool; its answer comes back to this
+    // connection's strand. A full pool is answered at once.
+    void respond_heavy(request req, bool keep_alive) {
+        if (!_srv.heavy_admit()) {
+            auto res =
+                response::error(429, "too_many_requests",
+                                "The server is busy checking other passwords; try again in 1 s");
+            res.headers.emplace_back("Retry-After", "1");
+            clisonix::log::request_scope scope(req.request_id);
+            clisonix::log::warn("heavy request refused: pool full",
+                                {{"path", req.path}, {"client", req.remote_address}});
+            return send(res, req.request_id, keep_alive, req.verb == method::head);
+        }
+        asio::post(*_srv.heavy_pool, [self = shared_from_this(), req = std::move(req),
+                                      keep_alive]() mutable {
+            response res;
+            try {
+                res = self->_srv.dispatch(req);
+            } catch (const std::exception& e) {  // a middleware's; handlers' are caught inside
+                clisonix::log::error("request failed", {{"error", e.what()}});
+                res = response::error(500, "internal", "The server failed to handle the request");
+            }
+            self->_srv.heavy_done();
+            const bool head = req.verb == method::head;
+            asio::post(self->_exec, [self, res = std::move(res), id = std::move(req.request_id),
+                                     keep_alive, head]() mutable {
+                self->send_after_delay(std::move(res), id, keep_alive, head);
+            });
+        });
+    }
+
+    void send_after_delay(response res, const std::string& request_id, bool keep_alive, bool head) {
+        if (res.delay <= std::chrono::milliseconds::zero())
+            return send(res, request_id, keep_alive, head);
+        auto timer = std::make_shared<asio::steady_timer>(_exec, res.delay);
+        timer->async_wait(
+            [self = shared_from_this(), timer, res = std::move(res), request_id, keep_alive,
+             head](beast::error_code) mutable { self->send(res, request_id, keep_alive, head); });
     }
 
     // Hands the stream to a WebSocket connection, which answers 101 with the headers the
@@ -653,6 +759,8 @@ private:
 
     void send(response& res, const std::string& request_id, bool keep_alive, bool head) {
         _busy = true;
+        // Decided now, not when the request arrived: a drain may have begun while it ran.
+        keep_alive = keep_alive && !_srv.stopping;
         auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
         out->result(static_cast<unsigned>(res.status));
         out->version(11);
@@ -673,9 +781,29 @@ private:
             _stream, *out,
             [self = shared_from_this(), out, keep_alive](beast::error_code ec, size_t) {
                 self->_busy = false;
+                if (!ec && self->_body_unread) return self->linger_close();
                 if (ec || !keep_alive) return self->close();
                 self->read_next();
             });
+    }
+
+    // After answering a request whose body was never read: a close with unread data would
+    // make the kernel reset the connection, and a client still sending its body could lose
+    // the answer with it. So stop sending, then read and drop what arrives for a short while
+    // (at most a body's limit), and close.
+    void linger_close() {
+        beast::error_code ignored;
+        lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+        lowest().expires_after(std::chrono::seconds(2));
+        discard(std::make_shared<std::array<char, 16 * 1024>>(), 0);
+    }
+
+    void discard(std::shared_ptr<std::array<char, 16 * 1024>> scratch, uint64_t so_far) {
+        lowest().async_read_some(asio::buffer(*scratch), [self = shared_from_this(), scratch,
+                                                          so_far](beast::error_code ec, size_t n) {
+            if (ec || so_far + n > self->_srv.opts.body_limit) return self->close();
+            self->discard(scratch, so_far + n);
+        });
     }
 
     stream_type _stream;
@@ -688,6 +816,8 @@ private:
     bool _deadline_set = false;   // the handshake's deadline also covers the first header
     asio::any_io_executor _exec;  // the connection's strand
     bool _upgraded = false;       // the stream now belongs to a WebSocket connection
+    std::optional<pending_request> _request;  // from its header until it is answered
+    bool _body_unread = false;  // refused on its header: the connection ends after the answer
 };
 
 }  // namespace

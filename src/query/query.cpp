@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <limits>
 #include <map>
 #include <optional>
 #include <thread>
@@ -511,6 +512,82 @@ std::vector<series_result> last_values(const storage::engine& engine, const spec
     return out;
 }
 
+namespace {
+
+std::string with_thousands(int64_t n) {
+    std::string digits = std::to_string(n), out;
+    for (size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+        out.push_back(digits[i]);
+    }
+    return out;
+}
+
+// Refuses a query whose answer would exceed s.max_points, from the points each group holds
+// in the range: the engine counts them from block summaries (decoding at most the blocks
+// cut by the range's ends), so nothing is materialised to decide.
+status check_answer_size(const storage::engine& engine, const spec& s,
+                         const std::vector<group>& groups, bool ranked, bool materialises_groups) {
+    if (s.max_points <= 0) return {};
+    std::vector<int64_t> answer;  // per group, the points it would put in the answer
+    int64_t largest_group = 0;    // raw points of the largest group
+    std::vector<std::pair<int64_t, storage::summary>> part;
+    for (const auto& g : groups) {
+        int64_t count = 0;
+        int64_t first = std::numeric_limits<int64_t>::max();
+        int64_t last = std::numeric_limits<int64_t>::min();
+        for (const auto* member : g.members) {
+            part.clear();
+            if (auto st = engine.aggregate(member->id, s.from, s.to, int64_t{1} << 62, part); !st)
+                return st;
+            for (const auto& [bucket, sum] : part) {
+                if (sum.count == 0) continue;
+                count += static_cast<int64_t>(sum.count);
+                first = std::min(first, sum.first_ts);
+                last = std::max(last, sum.last_ts);
+            }
+        }
+        // Buckets with points lie between the group's first and last point.
+        const int64_t buckets = count == 0 ? 0 : s.step > 0 ? (last - first) / s.step + 2 : 1;
+        largest_group = std::max(largest_group, count);
+        int64_t points = s.agg == aggregate::raw ? count : std::min(count, buckets);
+        if (!ranked && s.limit > 0) points = std::min(points, s.limit);
+        answer.push_back(points);
+    }
+    if (ranked && s.limit > 0 && answer.size() > static_cast<size_t>(s.limit)) {
+        std::partial_sort(answer.begin(), answer.begin() + s.limit, answer.end(), std::greater<>());
+        answer.resize(static_cast<size_t>(s.limit));
+    }
+    int64_t total = 0;
+    for (int64_t points : answer)
+        total += points;
+    const std::string cap = with_thousands(s.max_points);
+    if (s.agg == aggregate::raw && total > s.max_points)
+        return make_error("invalid_argument",
+                          "agg: the query would return " + with_thousands(total) +
+                              " raw points, more than the " + cap +
+                              " one answer may hold; aggregate (agg=mean&step=1m), narrow the "
+                              "range (from, to) or the series, or page with limit",
+                          "agg");
+    if (total > s.max_points)
+        return make_error("invalid_argument",
+                          "step: the query would return " + with_thousands(total) +
+                              " points, more than the " + cap +
+                              " one answer may hold; use a wider step or narrow the range "
+                              "(from, to) or the series",
+                          "step");
+    if (materialises_groups && largest_group > s.max_points)
+        return make_error("invalid_argument",
+                          "agg: stddev and percentiles need all " + with_thousands(largest_group) +
+                              " raw points of a series in memory, more than " + cap +
+                              "; use min, max, mean, sum or count, or narrow the range "
+                              "(from, to)",
+                          "agg");
+    return {};
+}
+
+}  // namespace
+
 result<std::vector<series_result>> run(const storage::engine& engine, const spec& s) {
     auto matched = select(engine, s);
     std::optional<aggregate> rank_agg;
@@ -568,6 +645,11 @@ result<std::vector<series_result>> run(const storage::engine& engine, const spec
         }
         groups[it->second].members.push_back(&info);
     }
+
+    const bool materialises = (s.agg != aggregate::raw && needs_raw_points(s.agg)) ||
+                              (rank_agg && needs_raw_points(*rank_agg));
+    if (auto st = check_answer_size(engine, s, groups, rank_agg.has_value(), materialises); !st)
+        return st.error();
 
     // Ranking (top-k): each group's aggregate over the whole range, then the best `limit`.
     if (rank_agg) {

@@ -24,6 +24,12 @@
 // Results are exact: aggregates equal a straightforward computation over the raw points.
 // A numeric aggregate over a string series is refused ("invalid_argument", field "agg").
 //
+// One answer holds at most `max_points` points (`query.max_points`): before any point is
+// read, the selected series' counts in the range (from block summaries) bound the answer,
+// and a query over the cap is refused with "invalid_argument" (field "agg" for raw points,
+// "step" for too many buckets) saying to aggregate, narrow the range or page with `limit`.
+// An aggregate that needs raw points (stddev, p50..p99) is held to the same cap per group.
+//
 // Thread safety: everything here is stateless; the engine is thread-safe.
 #pragma once
 
@@ -62,6 +68,8 @@ struct spec {
     // Set by the API's `asset` parameter: only series whose device tag is one of these
     // (sorted) are selected. Not a parse_spec() parameter.
     std::optional<std::vector<std::string>> devices;
+    // Points one answer may hold (see the top); 0: no cap. Not a parse_spec() parameter.
+    int64_t max_points = 0;
 };
 
 // Parses query parameters (as the API receives them). `now_ns` anchors relative times.
@@ -101,8 +109,9 @@ using devices_under_fn = std::function<result<std::vector<std::string>>(std::str
 // GET /api/v1/query, /api/v1/last (same answer shape, one point per series),
 // /api/v1/series ({"series":[{"measurement","tags","metric","type"}]}). With
 // `devices_under`, each also takes `asset=` (the devices under it, e.g. a line).
+// `max_points` caps each answer of /api/v1/query (see the top; 0: no cap).
 void add_routes(http::router& routes, const storage::engine& engine,
-                devices_under_fn devices_under = {});
+                devices_under_fn devices_under = {}, int64_t max_points = 0);
 
 // `*` matches any run of characters, `?` one; everything else is literal.
 bool glob_match(std::string_view pattern, std::string_view text);

@@ -62,13 +62,14 @@ result<spec> to_spec(const http::request& req, const devices_under_fn& devices_u
 
 }  // namespace
 
-void add_routes(http::router& routes, const storage::engine& engine,
-                devices_under_fn devices_under) {
+void add_routes(http::router& routes, const storage::engine& engine, devices_under_fn devices_under,
+                int64_t max_points) {
     routes.add({http::method::get, "/api/v1/query",
                 "Points, bucketed aggregates and top-k over the series that match",
-                http::permission::read, [&engine, devices_under](http::request& req) {
+                http::permission::read, [&engine, devices_under, max_points](http::request& req) {
                     auto s = to_spec(req, devices_under);
                     if (!s) return http::response::from_error(status_for(s.error()), s.error());
+                    s->max_points = max_points;
                     auto results = run(engine, *s);
                     if (!results)
                         return http::response::from_error(status_for(results.error()),
