@@ -1,6 +1,4 @@
 // clisonix — the command line: serve, config, version.
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
