@@ -616,7 +616,7 @@ int serve(const config::config& cfg) {
         auth.on_revoked([broker = mqtt_broker.get()](const auth::revoked_credential& r) {
             if (r.kind == auth::principal_kind::device)
                 broker->revoke_device(r.name);
-            else
+            else if (r.kind == auth::principal_kind::api_key)
                 broker->revoke_user(r.name);
         });
         notify_mqtt = [&mqtt_broker](std::string_view t, std::string_view p) -> status {
