@@ -75,8 +75,8 @@ TEST(auth_guard_test, failed_logins_do_not_stall_health_or_authenticated_request
 
 TEST(auth_guard_test, a_full_login_pool_answers_429_with_retry_after) {
     server_process srv({"--set", "auth.login_threads=1", "--set", "auth.login_queue=0", "--set",
-                        "auth.argon2_memory_kib=65536", "--set", "auth.argon2_iterations=4"});
-    std::vector<http_response> answers(8);
+                        "auth.argon2_memory_kib=65536", "--set", "auth.argon2_iterations=8"});
+    std::vector<http_response> answers(12);
     std::vector<std::thread> clients;
     for (size_t i = 0; i < answers.size(); ++i)
         clients.emplace_back(
