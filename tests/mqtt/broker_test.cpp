@@ -304,6 +304,28 @@ TEST(mqtt_broker_test, hostile_bytes_close_only_their_connection) {
     EXPECT_EQ(s.srv.get("/healthz").status, 200);
 }
 
+TEST(mqtt_broker_test, metric_names_follow_the_ingest_name_rule) {
+    // The JSON is valid, but "\u0007" escapes a control character into the metric name:
+    // refused as line protocol and HTTP JSON refuse it (PUBACK 0x99), nothing stored.
+    mqtt_server s;
+    raw_client c(s.port);
+    c.connect(mqtt::v5, s.device_token("line-1"), {}, 60, {}, true, "names");
+    ASSERT_EQ(connack_reason(c, mqtt::v5), 0);
+    c.send(publish_bytes(mqtt::v5, "v1/devices/me/telemetry",
+                         R"({"ts":1704067200000,"values":{"spe\u0007ed":1}})", 1, 5));
+    auto ack = c.read(mqtt::v5);
+    ASSERT_TRUE(ack && std::holds_alternative<mqtt::ack_packet>(*ack));
+    EXPECT_EQ(std::get<mqtt::ack_packet>(*ack).reason, mqtt::reason::payload_format_invalid);
+    c.send(publish_bytes(mqtt::v5, "v1/devices/me/telemetry",
+                         R"({"ts":1704067200000,"values":{"vitesse_é":2}})", 1, 6));
+    ack = c.read(mqtt::v5);
+    ASSERT_TRUE(ack && std::holds_alternative<mqtt::ack_packet>(*ack));
+    EXPECT_EQ(std::get<mqtt::ack_packet>(*ack).reason, 0);
+    auto all = s.srv.get("/api/v1/series?device=line-1");
+    EXPECT_EQ(all.body.find("spe"), std::string::npos) << all.body;
+    EXPECT_NE(all.body.find("vitesse_\xC3\xA9"), std::string::npos) << all.body;
+}
+
 TEST(mqtt_broker_test, keep_alive_timeout_closes_a_silent_client) {
     mqtt_server s;
     const auto token = s.device_token("quiet-1");
