@@ -13,7 +13,7 @@ namespace clisonix::ingest::detail {
 // A byte that may not occur in a name: the C0 controls and DEL (InfluxData's line protocol
 // decoder refuses the same set, "nonPrintable", in measurements, tag keys and values and
 // field keys). One unsigned compare: bytes >= 0x80 also land here and go to the UTF-8 check.
-inline bool unusual_byte(unsigned char c) {
+constexpr bool unusual_byte(unsigned char c) {
     return static_cast<unsigned char>(c - 0x20) >= 0x5F;
 }
 
