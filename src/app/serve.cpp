@@ -126,16 +126,16 @@ void add_storage_routes(http::router& routes, storage::engine& engine) {
                 "Move every buffered point into blocks", http::permission::admin,
                 [&engine](http::request&) {
                     if (auto st = engine.flush(); !st)
-                        return http::response::from_error(503, st.error());
+                        return http::response::from_error(st.error());
                     return http::response::no_content();
                 }});
     routes.add({http::method::post, "/api/v1/storage/compact",
                 "Flush, merge parts and apply retention now", http::permission::admin,
                 [&engine](http::request&) {
                     if (auto st = engine.flush(); !st)
-                        return http::response::from_error(503, st.error());
+                        return http::response::from_error(st.error());
                     if (auto st = engine.compact(); !st)
-                        return http::response::from_error(503, st.error());
+                        return http::response::from_error(st.error());
                     return http::response::no_content();
                 }});
 }
@@ -215,7 +215,7 @@ void add_health_routes(http::router& routes, anomaly_scoring& scoring, devices::
                      bounds[i] = v->to_number<int64_t>() * 1'000'000;
                  } else if (v->is_string()) {
                      auto t = query::parse_time(std::string(v->as_string()), now_ns, fields[i]);
-                     if (!t) return http::response::from_error(400, t.error());
+                     if (!t) return http::response::from_error(t.error());
                      bounds[i] = *t;
                  } else {
                      return http::response::error(
@@ -238,16 +238,13 @@ void add_health_routes(http::router& routes, anomaly_scoring& scoring, devices::
                  [&settings](std::string_view field) { return metric_included(settings, field); });
              if (!rows) {
                  const auto& e = rows.error();
-                 return http::response::from_error(e.code == "invalid_argument" ? 400
-                                                   : e.code == "not_found"      ? 404
-                                                                                : 503,
-                                                   e);
+                 return http::response::from_error(e);
              }
              const auto* p = auth::current_principal(req);
              devices::health_baseline b{*name, bounds[0] / 1'000'000, bounds[1] / 1'000'000,
                                         p ? p->name : "anonymous", 0};
              if (auto st = registry.set_health_baseline(b); !st)
-                 return http::response::from_error(503, st.error());
+                 return http::response::from_error(st.error());
              auto status = scoring.health().status_json(*name);
              std::string out = "{\"rows\":" + std::to_string(*rows) +
                                ",\"health\":" + (status ? *status : std::string("null")) + "}";

@@ -19,7 +19,8 @@
 // keys and device credentials is written to the audit log in the metadata store.
 //
 // Error codes: "invalid_argument" (with the field), "not_found", "conflict", "unauthenticated",
-// "invalid_token", "invalid_credentials", "locked", "forbidden", and the store's codes.
+// "invalid_token", "invalid_credentials", "too_many_requests" (locked out), "forbidden", and the
+// store's codes.
 //
 // Thread safety: an auth_service may be used from any thread.
 #pragma once

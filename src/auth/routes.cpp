@@ -121,7 +121,7 @@ http::middleware authenticate(auth_service& service) {
             if (who.error().code == "invalid_token") {
                 return unauthorized("invalid_token", who.error().message, true);
             }
-            return response::error(503, who.error().code, who.error().message);
+            return response::from_error(who.error());
         }
         if (!allows(who->role, needed)) {
             return response::error(403, "forbidden",
@@ -137,22 +137,8 @@ http::middleware authenticate(auth_service& service) {
 
 namespace {
 
-int status_of(const error& e) {
-    if (e.code == "invalid_argument") return 400;
-    if (e.code == "invalid_token" || e.code == "invalid_credentials" ||
-        e.code == "unauthenticated") {
-        return 401;
-    }
-    if (e.code == "forbidden") return 403;
-    if (e.code == "not_found") return 404;
-    if (e.code == "conflict") return 409;
-    if (e.code == "locked") return 429;
-    if (e.code == "unavailable") return 503;
-    return 500;
-}
-
 response fail(const error& e) {
-    return response::from_error(status_of(e), e);
+    return response::from_error(e);
 }
 
 actor actor_of(const request& req) {
@@ -254,25 +240,20 @@ void auth_service::add_routes(http::router& routes) {
     namespace perm = http::permission;
     auth_service& self = *this;
 
-    routes.add(
-        {method::post, "/api/v1/auth/login", "Log in: access and refresh tokens", perm::open,
-         [&self](request& req) {
-             auto body = detail::parse_body(req.body, login_rules);
-             if (!body) return fail(body.error());
-             const std::string username = str(*body, "username");
-             auto t = self.login(username, str(*body, "password"), req.remote_address);
-             if (!t) {
-                 response r = fail(t.error());
-                 if (t.error().code == "locked") {
-                     r.headers.emplace_back(
-                         "Retry-After",
-                         std::to_string(self.locked_for(username, req.remote_address).count()));
-                 }
-                 return r;
-             }
-             return session_json(*t);
-         },
-         std::string(login_schema)});
+    routes.add({method::post, "/api/v1/auth/login", "Log in: access and refresh tokens", perm::open,
+                [&self](request& req) {
+                    auto body = detail::parse_body(req.body, login_rules);
+                    if (!body) return fail(body.error());
+                    const std::string username = str(*body, "username");
+                    auto t = self.login(username, str(*body, "password"), req.remote_address);
+                    if (!t) {
+                        // A lockout is a too_many_requests whose Retry-After is the lockout's rest.
+                        return response::from_error(t.error(),
+                                                    self.locked_for(username, req.remote_address));
+                    }
+                    return session_json(*t);
+                },
+                std::string(login_schema)});
     routes.add({method::post, "/api/v1/auth/refresh",
                 "Trade a refresh token for new tokens (the old one is spent)", perm::open,
                 [&self](request& req) {

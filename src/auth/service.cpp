@@ -434,7 +434,7 @@ result<session_tokens> auth_service::login(std::string_view username, std::strin
     const actor from{std::string(username), std::string(remote)};
     if (d.locked_until(username, remote) > now_ms()) {
         d.audit_or_log(entry(from, "login.refused", std::string(username), {{"reason", "locked"}}));
-        return make_error("locked",
+        return make_error("too_many_requests",
                           "Too many failed logins for this account from this address; try again "
                           "in " +
                               std::to_string(locked_for(username, remote).count()) + " s");

@@ -15,17 +15,8 @@ using http::response;
 
 namespace {
 
-int status_for(const error& e) {
-    if (e.code == "invalid_argument") return 400;
-    if (e.code == "not_found") return 404;
-    if (e.code == "conflict") return 409;
-    if (e.code == "forbidden") return 403;
-    if (e.code == "unavailable" || e.code == "overloaded") return 503;
-    return 500;
-}
-
 response fail(const error& e) {
-    return response::from_error(status_for(e), e);
+    return response::from_error(e);
 }
 
 auth::actor actor_of(const request& req) {

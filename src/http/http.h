@@ -82,9 +82,21 @@ struct response {
     // `message` one sentence for a person, `field` the input at fault (omitted when empty).
     static response error(int status, std::string_view code, std::string_view message,
                           std::string_view field = {});
-    // The envelope of an error value; `status` chosen by the caller.
+    // The envelope of an error value, with the status of its code (status_for). A
+    // too_many_requests or overloaded answer carries Retry-After: `retry_after` seconds.
+    static response from_error(const clisonix::error& e,
+                               std::chrono::seconds retry_after = std::chrono::seconds(1));
+    // The envelope with a status the caller chooses, for the few answers whose status says
+    // more than the code (431 for a header over the limit, 503 from /readyz whatever failed).
     static response from_error(int status, const clisonix::error& e);
 };
+
+// The HTTP status of an error code (errc): the one table of the product. invalid_* 400,
+// the three 401s, forbidden 403, not_found 404, conflict 409, too_large 413,
+// unsupported_media_type 415, too_many_requests 429, not_implemented 501, unavailable and
+// overloaded 503; internal, corrupt and any code outside the vocabulary 500.
+int status_for(std::string_view code);
+int status_for(const clisonix::error& e);
 
 using handler = std::function<response(request&)>;
 

@@ -566,11 +566,11 @@ private:
             ec == asio::error::connection_reset || ec == asio::error::eof)
             return close();
         if (ec == bhttp::error::header_limit)
-            return write_error(431, "header_too_large",
+            return write_error(431, "too_large",
                                "The request header is larger than the limit of " +
                                    std::to_string(_srv.opts.header_limit) + " bytes");
         if (ec == bhttp::error::body_limit)
-            return write_error(413, "body_too_large",
+            return write_error(413, "too_large",
                                "The request body is larger than the limit of " +
                                    std::to_string(_srv.opts.body_limit) + " bytes");
         if (ec == beast::error::timeout) {
@@ -579,7 +579,7 @@ private:
             return close();
         }
         if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category())
-            return write_error(400, "bad_request", "Malformed HTTP request: " + ec.message());
+            return write_error(400, "invalid_argument", "Malformed HTTP request: " + ec.message());
         close();
     }
 

@@ -86,14 +86,7 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 http::response answer(const error& e) {
-    int status = 500;
-    if (e.code == "invalid_argument") status = 400;
-    if (e.code == "too_large") status = 413;
-    if (e.code == "unsupported_media_type") status = 415;
-    if (e.code == "overloaded" || e.code == "unavailable") status = 503;
-    auto res = http::response::from_error(status, e);
-    if (e.code == "overloaded") res.headers.emplace_back("Retry-After", "1");
-    return res;
+    return http::response::from_error(e);
 }
 
 // The body as sent, or inflated when the client gzipped it.

@@ -15,13 +15,6 @@ int64_t now_ns() {
         .count();
 }
 
-int status_for(const error& e) {
-    if (e.code == "invalid_argument") return 400;
-    if (e.code == "not_found") return 404;
-    if (e.code == "unavailable" || e.code == "overloaded") return 503;
-    return 500;
-}
-
 bool wants_csv(const http::request& req) {
     return req.header("accept").find("text/csv") != std::string_view::npos ||
            req.query_param("format") == "csv";
@@ -68,11 +61,9 @@ void add_routes(http::router& routes, const storage::engine& engine,
                 "Points, bucketed aggregates and top-k over the series that match",
                 http::permission::read, [&engine, devices_under](http::request& req) {
                     auto s = to_spec(req, devices_under);
-                    if (!s) return http::response::from_error(status_for(s.error()), s.error());
+                    if (!s) return http::response::from_error(s.error());
                     auto results = run(engine, *s);
-                    if (!results)
-                        return http::response::from_error(status_for(results.error()),
-                                                          results.error());
+                    if (!results) return http::response::from_error(results.error());
                     return answer(req, *results);
                 }});
 
@@ -82,14 +73,14 @@ void add_routes(http::router& routes, const storage::engine& engine,
                         return http::response::error(400, "invalid_argument", "device: required",
                                                      "device");
                     auto s = to_spec(req, devices_under);
-                    if (!s) return http::response::from_error(status_for(s.error()), s.error());
+                    if (!s) return http::response::from_error(s.error());
                     return answer(req, last_values(engine, *s));
                 }});
 
     routes.add({http::method::get, "/api/v1/series", "The series that match, with their tags",
                 http::permission::read, [&engine, devices_under](http::request& req) {
                     auto s = to_spec(req, devices_under);
-                    if (!s) return http::response::from_error(status_for(s.error()), s.error());
+                    if (!s) return http::response::from_error(s.error());
                     return http::response::json(200, series_to_json(select(engine, *s)));
                 }});
 }
