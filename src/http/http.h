@@ -36,6 +36,10 @@
 
 #include "common/result.h"
 
+namespace clisonix::config {
+class config;
+}
+
 namespace clisonix::http {
 
 enum class method { get, head, post, put, patch, del, options };
@@ -232,6 +236,10 @@ struct server_options {
         std::string min_version = "1.3";
     } tls;
 };
+
+// The options from the `http.*` config keys (TLS and the gateway's headers are set by
+// gateway::configure_server).
+server_options server_options_from(const config::config& cfg);
 
 // Thread safety: stop() may be called from any thread (and from a signal handler's
 // strand); everything else from the thread that owns the server.
