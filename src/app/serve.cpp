@@ -8,7 +8,7 @@
 #include "gateway/gateway.h"
 #include "observe/observe.h"
 #include "query/query.h"
-#include "rules/rules.h"
+#include "rules/routes.h"
 
 namespace clisonix::app {
 

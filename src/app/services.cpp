@@ -238,6 +238,9 @@ std::optional<int> start_rules(services& s) {
     s.rules->add_alarm_listener(
         [&s](const std::string& event) { s.live_hub->publish_alarm(event); });
     s.pipeline->add_listener([&s](const storage::write_batch& b) { s.rules->observe(b); });
+    // A device moved under another asset (or given another type) is in its new rules'
+    // scopes at once, not when the scope cache expires.
+    s.registry->on_change([rules = s.rules.get()] { rules->refresh_scopes(); });
     s.detach_rules.scoring = s.scoring.get();
     s.scoring->on_scored([&s](const storage::write_batch& b) { s.rules->observe(b); });
     return std::nullopt;

@@ -8,18 +8,13 @@
 #include "app/app.h"
 #include "app/services.h"
 #include "common/json_text.h"
+#include "common/time.h"
 #include "observe/observe.h"
 #include "query/query.h"
 
 namespace clisonix::app {
 
 namespace {
-
-int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 // The body of a retraining request: {"from", "to"}, each RFC 3339 text or epoch ms, from
 // before to. Returns [from, to) in ns.

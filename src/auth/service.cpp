@@ -12,6 +12,7 @@
 #include "auth/crypto.h"
 #include "auth/jwt.h"
 #include "auth/validate.h"
+#include "common/time.h"
 #include "observe/observe.h"
 
 namespace clisonix::auth {
@@ -31,11 +32,6 @@ constexpr size_t refresh_bytes = 32;  // 256 bits
 constexpr size_t api_key_bytes = 32;
 constexpr size_t device_bytes = 24;  // 192 bits
 constexpr size_t max_token_length = 4096;
-
-int64_t now_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 const std::string& text(const value& v) {
     static const std::string empty;

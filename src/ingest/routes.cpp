@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 
+#include "common/time.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
 
@@ -70,12 +71,6 @@ struct worker_state {
 worker_state& local_state() {
     thread_local worker_state state;
     return state;
-}
-
-int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
 }
 
 bool iequals(std::string_view a, std::string_view b) {

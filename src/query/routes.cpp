@@ -2,18 +2,13 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/time.h"
 #include "http/http.h"
 #include "query/query.h"
 
 namespace clisonix::query {
 
 namespace {
-
-int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 bool wants_csv(const http::request& req) {
     return req.header("accept").find("text/csv") != std::string_view::npos ||

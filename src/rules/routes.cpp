@@ -4,7 +4,7 @@
 
 #include "auth/auth.h"
 #include "rules/internal.h"
-#include "rules/rules.h"
+#include "rules/routes.h"
 
 namespace clisonix::rules {
 
