@@ -725,7 +725,8 @@ void server_core::do_accept() {
                 clisonix::log::debug("connection refused: too many from one address",
                                      {{"client", peer}});
                 beast::error_code ignored;
-                sock.close(ignored);
+                // Not moved: make_session took it only in the branch that set `s`.
+                sock.close(ignored);  // NOLINT(bugprone-use-after-move)
             }
             if (paused) return;
         }
