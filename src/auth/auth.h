@@ -19,7 +19,8 @@
 // keys and device credentials is written to the audit log in the metadata store.
 //
 // Error codes: "invalid_argument" (with the field), "not_found", "conflict", "unauthenticated",
-// "invalid_token", "invalid_credentials", "locked", "forbidden", and the store's codes.
+// "invalid_token", "invalid_credentials", "too_many_requests" (locked out), "forbidden", and the
+// store's codes.
 //
 // Thread safety: an auth_service may be used from any thread.
 #pragma once
@@ -205,7 +206,7 @@ public:
     // Sessions. `remote` is the client IP (lockouts are per account and IP, and per account).
     // A failed login is slowed down by the failure delay: slept here, or, with
     // `failure_delay`, returned there for the caller to wait without a thread (the HTTP
-    // route sets it as the response's delay). Error "locked" while locked out.
+    // route sets it as the response's delay). Error "too_many_requests" while locked out.
     result<session_tokens> login(std::string_view username, std::string_view password,
                                  std::string_view remote,
                                  std::chrono::milliseconds* failure_delay = nullptr);

@@ -121,7 +121,7 @@ std::variant<principal, response> resolve(auth_service& service, const request& 
         if (who.error().code == "invalid_token") {
             return unauthorized("invalid_token", who.error().message, true);
         }
-        return response::error(503, who.error().code, who.error().message);
+        return response::from_error(who.error());
     }
     if (!allows(who->role, needed)) {
         return response::error(403, "forbidden",
@@ -163,22 +163,8 @@ http::header_check check_before_body(auth_service& service) {
 
 namespace {
 
-int status_of(const error& e) {
-    if (e.code == "invalid_argument") return 400;
-    if (e.code == "invalid_token" || e.code == "invalid_credentials" ||
-        e.code == "unauthenticated") {
-        return 401;
-    }
-    if (e.code == "forbidden") return 403;
-    if (e.code == "not_found") return 404;
-    if (e.code == "conflict") return 409;
-    if (e.code == "locked") return 429;
-    if (e.code == "unavailable") return 503;
-    return 500;
-}
-
 response fail(const error& e) {
-    return response::from_error(status_of(e), e);
+    return response::from_error(e);
 }
 
 actor actor_of(const request& req) {
@@ -294,13 +280,10 @@ void auth_service::add_routes(http::router& routes) {
              std::chrono::milliseconds delay{0};
              auto t = self.login(username, str(*body, "password"), req.remote_address, &delay);
              if (!t) {
-                 response r = fail(t.error());
+                 // A lockout is a too_many_requests whose Retry-After is the lockout's rest.
+                 response r =
+                     response::from_error(t.error(), self.locked_for(username, req.remote_address));
                  r.delay = delay;
-                 if (t.error().code == "locked") {
-                     r.headers.emplace_back(
-                         "Retry-After",
-                         std::to_string(self.locked_for(username, req.remote_address).count()));
-                 }
                  return r;
              }
              return session_json(*t);

@@ -14,6 +14,7 @@
 #include "auth/crypto.h"
 #include "auth/jwt.h"
 #include "auth/validate.h"
+#include "common/time.h"
 #include "observe/observe.h"
 
 namespace clisonix::auth {
@@ -33,11 +34,6 @@ constexpr size_t refresh_bytes = 32;  // 256 bits
 constexpr size_t api_key_bytes = 32;
 constexpr size_t device_bytes = 24;  // 192 bits
 constexpr size_t max_token_length = 4096;
-
-int64_t now_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 const std::string& text(const value& v) {
     static const std::string empty;
@@ -531,7 +527,7 @@ result<session_tokens> auth_service::login(std::string_view username, std::strin
         d.audit_or_log(entry(from, "login.refused", std::string(username),
                              {{"reason", lock.account_wide ? "account_locked" : "locked"}}));
         return make_error(
-            "locked",
+            "too_many_requests",
             std::string(lock.account_wide ? "Too many failed logins for this account; try again in "
                                           : "Too many failed logins for this account from this "
                                             "address; try again in ") +

@@ -12,14 +12,65 @@
 
 #include <cassert>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
 namespace clisonix {
 
+// The error vocabulary: every `error.code` is one of these. The code is what a client
+// branches on (it is the `code` of the HTTP error envelope), so the list is closed; the one
+// place that turns a code into an HTTP status is http::status_for. A test scans src/ for
+// codes outside this list. Call sites may spell a code as a literal (make_error("not_found",
+// ...)); code that compares one uses the constant (e.code == errc::not_found).
+namespace errc {
+inline constexpr std::string_view invalid_argument = "invalid_argument";  // a bad value
+inline constexpr std::string_view invalid_json = "invalid_json";          // a body that is not JSON
+inline constexpr std::string_view invalid_config = "invalid_config";      // a bad config value
+inline constexpr std::string_view unauthenticated = "unauthenticated";    // no credentials
+inline constexpr std::string_view invalid_token = "invalid_token";  // expired, revoked, forged
+inline constexpr std::string_view invalid_credentials = "invalid_credentials";  // wrong secret
+inline constexpr std::string_view forbidden = "forbidden";  // known caller, not allowed
+inline constexpr std::string_view not_found = "not_found";  // no such thing
+inline constexpr std::string_view conflict = "conflict";    // clashes with what exists
+inline constexpr std::string_view too_large = "too_large";  // over a size limit
+inline constexpr std::string_view unsupported_media_type = "unsupported_media_type";
+inline constexpr std::string_view too_many_requests = "too_many_requests";  // a rate limit or
+                                                                            // a login lockout
+inline constexpr std::string_view overloaded = "overloaded";    // shedding load; retry soon
+inline constexpr std::string_view unavailable = "unavailable";  // a dependency does not answer
+inline constexpr std::string_view not_implemented = "not_implemented";
+inline constexpr std::string_view internal = "internal";  // a bug
+inline constexpr std::string_view corrupt = "corrupt";    // stored bytes fail their checks
+// Protocol answers of the HTTP layer itself (no handler produces them).
+inline constexpr std::string_view method_not_allowed = "method_not_allowed";
+inline constexpr std::string_view upgrade_required = "upgrade_required";
+
+inline constexpr std::string_view all[] = {
+    invalid_argument,
+    invalid_json,
+    invalid_config,
+    unauthenticated,
+    invalid_token,
+    invalid_credentials,
+    forbidden,
+    not_found,
+    conflict,
+    too_large,
+    unsupported_media_type,
+    too_many_requests,
+    overloaded,
+    unavailable,
+    not_implemented,
+    internal,
+    corrupt,
+    method_not_allowed,
+    upgrade_required,
+};
+}  // namespace errc
+
 // What went wrong, in words a user can act on.
-//  code:    stable machine-readable kind ("invalid_argument", "not_found", "unavailable",
-//           "corrupt", "internal" ...), the same string the HTTP error envelope carries.
+//  code:    one of errc (the same string the HTTP error envelope carries).
 //  message: one sentence for a person; names the value and the reason.
 //  field:   the input field at fault, when there is one (config key, JSON path, line number).
 struct error {
@@ -28,8 +79,8 @@ struct error {
     std::string field = {};
 };
 
-inline error make_error(std::string code, std::string message, std::string field = {}) {
-    return error{std::move(code), std::move(message), std::move(field)};
+inline error make_error(std::string_view code, std::string message, std::string field = {}) {
+    return error{std::string(code), std::move(message), std::move(field)};
 }
 
 template <typename T>

@@ -282,6 +282,10 @@ public:
     // Shared attributes changed through the API: `json` is an object of the changed keys.
     void on_shared_attributes(
         std::function<void(const std::string& device, const std::string& json)> listener);
+    // Called after every change of devices, types, assets or relations, on the thread that
+    // made it: what answers "which devices are under this asset / of this type" must be
+    // asked again (the rules engine's cached scopes).
+    void on_change(std::function<void()> listener);
 
     // ---- online status
     void seen(std::string_view device, int64_t unix_ms);

@@ -173,6 +173,7 @@ status registry::delete_asset(std::string_view ref) {
     auto r = _impl->store.execute("DELETE FROM graph_nodes WHERE id = $1 AND kind = 'asset'",
                                   std::array<value, 1>{a->id});
     if (!r) return r.error();
+    _impl->invalidate();  // its relations went with it
     return {};
 }
 
@@ -286,6 +287,7 @@ result<relation> registry::add_relation(std::string_view from, std::string_view 
         return {};
     });
     if (!st) return st.error();
+    _impl->invalidate();
     return out;
 }
 
@@ -318,6 +320,7 @@ status registry::delete_relation(int64_t id) {
     auto r = _impl->store.execute("DELETE FROM relations WHERE id = $1", std::array<value, 1>{id});
     if (!r) return r.error();
     if (*r == 0) return make_error("not_found", "No relation " + std::to_string(id), "id");
+    _impl->invalidate();
     return {};
 }
 

@@ -14,11 +14,10 @@
 
 #include <boost/json.hpp>
 
+#include "common/time.h"
 #include "devices/devices.h"
 
 namespace clisonix::devices::detail {
-
-int64_t now_ms();
 
 // Names of devices, assets and types: 1..64 of [A-Za-z0-9._@-], starting with a letter or
 // digit, and not all digits (an all-digit reference is an id).
@@ -99,6 +98,7 @@ struct registry::impl {
 
     std::mutex listeners_mutex;
     std::vector<std::function<void(const std::string&, const std::string&)>> shared_listeners;
+    std::vector<std::function<void()>> change_listeners;  // guarded by listeners_mutex
 
     std::mutex flush_mutex;
     std::condition_variable flush_wake;
@@ -106,7 +106,8 @@ struct registry::impl {
     bool started = false;   // guarded by flush_mutex
     std::thread flusher;
 
-    // After any change of devices or types.
+    // After any change of devices, types, assets or relations: clears the cache and tells
+    // the change listeners.
     void invalidate();
     detail::series_entry entry_for(std::string_view key);
     void resolve_series(const storage::write_batch& batch, std::vector<detail::series_entry>& out);

@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "analytics/analytics.h"
+#include "common/time.h"
 #include "devices/internal.h"
 #include "observe/observe.h"
 
@@ -16,11 +17,6 @@ namespace json = boost::json;
 using meta::value;
 
 namespace detail {
-
-int64_t now_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 status check_name(std::string_view name, std::string_view field) {
     const std::string f(field);
@@ -362,9 +358,18 @@ status registry::flush() {
 // ---- mirror and cache -------------------------------------------------------------------
 
 void registry::impl::invalidate() {
-    std::unique_lock lock(cache_mutex);
-    generation.fetch_add(1);
-    cache.clear();
+    {
+        std::unique_lock lock(cache_mutex);
+        generation.fetch_add(1);
+        cache.clear();
+    }
+    std::vector<std::function<void()>> listeners;
+    {
+        std::lock_guard lock(listeners_mutex);
+        listeners = change_listeners;
+    }
+    for (const auto& l : listeners)
+        l();
 }
 
 void registry::impl::mirror_type(const device_type& t) {
@@ -1112,6 +1117,11 @@ void registry::on_shared_attributes(
     std::function<void(const std::string& device, const std::string& json)> listener) {
     std::lock_guard lock(_impl->listeners_mutex);
     _impl->shared_listeners.push_back(std::move(listener));
+}
+
+void registry::on_change(std::function<void()> listener) {
+    std::lock_guard lock(_impl->listeners_mutex);
+    _impl->change_listeners.push_back(std::move(listener));
 }
 
 }  // namespace clisonix::devices

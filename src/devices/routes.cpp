@@ -15,22 +15,10 @@ using http::response;
 
 namespace {
 
-int status_for(const error& e) {
-    if (e.code == "invalid_argument") return 400;
-    if (e.code == "not_found") return 404;
-    if (e.code == "conflict") return 409;
-    if (e.code == "forbidden") return 403;
-    if (e.code == "too_large") return 413;
-    if (e.code == "too_many_requests") return 429;
-    if (e.code == "unavailable" || e.code == "overloaded") return 503;
-    return 500;
-}
-
 response fail(const error& e) {
-    auto res = response::from_error(status_for(e), e);
-    // A quota (attributes per device) lifts only when attributes are deleted.
-    if (e.code == "too_many_requests") res.headers.emplace_back("Retry-After", "3600");
-    return res;
+    // The one too_many_requests here is the attributes-per-device quota, which lifts only when
+    // attributes are deleted: clients that honour Retry-After come back rarely.
+    return response::from_error(e, std::chrono::hours(1));
 }
 
 auth::actor actor_of(const request& req) {

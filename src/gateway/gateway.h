@@ -107,7 +107,7 @@ http::middleware client_address(network_list trusted);
 // ---- CORS
 
 // Origins on the list get CORS headers and their preflights a 204; a preflight from any
-// other origin is a 403 "origin_not_allowed"; requests without Origin pass untouched.
+// other origin is a 403 "forbidden"; requests without Origin pass untouched.
 http::middleware cors(std::vector<std::string> allowed_origins);
 
 // ---- rate limits
@@ -174,7 +174,7 @@ rate_policy api_policy(const settings& s, key_function key = key_by_client_addre
 rate_policy device_policy(const settings& s, key_function key = key_by_client_address);
 
 // Counts each request the policy applies to; answers carry RateLimit-Limit,
-// RateLimit-Remaining and RateLimit-Reset (seconds); beyond the limit a 429 "rate_limited"
+// RateLimit-Remaining and RateLimit-Reset (seconds); beyond the limit a 429 "too_many_requests"
 // envelope with Retry-After.
 http::middleware rate_limit(std::shared_ptr<rate_limiter> limiter, rate_policy policy);
 
@@ -182,7 +182,7 @@ http::middleware rate_limit(std::shared_ptr<rate_limiter> limiter, rate_policy p
 
 // For every route with a request_schema: the body must be JSON (400 "invalid_json" with
 // the reason; nesting deeper than 64 is refused) and valid against the schema (400
-// "invalid_request", field = JSON pointer of the first fault, e.g. "/password"). Schemas
+// "invalid_argument", field = JSON pointer of the first fault, e.g. "/password"). Schemas
 // are compiled here, once; a schema that does not compile throws std::logic_error (a
 // start-up bug, like a malformed route).
 http::middleware validate_json(const http::router& routes);

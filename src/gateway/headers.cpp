@@ -70,7 +70,7 @@ http::middleware cors(std::vector<std::string> allowed_origins) {
         bool ok =
             !origin.empty() && std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
         if (preflight && !ok)
-            return http::response::error(403, "origin_not_allowed",
+            return http::response::error(403, "forbidden",
                                          "Origin " + std::string(req.header("origin")) +
                                              " may not call this API from a browser",
                                          "Origin");

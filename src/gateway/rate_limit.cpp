@@ -291,7 +291,7 @@ http::middleware rate_limit(std::shared_ptr<rate_limiter> limiter, rate_policy p
             rejected.inc();
             log::debug("rate limited", {{"policy", policy.name}, {"client", req.remote_address}});
             auto res = http::response::error(
-                429, "rate_limited",
+                429, "too_many_requests",
                 "Too many requests: the limit is " + std::to_string(policy.limit) + " per " +
                     describe_window(policy.window) + "; retry in " + retry + " s");
             res.headers = {{"RateLimit-Limit", std::to_string(d.limit)},

@@ -102,19 +102,19 @@ http::response invalid(const compiled_schema& compiled,
     std::string where = path.empty() ? "The body" : path;
     if (d.starts_with("Missing required property")) {
         std::string field = path + "/" + pointer_escape(quoted_name(d));
-        return http::response::error(400, "invalid_request", "Missing required field " + field,
+        return http::response::error(400, "invalid_argument", "Missing required field " + field,
                                      field);
     }
     if (d.starts_with("Object contains a property that could not be validated")) {
         std::string field = path + "/" + pointer_escape(quoted_name(d));
-        return http::response::error(400, "invalid_request", "Unknown field " + field, field);
+        return http::response::error(400, "invalid_argument", "Unknown field " + field, field);
     }
     if (d.starts_with("Value type not permitted")) {
         auto type = expected_type(compiled.document, e.context);
         if (!type.empty())
-            return http::response::error(400, "invalid_request", where + " must be " + type, path);
+            return http::response::error(400, "invalid_argument", where + " must be " + type, path);
     }
-    return http::response::error(400, "invalid_request", where + ": " + std::string(d), path);
+    return http::response::error(400, "invalid_argument", where + ": " + std::string(d), path);
 }
 
 std::string json_error(const boost::system::error_code& ec, size_t offset, bool at_end) {

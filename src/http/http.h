@@ -44,6 +44,10 @@
 
 #include "common/result.h"
 
+namespace clisonix::config {
+class config;
+}
+
 namespace clisonix::http {
 
 enum class method { get, head, post, put, patch, del, options };
@@ -93,9 +97,21 @@ struct response {
     // `message` one sentence for a person, `field` the input at fault (omitted when empty).
     static response error(int status, std::string_view code, std::string_view message,
                           std::string_view field = {});
-    // The envelope of an error value; `status` chosen by the caller.
+    // The envelope of an error value, with the status of its code (status_for). A
+    // too_many_requests or overloaded answer carries Retry-After: `retry_after` seconds.
+    static response from_error(const clisonix::error& e,
+                               std::chrono::seconds retry_after = std::chrono::seconds(1));
+    // The envelope with a status the caller chooses, for the few answers whose status says
+    // more than the code (431 for a header over the limit, 503 from /readyz whatever failed).
     static response from_error(int status, const clisonix::error& e);
 };
+
+// The HTTP status of an error code (errc): the one table of the product. invalid_* 400,
+// the three 401s, forbidden 403, not_found 404, conflict 409, too_large 413,
+// unsupported_media_type 415, too_many_requests 429, not_implemented 501, unavailable and
+// overloaded 503; internal, corrupt and any code outside the vocabulary 500.
+int status_for(std::string_view code);
+int status_for(const clisonix::error& e);
 
 using handler = std::function<response(request&)>;
 
@@ -247,6 +263,10 @@ struct server_options {
         std::string min_version = "1.3";
     } tls;
 };
+
+// The options from the `http.*` config keys (TLS and the gateway's headers are set by
+// gateway::configure_server).
+server_options server_options_from(const config::config& cfg);
 
 // Thread safety: stop() may be called from any thread (and from a signal handler's
 // strand); everything else from the thread that owns the server.

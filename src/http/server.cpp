@@ -607,11 +607,11 @@ private:
             ec == asio::error::connection_reset || ec == asio::error::eof)
             return close();
         if (ec == bhttp::error::header_limit)
-            return write_error(431, "header_too_large",
+            return write_error(431, "too_large",
                                "The request header is larger than the limit of " +
                                    std::to_string(_srv.opts.header_limit) + " bytes");
         if (ec == bhttp::error::body_limit)
-            return write_error(413, "body_too_large",
+            return write_error(413, "too_large",
                                "The request body is larger than the limit of " +
                                    std::to_string(_srv.opts.body_limit) + " bytes");
         if (ec == beast::error::timeout) {
@@ -620,7 +620,7 @@ private:
             return close();
         }
         if (ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category())
-            return write_error(400, "bad_request", "Malformed HTTP request: " + ec.message());
+            return write_error(400, "invalid_argument", "Malformed HTTP request: " + ec.message());
         close();
     }
 
@@ -855,7 +855,8 @@ void server_core::do_accept() {
                 clisonix::log::debug("connection refused: too many from one address",
                                      {{"client", peer}});
                 beast::error_code ignored;
-                sock.close(ignored);
+                // Not moved: make_session took it only in the branch that set `s`.
+                sock.close(ignored);  // NOLINT(bugprone-use-after-move)
             }
             if (paused) return;
         }

@@ -32,6 +32,10 @@
 #include "common/result.h"
 #include "storage/storage.h"
 
+namespace clisonix::config {
+class config;
+}
+
 namespace clisonix::http {
 class router;
 struct request;
@@ -46,6 +50,9 @@ struct limits {
     uint64_t max_series_per_request = 100'000;     // ingest.max_series_per_request
     uint64_t max_body_bytes = 8ull * 1024 * 1024;  // http.body_limit: bounds inflated gzip too
 };
+
+// The limits from the `ingest.*` config keys and http.body_limit.
+limits limits_from(const config::config& cfg);
 
 enum class precision { ns, us, ms, s, m, h };
 
@@ -93,8 +100,9 @@ private:
 class pipeline {
 public:
     using listener = std::function<void(const storage::write_batch&)>;
-    // Adds derived points to a batch before it is written (anomaly scores), so that they are
-    // durable together with the points they derive from.
+    // Adds derived points to a batch before it is written (the device registry's
+    // out-of-range flags), so that they are durable together with the points they derive
+    // from. (Anomaly scores are written later, by the scoring thread, as batches of their own.)
     using enricher = std::function<void(storage::write_batch&)>;
 
     explicit pipeline(storage::engine& engine) : _engine(engine) {}

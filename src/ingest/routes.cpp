@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 
+#include "common/time.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
 
@@ -72,12 +73,6 @@ worker_state& local_state() {
     return state;
 }
 
-int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 bool iequals(std::string_view a, std::string_view b) {
     return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
         return std::tolower(static_cast<unsigned char>(x)) ==
@@ -86,18 +81,10 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 http::response answer(const error& e) {
-    int status = 500;
-    if (e.code == "invalid_argument") status = 400;
-    if (e.code == "too_large") status = 413;
-    if (e.code == "unsupported_media_type") status = 415;
-    if (e.code == "too_many_requests") status = 429;
-    if (e.code == "overloaded" || e.code == "unavailable") status = 503;
-    auto res = http::response::from_error(status, e);
-    if (e.code == "overloaded") res.headers.emplace_back("Retry-After", "1");
-    // A series quota lifts only when series go (retention) or the limit is raised: clients
-    // that honour Retry-After come back rarely.
-    if (e.code == "too_many_requests") res.headers.emplace_back("Retry-After", "3600");
-    return res;
+    // A series quota (too_many_requests) lifts only when series go (retention) or the limit is
+    // raised: clients that honour Retry-After come back rarely. Overload passes in a second.
+    using namespace std::chrono_literals;
+    return http::response::from_error(e, e.code == errc::too_many_requests ? 3600s : 1s);
 }
 
 // The body as sent, or inflated when the client gzipped it.

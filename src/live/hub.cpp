@@ -105,12 +105,6 @@ std::vector<std::string> offered_protocols(std::string_view header) {
     return out;
 }
 
-int status_of(const error& e) {
-    if (e.code == "invalid_token" || e.code == "unauthenticated") return 401;
-    if (e.code == "forbidden") return 403;
-    return 503;
-}
-
 }  // namespace
 
 struct hub::impl : std::enable_shared_from_this<hub::impl> {
@@ -827,7 +821,7 @@ http::response hub::accept(http::request& req, http::websocket_accept& upgrade) 
         auto who = _impl->hk.authenticate
                        ? _impl->hk.authenticate(token)
                        : result<identity>(make_error("unavailable", "no authenticator"));
-        if (!who) return http::response::from_error(status_of(who.error()), who.error());
+        if (!who) return http::response::from_error(who.error());
         if (auto r = _impl->take_listening(*c, slot_key(*who)); r != impl::refusal::none)
             return _impl->refusal_response(r, who->name);
         c->listen_as(*who, token);

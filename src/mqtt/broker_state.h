@@ -22,6 +22,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/time.h"
 #include "mqtt/codec.h"
 #include "mqtt/mqtt.h"
 #include "observe/observe.h"
@@ -43,12 +44,6 @@ constexpr size_t max_outbound_bytes = 8 << 20;  // per connection; QoS 0 beyond 
 constexpr size_t read_chunk = 16 * 1024;
 constexpr size_t max_subscriptions = 100;  // per session
 constexpr size_t max_inflight_out = 1000;  // QoS 1 sent and not yet acknowledged, per session
-
-inline int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 struct counters {
     metrics::gauge connections = metrics::global().get_gauge(

@@ -310,12 +310,12 @@ result<std::pair<std::string, std::string>> connection::identify(const connect_p
         if (c.username && br.hk.authenticate_device)
             if (auto d = br.hk.authenticate_device(*c.username); d)
                 return std::pair<std::string, std::string>{*d, ""};
-        return make_error("bad_credentials", "credentials refused");
+        return make_error("invalid_credentials", "credentials refused");
     }
-    if (!c.username || c.username->empty()) return make_error("not_authorized", "no credentials");
-    if (!br.hk.authenticate_device) return make_error("not_authorized", "devices not served");
+    if (!c.username || c.username->empty()) return make_error("unauthenticated", "no credentials");
+    if (!br.hk.authenticate_device) return make_error("unauthenticated", "devices not served");
     auto d = br.hk.authenticate_device(*c.username);
-    if (!d) return make_error("bad_credentials", "token refused");
+    if (!d) return make_error("invalid_credentials", "token refused");
     return std::pair<std::string, std::string>{*d, ""};
 }
 
@@ -343,7 +343,7 @@ void connection::on_connect(connect_packet& c) {
     auto who = identify(c);
     if (!who) {
         stats().dropped("auth_refused").inc();
-        return protocol_close(who.error().code == "bad_credentials"
+        return protocol_close(who.error().code == "invalid_credentials"
                                   ? reason::bad_username_or_password
                                   : reason::not_authorized);
     }

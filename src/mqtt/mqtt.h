@@ -66,6 +66,9 @@ struct options {
     ingest::limits bounds;                               // per message (ingest.*)
 };
 
+// The options from the `mqtt.*` config keys (and `ingest.*` for the bounds per message).
+options options_from(const config::config& cfg);
+
 // How the broker learns about devices and users; the app wires these to auth and devices.
 // Any hook may be empty: the feature it serves is then refused (5.0: reason 0x83).
 struct hooks {

@@ -9,6 +9,7 @@
 
 #include <boost/json.hpp>
 
+#include "common/time.h"
 #include "notify/internal.h"
 #include "notify/notify.h"
 
@@ -37,11 +38,6 @@ result<options> options_from(const config::config& cfg) {
 }
 
 namespace {
-
-int64_t now_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
 
 using meta::as_int;
 using meta::as_text;

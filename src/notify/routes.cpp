@@ -16,16 +16,8 @@ using http::response;
 
 namespace {
 
-int status_of(const error& e) {
-    if (e.code == "invalid_argument") return 400;
-    if (e.code == "not_found") return 404;
-    if (e.code == "conflict") return 409;
-    if (e.code == "unavailable") return 503;
-    return 500;
-}
-
 response fail(const error& e) {
-    return response::from_error(status_of(e), e);
+    return response::from_error(e);
 }
 
 json::object channel_json(const channel& c, resilience::breaker_state breaker) {

@@ -2,25 +2,13 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/time.h"
 #include "http/http.h"
 #include "query/query.h"
 
 namespace clisonix::query {
 
 namespace {
-
-int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-int status_for(const error& e) {
-    if (e.code == "invalid_argument") return 400;
-    if (e.code == "not_found") return 404;
-    if (e.code == "unavailable" || e.code == "overloaded") return 503;
-    return 500;
-}
 
 bool wants_csv(const http::request& req) {
     return req.header("accept").find("text/csv") != std::string_view::npos ||
@@ -68,12 +56,10 @@ void add_routes(http::router& routes, const storage::engine& engine, devices_und
                 "Points, bucketed aggregates and top-k over the series that match",
                 http::permission::read, [&engine, devices_under, max_points](http::request& req) {
                     auto s = to_spec(req, devices_under);
-                    if (!s) return http::response::from_error(status_for(s.error()), s.error());
+                    if (!s) return http::response::from_error(s.error());
                     s->max_points = max_points;
                     auto results = run(engine, *s);
-                    if (!results)
-                        return http::response::from_error(status_for(results.error()),
-                                                          results.error());
+                    if (!results) return http::response::from_error(results.error());
                     return answer(req, *results);
                 }});
 
@@ -83,14 +69,14 @@ void add_routes(http::router& routes, const storage::engine& engine, devices_und
                         return http::response::error(400, "invalid_argument", "device: required",
                                                      "device");
                     auto s = to_spec(req, devices_under);
-                    if (!s) return http::response::from_error(status_for(s.error()), s.error());
+                    if (!s) return http::response::from_error(s.error());
                     return answer(req, last_values(engine, *s));
                 }});
 
     routes.add({http::method::get, "/api/v1/series", "The series that match, with their tags",
                 http::permission::read, [&engine, devices_under](http::request& req) {
                     auto s = to_spec(req, devices_under);
-                    if (!s) return http::response::from_error(status_for(s.error()), s.error());
+                    if (!s) return http::response::from_error(s.error());
                     return http::response::json(200, series_to_json(select(engine, *s)));
                 }});
 }

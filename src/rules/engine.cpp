@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/time.h"
 #include "observe/observe.h"
 #include "rules/internal.h"
 #include "rules/language.h"
@@ -26,12 +27,6 @@ namespace clisonix::rules {
 namespace {
 
 using detail::kind;
-
-int64_t wall_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 struct string_hash {
     using is_transparent = void;
@@ -134,7 +129,7 @@ struct engine::impl {
                                                             "Rule conditions evaluated")),
           alarm_events_counter(metrics::global().get_counter("clisonix_alarm_events_total",
                                                              "Alarm changes committed")) {
-        if (!opts.clock) opts.clock = wall_ms;
+        if (!opts.clock) opts.clock = now_ms;
     }
 
     meta::store& store;
@@ -799,11 +794,6 @@ engine::engine(meta::store& store, scope_hooks hooks, alarm_sink* sink, options 
 
 engine::~engine() {
     stop();
-}
-
-void engine::set_sink(alarm_sink* sink) {
-    std::lock_guard lock(_impl->mutex);
-    _impl->sink = sink;
 }
 
 status engine::start() {

@@ -4,7 +4,7 @@
 
 #include "auth/auth.h"
 #include "rules/internal.h"
-#include "rules/rules.h"
+#include "rules/routes.h"
 
 namespace clisonix::rules {
 
@@ -30,15 +30,8 @@ constexpr std::string_view comment_schema = R"({"type":"object","properties":{
 "text":{"type":"string","minLength":1,"maxLength":4096}},
 "required":["text"],"additionalProperties":false})";
 
-int status_of(const error& e) {
-    if (e.code == "invalid_argument") return 400;
-    if (e.code == "not_found") return 404;
-    if (e.code == "conflict") return 409;
-    return 503;
-}
-
 http::response fail(const error& e) {
-    return http::response::from_error(status_of(e), e);
+    return http::response::from_error(e);
 }
 
 std::optional<int64_t> to_int(std::string_view s) {

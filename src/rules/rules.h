@@ -46,7 +46,6 @@
 #include <vector>
 
 #include "common/result.h"
-#include "http/http.h"
 #include "meta/meta.h"
 #include "storage/storage.h"
 
@@ -170,7 +169,6 @@ public:
     void observe(const storage::write_batch& batch);
     // Every alarm event after its commit, in commit order.
     void add_alarm_listener(std::function<void(const std::string& event_json)> listener);
-    void set_sink(alarm_sink* sink);
 
     result<rule> create_rule(rule r);
     result<rule> update_rule(int64_t id, rule r);
@@ -186,7 +184,8 @@ public:
 
     // One pass of the no-data timer (the thread calls it; tests call it with their clock).
     void check_no_data();
-    // Forget cached scope answers (devices moved between assets, types changed).
+    // Forget cached scope answers (devices moved between assets, types changed); the
+    // server calls it on every devices::registry change.
     void refresh_scopes();
 
     engine_stats statistics() const;
@@ -196,14 +195,6 @@ private:
     std::unique_ptr<impl> _impl;
 };
 
-// Told of every change made through the API, after it succeeded, for the audit log:
-// action "rule.create", "rule.update", "rule.delete", "alarm.ack", "alarm.clear",
-// "alarm.comment"; target the rule's name or the alarm's id.
-using audit_fn =
-    std::function<void(const http::request& req, std::string_view action, std::string_view target)>;
-
-// /api/v1/rules (GET read; POST, PUT, DELETE admin) and /api/v1/alarms (GET read; ack,
-// clear and comments with http::permission::alarms).
-void add_routes(http::router& routes, engine& e, audit_fn audit = {});
+// The HTTP routes are declared in rules/routes.h: this header does not depend on http.
 
 }  // namespace clisonix::rules

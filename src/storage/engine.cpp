@@ -18,6 +18,7 @@
 #include <shared_mutex>
 #include <thread>
 
+#include "common/time.h"
 #include "observe/observe.h"
 #include "storage/block.h"
 #include "storage/io.h"
@@ -41,11 +42,6 @@ constexpr std::chrono::minutes flush_age{5};
 constexpr size_t compact_min_parts = 4;
 constexpr std::chrono::seconds maintenance_every{30};
 
-int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 int64_t steady_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch())

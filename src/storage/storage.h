@@ -31,6 +31,10 @@
 
 #include "common/result.h"
 
+namespace clisonix::config {
+class config;
+}
+
 namespace clisonix::storage {
 
 enum class value_type : uint8_t { float64 = 1, int64 = 2, boolean = 3, string = 4 };
@@ -114,6 +118,9 @@ struct options {
     uint64_t max_head_bytes = 512ull << 20;  // beyond: flush; still beyond: writes push back
     uint64_t max_series = 1'000'000;
 };
+
+// The options from the `storage.*` config keys; the engine's folder is <data_dir>/tsdb.
+options options_from(const config::config& cfg, const std::string& data_dir);
 
 struct series_info {
     series_id id;

@@ -254,7 +254,7 @@ TEST_F(security, password_brute_force_locks_the_account_for_this_address) {
     const auto before = dump(*store);
     auto locked = call("POST", "/api/v1/auth/login", right);
     EXPECT_EQ(locked.status, 429);
-    EXPECT_EQ(error_code(locked), "locked");
+    EXPECT_EQ(error_code(locked), "too_many_requests");
     const int retry = std::stoi(locked.header("retry-after"));
     EXPECT_GT(retry, 50);
     EXPECT_LE(retry, 60);

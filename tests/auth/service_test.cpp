@@ -142,7 +142,8 @@ TEST_P(service_contract, lockout_is_per_account_and_address_and_ends) {
     for (int i = 0; i < 3; ++i)
         EXPECT_EQ(service->login("alice", "nope nope nope", "10.0.0.5").error().code,
                   "invalid_credentials");
-    EXPECT_EQ(service->login("alice", "alice's password", "10.0.0.5").error().code, "locked");
+    EXPECT_EQ(service->login("alice", "alice's password", "10.0.0.5").error().code,
+              "too_many_requests");
     EXPECT_GT(service->locked_for("alice", "10.0.0.5").count(), 0);
     EXPECT_EQ(service->locked_for("alice", "10.0.0.6").count(), 0);
     EXPECT_TRUE(service->login("alice", "alice's password", "10.0.0.6").ok());
@@ -154,7 +155,8 @@ TEST_P(service_contract, lockout_is_per_account_and_address_and_ends) {
     auth_service quick(*store, o);
     for (int i = 0; i < 2; ++i)
         (void)quick.login("alice", "nope nope nope", "10.0.0.7");
-    EXPECT_EQ(quick.login("alice", "alice's password", "10.0.0.7").error().code, "locked");
+    EXPECT_EQ(quick.login("alice", "alice's password", "10.0.0.7").error().code,
+              "too_many_requests");
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     EXPECT_TRUE(quick.login("alice", "alice's password", "10.0.0.7").ok());
 }

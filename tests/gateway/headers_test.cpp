@@ -145,7 +145,7 @@ TEST_F(cors_test, preflight_from_another_origin_is_refused_without_cors_headers)
     EXPECT_EQ(r.status, 403);
     EXPECT_EQ(
         r.body,
-        R"({"error":{"code":"origin_not_allowed","message":"Origin https://evil.example may not call this API from a browser","field":"Origin"}})");
+        R"({"error":{"code":"forbidden","message":"Origin https://evil.example may not call this API from a browser","field":"Origin"}})");
     EXPECT_EQ(r.headers.count("access-control-allow-origin"), 0u);
     EXPECT_EQ(r.headers.count("access-control-allow-methods"), 0u);
 }

@@ -68,7 +68,7 @@ TEST(rate_limit, login_counts_per_client_address_and_answers_429_with_retry_afte
     EXPECT_EQ(refused.header("ratelimit-reset"), "900");
     EXPECT_EQ(
         refused.body,
-        R"({"error":{"code":"rate_limited","message":"Too many requests: the limit is 3 per 15m; retry in 900 s"}})");
+        R"({"error":{"code":"too_many_requests","message":"Too many requests: the limit is 3 per 15m; retry in 900 s"}})");
     // Another client is not affected, nor are other routes.
     auto other = http_request(srv.port(), "POST", "/api/v1/auth/login", "{}",
                               {"X-Forwarded-For: 198.51.100.2"});

@@ -63,11 +63,11 @@ TEST_F(validate_test, an_unknown_field_is_named) {
     EXPECT_EQ(r.status, 400);
     EXPECT_EQ(
         r.body,
-        R"({"error":{"code":"invalid_request","message":"Unknown field /admin","field":"/admin"}})");
+        R"({"error":{"code":"invalid_argument","message":"Unknown field /admin","field":"/admin"}})");
     auto nested = send("/login", R"({"username":"a","password":"p","meta":{"site":"x","y":1}})");
     EXPECT_EQ(
         nested.body,
-        R"({"error":{"code":"invalid_request","message":"Unknown field /meta/y","field":"/meta/y"}})");
+        R"({"error":{"code":"invalid_argument","message":"Unknown field /meta/y","field":"/meta/y"}})");
     EXPECT_EQ(handled, 0);
 }
 
@@ -76,14 +76,14 @@ TEST_F(validate_test, a_wrong_type_names_the_field_and_the_type_wanted) {
     EXPECT_EQ(r.status, 400);
     EXPECT_EQ(
         r.body,
-        R"({"error":{"code":"invalid_request","message":"/password must be a string","field":"/password"}})");
+        R"({"error":{"code":"invalid_argument","message":"/password must be a string","field":"/password"}})");
     auto item = send("/login", R"({"username":"ann","password":"x","tags":[1,"two"]})");
     EXPECT_EQ(
         item.body,
-        R"({"error":{"code":"invalid_request","message":"/tags/1 must be an integer","field":"/tags/1"}})");
+        R"({"error":{"code":"invalid_argument","message":"/tags/1 must be an integer","field":"/tags/1"}})");
     auto root = send("/login", R"([1,2])");
     EXPECT_EQ(root.body,
-              R"({"error":{"code":"invalid_request","message":"The body must be an object"}})");
+              R"({"error":{"code":"invalid_argument","message":"The body must be an object"}})");
     EXPECT_EQ(handled, 0);
 }
 
@@ -92,11 +92,11 @@ TEST_F(validate_test, a_missing_field_is_named) {
     EXPECT_EQ(r.status, 400);
     EXPECT_EQ(
         r.body,
-        R"({"error":{"code":"invalid_request","message":"Missing required field /password","field":"/password"}})");
+        R"({"error":{"code":"invalid_argument","message":"Missing required field /password","field":"/password"}})");
     auto nested = send("/login", R"({"username":"a","password":"p","meta":{}})");
     EXPECT_EQ(
         nested.body,
-        R"({"error":{"code":"invalid_request","message":"Missing required field /meta/site","field":"/meta/site"}})");
+        R"({"error":{"code":"invalid_argument","message":"Missing required field /meta/site","field":"/meta/site"}})");
 }
 
 TEST_F(validate_test, other_constraints_give_the_schema_reason) {
@@ -104,7 +104,7 @@ TEST_F(validate_test, other_constraints_give_the_schema_reason) {
     EXPECT_EQ(r.status, 400);
     EXPECT_EQ(
         r.body,
-        R"({"error":{"code":"invalid_request","message":"/username: String should be no fewer than 1 characters in length.","field":"/username"}})");
+        R"({"error":{"code":"invalid_argument","message":"/username: String should be no fewer than 1 characters in length.","field":"/username"}})");
 }
 
 TEST_F(validate_test, invalid_json_is_invalid_json_with_the_reason) {

@@ -257,5 +257,46 @@ TEST(rules_api_test, anomaly_rule_fires_on_an_injected_fault) {
     EXPECT_GT(a.at("value").to_number<double>(), 0.8);
 }
 
+// The rules engine caches which devices are under an asset; a device moved to another line
+// is in that line's rules at the next point, not when the cache expires (10 s).
+TEST(rules_api_test, a_device_moved_under_another_asset_is_in_its_rules_at_once) {
+    server_process srv;
+    for (auto name : {"line-1", "line-2"})
+        ASSERT_EQ(srv.post("/api/v1/assets",
+                           std::string(R"({"name":")") + name + R"(","type":"line"})", json_header)
+                      .status,
+                  201);
+    ASSERT_EQ(srv.post("/api/v1/devices", R"({"name":"pump-9"})", json_header).status, 201);
+    auto in_line_1 = srv.post("/api/v1/relations",
+                              R"({"from":"line-1","to":"pump-9","type":"contains"})", json_header);
+    ASSERT_EQ(in_line_1.status, 201) << in_line_1.body;
+    create_rule(srv, R"({"name":"line 2 hot","scope":{"asset":"line-2"},"severity":"major",
+        "condition":"temperature > 80"})");
+
+    // Under line-1: out of the rule's scope (and the engine has now cached line-2's devices).
+    ASSERT_EQ(
+        srv.post("/api/v1/write?precision=ms", line("pump-9", "temperature", 90, t0_ms)).status,
+        204);
+    EXPECT_EQ(parse(srv.get("/api/v1/alarms")).at("total"), 0);
+
+    const auto relation = std::to_string(parse(in_line_1).at("id").as_int64());
+    auto moved = http_request(srv.port(), "DELETE", "/api/v1/relations/" + relation, "",
+                              {"Authorization: Bearer " + srv.token()});
+    ASSERT_EQ(moved.status, 204) << moved.body;
+    ASSERT_EQ(srv.post("/api/v1/relations", R"({"from":"line-2","to":"pump-9","type":"contains"})",
+                       json_header)
+                  .status,
+              201);
+    ASSERT_EQ(
+        srv.post("/api/v1/write?precision=ms", line("pump-9", "temperature", 91, t0_ms + minute))
+            .status,
+        204);
+    auto alarms = parse(srv.get("/api/v1/alarms"));
+    ASSERT_EQ(alarms.at("total"), 1) << boost::json::serialize(alarms);
+    EXPECT_EQ(alarms.at("alarms").at(0).at("rule"), "line 2 hot");
+    EXPECT_EQ(alarms.at("alarms").at(0).at("device"), "pump-9");
+    EXPECT_EQ(alarms.at("alarms").at(0).at("first_at"), t0_ms + minute);
+}
+
 }  // namespace
 }  // namespace clisonix

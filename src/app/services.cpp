@@ -1,0 +1,314 @@
+// `clisonix serve`'s parts, opened and wired in start order (see services.h).
+#include "app/services.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "app/app.h"
+#include "observe/observe.h"
+
+namespace clisonix::app {
+
+namespace {
+
+int failed(int code) {
+    log::shutdown();
+    return code;
+}
+
+// analytics.detector must name a detector (or be off).
+bool detector_known(const std::string& detector) {
+    if (detector == "off") return true;
+    auto names = analytics::detector_names();
+    if (std::find(names.begin(), names.end(), detector) != names.end()) return true;
+    std::string known;
+    for (auto n : names)
+        known += (known.empty() ? "" : ", ") + std::string(n);
+    std::cerr << "config: analytics.detector = \"" << detector << "\": must be off or one of "
+              << known << "\n";
+    return false;
+}
+
+// The server's defaults for what a device's type leaves unset (analytics.* config keys).
+device_analytics analytics_defaults_from(const config::config& cfg) {
+    device_analytics d;
+    d.detector = cfg.get_string("analytics.detector");
+    d.metrics = {cfg.get_string("analytics.metrics")};
+    d.health = cfg.get_bool("analytics.health");
+    d.health_baseline_ns = cfg.get_duration("analytics.health_baseline").count() * 1'000'000;
+    return d;
+}
+
+// At start, before any new point is scored, every device's model is retrained from the
+// stored history: from the baseline window a user chose, else from the device's first
+// stored data (its first baseline), so that a restart neither relearns nor forgets.
+void retrain_health_models(services& s) {
+    auto windows = s.registry->health_baselines();
+    if (!windows) {
+        log::warn("health baselines not loaded", {{"error", windows.error().message}});
+        windows = std::vector<devices::health_baseline>{};
+    }
+    std::set<std::string> chosen;
+    for (const auto& w : *windows)
+        chosen.insert(w.device);
+    std::map<std::string, device_analytics> settings_cache;
+    auto settings_for = [&](const std::string& device) -> const device_analytics& {
+        auto it = settings_cache.find(device);
+        if (it == settings_cache.end())
+            it = settings_cache.emplace(device, s.settings_of(device)).first;
+        return it->second;
+    };
+    auto firsts =
+        s.scoring->health().stored_devices([&](const std::string& device, std::string_view field) {
+            const auto& settings = settings_for(device);
+            return !chosen.contains(device) && settings.health && metric_included(settings, field);
+        });
+    for (const auto& [device, first, last] : firsts) {
+        const auto& settings = settings_for(device);
+        // A device still learning when the server stopped learns on from new points.
+        if (last - first < settings.health_baseline_ns) continue;
+        // As when it learned live: the row at exactly the baseline's end is included.
+        auto rows = s.scoring->health().retrain(
+            device, first, first + settings.health_baseline_ns + 1'000'000,
+            [&settings](std::string_view field) { return metric_included(settings, field); },
+            "first_data");
+        if (!rows && rows.error().code != errc::invalid_argument)
+            log::warn("health model not retrained",
+                      {{"device", device}, {"error", rows.error().message}});
+    }
+    for (const auto& w : *windows) {
+        auto settings = s.settings_of(w.device);
+        if (!settings.health) continue;
+        auto rows = s.scoring->health().retrain(
+            w.device, w.from_ms * 1'000'000, w.to_ms * 1'000'000,
+            [&settings](std::string_view field) { return metric_included(settings, field); });
+        if (!rows)
+            log::warn("health baseline not retrained",
+                      {{"device", w.device}, {"error", rows.error().message}});
+        else
+            log::info("health baseline retrained",
+                      {{"device", w.device}, {"rows", static_cast<int64_t>(*rows)}});
+    }
+}
+
+rules::scope_hooks rules_hooks_from(devices::registry& registry) {
+    rules::scope_hooks h;
+    h.type_of = [&registry](std::string_view device) {
+        auto t = registry.type_of(device);
+        return t ? *t : std::string();
+    };
+    h.ancestors = [&registry](std::string_view device) {
+        auto a = registry.ancestors(device);
+        return a ? *a : std::vector<std::string>();
+    };
+    h.devices_under = [&registry](std::string_view asset) {
+        auto d = registry.devices_under(asset);
+        return d ? *d : std::vector<std::string>();
+    };
+    h.devices_of_type = [&registry](std::string_view type) {
+        std::vector<std::string> names;
+        if (auto list = registry.list_devices(type))
+            for (auto& d : *list)
+                names.push_back(std::move(d.name));
+        return names;
+    };
+    h.last_seen = [&registry](std::string_view device) -> std::optional<int64_t> {
+        auto d = registry.get_device(device);
+        return d ? d->last_seen : std::nullopt;
+    };
+    return h;
+}
+
+}  // namespace
+
+std::optional<int> open_core(const config::config& cfg, services& s) {
+    auto store = meta::open(cfg.get_string("meta.url"), s.data_dir);
+    if (!store) {
+        log::error("metadata store unavailable", {{"error", store.error().message}});
+        return failed(exit_failure);
+    }
+    s.store = std::move(*store);
+    log::info("metadata store ready", {{"backend", s.store->backend()}});
+
+    auto auth_opts = auth::options_from(cfg);
+    if (!auth_opts) {
+        std::cerr << auth_opts.error().message << "\n";
+        return failed(auth_opts.error().code == errc::invalid_config ? exit_usage : exit_failure);
+    }
+    s.auth = std::make_unique<auth::auth_service>(*s.store, *auth_opts);
+    const char* admin_password = std::getenv("CLISONIX_ADMIN_PASSWORD");
+    auto generated = s.auth->ensure_admin(
+        admin_password ? std::optional<std::string_view>(admin_password) : std::nullopt);
+    if (!generated) {
+        std::cerr << "serve: CLISONIX_ADMIN_PASSWORD: " << generated.error().message << "\n";
+        return failed(exit_usage);
+    }
+    // Shown once, on the console only: the log file never holds a password.
+    if (*generated)
+        std::cout << "Created the first user: admin, password " << **generated
+                  << "\n(change it with `clisonix user passwd admin`)" << std::endl;
+
+    metrics::add_process_metrics(metrics::global(), version, commit);
+
+    auto engine = storage::engine::open(storage::options_from(cfg, s.data_dir));
+    if (!engine) {
+        log::error("time-series engine unavailable", {{"error", engine.error().message}});
+        return failed(exit_failure);
+    }
+    s.engine = std::move(*engine);
+    s.pipeline = std::make_unique<ingest::pipeline>(*s.engine);
+    s.pipeline->limit_series_per_device(
+        static_cast<uint64_t>(cfg.get_int("ingest.max_series_per_device")));
+    if (!detector_known(cfg.get_string("analytics.detector"))) return failed(exit_usage);
+
+    // Devices and the asset graph: out-of-range points are flagged before they are written
+    // (the flag is as durable as the point); every durable batch marks its devices seen.
+    s.registry = std::make_unique<devices::registry>(*s.store, *s.auth, devices::options_from(cfg));
+    if (auto st = s.registry->start(); !st) {
+        log::error("device registry unavailable", {{"error", st.error().message}});
+        return failed(exit_failure);
+    }
+    s.pipeline->add_enricher([&s](storage::write_batch& b) { s.registry->enrich(b); });
+    s.pipeline->add_listener([&s](const storage::write_batch& b) { s.registry->observe(b); });
+    return std::nullopt;
+}
+
+// A device's type may choose its detector, its scored metrics and whether health is
+// computed; what it leaves unset is the server's default.
+void start_scoring(const config::config& cfg, services& s) {
+    const device_analytics defaults = analytics_defaults_from(cfg);
+    s.scoring = std::make_unique<anomaly_scoring>(
+        *s.engine, defaults, static_cast<size_t>(cfg.get_int("storage.max_series")),
+        static_cast<size_t>(cfg.get_int("analytics.health_max_devices")));
+    s.settings_of = [registry = s.registry.get(), defaults](std::string_view device) {
+        device_analytics a = defaults;
+        if (auto t = registry->analytics_of(device)) {
+            if (t->detector) a.detector = *t->detector;
+            if (t->metrics) a.metrics = *t->metrics;
+            if (t->health) a.health = *t->health;
+            if (t->health_baseline_ms) a.health_baseline_ns = *t->health_baseline_ms * 1'000'000;
+        }
+        return a;
+    };
+    s.scoring->set_settings(s.settings_of, [&s] { return s.registry->generation(); });
+    s.scoring->on_start([&s] { retrain_health_models(s); });
+    s.scoring->start();
+    s.pipeline->add_listener([&s](const storage::write_batch& b) { s.scoring->enqueue(b); });
+}
+
+std::optional<int> open_notify_and_live(const config::config& cfg, services& s) {
+    auto notify_opts = notify::options_from(cfg);
+    if (!notify_opts) {
+        log::error("notifications cannot start", {{"error", notify_opts.error().message}});
+        std::cerr << "serve: " << notify_opts.error().message << "\n";
+        return failed(notify_opts.error().code == errc::invalid_argument ? exit_usage
+                                                                           : exit_failure);
+    }
+    // The outbox dispatcher starts just before the server runs; the MQTT channel publishes
+    // through the broker, which open_mqtt creates later and hands over in notify_mqtt.
+    s.notifier = std::make_unique<notify::notifier>(
+        *s.store, *notify_opts,
+        [&s](std::string_view topic, std::string_view payload) -> status {
+            if (!s.notify_mqtt) return make_error("unavailable", "mqtt not running");
+            return s.notify_mqtt(topic, payload);
+        });
+
+    // Live updates: its pipeline listener comes before the rules engine's, so that a client
+    // sees the telemetry before the alarm it raised (both go through one queue per client).
+    live::hooks hooks;
+    hooks.authenticate = [&s](std::string_view token) -> result<live::identity> {
+        auto who = s.auth->authenticate("Bearer", token);
+        if (!who) return who.error();
+        if (who->kind == auth::principal_kind::device)
+            return make_error("forbidden", "A device token may not listen to live updates");
+        if (!auth::allows(who->role, http::permission::read))
+            return make_error("forbidden", "The role " + who->role + " may not read");
+        bool key = who->kind == auth::principal_kind::api_key;
+        return live::identity{who->name, key ? "" : who->name, key ? who->id : "", who->expires_at};
+    };
+    hooks.devices_under = [&s](std::string_view asset) { return s.registry->devices_under(asset); };
+    s.live_hub = std::make_unique<live::hub>(live::options_from(cfg), std::move(hooks));
+    // A revoked credential ends the live connections opened with it (the hub outlives every
+    // request that can revoke one: the server stops first).
+    s.auth->on_revoked([hub = s.live_hub.get()](const auth::revoked_credential& r) {
+        if (r.kind == auth::principal_kind::user) hub->close_user(r.name, r.reason);
+        if (r.kind == auth::principal_kind::api_key) hub->close_api_key(r.id, r.reason);
+    });
+    s.pipeline->add_listener(
+        [&s](const storage::write_batch& b) { s.live_hub->publish_telemetry(b); });
+    return std::nullopt;
+}
+
+// Every durable batch and every batch of anomaly scores is evaluated as it arrives; alarm
+// changes commit with their notifications and go to live clients.
+std::optional<int> start_rules(services& s) {
+    s.rules_sink = std::make_unique<notifier_sink>(*s.notifier);
+    s.rules = std::make_unique<rules::engine>(*s.store, rules_hooks_from(*s.registry),
+                                              s.rules_sink.get());
+    if (auto st = s.rules->start(); !st) {
+        log::error("rules engine unavailable", {{"error", st.error().message}});
+        return failed(exit_failure);
+    }
+    s.rules->add_alarm_listener(
+        [&s](const std::string& event) { s.live_hub->publish_alarm(event); });
+    s.pipeline->add_listener([&s](const storage::write_batch& b) { s.rules->observe(b); });
+    // A device moved under another asset (or given another type) is in its new rules'
+    // scopes at once, not when the scope cache expires.
+    s.registry->on_change([rules = s.rules.get()] { rules->refresh_scopes(); });
+    s.detach_rules.scoring = s.scoring.get();
+    s.scoring->on_scored([&s](const storage::write_batch& b) { s.rules->observe(b); });
+    return std::nullopt;
+}
+
+// The built-in broker for devices (and users subscribing to clisonix/#). It writes through
+// the pipeline, so it starts after it and stops before the engine closes.
+void open_mqtt(const config::config& cfg, services& s) {
+    if (!cfg.get_bool("mqtt.enabled")) return;
+    mqtt::hooks hooks;
+    hooks.authenticate_device = [&s](std::string_view token) -> result<std::string> {
+        auto who = s.auth->authenticate_device(token);
+        if (!who) return who.error();
+        return who->device.empty() ? who->name : who->device;
+    };
+    hooks.authenticate_user = [&s](std::string_view key) -> result<std::string> {
+        auto who = s.auth->authenticate("Bearer", key);
+        if (!who) return who.error();
+        if (who->kind == auth::principal_kind::device ||
+            !auth::allows(who->role, http::permission::read))
+            return make_error("forbidden", "not allowed to read");
+        return who->name;
+    };
+    hooks.client_attributes = [&s](std::string_view d, std::string_view json) {
+        return s.registry->set_client_attributes(d, json);
+    };
+    hooks.attribute_request = [&s](std::string_view d, std::string_view req) {
+        return s.registry->attribute_response(d, req);
+    };
+    hooks.connection_changed = [&s](std::string_view d, bool connected) {
+        s.registry->set_connected(d, connected);
+    };
+    s.mqtt_broker =
+        std::make_unique<mqtt::broker>(mqtt::options_from(cfg), *s.pipeline, std::move(hooks));
+    // Shared attributes set through the API reach the device's subscribed sessions.
+    s.registry->on_shared_attributes(
+        [broker = s.mqtt_broker.get()](const std::string& d, const std::string& json) {
+            broker->send_to_device(d, "v1/devices/me/attributes", json);
+        });
+    // A revoked credential (device deleted, token rotated, API key revoked) ends its open
+    // MQTT sessions at once, not when their clients leave.
+    s.auth->on_revoked([broker = s.mqtt_broker.get()](const auth::revoked_credential& r) {
+        if (r.kind == auth::principal_kind::device)
+            broker->revoke_device(r.name);
+        else if (r.kind == auth::principal_kind::api_key)
+            broker->revoke_user(r.name);
+    });
+    s.notify_mqtt = [&s](std::string_view t, std::string_view p) -> status {
+        s.mqtt_broker->publish(t, std::string(p));
+        return {};
+    };
+}
+
+}  // namespace clisonix::app
