@@ -10,7 +10,7 @@
 // A bad token on the upgrade request is answered 401 (403 when it may not read); in the
 // first message it closes the connection with 1008. Device tokens may not listen.
 //
-// Admission (docs/decisions/0038-live-guard-admission-and-revocation.md): an upgrade with a
+// Admission (docs/decisions/0046-admission-and-revocation.md): an upgrade with a
 // valid token takes one of live.max_connections slots and one of its user's (or API key's)
 // live.max_connections_per_user; beyond, 503 "overloaded" or 429 "too_many_requests", both
 // with Retry-After. An upgrade without a token waits for its first message in a separate
