@@ -205,13 +205,12 @@ std::optional<int> open_notify_and_live(const config::config& cfg, services& s) 
         log::error("notifications cannot start", {{"error", notify_opts.error().message}});
         std::cerr << "serve: " << notify_opts.error().message << "\n";
         return failed(notify_opts.error().code == errc::invalid_argument ? exit_usage
-                                                                           : exit_failure);
+                                                                         : exit_failure);
     }
     // The outbox dispatcher starts just before the server runs; the MQTT channel publishes
     // through the broker, which open_mqtt creates later and hands over in notify_mqtt.
     s.notifier = std::make_unique<notify::notifier>(
-        *s.store, *notify_opts,
-        [&s](std::string_view topic, std::string_view payload) -> status {
+        *s.store, *notify_opts, [&s](std::string_view topic, std::string_view payload) -> status {
             if (!s.notify_mqtt) return make_error("unavailable", "mqtt not running");
             return s.notify_mqtt(topic, payload);
         });

@@ -266,31 +266,31 @@ void auth_service::add_routes(http::router& routes) {
     namespace perm = http::permission;
     auth_service& self = *this;
 
-    routes.add(
-        {method::post,
-         "/api/v1/auth/login",
-         "Log in: access and refresh tokens",
-         perm::open,
-         [&self](request& req) {
-             auto body = detail::parse_body(req.body, login_rules);
-             if (!body) return fail(body.error());
-             const std::string username = str(*body, "username");
-             // Argon2 runs here, in the server's heavy pool (the route is heavy); the delay of
-             // a failure is waited on a timer by the server, not by a thread.
-             std::chrono::milliseconds delay{0};
-             auto t = self.login(username, str(*body, "password"), req.remote_address, &delay);
-             if (!t) {
-                 // A lockout is a too_many_requests whose Retry-After is the lockout's rest.
-                 response r =
-                     response::from_error(t.error(), self.locked_for(username, req.remote_address));
-                 r.delay = delay;
-                 return r;
-             }
-             return session_json(*t);
-         },
-         std::string(login_schema),
-         {},
-         true});
+    routes.add({method::post,
+                "/api/v1/auth/login",
+                "Log in: access and refresh tokens",
+                perm::open,
+                [&self](request& req) {
+                    auto body = detail::parse_body(req.body, login_rules);
+                    if (!body) return fail(body.error());
+                    const std::string username = str(*body, "username");
+                    // Argon2 runs here, in the server's heavy pool (the route is heavy); the delay
+                    // of a failure is waited on a timer by the server, not by a thread.
+                    std::chrono::milliseconds delay{0};
+                    auto t =
+                        self.login(username, str(*body, "password"), req.remote_address, &delay);
+                    if (!t) {
+                        // A lockout is a too_many_requests whose Retry-After is the lockout's rest.
+                        response r = response::from_error(
+                            t.error(), self.locked_for(username, req.remote_address));
+                        r.delay = delay;
+                        return r;
+                    }
+                    return session_json(*t);
+                },
+                std::string(login_schema),
+                {},
+                true});
     routes.add({method::post, "/api/v1/auth/refresh",
                 "Trade a refresh token for new tokens (the old one is spent)", perm::open,
                 [&self](request& req) {
