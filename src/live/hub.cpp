@@ -499,12 +499,13 @@ struct hub::impl : std::enable_shared_from_this<hub::impl> {
             for (const auto& c : clients)
                 if (c->authenticated) listening.emplace_back(c, c->token);
         }
-        for (const auto& [c, token] : listening) {
+        for (const auto& entry : listening) {
+            const std::string& token = entry.second;
             auto who = hk.authenticate(token);
             // Only a refusal ends a connection; a store that does not answer does not.
             if (who || (who.error().code != "invalid_token" && who.error().code != "forbidden"))
                 continue;
-            const client* target = c.get();
+            const client* target = entry.first.get();
             close_where(
                 [target, &token](const client& x) { return &x == target && x.token == token; },
                 who.error().message);
