@@ -261,11 +261,12 @@ constexpr std::array new_key_rules{field_rule{"name", json_type::string, true},
 
 }  // namespace
 
-void auth_service::add_routes(http::router& routes) {
+namespace {
+
+// Sessions: log in, refresh, log out, who am I.
+void add_session_routes(http::router& routes, auth_service& self) {
     using http::method;
     namespace perm = http::permission;
-    auth_service& self = *this;
-
     routes.add({method::post,
                 "/api/v1/auth/login",
                 "Log in: access and refresh tokens",
@@ -317,7 +318,12 @@ void auth_service::add_routes(http::router& routes) {
              json::object o{{"kind", kind_name(p->kind)}, {"name", p->name}, {"role", p->role}};
              return response::json(200, json::serialize(o));
          }});
+}
 
+// Users (admin): list, create, update, delete.
+void add_user_routes(http::router& routes, auth_service& self) {
+    using http::method;
+    namespace perm = http::permission;
     routes.add({method::get, "/api/v1/users", "List users", perm::admin, [&self](request&) {
                     auto users = self.list_users();
                     if (!users) return fail(users.error());
@@ -371,7 +377,12 @@ void auth_service::add_routes(http::router& routes) {
                     if (!st) return fail(st.error());
                     return response::no_content();
                 }});
+}
 
+// API keys: create (the key is shown once), list, revoke.
+void add_api_key_routes(http::router& routes, auth_service& self) {
+    using http::method;
+    namespace perm = http::permission;
     routes.add({method::post, "/api/v1/apikeys",
                 "Create an API key for a service account (the key is shown once)", perm::admin,
                 [&self](request& req) {
@@ -413,7 +424,12 @@ void auth_service::add_routes(http::router& routes) {
                     if (!st) return fail(st.error());
                     return response::no_content();
                 }});
+}
 
+// The audit log, filtered and paged.
+void add_audit_routes(http::router& routes, auth_service& self) {
+    using http::method;
+    namespace perm = http::permission;
     routes.add({method::get, "/api/v1/audit",
                 "The audit log, newest first (?actor, action, from, to in Unix ms; limit, offset)",
                 perm::admin, [&self](request& req) {
@@ -460,6 +476,15 @@ void auth_service::add_routes(http::router& routes) {
                     json::object o{{"entries", a}, {"limit", f.limit}, {"offset", f.offset}};
                     return response::json(200, json::serialize(o));
                 }});
+}
+
+}  // namespace
+
+void auth_service::add_routes(http::router& routes) {
+    add_session_routes(routes, *this);
+    add_user_routes(routes, *this);
+    add_api_key_routes(routes, *this);
+    add_audit_routes(routes, *this);
 }
 
 }  // namespace clisonix::auth

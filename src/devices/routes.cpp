@@ -220,11 +220,12 @@ json::object import_json(const import_report& r) {
 
 }  // namespace
 
-void add_routes(http::router& routes, registry& reg) {
+namespace {
+
+// Devices: the list and a new device.
+void add_device_collection_routes(http::router& routes, registry& reg) {
     using http::method;
     namespace perm = http::permission;
-
-    // ---- devices
     routes.add({method::get, "/api/v1/devices", "Devices (?type= filters), with online status",
                 perm::read, [&reg](request& req) {
                     auto list = reg.list_devices(req.query_param("type"));
@@ -252,6 +253,12 @@ void add_routes(http::router& routes, registry& reg) {
                     return response::json(201, json::serialize(out));
                 },
                 device_schema()});
+}
+
+// A device's access token, and devices imported in bulk from CSV.
+void add_device_token_and_import_routes(http::router& routes, registry& reg) {
+    using http::method;
+    namespace perm = http::permission;
     routes.add({method::post, "/api/v1/devices/{device}/token",
                 "Issue or rotate a device's access token (shown once); registers the device",
                 perm::devices, [&reg](request& req) {
@@ -283,6 +290,12 @@ void add_routes(http::router& routes, registry& reg) {
                               });
                     return response::json(200, json::serialize(import_json(report)));
                 }});
+}
+
+// One device: read, update, delete.
+void add_device_routes(http::router& routes, registry& reg) {
+    using http::method;
+    namespace perm = http::permission;
     routes.add({method::get, "/api/v1/devices/{device}", "One device, by name or id", perm::read,
                 [&reg](request& req) {
                     auto d = reg.get_device(req.path_param("device"));
@@ -314,8 +327,12 @@ void add_routes(http::router& routes, registry& reg) {
                     if (!st) return fail(st.error());
                     return response::no_content();
                 }});
+}
 
-    // ---- attributes
+// A device's client, server and shared attributes.
+void add_attribute_routes(http::router& routes, registry& reg) {
+    using http::method;
+    namespace perm = http::permission;
     routes.add({method::get, "/api/v1/devices/{device}/attributes",
                 "Attributes by scope (?scope=client|server|shared; none: all three)", perm::read,
                 [&reg](request& req) {
@@ -355,8 +372,12 @@ void add_routes(http::router& routes, registry& reg) {
                     if (!st) return fail(st.error());
                     return response::no_content();
                 }});
+}
 
-    // ---- device types
+// Device types (profiles): metrics with units and expected ranges.
+void add_device_type_routes(http::router& routes, registry& reg) {
+    using http::method;
+    namespace perm = http::permission;
     routes.add({method::get, "/api/v1/device-types", "Device types (profiles)", perm::read,
                 [&reg](request&) {
                     auto list = reg.list_types();
@@ -412,8 +433,12 @@ void add_routes(http::router& routes, registry& reg) {
                     if (!st) return fail(st.error());
                     return response::no_content();
                 }});
+}
 
-    // ---- assets
+// Assets: list, create, read, update, delete.
+void add_asset_routes(http::router& routes, registry& reg) {
+    using http::method;
+    namespace perm = http::permission;
     routes.add({method::get, "/api/v1/assets", "Assets (?type= filters)", perm::read,
                 [&reg](request& req) {
                     auto list = reg.list_assets(req.query_param("type"));
@@ -469,6 +494,12 @@ void add_routes(http::router& routes, registry& reg) {
                     if (!st) return fail(st.error());
                     return response::no_content();
                 }});
+}
+
+// The graph below and above an asset.
+void add_asset_graph_routes(http::router& routes, registry& reg) {
+    using http::method;
+    namespace perm = http::permission;
     routes.add({method::get, "/api/v1/assets/{asset}/children",
                 "Nodes the asset relates to (?type=, default contains; * = any)", perm::read,
                 [&reg](request& req) {
@@ -505,8 +536,12 @@ void add_routes(http::router& routes, registry& reg) {
                  arr.emplace_back(n);
              return response::json(200, json::serialize(json::object{{"devices", std::move(arr)}}));
          }});
+}
 
-    // ---- relations and paths
+// Relations between assets and devices, and paths through the graph.
+void add_relation_routes(http::router& routes, registry& reg) {
+    using http::method;
+    namespace perm = http::permission;
     routes.add({method::get, "/api/v1/relations", "Relations (?from=&to=&type= filter)", perm::read,
                 [&reg](request& req) {
                     relation_filter f{std::string(req.query_param("from")),
@@ -564,6 +599,19 @@ void add_routes(http::router& routes, registry& reg) {
                                                           {"nodes", std::move(nodes)},
                                                           {"edges", std::move(edges)}}));
                 }});
+}
+
+}  // namespace
+
+void add_routes(http::router& routes, registry& reg) {
+    add_device_collection_routes(routes, reg);
+    add_device_token_and_import_routes(routes, reg);
+    add_device_routes(routes, reg);
+    add_attribute_routes(routes, reg);
+    add_device_type_routes(routes, reg);
+    add_asset_routes(routes, reg);
+    add_asset_graph_routes(routes, reg);
+    add_relation_routes(routes, reg);
 }
 
 }  // namespace clisonix::devices

@@ -101,14 +101,16 @@ result<alarm_filter> filter_from(const http::request& req) {
 
 }  // namespace
 
-void add_routes(http::router& routes, engine& e, audit_fn audit_hook) {
+namespace {
+
+// Writes an audit entry for a change made through the API (the hook may be empty).
+using note_fn =
+    std::function<void(const http::request&, std::string_view action, std::string_view target)>;
+
+// Rules: list, create, read, replace, delete (changes are audited).
+void add_rule_routes(http::router& routes, engine& e, const note_fn& note) {
     using http::method;
     using http::response;
-    auto audit = std::make_shared<audit_fn>(std::move(audit_hook));
-    auto note = [audit](const http::request& req, std::string_view action,
-                        std::string_view target) {
-        if (*audit) (*audit)(req, action, target);
-    };
     routes.add(
         {method::get, "/api/v1/rules", "Every rule", http::permission::read, [&e](http::request&) {
              auto list = e.list_rules();
@@ -160,7 +162,12 @@ void add_routes(http::router& routes, engine& e, audit_fn audit_hook) {
                     note(req, "rule.delete", r->name);
                     return response::no_content();
                 }});
+}
 
+// Alarms: list, read, acknowledge, clear, comment (changes are audited).
+void add_alarm_routes(http::router& routes, engine& e, const note_fn& note) {
+    using http::method;
+    using http::response;
     routes.add({method::get, "/api/v1/alarms",
                 "Alarms by status, severity, device, asset subtree and time; paged",
                 http::permission::read, [&e](http::request& req) {
@@ -225,6 +232,18 @@ void add_routes(http::router& routes, engine& e, audit_fn audit_hook) {
                     return response::json(201, out + "}");
                 },
                 std::string(comment_schema)});
+}
+
+}  // namespace
+
+void add_routes(http::router& routes, engine& e, audit_fn audit_hook) {
+    auto audit = std::make_shared<audit_fn>(std::move(audit_hook));
+    const note_fn note = [audit](const http::request& req, std::string_view action,
+                                 std::string_view target) {
+        if (*audit) (*audit)(req, action, target);
+    };
+    add_rule_routes(routes, e, note);
+    add_alarm_routes(routes, e, note);
 }
 
 }  // namespace clisonix::rules
