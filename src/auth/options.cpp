@@ -11,6 +11,7 @@
 
 #include "auth/auth.h"
 #include "auth/crypto.h"
+#include "common/key_file.h"
 
 namespace clisonix::auth {
 
@@ -42,20 +43,10 @@ result<std::string> key_from_file(const std::string& dir) {
     const std::string path = (std::filesystem::path(dir) / "jwt.key").string();
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        if (errno == EEXIST) return read_key_file(path);
-        return key_file_error(path, std::strerror(errno));
-    }
     const std::string key = detail::random_bytes(min_secret_bytes);
-    const std::string line = detail::base64url_encode(key) + "\n";
-    const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-    const bool synced = ::fsync(fd) == 0;
-    ::close(fd);
-    if (!written || !synced) {
-        ::unlink(path.c_str());
-        return key_file_error(path, "cannot be written");
-    }
+    auto created = create_key_file(path, detail::base64url_encode(key) + "\n");
+    if (!created) return key_file_error(path, created.error().message);
+    if (!*created) return read_key_file(path);
     return key;
 }
 

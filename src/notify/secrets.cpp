@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 
+#include "common/key_file.h"
 #include "notify/internal.h"
 #include "notify/notify.h"
 
@@ -150,27 +151,19 @@ error key_file_error(const std::string& path, const std::string& why) {
 // agree on the winner's key), readable by this user only.
 result<std::string> key_from_file(const std::string& dir) {
     const std::string path = (std::filesystem::path(dir) / "notify.key").string();
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        if (errno != EEXIST) return key_file_error(path, std::strerror(errno));
+    std::string key(detail::key_bytes, '\0');
+    RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(key.size()));
+    auto created = create_key_file(path, detail::to_hex(key) + "\n");
+    if (!created) return key_file_error(path, created.error().message);
+    if (!*created) {
         std::ifstream in(path);
         std::string line;
         std::getline(in, line);
-        auto key = detail::from_hex(line);
-        if (!key || key->size() != detail::key_bytes)
+        auto stored = detail::from_hex(line);
+        if (!stored || stored->size() != detail::key_bytes)
             return key_file_error(path, "does not hold 64 hex digits");
         ::chmod(path.c_str(), 0600);
-        return *key;
-    }
-    std::string key(detail::key_bytes, '\0');
-    RAND_bytes(reinterpret_cast<unsigned char*>(key.data()), static_cast<int>(key.size()));
-    const std::string line = detail::to_hex(key) + "\n";
-    const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-    const bool synced = ::fsync(fd) == 0;
-    ::close(fd);
-    if (!written || !synced) {
-        ::unlink(path.c_str());
-        return key_file_error(path, "cannot be written");
+        return *stored;
     }
     return key;
 }
