@@ -568,20 +568,24 @@ result<notification> notifier::get(int64_t id) {
 }
 
 result<notification> notifier::retry(int64_t id) {
-    auto r = _impl->store.execute(
+    // RETURNING: the answer is the row as retried, even when the dispatcher delivers it
+    // before a second read could run.
+    auto r = _impl->store.query(
         "UPDATE notification_outbox SET state = 'pending', attempts = 0, next_attempt_at = $2, "
-        "last_error = '' WHERE id = $1 AND state = 'dead'",
+        "last_error = '' WHERE id = $1 AND state = 'dead' RETURNING " +
+            std::string(outbox_columns),
         std::array<meta::value, 2>{id, now_ms()});
     if (!r) return r.error();
-    auto n = get(id);
-    if (!n) return n.error();
-    if (*r == 0)
+    if (r->data.empty()) {
+        auto n = get(id);
+        if (!n) return n.error();
         return make_error("conflict",
                           "Notification " + std::to_string(id) + " is " + n->state +
                               "; only dead notifications can be retried",
                           "id");
+    }
     wake();
-    return n;
+    return notification_of(r->data[0]);
 }
 
 resilience::breaker_registry& notifier::breakers() {
