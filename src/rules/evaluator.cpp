@@ -1,0 +1,598 @@
+// The streaming evaluator: rules indexed by metric and device, conditions evaluated on
+// each durable batch and each batch of anomaly scores, no-data timers and scope caches.
+//
+// Hot path: observe() resolves each series key of a batch once to the (rule, device)
+// states it feeds (cached until rules or scopes change), then walks the points. A point
+// costs a few array writes and one evaluation per rule it can change; the metadata store is
+// written only when an alarm changes (alarms.cpp).
+#include <algorithm>
+#include <cstdio>
+
+#include "rules/engine_impl.h"
+#include "rules/internal.h"
+#include "rules/language.h"
+#include "rules/rules.h"
+
+namespace clisonix::rules {
+
+namespace {
+
+using detail::kind;
+
+// The field and the `device` tag of a canonical series key, without allocating for the
+// common case (no escapes). False when the key has no device tag.
+bool split_key(std::string_view key, std::string& device, std::string& field) {
+    if (key.find('\\') != std::string_view::npos) {
+        auto info = storage::parse_key(key);
+        if (!info) return false;
+        for (const auto& [k, v] : info->tags)
+            if (k == "device") {
+                device = v;
+                field = info->field;
+                return true;
+            }
+        return false;
+    }
+    auto space = key.rfind(' ');
+    if (space == std::string_view::npos) return false;
+    field.assign(key.substr(space + 1));
+    auto tags = key.substr(0, space);
+    size_t at = tags.find(",device=");
+    if (at == std::string_view::npos) return false;
+    auto rest = tags.substr(at + 8);
+    device.assign(rest.substr(0, rest.find(',')));
+    return !device.empty();
+}
+
+}  // namespace
+
+// ---- rules -------------------------------------------------------------------------
+
+// `check_channels`: on save. A stored rule whose channel was deleted since still loads
+// (the notifier skips unknown channels), so a restart never silences a rule.
+result<std::unique_ptr<engine::impl::compiled>> engine::impl::compile(const rule& r,
+                                                                      bool check_channels) {
+    auto c = std::make_unique<compiled>();
+    c->doc = r;
+    c->compiled_at = opts.clock();
+    if (r.name.empty() || r.name.size() > 128)
+        return make_error("invalid_argument", "name must have 1 to 128 characters", "name");
+    if (r.scope_value.empty() || r.scope_value.size() > 256)
+        return make_error("invalid_argument", "scope must name one device, device_type or asset",
+                          "scope");
+    static constexpr std::string_view severities[] = {"critical", "major", "minor", "warning"};
+    if (std::find(std::begin(severities), std::end(severities), r.severity) == std::end(severities))
+        return make_error("invalid_argument", "severity must be critical, major, minor or warning",
+                          "severity");
+    auto cond = detail::parse_condition(r.condition, c->syms);
+    if (!cond) return make_error("invalid_argument", cond.error().message, "condition");
+    c->cond = std::move(*cond);
+    if (!r.clear.empty() && !r.clear_after.empty())
+        return make_error("invalid_argument", "set either clear or clear_after, not both",
+                          "clear_after");
+    if (c->cond.what == kind::no_data && (!r.clear.empty() || !r.clear_after.empty()))
+        return make_error("invalid_argument",
+                          "a no-data rule clears when data arrives; it takes no clear",
+                          r.clear.empty() ? "clear_after" : "clear");
+    if (!r.clear.empty()) {
+        if (c->cond.what == kind::rate)
+            return make_error("invalid_argument",
+                              "a rate rule clears when the rate is back; use clear_after", "clear");
+        auto e = detail::parse_expression(r.clear, c->syms);
+        if (!e) return make_error("invalid_argument", e.error().message, "clear");
+        c->clear = std::move(*e);
+    }
+    if (!r.clear_after.empty()) {
+        auto d = detail::parse_duration(r.clear_after);
+        if (!d) return make_error("invalid_argument", d.error().message, "clear_after");
+        c->clear_after_ms = *d;
+    }
+    if (check_channels && sink && !r.notify.empty())
+        if (auto st = sink->validate_channels(r.notify); !st)
+            return make_error("invalid_argument", st.error().message, "notify");
+    c->windows_of_slot.resize(c->syms.metrics.size());
+    for (size_t w = 0; w < c->syms.means.size(); ++w)
+        c->windows_of_slot[c->syms.means[w].slot].push_back(static_cast<int32_t>(w));
+    return c;
+}
+
+// Under mutex: the indexes from `rules`; the series resolution starts over.
+void engine::impl::reindex() {
+    by_metric_device.clear();
+    by_metric.clear();
+    targets.clear();
+    for (auto& [id, c] : rules)
+        index(c.get());
+}
+
+// Under mutex: adds one rule to the indexes (a new rule: no full reindex, so that
+// creating many rules stays linear). The caller clears `targets`.
+void engine::impl::index(compiled* c) {
+    if (!c->doc.enabled) return;
+    std::vector<std::string> metrics;
+    if (c->cond.what == kind::no_data)
+        metrics.push_back(c->cond.no_data_metric.empty() ? "*" : c->cond.no_data_metric);
+    else
+        metrics = c->syms.metrics;
+    for (const auto& m : metrics) {
+        if (c->doc.scope == scope_kind::device)
+            by_metric_device[m + "\n" + c->doc.scope_value].push_back(c);
+        else
+            by_metric[m].push_back(c);
+    }
+}
+
+void engine::impl::expire_scopes(int64_t now) {
+    if (now < scope_expiry) return;
+    type_cache.clear();
+    asset_cache.clear();
+    type_devices_cache.clear();
+    targets.clear();
+    scope_expiry = now + opts.scope_ttl.count();
+}
+
+const std::unordered_set<std::string>& engine::impl::devices_under(const std::string& asset) {
+    auto it = asset_cache.find(asset);
+    if (it != asset_cache.end()) return it->second;
+    std::unordered_set<std::string> set;
+    if (hooks.devices_under)
+        for (auto& d : hooks.devices_under(asset))
+            set.insert(std::move(d));
+    return asset_cache.emplace(asset, std::move(set)).first->second;
+}
+
+const std::unordered_set<std::string>& engine::impl::devices_of_type(const std::string& type) {
+    auto it = type_devices_cache.find(type);
+    if (it != type_devices_cache.end()) return it->second;
+    std::unordered_set<std::string> set;
+    if (hooks.devices_of_type)
+        for (auto& d : hooks.devices_of_type(type))
+            set.insert(std::move(d));
+    return type_devices_cache.emplace(type, std::move(set)).first->second;
+}
+
+const std::string& engine::impl::type_of(const std::string& device) {
+    auto it = type_cache.find(device);
+    if (it != type_cache.end()) return it->second;
+    return type_cache.emplace(device, hooks.type_of ? hooks.type_of(device) : std::string())
+        .first->second;
+}
+
+bool engine::impl::in_scope(const compiled& c, const std::string& device) {
+    switch (c.doc.scope) {
+        case scope_kind::device:
+            return c.doc.scope_value == device;
+        case scope_kind::device_type:
+            return type_of(device) == c.doc.scope_value;
+        case scope_kind::asset:
+            return devices_under(c.doc.scope_value).contains(device);
+    }
+    return false;
+}
+
+int32_t engine::impl::slot_of(const compiled& c, std::string_view metric) {
+    for (size_t i = 0; i < c.syms.metrics.size(); ++i)
+        if (c.syms.metrics[i] == metric) return static_cast<int32_t>(i);
+    return -1;
+}
+
+const std::vector<engine::impl::target>& engine::impl::resolve(std::string_view key) {
+    auto it = targets.find(key);
+    if (it != targets.end()) return it->second;
+    std::vector<target> out;
+    if (split_key(key, key_device, key_field)) {
+        if (key_field.starts_with("health."))
+            out.push_back({nullptr, nullptr, -1, &contributions[key_device][key_field.substr(7)]});
+        seen_devices.insert(key_device);  // for no-data rules scoped by device type
+        auto add = [&](const std::vector<compiled*>& list, bool check_scope, bool any) {
+            for (auto* c : list) {
+                if (check_scope && !in_scope(*c, key_device)) continue;
+                out.push_back({c, &c->state_for(key_device),
+                               any || c->cond.what == kind::no_data ? -1 : slot_of(*c, key_field)});
+            }
+        };
+        // Series the platform derives from a device's data (anomaly scores, range flags,
+        // health) are not data from the device: late scores of its old points must not
+        // keep a silent device's no-data rule ("*", any metric) quiet.
+        const bool derived = storage::is_derived_field(key_field);
+        for (std::string_view m : {std::string_view(key_field), std::string_view("*")}) {
+            if (derived && m == "*") continue;
+            std::string md = std::string(m) + "\n" + key_device;
+            if (auto f = by_metric_device.find(md); f != by_metric_device.end())
+                add(f->second, false, m == "*");
+            if (auto f = by_metric.find(m); f != by_metric.end()) add(f->second, true, m == "*");
+        }
+    }
+    return targets.emplace(std::string(key), std::move(out)).first->second;
+}
+
+// ---- evaluation ----------------------------------------------------------------------
+
+void engine::impl::observe(const storage::write_batch& batch) {
+    std::unique_lock lock(mutex);
+    if (rules.empty()) return;
+    const int64_t now = opts.clock();
+    expire_scopes(now);
+    const auto& series = batch.series_entries();
+    batch_targets.assign(series.size(), nullptr);
+    batch_numeric.assign(series.size(), 0);
+    bool any = false;
+    for (size_t i = 0; i < series.size(); ++i) {
+        const auto& t = resolve(series[i].key);
+        if (t.empty()) continue;
+        batch_targets[i] = &t;
+        batch_numeric[i] = series[i].type != storage::value_type::string;
+        any = true;
+    }
+    if (!any) return;
+    const uint64_t before = evaluations;
+    for (const auto& p : batch.points()) {
+        const auto* ts = batch_targets[p.series];
+        if (!ts) continue;
+        const double v = storage::as_double(series[p.series].type, p.raw);
+        const int64_t t_ms = p.ts / 1'000'000;
+        for (const auto& t : *ts) {
+            if (!t.rule) {
+                *t.contribution = v;
+                continue;
+            }
+            point(*t.rule, *t.st, t.slot, t_ms, v, batch_numeric[p.series] != 0, now);
+        }
+    }
+    if (evaluations != before) evaluations_counter.inc(static_cast<double>(evaluations - before));
+    flush();
+    dispatch(lock);
+}
+
+void engine::impl::point(compiled& c, state& st, int32_t slot, int64_t ts, double v, bool numeric,
+                         int64_t now) {
+    if (c.cond.what == kind::no_data) {
+        st.last_seen = now;
+        if (st.open) clear_alarm(c, st, "system", "alarm.cleared");
+        return;
+    }
+    if (!numeric || slot < 0) return;
+    if (!st.known[slot]) {
+        st.known[slot] = 1;
+        --st.unknown;
+    }
+    st.values[slot] = v;
+    for (int32_t w : c.windows_of_slot[slot]) {
+        auto& win = st.windows[w];
+        win.points.emplace_back(ts, v);
+        win.sum += v;
+        const int64_t horizon = ts - c.syms.means[w].window_ms;
+        while (!win.points.empty() && win.points.front().first <= horizon) {
+            win.sum -= win.points.front().second;
+            win.points.pop_front();
+        }
+        st.means[w] = win.points.empty() ? 0 : win.sum / static_cast<double>(win.points.size());
+    }
+    bool holds;
+    double value;
+    if (c.cond.what == kind::rate) {
+        if (slot != c.cond.rate_slot) return;
+        if (!st.has_prev || ts <= st.prev_ts) {
+            if (!st.has_prev || ts > st.prev_ts) {
+                st.has_prev = true;
+                st.prev_ts = ts;
+                st.prev_v = v;
+            }
+            return;
+        }
+        value = (v - st.prev_v) / static_cast<double>(ts - st.prev_ts) *
+                static_cast<double>(c.cond.per_ms);
+        st.prev_ts = ts;
+        st.prev_v = v;
+        holds = c.cond.rises ? value > c.cond.limit : -value > c.cond.limit;
+    } else {
+        if (st.unknown) {
+            // The clear expression may name metrics the condition does not; what the
+            // condition needs is enough to decide whether it fires.
+            return;
+        }
+        detail::eval_context ctx{st.values.data(), st.means.data()};
+        holds = detail::evaluate(c.cond.expr, c.cond.expr.root, ctx) != 0;
+        value = detail::evaluate(c.cond.expr, c.cond.expr.value_node, ctx);
+    }
+    ++evaluations;
+    step(c, st, holds, value, ts);
+}
+
+void engine::impl::step(compiled& c, state& st, bool holds, double value, int64_t ts) {
+    if (holds) {
+        st.false_since = -1;
+        if (st.true_since < 0) {
+            st.true_since = ts;
+            st.true_points = 0;
+        }
+        ++st.true_points;
+        const bool held = c.cond.hold_points ? st.true_points >= c.cond.hold_points
+                                             : ts - st.true_since >= c.cond.hold_ms;
+        if (held && !st.fired && st.armed) {
+            std::string msg = message(c, value);
+            if (c.syms.uses_health) msg += health_note(st.device);
+            if (fire(c, st, ts, value, std::move(msg))) st.fired = true;
+        }
+        return;
+    }
+    st.true_since = -1;
+    st.true_points = 0;
+    st.fired = false;
+    st.armed = true;
+    if (!st.open) return;
+    if (!c.clear.empty()) {
+        detail::eval_context ctx{st.values.data(), st.means.data()};
+        if (detail::evaluate(c.clear, c.clear.root, ctx) != 0)
+            clear_alarm(c, st, "system", "alarm.cleared");
+        return;
+    }
+    if (c.clear_after_ms > 0) {
+        if (st.false_since < 0) st.false_since = ts;
+        if (ts - st.false_since < c.clear_after_ms) return;
+    }
+    clear_alarm(c, st, "system", "alarm.cleared");
+}
+
+// "; mostly vibration_rms (0.41), current (0.22)": the largest contributions to the
+// device's latest health score (at most three, each at least 0.01).
+std::string engine::impl::health_note(const std::string& device) const {
+    auto it = contributions.find(device);
+    if (it == contributions.end()) return {};
+    std::vector<std::pair<double, std::string_view>> top;
+    for (const auto& [metric, v] : it->second)
+        if (v >= 0.01) top.emplace_back(v, metric);
+    std::sort(top.begin(), top.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
+    if (top.size() > 3) top.resize(3);
+    std::string out;
+    for (const auto& [v, metric] : top) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.2f", v);
+        out += (out.empty() ? "; mostly " : ", ") + std::string(metric) + " (" + buf + ")";
+    }
+    return out;
+}
+
+std::string engine::impl::message(const compiled& c, double value) {
+    const std::string& text = c.doc.condition;
+    switch (c.cond.what) {
+        case kind::expression: {
+            const auto& n = c.cond.expr.nodes[c.cond.expr.value_node];
+            size_t end = std::min<size_t>(n.end, text.size());
+            return text.substr(0, end) + " " + detail::format_number(value) + text.substr(end);
+        }
+        case kind::rate:
+            return text + " (" + detail::format_number(value) + " per " +
+                   (c.cond.per_ms == 1000     ? "second"
+                    : c.cond.per_ms == 60'000 ? "minute"
+                                              : "hour") +
+                   ")";
+        case kind::no_data:
+            return text + " (" + detail::format_number(value) + " s without data)";
+    }
+    return text;
+}
+
+// ---- no data -----------------------------------------------------------------------
+
+// Where a no-data rule's silence clock starts for a device it has not seen data of: the
+// device's own last data (the registry's last-seen) when the rule watches any metric, so
+// that a device silent since before the rule was saved or the server started alarms on
+// time; otherwise when the rule was loaded or saved (a rule claims no silence from before
+// it existed).
+int64_t engine::impl::silent_since(const compiled& c, const std::string& device) {
+    const int64_t from = std::max(started_at, c.compiled_at);
+    if (!c.cond.no_data_metric.empty() || !hooks.last_seen) return from;
+    auto seen = hooks.last_seen(device);
+    return seen ? std::min(*seen, from) : from;
+}
+
+void engine::impl::check_no_data() {
+    std::unique_lock lock(mutex);
+    const int64_t now = opts.clock();
+    expire_scopes(now);
+    for (auto& [id, cp] : rules) {
+        auto& c = *cp;
+        if (!c.doc.enabled || c.cond.what != kind::no_data) continue;
+        std::vector<std::string> devices;
+        switch (c.doc.scope) {
+            case scope_kind::device:
+                devices.push_back(c.doc.scope_value);
+                break;
+            case scope_kind::asset:
+                for (const auto& d : devices_under(c.doc.scope_value))
+                    devices.push_back(d);
+                break;
+            case scope_kind::device_type: {
+                // Registered devices of the type, and any device of it seen in data.
+                const auto& registered = devices_of_type(c.doc.scope_value);
+                devices.assign(registered.begin(), registered.end());
+                for (const auto& d : seen_devices)
+                    if (!registered.contains(d) && type_of(d) == c.doc.scope_value)
+                        devices.push_back(d);
+                break;
+            }
+        }
+        for (const auto& d : devices) {
+            state& st = c.state_for(d);
+            if (st.last_seen < 0) st.last_seen = silent_since(c, d);
+            if (st.open || now - st.last_seen < c.cond.no_data_ms) continue;
+            double silent = static_cast<double>(now - st.last_seen) / 1000.0;
+            ++evaluations;
+            fire(c, st, now, silent, message(c, silent));
+        }
+    }
+    flush();
+    dispatch(lock);
+}
+
+void engine::impl::timer_loop() {
+    std::unique_lock lock(timer_mutex);
+    while (!stopping) {
+        timer_wake.wait_for(lock, opts.no_data_interval);
+        if (stopping) break;
+        lock.unlock();
+        check_no_data();
+        lock.lock();
+    }
+}
+
+engine::impl::compiled* engine::impl::rule_by_id(int64_t id) {
+    auto it = rules.find(id);
+    return it == rules.end() ? nullptr : it->second.get();
+}
+
+// ---- engine: lifecycle and rules ------------------------------------------------------
+
+engine::engine(meta::store& store, scope_hooks hooks, alarm_sink* sink, options opts)
+    : _impl(std::make_unique<impl>(store, std::move(hooks), sink, std::move(opts))) {}
+
+engine::~engine() {
+    stop();
+}
+
+status engine::start() {
+    auto& m = *_impl;
+    {
+        std::lock_guard lock(m.mutex);
+        m.started_at = m.opts.clock();
+        auto rows = detail::load_rules(m.store);
+        if (!rows) return rows.error();
+        for (auto& r : *rows) {
+            auto c = m.compile(r, /*check_channels=*/false);
+            if (!c) {
+                log::warn("rule not loaded", {{"rule", r.name}, {"error", c.error().message}});
+                continue;
+            }
+            m.rules[r.id] = std::move(*c);
+        }
+        auto open = detail::load_open_alarms(m.store);
+        if (!open) return open.error();
+        for (auto& a : *open) {
+            auto* c = m.rule_by_id(a.rule_id);
+            if (!c) continue;
+            auto& st = c->state_for(a.device);
+            st.open = true;
+            st.fired = true;  // as before the restart: no repeat while the condition holds
+            st.current = std::move(a);
+        }
+        m.reindex();
+    }
+    if (m.opts.no_data_interval.count() > 0 && !m.timer.joinable())
+        m.timer = std::thread([&m] { m.timer_loop(); });
+    return {};
+}
+
+void engine::stop() {
+    auto& m = *_impl;
+    {
+        std::lock_guard lock(m.timer_mutex);
+        m.stopping = true;
+    }
+    m.timer_wake.notify_all();
+    if (m.timer.joinable()) m.timer.join();
+}
+
+void engine::observe(const storage::write_batch& batch) {
+    _impl->observe(batch);
+}
+
+void engine::add_alarm_listener(std::function<void(const std::string&)> listener) {
+    std::lock_guard order(_impl->dispatch_mutex);
+    _impl->listeners.push_back(std::move(listener));
+}
+
+void engine::check_no_data() {
+    _impl->check_no_data();
+}
+
+void engine::refresh_scopes() {
+    std::lock_guard lock(_impl->mutex);
+    _impl->scope_expiry = 0;
+}
+
+engine_stats engine::statistics() const {
+    std::lock_guard lock(_impl->mutex);
+    engine_stats s;
+    s.evaluations = _impl->evaluations;
+    s.rules = _impl->rules.size();
+    for (const auto& [id, c] : _impl->rules)
+        s.states += c->states.size();
+    return s;
+}
+
+result<rule> engine::create_rule(rule r) {
+    auto& m = *_impl;
+    std::unique_lock lock(m.mutex);
+    const int64_t now = m.opts.clock();
+    r.created_at = r.updated_at = now;
+    auto c = m.compile(r);
+    if (!c) return c.error();
+    auto id = detail::insert_rule(m.store, r);
+    if (!id) return id.error();
+    r.id = *id;
+    (*c)->doc.id = r.id;
+    auto* added = (*c).get();
+    m.rules[r.id] = std::move(*c);
+    m.index(added);
+    m.targets.clear();
+    return r;
+}
+
+result<rule> engine::update_rule(int64_t id, rule r) {
+    auto& m = *_impl;
+    std::unique_lock lock(m.mutex);
+    auto* old = m.rule_by_id(id);
+    if (!old) return make_error("not_found", "no rule with id " + std::to_string(id));
+    r.id = id;
+    r.created_at = old->doc.created_at;
+    r.updated_at = m.opts.clock();
+    auto c = m.compile(r);
+    if (!c) return c.error();
+    if (auto st = detail::update_rule(m.store, r); !st) return st.error();
+    // Open alarms stay open under the new definition; everything else starts afresh.
+    for (auto& [device, st] : old->states) {
+        if (!st.open) continue;
+        auto& ns = (*c)->state_for(device);
+        ns.open = true;
+        ns.fired = true;
+        ns.current = st.current;
+    }
+    m.rules[id] = std::move(*c);
+    m.reindex();
+    return r;
+}
+
+status engine::delete_rule(int64_t id) {
+    auto& m = *_impl;
+    std::unique_lock lock(m.mutex);
+    auto* c = m.rule_by_id(id);
+    if (!c) return make_error("not_found", "no rule with id " + std::to_string(id));
+    for (auto& [device, st] : c->states)
+        if (st.open) m.clear_alarm(*c, st, "system", "alarm.cleared");
+    if (!m.flush())
+        return make_error("unavailable", "the open alarms of the rule could not be cleared");
+    if (auto st = detail::delete_rule(m.store, id); !st) return st;
+    m.rules.erase(id);
+    m.reindex();
+    m.dispatch(lock);
+    return {};
+}
+
+result<rule> engine::get_rule(int64_t id) {
+    std::lock_guard lock(_impl->mutex);
+    auto* c = _impl->rule_by_id(id);
+    if (!c) return make_error("not_found", "no rule with id " + std::to_string(id));
+    return c->doc;
+}
+
+result<std::vector<rule>> engine::list_rules() {
+    std::lock_guard lock(_impl->mutex);
+    std::vector<rule> out;
+    for (const auto& [id, c] : _impl->rules)
+        out.push_back(c->doc);
+    return out;
+}
+
+}  // namespace clisonix::rules
