@@ -7,6 +7,7 @@
 #include "app/app.h"
 #include "app/services.h"
 #include "app/web_assets.h"
+#include "auth/routes.h"
 #include "gateway/gateway.h"
 #include "live/routes.h"
 #include "observe/observe.h"
@@ -161,7 +162,7 @@ rules::audit_fn audit_through(auth::auth_service& auth) {
 
 void build_router(http::router& routes, const config::config& cfg, services& s) {
     add_system_routes(routes, *s.store);
-    s.auth->add_routes(routes);
+    auth::add_routes(routes, *s.auth);
     add_storage_routes(routes, *s.engine);
     add_health_routes(routes, *s.scoring, *s.registry, s.settings_of);
     ingest::add_routes(routes, *s.pipeline, ingest::limits_from(cfg));

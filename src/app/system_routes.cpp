@@ -7,6 +7,7 @@
 
 #include "app/app.h"
 #include "app/services.h"
+#include "auth/routes.h"
 #include "common/json_text.h"
 #include "common/time.h"
 #include "observe/observe.h"

@@ -9,11 +9,11 @@
 //   - devices use their own token, as `Authorization: Bearer <token>` or in the path
 //     (`/api/v1/{device_token}/telemetry`), and may only write their own telemetry.
 //
-// The middleware from authenticate() resolves the caller from those credentials, answers 401
-// (none, or a bad one; with `WWW-Authenticate: Bearer`) or 403 (valid but the role lacks the
-// route's permission), and lets http::permission::open routes through untouched:
+// Roles grant the permissions routes declare (http::permission's names, plain strings here):
 //   viewer -> read;  operator -> read, write, devices, alarms;  admin -> everything;
 //   device -> device.
+// This header knows no HTTP: the routes, the authentication middleware (401/403) and the
+// caller of a request are in `routes.h`, which only the wiring and the route files include.
 //
 // Every login (ok, failed, locked out), refresh-token reuse and every change to users, API
 // keys and device credentials is written to the audit log in the metadata store.
@@ -37,7 +37,6 @@
 
 #include "common/result.h"
 #include "config/config.h"
-#include "http/http.h"
 #include "meta/meta.h"
 
 namespace clisonix::auth {
@@ -67,14 +66,6 @@ struct principal {
     // opened with it (a live WebSocket) ends then.
     std::optional<int64_t> expires_at;
 };
-
-// The caller of this request, or nullptr on open routes and before the middleware ran.
-const principal* current_principal(const http::request& req);
-
-// For the telemetry handlers: ok when the caller may write points for `device` (any user or
-// key whose role has http::permission::write, or the device itself); otherwise a "forbidden"
-// error naming the device field, to be answered with 403.
-status may_write_device(const http::request& req, std::string_view device);
 
 struct options {
     uint32_t argon2_memory_kib = 19456;
@@ -244,22 +235,10 @@ public:
     status audit(const audit_entry& entry);
     result<std::vector<audit_entry>> audit_log(const audit_filter& filter);
 
-    // The routes under /api/v1/auth, /api/v1/users, /api/v1/apikeys and /api/v1/audit.
-    void add_routes(http::router& routes);
-
 private:
     struct impl;
     std::unique_ptr<impl> _impl;
 };
-
-// The authentication and authorisation middleware; put it after the gateway's limits and
-// before anything that reads current_principal().
-http::middleware authenticate(auth_service& service);
-// The same decision on the header alone, for http::server_options::check_header: a request
-// that would be refused is answered (401/403 by the middleware above) before its body is
-// read. An accepted request keeps the resolved principal, so the middleware does not
-// resolve it twice.
-http::header_check check_before_body(auth_service& service);
 
 // `clisonix user add|list|passwd|disable|enable`. The password of add/passwd comes from
 // `password` (the CLI reads it from stdin) or, when absent, is generated and printed once.

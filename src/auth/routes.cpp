@@ -5,7 +5,7 @@
 
 #include <boost/json.hpp>
 
-#include "auth/auth.h"
+#include "auth/routes.h"
 #include "auth/validate.h"
 
 namespace clisonix::auth {
@@ -291,9 +291,12 @@ void add_session_routes(http::router& routes, auth_service& self) {
                 },
                 std::string(login_schema),
                 {},
-                true});
-    routes.add({method::post, "/api/v1/auth/refresh",
-                "Trade a refresh token for new tokens (the old one is spent)", perm::open,
+                /*heavy=*/true,
+                /*checks_credentials=*/true});
+    routes.add({method::post,
+                "/api/v1/auth/refresh",
+                "Trade a refresh token for new tokens (the old one is spent)",
+                perm::open,
                 [&self](request& req) {
                     auto body = detail::parse_body(req.body, refresh_rules);
                     if (!body) return fail(body.error());
@@ -301,7 +304,10 @@ void add_session_routes(http::router& routes, auth_service& self) {
                     if (!t) return fail(t.error());
                     return session_json(*t);
                 },
-                std::string(refresh_schema)});
+                std::string(refresh_schema),
+                {},
+                /*heavy=*/false,
+                /*checks_credentials=*/true});
     routes.add({method::post, "/api/v1/auth/logout",
                 "End the session of a refresh token (its whole family)", perm::open,
                 [&self](request& req) {
@@ -480,11 +486,11 @@ void add_audit_routes(http::router& routes, auth_service& self) {
 
 }  // namespace
 
-void auth_service::add_routes(http::router& routes) {
-    add_session_routes(routes, *this);
-    add_user_routes(routes, *this);
-    add_api_key_routes(routes, *this);
-    add_audit_routes(routes, *this);
+void add_routes(http::router& routes, auth_service& service) {
+    add_session_routes(routes, service);
+    add_user_routes(routes, service);
+    add_api_key_routes(routes, service);
+    add_audit_routes(routes, service);
 }
 
 }  // namespace clisonix::auth

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <initializer_list>
 
-#include "auth/auth.h"
+#include "auth/routes.h"
 #include "devices/internal.h"
 #include "http/http.h"
 

@@ -165,7 +165,8 @@ struct rate_policy {
 // "ip:<client address>".
 std::string key_by_client_address(const http::request& req);
 
-// POST /api/v1/auth/login and /api/v1/auth/refresh, per client address.
+// Routes marked http::route::checks_credentials (auth's login and refresh), per client
+// address.
 rate_policy login_policy(const settings& s);
 // Every other /api/ route except telemetry, per `key` (the principal once authenticated;
 // until then the client address).

@@ -193,6 +193,10 @@ struct route {
     // Slow by design (Argon2 password hashing): the request runs in the server's bounded
     // heavy-work pool, not on a worker thread (see the top).
     bool heavy = false;
+    // The handler itself checks a secret sent in the body (a password, a refresh token) on an
+    // open route: the gateway's login rate limit counts these routes per client address, so
+    // that guessing costs the guesser whatever the path. Set by auth on login and refresh.
+    bool checks_credentials = false;
 };
 
 // Decides from the header alone (the route is matched, the body not yet read) whether the

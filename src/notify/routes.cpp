@@ -4,7 +4,7 @@
 
 #include <boost/json.hpp>
 
-#include "auth/auth.h"
+#include "auth/routes.h"
 #include "notify/internal.h"
 #include "notify/notify.h"
 

@@ -2,7 +2,7 @@
 #include <boost/json.hpp>
 #include <charconv>
 
-#include "auth/auth.h"
+#include "auth/routes.h"
 #include "rules/internal.h"
 #include "rules/routes.h"
 

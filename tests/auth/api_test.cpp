@@ -16,17 +16,19 @@ class api : public auth_server {};
 
 TEST_F(api, every_auth_route_declares_a_permission_and_json_bodies_a_closed_schema) {
     http::router mine;
-    service->add_routes(mine);
+    auth::add_routes(mine, *service);
     ASSERT_EQ(mine.routes().size(), 12u);
     const std::set<std::string> known = {http::permission::open,   http::permission::read,
                                          http::permission::write,  http::permission::devices,
                                          http::permission::alarms, http::permission::admin,
                                          http::permission::device};
     std::set<std::string> open;
+    std::set<std::string> take_secrets;  // counted by the gateway's login rate limit
     for (const auto& r : mine.routes()) {
         const std::string what = std::string(http::method_name(r->verb)) + " " + r->path;
         EXPECT_TRUE(known.contains(r->permission)) << what;
         if (r->permission == http::permission::open) open.insert(what);
+        if (r->checks_credentials) take_secrets.insert(what);
         if (r->verb == http::method::post || r->verb == http::method::patch) {
             auto schema = parse(r->request_schema);
             ASSERT_TRUE(schema.is_object()) << what;
@@ -35,6 +37,8 @@ TEST_F(api, every_auth_route_declares_a_permission_and_json_bodies_a_closed_sche
     }
     EXPECT_EQ(open, (std::set<std::string>{"POST /api/v1/auth/login", "POST /api/v1/auth/refresh",
                                            "POST /api/v1/auth/logout"}));
+    EXPECT_EQ(take_secrets,
+              (std::set<std::string>{"POST /api/v1/auth/login", "POST /api/v1/auth/refresh"}));
 }
 
 TEST_F(api, every_protected_route_answers_401_without_credentials) {

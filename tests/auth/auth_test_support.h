@@ -13,7 +13,7 @@
 
 #include <boost/json.hpp>
 
-#include "auth/auth.h"
+#include "auth/routes.h"
 #include "http/http.h"
 #include "meta/meta.h"
 #include "support/test_support.h"
@@ -110,7 +110,7 @@ protected:
         pump1_token = *pump1;
         pump2_token = *pump2;
 
-        service->add_routes(routes);
+        auth::add_routes(routes, *service);
         routes.add({http::method::post, "/api/v1/telemetry", "Stand-in telemetry write",
                     http::permission::device, [this](http::request& req) {
                         auto body = parse(req.body);

@@ -23,8 +23,25 @@ std::shared_ptr<rate_limiter> local_limiter(size_t max_keys = 100'000) {
 http::router api_routes() {
     http::router routes;
     auto ok = [](http::request&) { return http::response::json(200, R"({"ok":true})"); };
-    routes.add({http::method::post, "/api/v1/auth/login", "Login", http::permission::open, ok});
-    routes.add({http::method::post, "/api/v1/auth/refresh", "Refresh", http::permission::open, ok});
+    // Marked as auth marks them: the handler checks a password or refresh token.
+    routes.add({http::method::post,
+                "/api/v1/auth/login",
+                "Login",
+                http::permission::open,
+                ok,
+                {},
+                {},
+                false,
+                /*checks_credentials=*/true});
+    routes.add({http::method::post,
+                "/api/v1/auth/refresh",
+                "Refresh",
+                http::permission::open,
+                ok,
+                {},
+                {},
+                false,
+                /*checks_credentials=*/true});
     routes.add({http::method::get, "/api/v1/devices", "Devices", http::permission::read, ok});
     routes.add({http::method::post, "/api/v1/{device_token}/telemetry", "Telemetry",
                 http::permission::device, ok});
@@ -77,6 +94,40 @@ TEST(rate_limit, login_counts_per_client_address_and_answers_429_with_retry_afte
     auto devices = http_request(srv.port(), "GET", "/api/v1/devices", {}, client);
     EXPECT_EQ(devices.status, 200);
     EXPECT_EQ(devices.headers.count("ratelimit-limit"), 0u);
+}
+
+TEST(rate_limit, login_policy_follows_the_route_table_not_the_path) {
+    // The policy counts the routes marked checks_credentials, whatever their path, and no
+    // other route, even one at the path auth's login happens to use.
+    http::router routes;
+    auto ok = [](http::request&) { return http::response::json(200, R"({"ok":true})"); };
+    routes.add({http::method::post,
+                "/api/v1/sso/exchange",
+                "Trade a secret for tokens",
+                http::permission::open,
+                ok,
+                {},
+                {},
+                false,
+                /*checks_credentials=*/true});
+    routes.add({http::method::post, "/api/v1/auth/login", "Unmarked", http::permission::open, ok});
+    auto s = small_limits();
+    auto limiter = local_limiter();
+    testing::test_server srv(testing::small_options(), routes,
+                             {rate_limit(limiter, login_policy(s))});
+    for (int i = 0; i < 3; ++i) {
+        auto r = http_request(srv.port(), "POST", "/api/v1/sso/exchange", "{}");
+        EXPECT_EQ(r.status, 200);
+        EXPECT_EQ(r.header("ratelimit-remaining"), std::to_string(2 - i));
+    }
+    auto refused = http_request(srv.port(), "POST", "/api/v1/sso/exchange", "{}");
+    EXPECT_EQ(refused.status, 429);
+    EXPECT_EQ(refused.header("retry-after"), "900");
+    for (int i = 0; i < 5; ++i) {
+        auto unmarked = http_request(srv.port(), "POST", "/api/v1/auth/login", "{}");
+        EXPECT_EQ(unmarked.status, 200);
+        EXPECT_EQ(unmarked.headers.count("ratelimit-limit"), 0u);
+    }
 }
 
 TEST(rate_limit, api_counts_per_the_key_function_and_skips_login_telemetry_and_non_api) {

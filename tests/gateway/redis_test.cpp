@@ -47,8 +47,15 @@ private:
 
 http::router login_route() {
     http::router routes;
-    routes.add({http::method::post, "/api/v1/auth/login", "Login", http::permission::open,
-                [](http::request&) { return http::response::json(200, R"({"ok":true})"); }});
+    routes.add({http::method::post,
+                "/api/v1/auth/login",
+                "Login",
+                http::permission::open,
+                [](http::request&) { return http::response::json(200, R"({"ok":true})"); },
+                {},
+                {},
+                false,
+                /*checks_credentials=*/true});
     return routes;
 }
 
