@@ -54,7 +54,7 @@ status pipeline::admit(const storage::write_batch& batch) {
     std::vector<std::pair<std::string, std::string>> fresh;  // device, key
     std::unordered_map<std::string, uint64_t> adding;
     for (const auto& e : batch.series_entries()) {
-        if (q.admitted.count(e.key) || _engine.series_by_key(e.key)) continue;
+        if (q.admitted.count(e.key) || _engine.has_series(e.key)) continue;
         auto info = storage::parse_key(e.key);
         if (!info || storage::is_derived_field(info->field)) continue;
         const auto* d = series_quota::device_of(*info);

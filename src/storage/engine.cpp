@@ -263,6 +263,7 @@ public:
     std::vector<series_info> series(
         const std::function<bool(const series_info&)>& match) const override;
     std::optional<series_info> series_by_key(std::string_view key) const override;
+    bool has_series(std::string_view key) const override;
     status scan(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
                 std::vector<std::string>* strings) const override;
     status aggregate(series_id id, int64_t from, int64_t to, int64_t step,
@@ -1206,6 +1207,10 @@ std::optional<series_info> engine_impl::series_by_key(std::string_view key) cons
     auto id = _index->find(key);
     if (!id) return std::nullopt;
     return _index->at(*id).info;
+}
+
+bool engine_impl::has_series(std::string_view key) const {
+    return _index->find(key).has_value();
 }
 
 void engine_impl::gather(series_id id, int64_t from, int64_t to, sources& src) const {

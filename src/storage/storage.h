@@ -166,6 +166,8 @@ public:
     virtual std::vector<series_info> series(
         const std::function<bool(const series_info&)>& match) const = 0;
     virtual std::optional<series_info> series_by_key(std::string_view key) const = 0;
+    // Whether the series exists, without copying its description (the write path asks).
+    virtual bool has_series(std::string_view key) const = 0;
 
     // Points of one series in [from, to) in time order. Strings: raw indexes `strings`.
     virtual status scan(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
