@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "mqtt/codec.h"
+#include "mqtt/mqtt_server.h"
 #include "mqtt/raw_client.h"
 #include "support/test_support.h"
 
@@ -25,36 +26,6 @@ using namespace std::chrono_literals;
 using namespace std::string_literals;
 using testing::process;
 using testing::server_process;
-
-constexpr const char* range_all = "from=0&to=4102444800000";
-
-// A server with MQTT on a port the test knows.
-struct mqtt_server {
-    explicit mqtt_server(std::vector<std::string> extra = {})
-        : port(testing::free_port()), srv(with_port(port, std::move(extra))) {}
-    static std::vector<std::string> with_port(uint16_t p, std::vector<std::string> extra) {
-        extra.insert(extra.begin(), {"--set", "mqtt.port=" + std::to_string(p)});
-        return extra;
-    }
-    std::string device_token(const std::string& device) {
-        auto r = srv.post("/api/v1/devices/" + device + "/token", "");
-        EXPECT_EQ(r.status, 201) << r.body;
-        return std::string(boost::json::parse(r.body).at("token").as_string());
-    }
-    std::string api_key(const std::string& name) {
-        auto r = srv.post("/api/v1/apikeys", R"({"name":")" + name + R"(","role":"viewer"})",
-                          {"Content-Type: application/json"});
-        EXPECT_EQ(r.status, 201) << r.body;
-        return std::string(boost::json::parse(r.body).at("key").as_string());
-    }
-    std::string query(const std::string& device, const std::string& metric) {
-        auto r = srv.get("/api/v1/query?device=" + device + "&metric=" + metric + "&" + range_all);
-        EXPECT_EQ(r.status, 200) << r.body;
-        return r.body;
-    }
-    uint16_t port;
-    server_process srv;
-};
 
 std::string series(const std::string& device, const std::string& metric,
                    const std::string& points) {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "mqtt/codec.h"
+#include "mqtt/mqtt_server.h"
 #include "mqtt/raw_client.h"
 #include "support/test_support.h"
 
@@ -21,35 +22,6 @@ namespace {
 using namespace std::chrono_literals;
 using namespace std::string_literals;
 using testing::server_process;
-
-constexpr const char* range_all = "from=0&to=4102444800000";
-
-struct mqtt_server {
-    explicit mqtt_server(std::vector<std::string> extra = {})
-        : port(testing::free_port()), srv(with_port(port, std::move(extra))) {}
-    static std::vector<std::string> with_port(uint16_t p, std::vector<std::string> extra) {
-        extra.insert(extra.begin(), {"--set", "mqtt.port=" + std::to_string(p)});
-        return extra;
-    }
-    std::string device_token(const std::string& device) {
-        auto r = srv.post("/api/v1/devices/" + device + "/token", "");
-        EXPECT_EQ(r.status, 201) << r.body;
-        return std::string(boost::json::parse(r.body).at("token").as_string());
-    }
-    std::string points(const std::string& device, const std::string& metric) {
-        auto r = srv.get("/api/v1/query?device=" + device + "&metric=" + metric + "&" + range_all);
-        EXPECT_EQ(r.status, 200) << r.body;
-        return r.body;
-    }
-    testing::http_response send(const std::string& method, const std::string& target,
-                                const std::string& body = "") {
-        return testing::http_request(
-            srv.port(), method, target, body,
-            {"Authorization: Bearer " + srv.token(), "Content-Type: application/json"});
-    }
-    uint16_t port;
-    server_process srv;
-};
 
 // A TCP connection to the broker from a chosen loopback source address (127.0.0.x), so that
 // one test can be two clients' addresses.
@@ -219,8 +191,8 @@ TEST(mqtt_guard_test, deleting_a_device_closes_its_sessions_and_stores_nothing_m
                           R"({"ts":1704067201000,"values":{"b":2}})", 1, 2));
     EXPECT_EQ(disconnect_reason(c5), mqtt::reason::not_authorized);
     EXPECT_TRUE(c3.closed_by_peer(3s));
-    EXPECT_EQ(s.points("gone-1", "a"), one_point("gone-1", "a"));
-    EXPECT_EQ(s.points("gone-1", "b"), one_point("gone-1", "b"));
+    EXPECT_EQ(s.query("gone-1", "a"), one_point("gone-1", "a"));
+    EXPECT_EQ(s.query("gone-1", "b"), one_point("gone-1", "b"));
     // Another device's session is untouched.
     bystander.send("\xc0\x00"s);
     auto pong = bystander.read(mqtt::v311, 3s);
@@ -242,7 +214,7 @@ TEST(mqtt_guard_test, rotating_a_device_token_closes_the_sessions_of_the_old_one
     c.send(publish_bytes(mqtt::v5, "v1/devices/me/telemetry",
                          R"({"ts":1704067201000,"values":{"a":2}})", 1, 2));
     EXPECT_EQ(disconnect_reason(c), mqtt::reason::not_authorized);
-    EXPECT_EQ(s.points("rot-1", "a"), one_point("rot-1", "a"));
+    EXPECT_EQ(s.query("rot-1", "a"), one_point("rot-1", "a"));
     // The new token works.
     raw_client fresh(s.port);
     connect_and_store(fresh, mqtt::v5, new_token, "z");
@@ -315,12 +287,12 @@ TEST(mqtt_guard_test, a_device_cannot_create_series_past_its_limit_over_http_or_
                           R"({"ts":1704067204000,"values":{"f":1}})", 1, 1));
     EXPECT_TRUE(c3.closed_by_peer(3s));
 
-    const std::string a = s.points("grow-1", "a");
+    const std::string a = s.query("grow-1", "a");
     for (const char* ts : {"1704067200000", "1704067202000", "1704067203000"})
         EXPECT_NE(a.find(ts), std::string::npos) << a;
     EXPECT_EQ(a.find("1704067201000"), std::string::npos) << a;  // that request was refused whole
     for (const char* m : {"d", "e", "f"})
-        EXPECT_EQ(s.points("grow-1", m).find("\"points\""), std::string::npos) << m;
+        EXPECT_EQ(s.query("grow-1", m).find("\"points\""), std::string::npos) << m;
 }
 
 TEST(mqtt_guard_test, a_device_cannot_grow_its_attributes_past_the_limits_over_http_or_mqtt) {

@@ -3,8 +3,6 @@
 // encrypted, read back as a local user with the sqlite3 CLI, while webhooks stay signed with
 // the right secret across restarts, plaintext secrets from before included.
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <sys/stat.h>
 
 #include <boost/json.hpp>
@@ -20,6 +18,7 @@ namespace clisonix {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::hmac_hex;
 using testing::receiver;
 using testing::server_process;
 namespace json = boost::json;
@@ -30,20 +29,6 @@ const std::vector<std::string> json_header{"Content-Type: application/json"};
 std::vector<std::string> flags() {
     return {"--set", "analytics.detector=off",        "--set", "mqtt.enabled=false",
             "--set", "notify.webhook_allow=127.0.0.1"};
-}
-
-std::string hmac_hex(const std::string& key, const std::string& body) {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-         reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &len);
-    std::string hex;
-    char two[3];
-    for (unsigned int i = 0; i < len; ++i) {
-        std::snprintf(two, sizeof two, "%02x", mac[i]);
-        hex += two;
-    }
-    return hex;
 }
 
 // Paths under `dir` (and `dir`) with any group or other permission bit, as "path mode".

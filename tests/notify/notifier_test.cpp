@@ -2,8 +2,6 @@
 // delivery, the transaction boundary, the circuit breaker's open / half-open / closed
 // cycle, retries until dead and back, MQTT channels, and a restart that loses nothing.
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <cstdio>
 #include <set>
@@ -26,21 +24,8 @@ namespace clisonix::notify {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::hmac_hex;
 using testing::receiver;
-
-std::string hmac_hex(const std::string& key, const std::string& body) {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-         reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &len);
-    std::string hex;
-    char two[3];
-    for (unsigned int i = 0; i < len; ++i) {
-        std::snprintf(two, sizeof two, "%02x", mac[i]);
-        hex += two;
-    }
-    return hex;
-}
 
 options fast_options() {
     options o;

@@ -2,8 +2,6 @@
 // event reaching a real receiver, the breaker metric on /metrics, the dead-letter list and
 // its retry, and a restart with undelivered notifications that loses none.
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <boost/json.hpp>
 #include <csignal>
@@ -19,24 +17,11 @@ namespace clisonix {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::hmac_hex;
 using testing::http_request;
 using testing::receiver;
 using testing::server_process;
 namespace json = boost::json;
-
-std::string hmac_hex(const std::string& key, const std::string& body) {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-         reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &len);
-    std::string hex;
-    char two[3];
-    for (unsigned int i = 0; i < len; ++i) {
-        std::snprintf(two, sizeof two, "%02x", mac[i]);
-        hex += two;
-    }
-    return hex;
-}
 
 const std::vector<std::string> json_header{"Content-Type: application/json"};
 

@@ -10,12 +10,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -24,6 +28,22 @@
 #include <vector>
 
 namespace clisonix::testing {
+
+// The X-Clisonix-Signature a receiver checks: HMAC-SHA256 of the body under the channel's
+// secret, in lower-case hex.
+inline std::string hmac_hex(const std::string& key, const std::string& body) {
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+         reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &len);
+    std::string hex;
+    char two[3];
+    for (unsigned int i = 0; i < len; ++i) {
+        std::snprintf(two, sizeof two, "%02x", mac[i]);
+        hex += two;
+    }
+    return hex;
+}
 
 struct received_request {
     std::string method;
