@@ -94,6 +94,12 @@ void retrain_health_models(services& s) {
     }
 }
 
+// How the broker names a reading (non-device) session's principal, for revocation: API keys
+// by id (a key's name is not unique and may equal a username), users by username.
+std::string mqtt_principal(auth::principal_kind kind, std::string_view id_or_name) {
+    return (kind == auth::principal_kind::api_key ? "key:" : "user:") + std::string(id_or_name);
+}
+
 rules::scope_hooks rules_hooks_from(devices::registry& registry) {
     rules::scope_hooks h;
     h.type_of = [&registry](std::string_view device) {
@@ -278,7 +284,8 @@ void open_mqtt(const config::config& cfg, services& s) {
         if (who->kind == auth::principal_kind::device ||
             !auth::allows(who->role, http::permission::read))
             return make_error("forbidden", "not allowed to read");
-        return who->name;
+        return mqtt_principal(who->kind,
+                              who->kind == auth::principal_kind::api_key ? who->id : who->name);
     };
     hooks.client_attributes = [&s](std::string_view d, std::string_view json) {
         return s.registry->set_client_attributes(d, json);
@@ -296,13 +303,15 @@ void open_mqtt(const config::config& cfg, services& s) {
         [broker = s.mqtt_broker.get()](const std::string& d, const std::string& json) {
             broker->send_to_device(d, "v1/devices/me/attributes", json);
         });
-    // A revoked credential (device deleted, token rotated, API key revoked) ends its open
-    // MQTT sessions at once, not when their clients leave.
+    // A revoked credential (device deleted, token rotated, API key revoked, user disabled,
+    // deleted or given a new password) ends its open MQTT sessions at once, not when their
+    // clients leave.
     s.auth->on_revoked([broker = s.mqtt_broker.get()](const auth::revoked_credential& r) {
         if (r.kind == auth::principal_kind::device)
             broker->revoke_device(r.name);
-        else if (r.kind == auth::principal_kind::api_key)
-            broker->revoke_user(r.name);
+        else
+            broker->revoke_user(
+                mqtt_principal(r.kind, r.kind == auth::principal_kind::api_key ? r.id : r.name));
     });
     s.notify_mqtt = [&s](std::string_view t, std::string_view p) -> status {
         s.mqtt_broker->publish(t, std::string(p));

@@ -238,6 +238,35 @@ TEST(mqtt_guard_test, revoking_an_api_key_closes_the_sessions_that_logged_in_wit
     EXPECT_NE(connack_reason(again, mqtt::v5), 0);
 }
 
+TEST(mqtt_guard_test, disabling_a_user_closes_the_sessions_that_logged_in_with_their_token) {
+    mqtt_server s;
+    ASSERT_EQ(s.send("POST", "/api/v1/users",
+                     R"({"username":"watch","password":"a long enough one","role":"viewer"})")
+                  .status,
+              201);
+    auto login = testing::http_request(s.srv.port(), "POST", "/api/v1/auth/login",
+                                       R"({"username":"watch","password":"a long enough one"})",
+                                       {"Content-Type: application/json"});
+    ASSERT_EQ(login.status, 200) << login.body;
+    const std::string jwt(boost::json::parse(login.body).at("access_token").as_string());
+    // An API key named like the user is another principal: it stays connected.
+    const std::string key = s.api_key("watch");
+    raw_client c(s.port), keyed(s.port);
+    c.connect(mqtt::v5, "token", jwt, 60, {}, true, "watch-user");
+    ASSERT_EQ(connack_reason(c, mqtt::v5), 0);
+    keyed.connect(mqtt::v5, "token", key, 60, {}, true, "watch-key");
+    ASSERT_EQ(connack_reason(keyed, mqtt::v5), 0);
+
+    ASSERT_EQ(s.send("PATCH", "/api/v1/users/watch", R"({"disabled":true})").status, 200);
+    EXPECT_EQ(disconnect_reason(c), mqtt::reason::not_authorized);
+    keyed.send("\xc0\x00"s);
+    auto pong = keyed.read(mqtt::v5, 3s);
+    EXPECT_TRUE(pong && std::holds_alternative<mqtt::ping_packet>(*pong));
+    raw_client again(s.port);
+    again.connect(mqtt::v5, "token", jwt, 60, {}, true, "watch-user");
+    EXPECT_NE(connack_reason(again, mqtt::v5), 0);
+}
+
 // ---- per-device limits -----------------------------------------------------------------------
 
 uint8_t puback_reason(raw_client& c, uint8_t version) {
