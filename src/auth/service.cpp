@@ -477,8 +477,12 @@ result<user> auth_service::update_user(std::string_view username, const user_upd
             std::array<value, 5>{std::string(username), u.role, int64_t{u.disabled ? 1 : 0}, now,
                                  hash ? value(*hash) : value(std::monostate{})});
         if (!upd) return upd.error();
-        // A new password or a disabled account ends every session the user had.
+        // A new password or a disabled account ends every session the user had: refresh
+        // tokens are revoked, and access tokens issued before this second are refused.
         if (hash || (change.disabled && *change.disabled)) {
+            auto cut = tx.execute("UPDATE users SET tokens_valid_after = $2 WHERE username = $1",
+                                  std::array<value, 2>{std::string(username), now / 1000});
+            if (!cut) return cut.error();
             auto rev = tx.execute(
                 "UPDATE refresh_tokens SET revoked_at = $2 WHERE username = $1 AND revoked_at IS "
                 "NULL",
@@ -853,11 +857,19 @@ result<principal> auth_service::authenticate(std::string_view scheme, std::strin
     if (!claims) return claims.error();
     // The account is looked up on every request, so that disabling a user or changing a
     // role takes effect at once rather than when the access token expires.
-    auto r = _impl->store.query("SELECT role, disabled FROM users WHERE username = $1",
-                                std::array<value, 1>{claims->sub});
+    auto r = _impl->store.query(
+        "SELECT role, disabled, tokens_valid_after FROM users WHERE username = $1",
+        std::array<value, 1>{claims->sub});
     if (!r) return r.error();
     if (r->data.empty() || number(r->data[0][1]) != 0) {
         return invalid_token("The token's user no longer exists or is disabled");
+    }
+    // JWT times are whole seconds: a token issued in the same second as the change stays
+    // valid (a new login right after a password change must work).
+    if (claims->iat < number(r->data[0][2])) {
+        return invalid_token(
+            "The token was issued before the user's password changed or the user was disabled; "
+            "log in again");
     }
     principal p;
     p.kind = principal_kind::user;

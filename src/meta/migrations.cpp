@@ -148,6 +148,11 @@ constexpr migration product_migrations[] = {
      "ALTER TABLE device_types ADD COLUMN analytics TEXT NOT NULL DEFAULT '{}'; "
      "CREATE TABLE health_baselines (device TEXT PRIMARY KEY, from_ms BIGINT NOT NULL, to_ms "
      "BIGINT NOT NULL, set_by TEXT NOT NULL, updated_at BIGINT NOT NULL)"},
+    // Access tokens (stateless JWTs) issued before this Unix second are refused: set when a
+    // user's password changes or the user is disabled, so that neither an old token nor
+    // re-enabling the account brings an earlier session back.
+    {16, "user_tokens_valid_after",
+     "ALTER TABLE users ADD COLUMN tokens_valid_after BIGINT NOT NULL DEFAULT 0"},
 };
 
 constexpr std::string_view create_schema_migrations =

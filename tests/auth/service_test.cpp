@@ -1,6 +1,9 @@
 // The auth core on a metadata store: users, sessions, keys, device tokens and the audit log.
 #include <gmock/gmock.h>
 
+#include <chrono>
+#include <thread>
+
 #include "auth/crypto.h"
 #include "service_contract.h"
 
@@ -135,6 +138,48 @@ TEST_P(service_contract, a_password_change_ends_every_session) {
     ASSERT_TRUE(service->update_user("alice", change, by).ok());
     EXPECT_EQ(service->refresh(a->refresh_token, "10.0.0.2").error().message,
               "The refresh token has been revoked");
+}
+
+// Access tokens are stateless JWTs with whole-second issue times: each step below waits for
+// the next second, so that "issued before the change" is unambiguous.
+void wait_for_next_second() {
+    auto now = std::chrono::system_clock::now().time_since_epoch();
+    auto next = std::chrono::duration_cast<std::chrono::seconds>(now) + std::chrono::seconds(1);
+    std::this_thread::sleep_for(next - now + std::chrono::milliseconds(20));
+}
+
+TEST_P(service_contract, access_tokens_from_before_a_password_change_or_a_disable_are_refused) {
+    ASSERT_TRUE(service->create_user("erin", "erin's password", "operator", by).ok());
+    auto before = service->login("erin", "erin's password", "10.0.0.2");
+    ASSERT_TRUE(before.ok());
+    ASSERT_TRUE(service->authenticate("Bearer", before->access_token).ok());
+    wait_for_next_second();
+    user_update change;
+    change.password = "erin's new password";
+    ASSERT_TRUE(service->update_user("erin", change, by).ok());
+    auto old = service->authenticate("Bearer", before->access_token);
+    ASSERT_FALSE(old.ok());
+    EXPECT_EQ(old.error().code, "invalid_token");
+    EXPECT_EQ(old.error().message,
+              "The token was issued before the user's password changed or the user was disabled; "
+              "log in again");
+    // A login right after the change works.
+    auto after = service->login("erin", "erin's new password", "10.0.0.2");
+    ASSERT_TRUE(after.ok());
+    EXPECT_TRUE(service->authenticate("Bearer", after->access_token).ok());
+
+    // Disabling and enabling again does not bring the earlier token back.
+    wait_for_next_second();
+    user_update disable;
+    disable.disabled = true;
+    ASSERT_TRUE(service->update_user("erin", disable, by).ok());
+    user_update enable;
+    enable.disabled = false;
+    ASSERT_TRUE(service->update_user("erin", enable, by).ok());
+    EXPECT_FALSE(service->authenticate("Bearer", after->access_token).ok());
+    auto again = service->login("erin", "erin's new password", "10.0.0.2");
+    ASSERT_TRUE(again.ok());
+    EXPECT_TRUE(service->authenticate("Bearer", again->access_token).ok());
 }
 
 TEST_P(service_contract, lockout_is_per_account_and_address_and_ends) {
