@@ -148,6 +148,9 @@ constexpr migration product_migrations[] = {
      "ALTER TABLE device_types ADD COLUMN analytics TEXT NOT NULL DEFAULT '{}'; "
      "CREATE TABLE health_baselines (device TEXT PRIMARY KEY, from_ms BIGINT NOT NULL, to_ms "
      "BIGINT NOT NULL, set_by TEXT NOT NULL, updated_at BIGINT NOT NULL)"},
+    // What an alarm's rule kind adds to it, as a JSON object (a forecast crossing's expected,
+    // earliest and latest times); '' for none.
+    {16, "alarm_details", "ALTER TABLE alarms ADD COLUMN details TEXT NOT NULL DEFAULT ''"},
 };
 
 constexpr std::string_view create_schema_migrations =
