@@ -192,8 +192,8 @@ struct engine::impl {
     // `msg` and `details`: what a rule on the forecast says instead of message(c, value).
     void step(compiled& c, state& st, bool holds, double value, int64_t ts, std::string msg = {},
               std::string details = {});
-    std::string crossing_message(const compiled& c, const state& st, bool above,
-                                 const forecast_answer& a, int64_t now) const;
+    std::string crossing_message(const compiled& c, const state& st, const forecast_answer& a,
+                                 int64_t now) const;
     std::string health_note(const std::string& device) const;
     std::string message(const compiled& c, double value);
     int64_t silent_since(const compiled& c, const std::string& device);

@@ -423,7 +423,7 @@ std::string optional_ms(const std::optional<int64_t>& v) {
 }  // namespace
 
 // "temperature on pump-04 is expected to cross 90 at 14:32 UTC (between 14:10 and 14:55)"
-std::string engine::impl::crossing_message(const compiled& c, const state& st, bool above,
+std::string engine::impl::crossing_message(const compiled& c, const state& st,
                                            const forecast_answer& a, int64_t now) const {
     const std::string limit = detail::format_number(c.cond.cross_limit);
     std::string what;
@@ -438,7 +438,6 @@ std::string engine::impl::crossing_message(const compiled& c, const state& st, b
             what = "be below " + limit;
             break;
     }
-    (void)above;
     std::string out = c.syms.metrics[c.cond.cross_slot] + " on " + st.device + " is expected to " +
                       what + " at " + clock_text(*a.expected_ms, now) + " UTC";
     if (a.earliest_ms && a.latest_ms)
@@ -531,8 +530,7 @@ void engine::impl::check_forecasts() {
                                   ",\"earliest_ms\":" + optional_ms(a.earliest_ms) +
                                   ",\"latest_ms\":" + optional_ms(a.latest_ms) +
                                   ",\"probability\":" + detail::format_number(a.probability) + "}";
-            step(*c, st, true, value, now, crossing_message(*c, st, j.above, a, now),
-                 std::move(details));
+            step(*c, st, true, value, now, crossing_message(*c, st, a, now), std::move(details));
             continue;
         }
         detail::eval_context ctx{st.values.data(), st.means.data(), st.forecasts.data()};

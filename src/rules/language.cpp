@@ -259,7 +259,6 @@ public:
 private:
     // crosses(<metric>, [above|below] <limit>) within <T> [every <T>]
     result<condition> parse_crosses(condition& c) {
-        const uint32_t name_pos = cur().pos;
         _at += 2;  // "crosses" "("
         auto m = metric_name("'crosses('");
         if (!m) return m.error();
@@ -293,7 +292,6 @@ private:
         if (is_word("every"))
             if (auto st = every(c); !st) return st.error();
         if (auto st = expect_end(); !st) return st.error();
-        (void)name_pos;
         return c;
     }
 
