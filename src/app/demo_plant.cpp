@@ -204,8 +204,10 @@ std::vector<fault> faults_in_cycle(const plant& p, int64_t cycle) {
     std::vector<fault> out;
     out.push_back({fault_kind::bearing_wear, pick(fault_kind::bearing_wear), "vibration_rms",
                    base + 30, base + 420, base + 90});
+    // A two-minute ramp: slow enough for a forecast to see where it is going before the
+    // threshold rule's minute above the limit has passed.
     out.push_back({fault_kind::overheating, pick(fault_kind::overheating), "temperature", base + 45,
-                   base + 390, base + 105});
+                   base + 390, base + 165});
     out.push_back({fault_kind::silent, pick(fault_kind::silent), "", base + 120, base + 390, 0});
     size_t stuck = pick(fault_kind::stuck_sensor);
     out.push_back({fault_kind::stuck_sensor, stuck, stuck_metric(kinds()[p.machines[stuck].kind]),
@@ -374,7 +376,29 @@ std::vector<rule_def> rules_for(double speed) {
         out.push_back({type + " health", type, "minor",
                        "health() > 0.5 for " + duration_text(60.0 / speed), ""});
     }
+    // Rules on the forecast, after the others (whose order the dashboard and the tests know).
+    // The horizon and the interval shrink with the speed down to the language's 1 s minimum.
+    const std::string within = duration_text(std::max(1.0, 600.0 / speed));
+    const std::string every = duration_text(std::max(1.0, 10.0 / speed));
+    for (const auto& k : kinds()) {
+        std::string type(k.name);
+        out.push_back({type + " temperature forecast", type, "warning",
+                       "crosses(temperature, above " + format_number(k.overheat) + ") within " +
+                           within + " every " + every,
+                       ""});
+        out.push_back({type + " current forecast", type, "warning",
+                       "crosses(current, above " + format_number(find_metric(k, "current")->high) +
+                           ") within " + within + " every " + every,
+                       ""});
+    }
     return out;
+}
+
+std::string forecast_rule_for_fault(const plant& p, const fault& f) {
+    const std::string type(kinds()[p.machines[f.machine].kind].name);
+    if (f.kind == fault_kind::overheating) return type + " temperature forecast";
+    if (f.kind == fault_kind::drift) return type + " current forecast";
+    return {};
 }
 
 std::string rule_for_fault(const plant& p, const fault& f) {

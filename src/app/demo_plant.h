@@ -86,7 +86,7 @@ struct fault {
 };
 
 // The faults of cycle `cycle` (0, 1, ...), in start order: bearing wear at +30 s (creeping
-// vibration, then a jump at +90 s), overheating at +45 s (a 60 s ramp past the type's
+// vibration, then a jump at +90 s), overheating at +45 s (a 120 s ramp past the type's
 // limit), a silent device at +120 s (for 4.5 min), a stuck sensor at +180 s and drift at
 // +240 s. Each on a different machine chosen by (seed, cycle).
 std::vector<fault> faults_in_cycle(const plant& p, int64_t cycle);
@@ -118,8 +118,12 @@ void append_line(std::string& out, std::string_view device, const reading& r, in
 // engineer would set it up: an overheating threshold with a duration and a clear condition,
 // an anomaly rule on vibration (bearing wear), a no-data rule (silent device), a flat-line
 // rule on the sensor that can stick, the motor current outside its rated range for a minute
-// (drift), and machine health above its fixed threshold for a minute. `speed` compresses the
-// durations as it compresses the schedule (speed 10: "for 1m" becomes "for 6s").
+// (drift), and machine health above its fixed threshold for a minute; then, after those
+// of every type, one rule on the forecast per type for each fault that builds up slowly:
+// the temperature (overheating) and the current (drift) expected past their limits within
+// ten minutes, so that the plant engineer hears of them before the threshold rules fire.
+// `speed` compresses the durations as it compresses the schedule (speed 10: "for 1m"
+// becomes "for 6s", "within 10m every 10s" becomes "within 1m every 1s").
 struct rule_def {
     std::string name;
     std::string device_type;
@@ -130,6 +134,9 @@ struct rule_def {
 std::vector<rule_def> rules_for(double speed);
 // The name of the rule (of rules_for()) whose alarm the fault must raise on its machine.
 std::string rule_for_fault(const plant& p, const fault& f);
+// The rule on the forecast (of rules_for()) that must warn of the fault before
+// rule_for_fault's alarm: overheating and drift; "" for the other kinds.
+std::string forecast_rule_for_fault(const plant& p, const fault& f);
 
 // "6s", "1m", "90s", "250ms": the shortest text the rule language reads as `seconds`.
 std::string duration_text(double seconds);

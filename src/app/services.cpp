@@ -4,11 +4,15 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <set>
 
 #include "app/app.h"
+#include "common/time.h"
+#include "forecast/forecast.h"
 #include "observe/observe.h"
+#include "query/query.h"
 
 namespace clisonix::app {
 
@@ -126,6 +130,59 @@ rules::scope_hooks rules_hooks_from(devices::registry& registry) {
         return d ? d->last_seen : std::nullopt;
     };
     return h;
+}
+
+// Where rules on the forecast get it: the series' recent history from the store (the mean
+// per step, step = horizon / 48 but at least 1 s, 4 horizons back, NaN for an empty step)
+// and forecast::forecast + forecast::crossing on it. Step k ahead is at the start of the
+// current step + k steps. One place, so that a cached forecast service can replace it.
+rules::forecast_hook forecast_hook_from(const storage::engine& engine) {
+    return [&engine](const rules::forecast_query& q) -> result<rules::forecast_answer> {
+        constexpr int64_t steps_ahead = 48, steps_back = 4 * steps_ahead;
+        const int64_t step_ms = std::max<int64_t>(1000, q.horizon_ms / steps_ahead);
+        const int64_t step_ns = step_ms * 1'000'000;
+        const int64_t now_ns = now_ms() * 1'000'000;
+        const int64_t current = now_ns - now_ns % step_ns;  // start of the step `now` is in
+        query::spec spec;
+        spec.devices = std::vector<std::string>{q.device};
+        spec.metric = q.metric;
+        spec.from = current - (steps_back - 1) * step_ns;
+        spec.to = current + step_ns;
+        spec.agg = query::aggregate::mean;
+        spec.step = step_ns;
+        spec.group_by = {"metric"};  // one series even if several measurements carry it
+        auto rows = query::run(engine, spec);
+        if (!rows) return rows.error();
+        std::vector<double> history(static_cast<size_t>(steps_back),
+                                    std::numeric_limits<double>::quiet_NaN());
+        for (const auto& series : *rows)
+            for (const auto& [ts, v] : series.points) {
+                const auto* d = std::get_if<double>(&v);
+                const int64_t i = (ts - spec.from) / step_ns;
+                if (d && i >= 0 && i < steps_back) history[static_cast<size_t>(i)] = *d;
+            }
+        forecast::options o;
+        o.horizon = static_cast<int>(std::max<int64_t>(1, (q.horizon_ms + step_ms - 1) / step_ms));
+        o.step_ns = step_ns;
+        auto f = forecast::forecast(history, o);
+        if (!f) return f.error();
+        rules::forecast_answer a;
+        a.point = f->point.back();
+        if (q.limit) {
+            auto c = forecast::crossing(*f, *q.limit, q.above);
+            const int64_t origin_ms = current / 1'000'000;
+            auto at = [&](std::optional<int> k) -> std::optional<int64_t> {
+                if (!k) return std::nullopt;
+                return origin_ms + *k * step_ms;
+            };
+            a.crosses = c.within_horizon;
+            a.expected_ms = at(c.expected);
+            a.earliest_ms = at(c.earliest);
+            a.latest_ms = at(c.latest);
+            a.probability = c.probability;
+        }
+        return a;
+    };
 }
 
 }  // namespace
@@ -251,8 +308,10 @@ std::optional<int> open_notify_and_live(const config::config& cfg, services& s) 
 // changes commit with their notifications and go to live clients.
 std::optional<int> start_rules(services& s) {
     s.rules_sink = std::make_unique<notifier_sink>(*s.notifier);
+    rules::options rules_options;
+    rules_options.forecast = forecast_hook_from(*s.engine);
     s.rules = std::make_unique<rules::engine>(*s.store, rules_hooks_from(*s.registry),
-                                              s.rules_sink.get());
+                                              s.rules_sink.get(), std::move(rules_options));
     if (auto st = s.rules->start(); !st) {
         log::error("rules engine unavailable", {{"error", st.error().message}});
         return failed(exit_failure);

@@ -153,6 +153,9 @@ constexpr migration product_migrations[] = {
     // re-enabling the account brings an earlier session back.
     {16, "user_tokens_valid_after",
      "ALTER TABLE users ADD COLUMN tokens_valid_after BIGINT NOT NULL DEFAULT 0"},
+    // What an alarm's rule kind adds to it, as a JSON object (a forecast crossing's expected,
+    // earliest and latest times); '' for none.
+    {17, "alarm_details", "ALTER TABLE alarms ADD COLUMN details TEXT NOT NULL DEFAULT ''"},
 };
 
 constexpr std::string_view create_schema_migrations =

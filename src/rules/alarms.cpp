@@ -46,7 +46,8 @@ void engine::impl::remember(state& st) {
                             st.false_since, st.current});
 }
 
-bool engine::impl::fire(compiled& c, state& st, int64_t ts, double value, std::string msg) {
+bool engine::impl::fire(compiled& c, state& st, int64_t ts, double value, std::string msg,
+                        std::string details) {
     remember(st);
     const int64_t now = opts.clock();
     const bool repeat = st.open;
@@ -66,12 +67,29 @@ bool engine::impl::fire(compiled& c, state& st, int64_t ts, double value, std::s
     a.last_at = ts;
     a.value = value;
     a.message = std::move(msg);
+    a.details = std::move(details);
     a.updated_at = now;
     changes.push_back({&c, &st, repeat ? change::what::repeat : change::what::create, a,
                        repeat ? "alarm.updated" : "alarm.created", now});
     st.current = std::move(a);
     st.open = true;
     return true;
+}
+
+// An open alarm's message and details follow a newer evaluation of the same episode (a
+// crossing now expected at another time): alarm.updated, the count stays.
+void engine::impl::refresh(compiled& c, state& st, int64_t ts, double value, std::string msg,
+                           std::string details) {
+    remember(st);
+    const int64_t now = opts.clock();
+    alarm a = st.current;
+    a.last_at = ts;
+    a.value = value;
+    a.message = std::move(msg);
+    a.details = std::move(details);
+    a.updated_at = now;
+    changes.push_back({&c, &st, change::what::refresh, a, "alarm.updated", now});
+    st.current = std::move(a);
 }
 
 bool engine::impl::clear_alarm(compiled& c, state& st, std::string_view who,
@@ -96,22 +114,23 @@ status engine::impl::apply(meta::store& tx, change& ch) {
             auto r = tx.query(
                 "INSERT INTO alarms (rule_id, rule_name, device, severity, status, is_open, "
                 "repeat_count, first_at, last_at, last_value, message, created_at, "
-                "updated_at) VALUES ($1, $2, $3, $4, 'active', 1, 1, $5, $6, $7, $8, $9, $10) "
-                "RETURNING id",
-                std::array<meta::value, 10>{a.rule_id, a.rule_name, a.device, a.severity,
+                "updated_at, details) VALUES ($1, $2, $3, $4, 'active', 1, 1, $5, $6, $7, $8, $9, "
+                "$10, $11) RETURNING id",
+                std::array<meta::value, 11>{a.rule_id, a.rule_name, a.device, a.severity,
                                             a.first_at, a.last_at, a.value, a.message, a.created_at,
-                                            a.updated_at});
+                                            a.updated_at, a.details});
             if (!r) return r.error();
             if (r->data.empty()) return make_error("internal", "no alarm id returned");
             a.id = detail::as_int(r->data[0][0]);
             return {};
         }
-        case change::what::repeat: {
+        case change::what::repeat:
+        case change::what::refresh: {
             auto r = tx.execute(
                 "UPDATE alarms SET repeat_count = $1, last_at = $2, last_value = $3, "
-                "message = $4, updated_at = $5 WHERE id = $6",
-                std::array<meta::value, 6>{a.count, a.last_at, a.value, a.message, a.updated_at,
-                                           a.id});
+                "message = $4, updated_at = $5, details = $6 WHERE id = $7",
+                std::array<meta::value, 7>{a.count, a.last_at, a.value, a.message, a.updated_at,
+                                           a.details, a.id});
             if (!r) return r.error();
             return {};
         }

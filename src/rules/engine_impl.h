@@ -51,6 +51,7 @@ struct engine::impl {
         };
         std::vector<window> windows;
         std::vector<double> means;
+        std::vector<double> forecasts;  // per forecast(): the latest answer's point
         int64_t true_since = -1, true_points = 0, false_since = -1;
         bool fired = false;  // the condition holds (for its duration) in this episode
         bool armed = true;   // false after a manual clear until the condition goes false
@@ -72,6 +73,10 @@ struct engine::impl {
         std::vector<std::vector<int32_t>> windows_of_slot;
         detail::string_map<state> states;
         int64_t compiled_at = 0;  // engine clock when the rule was loaded or saved
+        // Rules on the forecast: evaluated by check_forecasts() every `every_ms`, not per point.
+        bool scheduled = false;
+        int64_t every_ms = 0;
+        int64_t next_due = 0;  // engine clock
 
         state& state_for(std::string_view device) {
             auto it = states.find(device);
@@ -83,6 +88,7 @@ struct engine::impl {
             st.unknown = static_cast<uint32_t>(syms.metrics.size());
             st.windows.resize(syms.means.size());
             st.means.assign(syms.means.size(), 0);
+            st.forecasts.assign(syms.forecasts.size(), 0);
             return st;
         }
     };
@@ -150,7 +156,8 @@ struct engine::impl {
     // are saved before its first change, so a failed commit leaves it as it was and the
     // next point tries again.
     struct change {
-        enum class what { create, repeat, clear };
+        // refresh: a crosses() alarm's expected time moved (message and details), no repeat.
+        enum class what { create, repeat, refresh, clear };
         compiled* rule;
         state* st;
         what kind;
@@ -182,11 +189,16 @@ struct engine::impl {
     void observe(const storage::write_batch& batch);
     void point(compiled& c, state& st, int32_t slot, int64_t ts, double v, bool numeric,
                int64_t now);
-    void step(compiled& c, state& st, bool holds, double value, int64_t ts);
+    // `msg` and `details`: what a rule on the forecast says instead of message(c, value).
+    void step(compiled& c, state& st, bool holds, double value, int64_t ts, std::string msg = {},
+              std::string details = {});
+    std::string crossing_message(const compiled& c, const state& st, const forecast_answer& a,
+                                 int64_t now) const;
     std::string health_note(const std::string& device) const;
     std::string message(const compiled& c, double value);
     int64_t silent_since(const compiled& c, const std::string& device);
     void check_no_data();
+    void check_forecasts();
     void timer_loop();
     compiled* rule_by_id(int64_t id);
 
@@ -196,7 +208,10 @@ struct engine::impl {
     bool commit(const std::function<status(meta::store&)>& body, const compiled* c,
                 const std::function<std::string()>& event_json);
     void remember(state& st);
-    bool fire(compiled& c, state& st, int64_t ts, double value, std::string msg);
+    bool fire(compiled& c, state& st, int64_t ts, double value, std::string msg,
+              std::string details = {});
+    void refresh(compiled& c, state& st, int64_t ts, double value, std::string msg,
+                 std::string details);
     bool clear_alarm(compiled& c, state& st, std::string_view who, std::string_view ev_name);
     status apply(meta::store& tx, change& ch);
     bool flush();

@@ -7,6 +7,7 @@
 // written only when an alarm changes (alarms.cpp).
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "rules/engine_impl.h"
 #include "rules/internal.h"
@@ -82,6 +83,8 @@ result<std::unique_ptr<engine::impl::compiled>> engine::impl::compile(const rule
         if (!e) return make_error("invalid_argument", e.error().message, "clear");
         c->clear = std::move(*e);
     }
+    c->scheduled = detail::on_forecast(c->cond, c->syms);
+    c->every_ms = detail::scheduled_interval_ms(c->cond, c->syms);
     if (!r.clear_after.empty()) {
         auto d = detail::parse_duration(r.clear_after);
         if (!d) return make_error("invalid_argument", d.error().message, "clear_after");
@@ -268,6 +271,9 @@ void engine::impl::point(compiled& c, state& st, int32_t slot, int64_t ts, doubl
         }
         st.means[w] = win.points.empty() ? 0 : win.sum / static_cast<double>(win.points.size());
     }
+    // Rules on the forecast keep the latest values (the direction of crosses(), the other
+    // operands of a comparison) and are evaluated by check_forecasts() on their interval.
+    if (c.scheduled) return;
     bool holds;
     double value;
     if (c.cond.what == kind::rate) {
@@ -299,7 +305,8 @@ void engine::impl::point(compiled& c, state& st, int32_t slot, int64_t ts, doubl
     step(c, st, holds, value, ts);
 }
 
-void engine::impl::step(compiled& c, state& st, bool holds, double value, int64_t ts) {
+void engine::impl::step(compiled& c, state& st, bool holds, double value, int64_t ts,
+                        std::string msg, std::string details) {
     if (holds) {
         st.false_since = -1;
         if (st.true_since < 0) {
@@ -310,9 +317,12 @@ void engine::impl::step(compiled& c, state& st, bool holds, double value, int64_
         const bool held = c.cond.hold_points ? st.true_points >= c.cond.hold_points
                                              : ts - st.true_since >= c.cond.hold_ms;
         if (held && !st.fired && st.armed) {
-            std::string msg = message(c, value);
+            if (msg.empty()) msg = message(c, value);
             if (c.syms.uses_health) msg += health_note(st.device);
-            if (fire(c, st, ts, value, std::move(msg))) st.fired = true;
+            if (fire(c, st, ts, value, std::move(msg), std::move(details))) st.fired = true;
+        } else if (held && st.fired && st.open && !details.empty() && msg != st.current.message) {
+            // The same episode, a newer forecast: the alarm follows the expected time.
+            refresh(c, st, ts, value, std::move(msg), std::move(details));
         }
         return;
     }
@@ -322,7 +332,7 @@ void engine::impl::step(compiled& c, state& st, bool holds, double value, int64_
     st.armed = true;
     if (!st.open) return;
     if (!c.clear.empty()) {
-        detail::eval_context ctx{st.values.data(), st.means.data()};
+        detail::eval_context ctx{st.values.data(), st.means.data(), st.forecasts.data()};
         if (detail::evaluate(c.clear, c.clear.root, ctx) != 0)
             clear_alarm(c, st, "system", "alarm.cleared");
         return;
@@ -370,8 +380,166 @@ std::string engine::impl::message(const compiled& c, double value) {
                    ")";
         case kind::no_data:
             return text + " (" + detail::format_number(value) + " s without data)";
+        case kind::crosses:
+            return text;  // crossing_message() says more, with the forecast's answer
     }
     return text;
+}
+
+namespace {
+
+// "14:32" (UTC); "2026-12-05 14:32" when more than 20 hours from `now`, so that a crossing
+// tomorrow never reads as one today.
+std::string clock_text(int64_t ms, int64_t now) {
+    const int64_t s = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
+    int64_t days = s / 86'400 - (s % 86'400 < 0 ? 1 : 0);
+    const int64_t sod = s - days * 86'400;
+    char buf[32];
+    if (std::abs(ms - now) <= 20 * 3'600'000LL) {
+        std::snprintf(buf, sizeof buf, "%02d:%02d", static_cast<int>(sod / 3600),
+                      static_cast<int>(sod % 3600 / 60));
+        return buf;
+    }
+    // Civil date from days since 1970-01-01 (H. Hinnant's days_from_civil, inverted).
+    days += 719'468;
+    const int64_t era = (days >= 0 ? days : days - 146'096) / 146'097;
+    const int64_t doe = days - era * 146'097;
+    const int64_t yoe = (doe - doe / 1460 + doe / 36'524 - doe / 146'096) / 365;
+    const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const int64_t mp = (5 * doy + 2) / 153;
+    const int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    const int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    const int64_t y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d", static_cast<int>(y),
+                  static_cast<int>(m), static_cast<int>(d), static_cast<int>(sod / 3600),
+                  static_cast<int>(sod % 3600 / 60));
+    return buf;
+}
+
+std::string optional_ms(const std::optional<int64_t>& v) {
+    return v ? std::to_string(*v) : "null";
+}
+
+}  // namespace
+
+// "temperature on pump-04 is expected to cross 90 at 14:32 UTC (between 14:10 and 14:55)"
+std::string engine::impl::crossing_message(const compiled& c, const state& st,
+                                           const forecast_answer& a, int64_t now) const {
+    const std::string limit = detail::format_number(c.cond.cross_limit);
+    std::string what;
+    switch (c.cond.cross_direction) {
+        case detail::direction::either:
+            what = "cross " + limit;
+            break;
+        case detail::direction::above:
+            what = "be above " + limit;
+            break;
+        case detail::direction::below:
+            what = "be below " + limit;
+            break;
+    }
+    std::string out = c.syms.metrics[c.cond.cross_slot] + " on " + st.device + " is expected to " +
+                      what + " at " + clock_text(*a.expected_ms, now) + " UTC";
+    if (a.earliest_ms && a.latest_ms)
+        out += " (between " + clock_text(*a.earliest_ms, now) + " and " +
+               clock_text(*a.latest_ms, now) + ")";
+    else if (a.earliest_ms)
+        out += " (not before " + clock_text(*a.earliest_ms, now) + ")";
+    return out;
+}
+
+// ---- rules on the forecast ------------------------------------------------------------
+
+// Each due rule asks the forecast hook for every device it has data of. The questions are
+// gathered under the mutex, asked outside it (a forecast reads the store and fits a model:
+// points keep flowing meanwhile), and the answers applied under it again, to the rule only
+// if it was not replaced or deleted in between.
+void engine::impl::check_forecasts() {
+    struct job {
+        int64_t rule_id;
+        const compiled* rule;
+        int64_t rule_updated_at;
+        std::string device;
+        bool above = true;
+        std::vector<forecast_query> queries;  // forecast() in order, then the crossing
+        std::vector<result<forecast_answer>> answers;
+    };
+    std::vector<job> jobs;
+    {
+        std::unique_lock lock(mutex);
+        if (!opts.forecast) return;
+        const int64_t now = opts.clock();
+        expire_scopes(now);
+        for (auto& [id, cp] : rules) {
+            auto& c = *cp;
+            if (!c.doc.enabled || !c.scheduled || now < c.next_due) continue;
+            c.next_due = now + c.every_ms;
+            for (auto& [device, st] : c.states) {
+                if (st.unknown || !in_scope(c, device)) continue;
+                job j{id, &c, c.doc.updated_at, device, true, {}, {}};
+                for (const auto& f : c.syms.forecasts)
+                    j.queries.push_back(
+                        {device, c.syms.metrics[f.slot], f.horizon_ms, std::nullopt, true});
+                if (c.cond.what == kind::crosses) {
+                    const double now_value = st.values[c.cond.cross_slot];
+                    j.above = c.cond.cross_direction == detail::direction::either
+                                  ? now_value < c.cond.cross_limit
+                                  : c.cond.cross_direction == detail::direction::above;
+                    j.queries.push_back({device, c.syms.metrics[c.cond.cross_slot],
+                                         c.cond.within_ms, c.cond.cross_limit, j.above});
+                }
+                jobs.push_back(std::move(j));
+            }
+        }
+    }
+    if (jobs.empty()) return;
+    for (auto& j : jobs)
+        for (const auto& q : j.queries)
+            j.answers.push_back(opts.forecast(q));
+
+    std::unique_lock lock(mutex);
+    const int64_t now = opts.clock();
+    const uint64_t before = evaluations;
+    for (auto& j : jobs) {
+        auto* c = rule_by_id(j.rule_id);
+        if (c != j.rule || c->doc.updated_at != j.rule_updated_at) continue;
+        auto it = c->states.find(j.device);
+        if (it == c->states.end()) continue;
+        state& st = it->second;
+        bool answered = true;
+        for (const auto& a : j.answers)
+            if (!a) {
+                log::debug(
+                    "no forecast for a rule",
+                    {{"rule", c->doc.name}, {"device", j.device}, {"error", a.error().message}});
+                answered = false;
+            }
+        if (!answered) continue;  // no answer is not "no crossing": the alarm stays as it is
+        for (size_t i = 0; i < c->syms.forecasts.size(); ++i)
+            st.forecasts[i] = j.answers[i]->point;
+        ++evaluations;
+        if (c->cond.what == kind::crosses) {
+            const auto& a = *j.answers.back();
+            const bool holds = a.crosses && a.expected_ms.has_value();
+            const double value = st.values[c->cond.cross_slot];
+            if (!holds) {
+                step(*c, st, false, value, now);
+                continue;
+            }
+            std::string details = "{\"expected_ms\":" + optional_ms(a.expected_ms) +
+                                  ",\"earliest_ms\":" + optional_ms(a.earliest_ms) +
+                                  ",\"latest_ms\":" + optional_ms(a.latest_ms) +
+                                  ",\"probability\":" + detail::format_number(a.probability) + "}";
+            step(*c, st, true, value, now, crossing_message(*c, st, a, now), std::move(details));
+            continue;
+        }
+        detail::eval_context ctx{st.values.data(), st.means.data(), st.forecasts.data()};
+        const bool holds = detail::evaluate(c->cond.expr, c->cond.expr.root, ctx) != 0;
+        step(*c, st, holds, detail::evaluate(c->cond.expr, c->cond.expr.value_node, ctx), now);
+    }
+    if (evaluations != before) evaluations_counter.inc(static_cast<double>(evaluations - before));
+    flush();
+    dispatch(lock);
 }
 
 // ---- no data -----------------------------------------------------------------------
@@ -434,6 +602,7 @@ void engine::impl::timer_loop() {
         if (stopping) break;
         lock.unlock();
         check_no_data();
+        check_forecasts();
         lock.lock();
     }
 }
@@ -505,6 +674,10 @@ void engine::add_alarm_listener(std::function<void(const std::string&)> listener
 
 void engine::check_no_data() {
     _impl->check_no_data();
+}
+
+void engine::check_forecasts() {
+    _impl->check_forecasts();
 }
 
 void engine::refresh_scopes() {

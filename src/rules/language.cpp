@@ -2,8 +2,11 @@
 //
 //   condition  := "no" "data" ["from" metric] "for" duration
 //               | metric ("rises" | "falls") "more" "than" number "per" unit [hold]
-//               | expr [hold]
+//               | "crosses" "(" metric "," ["above" | "below"] number ")" "within" duration
+//                 [every]
+//               | expr [hold] [every]          (every: only when expr uses forecast())
 //   hold       := "for" (duration | integer "points")
+//   every      := "every" duration             (how often a rule on the forecast is evaluated)
 //   expr       := and ("or" and)*
 //   and        := not ("and" not)*
 //   not        := "not" not | compare
@@ -14,8 +17,10 @@
 //   primary    := number | metric | "(" expr ")" | abs(expr) | min(expr, expr...)
 //               | max(expr, expr...) | mean(metric, duration) | anomaly(metric)
 //               | health()   (the device's machine-health score, the series `health`)
+//               | forecast(metric, duration)   (the point forecast that far ahead)
 #include "rules/language.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -27,6 +32,20 @@ int32_t symbols::slot_of(std::string_view metric) {
         if (metrics[i] == metric) return static_cast<int32_t>(i);
     metrics.emplace_back(metric);
     return static_cast<int32_t>(metrics.size() - 1);
+}
+
+bool on_forecast(const condition& c, const symbols& syms) {
+    return c.what == kind::crosses || !syms.forecasts.empty();
+}
+
+int64_t scheduled_interval_ms(const condition& c, const symbols& syms) {
+    if (c.every_ms > 0) return c.every_ms;
+    int64_t horizon = c.what == kind::crosses ? c.within_ms : 0;
+    for (const auto& f : syms.forecasts)
+        horizon = std::max(horizon, f.horizon_ms);
+    // A forecast changes little within a tenth of its horizon; the bounds keep a 1-minute
+    // horizon from costing a forecast per second and a 7-day one from going stale for hours.
+    return std::clamp<int64_t>(horizon / 10, 10'000, 300'000);
 }
 
 std::string format_number(double v) {
@@ -195,11 +214,21 @@ public:
             if (auto st = expect_end(); !st) return st.error();
             return c;
         }
+        if (is_word("crosses") && _tokens[_at + 1].type == tok::punct &&
+            _tokens[_at + 1].text == "(")
+            return parse_crosses(c);
         auto root = or_expr();
         if (!root) return root.error();
         c.expr.root = *root;
         if (auto st = check_boolean(*root, "the condition"); !st) return st.error();
         if (auto st = hold(c); !st) return st.error();
+        if (is_word("every")) {
+            if (_syms.forecasts.empty())
+                return fail(cur().pos,
+                            "'every' is for rules on the forecast (crosses(), forecast()); other "
+                            "rules are evaluated on every point");
+            if (auto st = every(c); !st) return st.error();
+        }
         if (auto st = expect_end(); !st) return st.error();
         c.expr.nodes = std::move(_nodes);
         c.expr.value_node = value_node(c.expr, c.expr.root);
@@ -228,6 +257,64 @@ public:
     }
 
 private:
+    // crosses(<metric>, [above|below] <limit>) within <T> [every <T>]
+    result<condition> parse_crosses(condition& c) {
+        _at += 2;  // "crosses" "("
+        auto m = metric_name("'crosses('");
+        if (!m) return m.error();
+        if (!is_punct(","))
+            return fail(cur().pos, "expected ',' and a limit, as in crosses(temperature, 90)");
+        ++_at;
+        if (is_word("above") || is_word("below")) {
+            c.cross_direction = is_word("above") ? direction::above : direction::below;
+            ++_at;
+        }
+        auto lim = number_after(c.cross_direction == direction::either  ? "','"
+                                : c.cross_direction == direction::above ? "'above'"
+                                                                        : "'below'");
+        if (!lim) return lim.error();
+        if (!is_punct(")")) return fail(cur().pos, "expected ')' to close crosses(");
+        ++_at;
+        if (!is_word("within"))
+            return fail(
+                cur().pos,
+                "expected 'within' and a horizon, as in crosses(temperature, 90) within 6h");
+        ++_at;
+        auto w = horizon("'within'");
+        if (!w) return w.error();
+        c.what = kind::crosses;
+        c.cross_slot = _syms.slot_of(*m);
+        c.cross_limit = *lim;
+        c.within_ms = *w;
+        if (is_word("for"))
+            return fail(cur().pos,
+                        "a crosses() rule takes no 'for': it fires when the forecast says so");
+        if (is_word("every"))
+            if (auto st = every(c); !st) return st.error();
+        if (auto st = expect_end(); !st) return st.error();
+        return c;
+    }
+
+    // A forecast horizon: a duration of 1 s to 30 d.
+    result<int64_t> horizon(const std::string& after) {
+        const uint32_t pos = cur().pos;
+        auto d = duration(after);
+        if (!d) return d.error();
+        if (*d < 1000 || *d > 30LL * 86'400'000)
+            return fail(pos, "the horizon must be between 1s and 30d");
+        return *d;
+    }
+
+    status every(condition& c) {
+        ++_at;  // "every"
+        const uint32_t pos = cur().pos;
+        auto d = duration("'every'");
+        if (!d) return d.error();
+        if (*d < 1000 || *d > 3'600'000) return fail(pos, "'every' must be between 1s and 1h");
+        c.every_ms = *d;
+        return {};
+    }
+
     static error fail(uint32_t pos, const std::string& message) {
         return make_error("invalid_argument", "position " + std::to_string(pos) + ": " + message);
     }
@@ -645,9 +732,28 @@ private:
             if (auto st = close(n); !st) return st.error();
             return add(std::move(n));
         }
+        if (name.text == "forecast") {
+            auto m = metric_name("'forecast('");
+            if (!m) return m.error();
+            if (!is_punct(","))
+                return fail(cur().pos,
+                            "expected ',' and a horizon, as in forecast(temperature, 2h)");
+            ++_at;
+            auto h = horizon("','");
+            if (!h) return h.error();
+            n.kind = op::forecast;
+            n.index = static_cast<int32_t>(_syms.forecasts.size());
+            _syms.forecasts.push_back({_syms.slot_of(*m), *h});
+            if (auto st = close(n); !st) return st.error();
+            return add(std::move(n));
+        }
+        if (name.text == "crosses")
+            return fail(name.pos,
+                        "crosses() is a condition of its own, as in crosses(temperature, 90) "
+                        "within 6h; combine forecast(temperature, 6h) with others instead");
         (void)open_pos;
         return fail(name.pos, "unknown function '" + std::string(name.text) +
-                                  "'; known: abs, min, max, mean, anomaly, health");
+                                  "'; known: abs, min, max, mean, anomaly, health, forecast");
     }
 
     std::string_view _text;
@@ -694,6 +800,9 @@ double evaluate(const expression& e, int32_t i, const eval_context& ctx) {
             return ctx.values[n.index];
         case op::mean:
             return ctx.means[n.index];
+        case op::forecast:
+            return ctx.forecasts ? ctx.forecasts[n.index]
+                                 : std::numeric_limits<double>::quiet_NaN();
         case op::neg:
             return -evaluate(e, n.a, ctx);
         case op::not_:

@@ -37,6 +37,7 @@ enum class op : uint8_t {
     abs,
     min,
     max,
+    forecast,  // forecast index (forecasts[]): the point forecast at its horizon
 };
 
 struct node {
@@ -61,15 +62,29 @@ struct mean_spec {
     int64_t window_ms;
 };
 
+// A forecast(metric, horizon) of a rule: slot of the metric and how far ahead.
+struct forecast_spec {
+    int32_t slot;
+    int64_t horizon_ms;
+};
+
 // Metrics and means of one rule, shared by its condition and clear expression.
 struct symbols {
     std::vector<std::string> metrics;  // slot -> metric (field) name
     std::vector<mean_spec> means;
+    std::vector<forecast_spec> forecasts;
     bool uses_health = false;  // health() appears: alarms name the top contributors
     int32_t slot_of(std::string_view metric);
 };
 
-enum class kind : uint8_t { expression, rate, no_data };
+enum class kind : uint8_t { expression, rate, no_data, crosses };
+
+// Which way a crosses() rule watches its limit.
+enum class direction : uint8_t {
+    either,  // "crosses(m, 90)": upward while the series is below 90, downward while above
+    above,   // "crosses(m, above 90)": the series goes (or stays) above 90
+    below,   // "crosses(m, below 10)"
+};
 
 struct condition {
     kind what = kind::expression;
@@ -84,7 +99,21 @@ struct condition {
     // no data: "no data [from <metric>] for <T>"
     std::string no_data_metric;  // empty: any metric of the device
     int64_t no_data_ms = 0;
+    // crosses: "crosses(<metric>, [above|below] <limit>) within <T>"
+    int32_t cross_slot = -1;
+    double cross_limit = 0;
+    direction cross_direction = direction::either;
+    int64_t within_ms = 0;
+    // "every <T>" after a rule on the forecast: how often it is evaluated; 0: not given
+    // (the engine derives it from the horizon, scheduled_interval_ms()).
+    int64_t every_ms = 0;
 };
+
+// A rule on the forecast (crosses(), or forecast() in its condition or clear expression) is
+// evaluated on a timer, not per point: its interval is `every` when given, else a tenth of
+// its longest horizon, held to [10 s, 5 min].
+bool on_forecast(const condition& c, const symbols& syms);
+int64_t scheduled_interval_ms(const condition& c, const symbols& syms);
 
 // Errors: code "invalid_argument", message "position N: ..." (N counts characters from 0),
 // field empty (the caller names it).
@@ -96,8 +125,9 @@ result<int64_t> parse_duration(std::string_view text);
 
 // Evaluation inputs of one (rule, device).
 struct eval_context {
-    const double* values;  // per slot
-    const double* means;   // per mean window (the current mean)
+    const double* values;               // per slot
+    const double* means;                // per mean window (the current mean)
+    const double* forecasts = nullptr;  // per forecast() (the point at its horizon)
 };
 double evaluate(const expression& e, int32_t node_index, const eval_context& ctx);
 

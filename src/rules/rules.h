@@ -9,6 +9,15 @@
 //   anomaly(temperature) > 0.8 for 3 points
 //   no data for 10m                      no data from temperature for 10m
 //   abs(supply - return) > 5 and mean(flow, 5m) < 2
+//   forecast(temperature, 2h) > 90       crosses(temperature, above 90) within 6h
+//
+// Rules on the forecast (crosses(), forecast()) are evaluated on a timer per rule (every
+// tenth of the horizon within [10 s, 5 min], or `every 30s` in the condition), not on every
+// point; the forecast comes from options::forecast (wired to the forecast module by the
+// server), so this module depends on neither forecast nor query. A crosses() alarm says when
+// the crossing is expected, carries it in `details` ({"expected_ms":..,"earliest_ms":..,
+// "latest_ms":..,"probability":..}), is updated as later forecasts move it and clears when
+// the forecast no longer says so (docs/decisions/0057-forecast-rules.md).
 //
 // The engine evaluates rules as durable batches arrive (observe(), from the ingest pipeline
 // and from anomaly scoring), never by polling the store: rules are indexed by metric (and
@@ -114,6 +123,9 @@ struct alarm {
     int64_t first_at = 0, last_at = 0;  // when the condition fired first / last (data time, ms)
     double value = 0;
     std::string message;
+    // A JSON object with what the rule's kind adds (crosses(): expected_ms, earliest_ms,
+    // latest_ms, probability), or empty.
+    std::string details;
     int64_t created_at = 0, updated_at = 0;
     std::string acked_by, cleared_by;
     int64_t acked_at = 0, cleared_at = 0;  // 0: not yet
@@ -138,9 +150,35 @@ struct alarm_page {
     int64_t total = 0;
 };
 
+// One question to the forecast: the series `metric` of `device`, `horizon_ms` ahead of now,
+// and (when `limit` is set) when it is expected to pass the limit (above it when `above`).
+struct forecast_query {
+    std::string device;
+    std::string metric;
+    int64_t horizon_ms = 0;
+    std::optional<double> limit;
+    bool above = true;
+};
+
+struct forecast_answer {
+    double point = 0;  // the point forecast at the horizon
+    // With a limit: the forecast distribution puts the series past it (probability >= 0.5)
+    // within the horizon. Times are Unix ms; earliest (probability 2.5 %) <= expected (50 %)
+    // <= latest (97.5 %); latest is empty when it lies beyond the horizon.
+    bool crosses = false;
+    std::optional<int64_t> expected_ms, earliest_ms, latest_ms;
+    double probability = 0;  // the highest probability of being past the limit, 0..1
+};
+
+// Answers a forecast query; an error (too little history, the store unavailable) leaves the
+// rule's state for that device as it is until the next evaluation.
+using forecast_hook = std::function<result<forecast_answer>(const forecast_query&)>;
+
 struct options {
     // Unix ms "now": no-data timing and acknowledgement times. Tests inject a clock.
     std::function<int64_t()> clock;
+    // Where rules on the forecast get it; empty: such rules are accepted but never fire.
+    forecast_hook forecast;
     // How often the timer checks no-data rules; 0: no thread (call check_no_data()).
     std::chrono::milliseconds no_data_interval{1000};
     // How long scope answers (device types, devices under assets) are reused.
@@ -184,6 +222,10 @@ public:
 
     // One pass of the no-data timer (the thread calls it; tests call it with their clock).
     void check_no_data();
+    // One pass over the rules on the forecast: each rule whose interval has passed since its
+    // last evaluation asks options::forecast for each device it has data of, outside the
+    // engine's mutex (the timer thread calls it after check_no_data; tests call it).
+    void check_forecasts();
     // Forget cached scope answers (devices moved between assets, types changed); the
     // server calls it on every devices::registry change.
     void refresh_scopes();

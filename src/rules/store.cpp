@@ -71,7 +71,8 @@ rule rule_from_row(const std::vector<meta::value>& row) {
 
 constexpr std::string_view alarm_columns =
     "id, rule_id, rule_name, device, severity, status, repeat_count, first_at, last_at, "
-    "last_value, message, created_at, updated_at, acked_by, acked_at, cleared_by, cleared_at";
+    "last_value, message, created_at, updated_at, acked_by, acked_at, cleared_by, cleared_at, "
+    "details";
 
 alarm alarm_from_row(const std::vector<meta::value>& row) {
     alarm a;
@@ -88,6 +89,7 @@ alarm alarm_from_row(const std::vector<meta::value>& row) {
     a.message = as_text(row[10]);
     a.created_at = as_int(row[11]);
     a.updated_at = as_int(row[12]);
+    a.details = as_text(row[17]);
     a.acked_by = as_text(row[13]);
     a.acked_at = as_int(row[14]);
     a.cleared_by = as_text(row[15]);
@@ -270,6 +272,8 @@ std::string alarm_json(const alarm& a) {
            ",\"last_at\":" + std::to_string(a.last_at) +
            ",\"value\":" + detail::format_number(a.value) + ",\"message\":";
     append_json_string(out, a.message);
+    // Already JSON (written by the engine only): an object of what the rule's kind adds.
+    if (!a.details.empty()) out += ",\"details\":" + a.details;
     out += ",\"created_at\":" + std::to_string(a.created_at) +
            ",\"updated_at\":" + std::to_string(a.updated_at);
     auto who = [&](std::string_view name, const std::string& by, int64_t at) {

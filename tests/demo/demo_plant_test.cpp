@@ -344,7 +344,7 @@ TEST(demo_plant_test, default_detector_scores_the_bearing_fault_high_within_a_mi
 
 TEST(demo_plant_test, rules_scale_their_durations_with_speed) {
     auto rules = rules_for(1);
-    ASSERT_EQ(rules.size(), 18u);
+    ASSERT_EQ(rules.size(), 24u);
     EXPECT_EQ(rules[0].name, "pump overheating");
     EXPECT_EQ(rules[0].device_type, "pump");
     EXPECT_EQ(rules[0].condition, "temperature > 80 for 1m");
@@ -364,6 +364,14 @@ TEST(demo_plant_test, rules_scale_their_durations_with_speed) {
     EXPECT_EQ(fast[5].condition, "health() > 0.5 for 6s");
     EXPECT_EQ(rules_for(1)[6].condition, "temperature > 95 for 1m");
     EXPECT_EQ(rules_for(1)[15].condition, "abs(rpm - mean(rpm, 30s)) < 0.0005 for 30s");
+    // The rules on the forecast come last, two per type.
+    EXPECT_EQ(rules[18].name, "pump temperature forecast");
+    EXPECT_EQ(rules[18].condition, "crosses(temperature, above 80) within 10m every 10s");
+    EXPECT_EQ(rules[19].name, "pump current forecast");
+    EXPECT_EQ(rules[19].condition, "crosses(current, above 28) within 10m every 10s");
+    EXPECT_EQ(fast[18].condition, "crosses(temperature, above 80) within 1m every 1s");
+    EXPECT_EQ(rules_for(1000)[18].condition, "crosses(temperature, above 80) within 1s every 1s");
+    EXPECT_EQ(rules[20].name, "compressor temperature forecast");
     EXPECT_EQ(duration_text(0.25), "250ms");
     EXPECT_EQ(duration_text(90), "90s");
     EXPECT_EQ(duration_text(7200), "2h");
@@ -399,6 +407,62 @@ TEST(demo_plant_test, summary_names_the_first_fault_and_when) {
               std::string::npos)
         << s;
     EXPECT_NE(summary(p, 10).find("in 3 s"), std::string::npos);
+}
+
+// The rules on the forecast read the mean of each forecast step (12.5 simulated seconds at
+// any speed: a 10-minute horizon over 48 steps). On 20 seeds over two fault cycles: no such
+// mean of a machine without the fault reaches the forecast rule's limit (no false warning,
+// whatever the model), and on the faulty machine the limit is passed while the threshold
+// rule still waits out its minute (so even a model that only sees the present warns first).
+TEST(demo_plant_test, forecast_limits_are_reached_only_by_overheating_and_drift) {
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+        auto p = make_plant(seed);
+        const auto faults = faults_between(p, 0, 2 * fault_cycle_seconds);
+        for (size_t m = 0; m < p.machines.size(); ++m) {
+            const auto& k = kinds()[p.machines[m].kind];
+            const double current_high = find_metric(k, "current")->high;
+            for (int64_t t = 0; t + 12 < 2 * fault_cycle_seconds; t += 6) {
+                double temp = 0, current = 0;
+                int n = 0;
+                for (int64_t s = t; s < t + 12; ++s) {
+                    auto r = sample(p, m, s);
+                    if (!r.present) continue;
+                    temp += value_of(r, "temperature");
+                    current += value_of(r, "current");
+                    ++n;
+                }
+                if (n == 0) continue;
+                temp /= n;
+                current /= n;
+                bool hot = false, drifting = false;
+                for (const auto& f : faults)
+                    if (f.machine == m && t + 12 > f.start && t < f.end) {
+                        hot |= f.kind == fault_kind::overheating;
+                        drifting |= f.kind == fault_kind::drift;
+                    }
+                if (!hot) {
+                    EXPECT_LT(temp, k.overheat)
+                        << "seed " << seed << " " << p.machines[m].name << " at " << t;
+                }
+                if (!drifting) {
+                    EXPECT_LT(current, current_high)
+                        << "seed " << seed << " " << p.machines[m].name << " at " << t;
+                }
+            }
+        }
+        for (const auto& f : faults) {
+            if (f.kind != fault_kind::overheating && f.kind != fault_kind::drift) continue;
+            const auto& k = kinds()[p.machines[f.machine].kind];
+            const double limit =
+                f.kind == fault_kind::overheating ? k.overheat : find_metric(k, "current")->high;
+            int64_t first_past = -1;
+            for (int64_t t = f.start; t < f.end && first_past < 0; ++t)
+                if (value_of(sample(p, f.machine, t), f.metric) > limit) first_past = t;
+            ASSERT_GE(first_past, 0) << "seed " << seed << " " << fault_name(f.kind);
+            // A minute of margin before the threshold rule's "for 1m" has passed.
+            EXPECT_LE(first_past + 60, f.end) << "seed " << seed << " " << fault_name(f.kind);
+        }
+    }
 }
 
 }  // namespace

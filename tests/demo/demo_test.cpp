@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <thread>
 
@@ -327,6 +328,48 @@ TEST(demo_test, thirty_simulated_minutes_every_fault_alarms_and_healthy_machines
         EXPECT_TRUE(found) << "no \"" << rule << "\" alarm on " << machine << " for its "
                            << app::sim::fault_name(f.kind) << " (simulated " << f.start << ".."
                            << f.end << " s)";
+    }
+
+    // The rules on the forecast warn of each overheating and drift before its threshold rule
+    // fires on the same machine (the lead time is printed), and of nothing else.
+    for (const auto& f : faults) {
+        const std::string forecast_rule = app::sim::forecast_rule_for_fault(plant, f);
+        if (forecast_rule.empty()) continue;
+        const std::string machine = plant.machines[f.machine].name;
+        const std::string rule = app::sim::rule_for_fault(plant, f);
+        auto first = [&](const std::string& name) {
+            int64_t best = -1;
+            for (const auto& a : alarms) {
+                const auto& o = a.as_object();
+                const int64_t at = o.at("first_at").to_number<int64_t>();
+                if (o.at("device").as_string() == machine && o.at("rule").as_string() == name &&
+                    at >= ts_of(f.start) && at <= ts_of(f.end + 12) && (best < 0 || at < best))
+                    best = at;
+            }
+            return best;
+        };
+        const int64_t warned = first(forecast_rule), fired = first(rule);
+        EXPECT_GE(warned, 0) << "no \"" << forecast_rule << "\" alarm on " << machine;
+        EXPECT_GE(fired, 0) << "no \"" << rule << "\" alarm on " << machine;
+        if (warned < 0 || fired < 0) continue;
+        EXPECT_LT(warned, fired) << forecast_rule << " on " << machine;
+        std::cout << "lead time: " << app::sim::fault_name(f.kind) << " on " << machine
+                  << " (simulated " << f.start << " s): \"" << forecast_rule << "\" "
+                  << (fired - warned) / 100 << " simulated s before \"" << rule << "\"\n";
+    }
+    for (const auto& a : alarms) {
+        const auto& o = a.as_object();
+        const std::string rule(o.at("rule").as_string());
+        if (rule.find(" forecast") == std::string::npos) continue;
+        const int64_t at = o.at("first_at").to_number<int64_t>();
+        bool explained = false;
+        for (const auto& f : faults)
+            explained |= app::sim::forecast_rule_for_fault(plant, f) == rule &&
+                         plant.machines[f.machine].name == o.at("device").as_string() &&
+                         at >= ts_of(f.start) && at <= ts_of(f.end + 12);
+        EXPECT_TRUE(explained) << "\"" << rule << "\" alarm on " << o.at("device").as_string()
+                               << " at simulated second " << (at - start_ms) / 100
+                               << " without its fault: " << o.at("message").as_string();
     }
 
     // Every alarm is explained by a fault of its machine: raised while that fault was on, or

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <chrono>
 #include <csignal>
 #include <thread>
 
@@ -299,4 +300,79 @@ TEST(rules_api_test, a_device_moved_under_another_asset_is_in_its_rules_at_once)
 }
 
 }  // namespace
+}  // namespace clisonix
+
+namespace clisonix {
+namespace {
+
+int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+// A rule on the forecast through the real binary: the server's forecast hook reads the
+// series from its own store and runs the forecast module on it. The series rises past the
+// limit (so that any model, the seasonal-naive baseline included, puts the next steps above
+// it); when it turns and stays far below, the forecast no longer says so and the alarm clears.
+TEST(rules_api_test, crossing_rule_alarms_with_the_expected_time_and_clears_on_the_turn) {
+    server_process srv;
+    auto bad = srv.post("/api/v1/rules",
+                        R"j({"name":"x","scope":{"device":"pump-9"},"severity":"major",
+                            "condition":"crosses(temperature, 90)"})j",
+                        json_header);
+    ASSERT_EQ(bad.status, 400) << bad.body;
+    EXPECT_EQ(parse(bad).at("error").at("field"), "condition");
+    EXPECT_EQ(parse(bad).at("error").at("message"),
+              "position 24: expected 'within' and a horizon, as in crosses(temperature, 90) "
+              "within 6h");
+
+    // The last 150 s, one point a second: 60 rising to 91.
+    const int64_t start = wall_ms() - 150'000;
+    std::string rising;
+    for (int i = 0; i <= 150; ++i)
+        rising += line("pump-9", "temperature", 60 + 31.0 * i / 150, start + i * 1000);
+    ASSERT_EQ(srv.post("/api/v1/write?precision=ms", rising).status, 204);
+    create_rule(srv, R"({"name":"pump-9 heating","scope":{"device":"pump-9"},
+        "severity":"warning","condition":"crosses(temperature, above 90) within 1m every 1s"})");
+    // The rule needs a point after it exists to know the device: one more, still rising.
+    ASSERT_EQ(srv.post("/api/v1/write?precision=ms", line("pump-9", "temperature", 91.2, wall_ms()))
+                  .status,
+              204);
+    boost::json::object doc;
+    for (int i = 0; i < 100; ++i) {
+        doc = parse(srv.get("/api/v1/alarms?status=open"));
+        if (doc.at("total").as_int64() > 0) break;
+        std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_EQ(doc.at("total"), 1) << boost::json::serialize(doc);
+    const auto a = doc.at("alarms").at(0).as_object();
+    EXPECT_EQ(a.at("rule"), "pump-9 heating");
+    const std::string message(a.at("message").as_string());
+    EXPECT_EQ(message.rfind("temperature on pump-9 is expected to be above 90 at ", 0), 0u)
+        << message;
+    const auto& details = a.at("details").as_object();
+    const int64_t expected = details.at("expected_ms").as_int64();
+    EXPECT_GE(expected, start + 150'000);
+    EXPECT_LE(expected, wall_ms() + 60'000) << "within the rule's minute";
+    EXPECT_LE(details.at("earliest_ms").as_int64(), expected);
+    EXPECT_GE(details.at("probability").to_number<double>(), 0.5);
+
+    // The series turns and stays at 40: the next forecasts no longer cross, the alarm clears.
+    boost::json::object cleared;
+    for (int i = 0; i < 100; ++i) {
+        ASSERT_EQ(
+            srv.post("/api/v1/write?precision=ms", line("pump-9", "temperature", 40, wall_ms()))
+                .status,
+            204);
+        cleared = parse(srv.get("/api/v1/alarms/" + std::to_string(a.at("id").as_int64())));
+        if (cleared.at("status") == "cleared") break;
+        std::this_thread::sleep_for(200ms);
+    }
+    EXPECT_EQ(cleared.at("status"), "cleared") << boost::json::serialize(cleared);
+    EXPECT_EQ(cleared.at("cleared_by"), "system");
+}
+
 }  // namespace clisonix

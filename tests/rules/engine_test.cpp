@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -57,13 +58,21 @@ protected:
         options o;
         o.clock = [this] { return _now.load(); };
         o.no_data_interval = std::chrono::milliseconds(0);
+        // The forecast a test scripts: a plain function of the query, recorded.
+        o.forecast = [this](const forecast_query& q) -> result<forecast_answer> {
+            std::lock_guard lock(_mutex);
+            _queries.push_back(q);
+            if (!_forecast) return make_error("unavailable", "no forecast in this test");
+            return _forecast(q);
+        };
         _engine = std::make_unique<engine>(*_store, _hooks, &_sink, o);
         _engine->add_alarm_listener([this](const std::string& ev) {
             std::lock_guard lock(_mutex);
             auto doc = boost::json::parse(ev).as_object();
             _events.push_back(std::string(doc.at("event").as_string()));
         });
-        ASSERT_TRUE(_engine->start().ok());
+        auto started = _engine->start();
+        ASSERT_TRUE(started.ok()) << started.error().message;
     }
 
     rule make(std::string name, std::string cond, std::string clear = {},
@@ -113,6 +122,13 @@ protected:
     std::unique_ptr<engine> _engine;
     std::mutex _mutex;
     std::vector<std::string> _events;
+    std::function<result<forecast_answer>(const forecast_query&)> _forecast;
+    std::vector<forecast_query> _queries;
+
+    size_t queries() {
+        std::lock_guard lock(_mutex);
+        return _queries.size();
+    }
 };
 
 TEST_F(RULES_ENGINE_FIXTURE,
@@ -582,4 +598,197 @@ TEST_F(RULES_ENGINE_FIXTURE, update_keeps_the_open_alarm_and_disabled_rules_stay
 }
 
 }  // namespace
+}  // namespace clisonix::rules
+
+namespace clisonix::rules {
+namespace {
+
+constexpr int64_t hour = 60 * minute;
+
+forecast_answer crossing_at(int64_t earliest, int64_t expected, std::optional<int64_t> latest,
+                            double probability = 0.9) {
+    forecast_answer a;
+    a.point = 91;
+    a.crosses = true;
+    a.earliest_ms = earliest;
+    a.expected_ms = expected;
+    a.latest_ms = latest;
+    a.probability = probability;
+    return a;
+}
+
+}  // namespace
+
+TEST_F(RULES_ENGINE_FIXTURE, crossing_alarm_says_when_follows_the_forecast_and_clears) {
+    auto r = make("pump heating", "crosses(temperature, 90) within 6h");
+    const int64_t id = add(r);
+    _forecast = [](const forecast_query&) -> result<forecast_answer> {
+        return crossing_at(t0 + 2 * hour + 10 * minute, t0 + 2 * hour + 32 * minute,
+                           t0 + 2 * hour + 55 * minute);
+    };
+    write("pump-1", "temperature", t0, 80);
+    EXPECT_EQ(queries(), 0u) << "points do not evaluate a rule on the forecast";
+    _engine->check_forecasts();
+    ASSERT_EQ(queries(), 1u);
+    EXPECT_EQ(_queries[0].device, "pump-1");
+    EXPECT_EQ(_queries[0].metric, "temperature");
+    EXPECT_EQ(_queries[0].horizon_ms, 6 * hour);
+    EXPECT_EQ(_queries[0].limit, 90.0);
+    EXPECT_TRUE(_queries[0].above) << "80 is below 90: the crossing is upward";
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].rule_id, id);
+    EXPECT_EQ(a[0].message,
+              "temperature on pump-1 is expected to cross 90 at 02:32 UTC (between 02:10 and "
+              "02:55)");
+    EXPECT_EQ(a[0].value, 80);
+    auto doc = boost::json::parse(alarm_json(a[0])).as_object();
+    const auto& details = doc.at("details").as_object();
+    EXPECT_EQ(details.at("expected_ms").as_int64(), t0 + 2 * hour + 32 * minute);
+    EXPECT_EQ(details.at("earliest_ms").as_int64(), t0 + 2 * hour + 10 * minute);
+    EXPECT_EQ(details.at("latest_ms").as_int64(), t0 + 2 * hour + 55 * minute);
+    EXPECT_EQ(details.at("probability").as_double(), 0.9);
+
+    // Within the rule's interval (a tenth of 6 h, at most 5 min) nothing is asked again.
+    _now = t0 + 4 * minute;
+    _engine->check_forecasts();
+    EXPECT_EQ(queries(), 1u);
+
+    // A later forecast moves the crossing: the same alarm says so, its count stays 1.
+    _now = t0 + 5 * minute;
+    _forecast = [](const forecast_query&) -> result<forecast_answer> {
+        return crossing_at(t0 + 2 * hour + 40 * minute, t0 + 3 * hour, std::nullopt, 0.6);
+    };
+    _engine->check_forecasts();
+    EXPECT_EQ(queries(), 2u);
+    a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].count, 1);
+    EXPECT_EQ(a[0].message,
+              "temperature on pump-1 is expected to cross 90 at 03:00 UTC (not before 02:40)");
+    doc = boost::json::parse(alarm_json(a[0])).as_object();
+    EXPECT_EQ(doc.at("details").at("expected_ms").as_int64(), t0 + 3 * hour);
+    EXPECT_TRUE(doc.at("details").at("latest_ms").is_null());
+
+    // The same answer again changes nothing.
+    _now = t0 + 10 * minute;
+    _engine->check_forecasts();
+    EXPECT_EQ(events(), (std::vector<std::string>{"alarm.created", "alarm.updated"}));
+
+    // The details survive a restart.
+    open_engine();
+    EXPECT_EQ(alarm_json(*_engine->get_alarm(a[0].id)), alarm_json(a[0]));
+    {
+        std::lock_guard lock(_mutex);
+        _events.clear();
+    }
+    write("pump-1", "temperature", t0 + 11 * minute, 82);
+
+    // The forecast no longer says so: cleared.
+    _forecast = [](const forecast_query&) -> result<forecast_answer> {
+        forecast_answer none;
+        none.point = 84;
+        none.probability = 0.2;
+        return none;
+    };
+    _now = t0 + 15 * minute;
+    _engine->check_forecasts();
+    a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].status, "cleared");
+    EXPECT_EQ(a[0].cleared_by, "system");
+    EXPECT_EQ(events(), (std::vector<std::string>{"alarm.cleared"})) << "after the restart";
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, crossing_direction_follows_the_latest_value_unless_written) {
+    add(make("either way", "crosses(temperature, 90) within 1h"));
+    add(make("stays hot", "crosses(temperature, above 90) within 1h"));
+    add(make("freezing", "crosses(temperature, below 5) within 1h"));
+    _forecast = [](const forecast_query&) -> result<forecast_answer> { return forecast_answer{}; };
+    write("pump-1", "temperature", t0, 95);
+    _engine->check_forecasts();
+    ASSERT_EQ(queries(), 3u);
+    std::map<double, bool> above;
+    for (const auto& q : _queries)
+        above[*q.limit] = q.above;
+    EXPECT_EQ(above.size(), 2u);
+    // "either way" (95 is above 90: downward) and "stays hot" (above) share the limit 90.
+    int downward = 0;
+    for (const auto& q : _queries)
+        if (*q.limit == 90 && !q.above) ++downward;
+    EXPECT_EQ(downward, 1);
+    EXPECT_FALSE(above[5]);
+    EXPECT_TRUE(alarms().empty());
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, rules_on_the_forecast_run_on_their_interval_not_per_point) {
+    add(make("six hours", "crosses(temperature, 90) within 6h"));                 // every 5 min
+    add(make("one minute", "crosses(temperature, 90) within 1m", {}, "pump-2"));  // every 10 s
+    add(make("every 30s", "forecast(temperature, 6h) > 90 every 30s", {}, "pump-3"));
+    _forecast = [](const forecast_query&) -> result<forecast_answer> { return forecast_answer{}; };
+    const uint64_t before = _engine->statistics().evaluations;
+    for (int i = 0; i < 600; ++i)
+        for (const char* d : {"pump-1", "pump-2", "pump-3"})
+            write(d, "temperature", t0 + i * 1000, 50);
+    EXPECT_EQ(_engine->statistics().evaluations, before) << "1800 points, no evaluation";
+    EXPECT_EQ(queries(), 0u);
+    for (int64_t t = 0; t <= 10 * minute; t += 1000) {
+        _now = t0 + t;
+        _engine->check_forecasts();
+    }
+    std::map<std::string, int> per_device;
+    for (const auto& q : _queries)
+        ++per_device[q.device];
+    EXPECT_EQ(per_device["pump-1"], 3);   // 0, 5, 10 min
+    EXPECT_EQ(per_device["pump-2"], 61);  // every 10 s over 10 min
+    EXPECT_EQ(per_device["pump-3"], 21);  // every 30 s
+    EXPECT_EQ(_engine->statistics().evaluations, before + 3 + 61 + 21);
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, forecast_point_in_a_comparison_with_a_clear_expression) {
+    add(make("hot in two hours", "forecast(temperature, 2h) > 90",
+             "forecast(temperature, 2h) < 85"));
+    double point = 95;
+    _forecast = [&point](const forecast_query& q) -> result<forecast_answer> {
+        EXPECT_EQ(q.horizon_ms, 2 * hour);
+        EXPECT_FALSE(q.limit.has_value());
+        forecast_answer a;
+        a.point = point;
+        return a;
+    };
+    write("pump-1", "temperature", t0, 70);
+    _engine->check_forecasts();
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].message, "forecast(temperature, 2h) 95 > 90");
+    EXPECT_EQ(a[0].value, 95);
+    EXPECT_EQ(alarm_json(a[0]).find("details"), std::string::npos);
+    point = 88;  // below the condition, above the clear: stays open
+    _now = t0 + 5 * minute;
+    _engine->check_forecasts();
+    EXPECT_EQ(alarms()[0].status, "active");
+    point = 84;
+    _now = t0 + 10 * minute;
+    _engine->check_forecasts();
+    EXPECT_EQ(alarms()[0].status, "cleared");
+}
+
+TEST_F(RULES_ENGINE_FIXTURE, no_forecast_leaves_the_alarm_as_it_is) {
+    add(make("pump heating", "crosses(temperature, 90) within 1h"));
+    _forecast = [](const forecast_query&) -> result<forecast_answer> {
+        return crossing_at(t0 + 20 * minute, t0 + 30 * minute, t0 + 40 * minute);
+    };
+    write("pump-1", "temperature", t0, 80);
+    _engine->check_forecasts();
+    ASSERT_EQ(alarms().size(), 1u);
+    _forecast = [](const forecast_query&) -> result<forecast_answer> {
+        return make_error("invalid_argument", "a forecast needs at least 3 values", "history");
+    };
+    _now = t0 + 10 * minute;
+    _engine->check_forecasts();
+    EXPECT_EQ(queries(), 2u);
+    EXPECT_EQ(alarms()[0].status, "active");
+    EXPECT_EQ(events(), (std::vector<std::string>{"alarm.created"}));
+}
+
 }  // namespace clisonix::rules

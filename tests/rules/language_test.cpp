@@ -178,7 +178,8 @@ TEST(rules_language, errors_name_the_position) {
     EXPECT_EQ(parse_error("(a > 1"), "position 6: expected ')'");
     EXPECT_EQ(parse_error("a > 1 b"), "position 6: unexpected 'b' after the condition");
     EXPECT_EQ(parse_error("foo(a) > 1"),
-              "position 0: unknown function 'foo'; known: abs, min, max, mean, anomaly, health");
+              "position 0: unknown function 'foo'; known: abs, min, max, mean, anomaly, health, "
+              "forecast");
     EXPECT_EQ(parse_error("min(a) > 1"), "position 5: min() takes two or more values");
     EXPECT_EQ(parse_error("mean(a) > 1"),
               "position 6: expected ',' and a window, as in mean(temperature, 5m)");
@@ -252,6 +253,109 @@ TEST(rules_json_test, documents_round_trip) {
                   .error()
                   .field,
               "notify[1]");
+}
+
+TEST(rules_language, forecast_point_in_any_comparison) {
+    symbols s;
+    auto c = parse_ok("forecast(temperature, 2h) > 90", s);
+    EXPECT_EQ(c.what, kind::expression);
+    ASSERT_EQ(s.forecasts.size(), 1u);
+    EXPECT_EQ(s.forecasts[0].horizon_ms, 7'200'000);
+    EXPECT_EQ(s.metrics[s.forecasts[0].slot], "temperature");
+    EXPECT_TRUE(on_forecast(c, s));
+    EXPECT_EQ(scheduled_interval_ms(c, s), 300'000) << "a tenth of 2 h, at most 5 min";
+    EXPECT_EQ(c.expr.nodes[c.expr.value_node].kind, op::forecast);
+    std::vector<double> values{70}, means, forecasts{91};
+    eval_context ctx{values.data(), means.data(), forecasts.data()};
+    EXPECT_EQ(evaluate(c.expr, c.expr.root, ctx), 1);
+    forecasts[0] = 90;
+    EXPECT_EQ(evaluate(c.expr, c.expr.root, ctx), 0);
+
+    symbols s2;
+    auto d = parse_ok("forecast(t, 30m) - t > 5 and forecast(t, 30m) outside 10..80 every 1m", s2);
+    EXPECT_EQ(s2.forecasts.size(), 2u);
+    EXPECT_EQ(s2.metrics, std::vector<std::string>{"t"});
+    EXPECT_EQ(d.every_ms, 60'000);
+    EXPECT_EQ(scheduled_interval_ms(d, s2), 60'000);
+    std::vector<double> v2{70}, f2{81, 81};
+    eval_context ctx2{v2.data(), means.data(), f2.data()};
+    EXPECT_EQ(evaluate(d.expr, d.expr.root, ctx2), 1);
+
+    symbols s3;
+    auto e = parse_ok("forecast(t, 1m) > 5 for 3 points", s3);
+    EXPECT_EQ(e.hold_points, 3);
+    EXPECT_EQ(scheduled_interval_ms(e, s3), 10'000) << "a tenth of 1 min, at least 10 s";
+    symbols s4;
+    EXPECT_FALSE(on_forecast(parse_ok("t > 5", s4), s4));
+}
+
+TEST(rules_language, crosses_within_a_horizon) {
+    symbols s;
+    auto c = parse_ok("crosses(temperature, 90) within 6h", s);
+    EXPECT_EQ(c.what, kind::crosses);
+    EXPECT_EQ(s.metrics[c.cross_slot], "temperature");
+    EXPECT_EQ(c.cross_limit, 90);
+    EXPECT_EQ(c.cross_direction, direction::either);
+    EXPECT_EQ(c.within_ms, 21'600'000);
+    EXPECT_EQ(c.every_ms, 0);
+    EXPECT_EQ(scheduled_interval_ms(c, s), 300'000);
+
+    symbols s2;
+    auto a = parse_ok("crosses(\"bearing temp\", above 90.5) within 10m every 30s", s2);
+    EXPECT_EQ(s2.metrics[a.cross_slot], "bearing temp");
+    EXPECT_EQ(a.cross_direction, direction::above);
+    EXPECT_EQ(a.cross_limit, 90.5);
+    EXPECT_EQ(a.every_ms, 30'000);
+    EXPECT_EQ(scheduled_interval_ms(a, s2), 30'000);
+
+    symbols s3;
+    auto b = parse_ok("crosses(level, below -5) within 1m", s3);
+    EXPECT_EQ(b.cross_direction, direction::below);
+    EXPECT_EQ(b.cross_limit, -5);
+    EXPECT_EQ(scheduled_interval_ms(b, s3), 10'000);
+    // A metric named "crosses" is still a metric.
+    symbols s4;
+    EXPECT_EQ(parse_ok("crosses > 3", s4).what, kind::expression);
+}
+
+TEST(rules_language, forecast_errors_name_the_position) {
+    EXPECT_EQ(parse_error("crosses(temperature) within 6h"),
+              "position 19: expected ',' and a limit, as in crosses(temperature, 90)");
+    EXPECT_EQ(parse_error("crosses(temperature, sideways 90) within 6h"),
+              "position 21: expected a number after ','");
+    EXPECT_EQ(parse_error("crosses(temperature, above) within 6h"),
+              "position 26: expected a number after 'above'");
+    EXPECT_EQ(parse_error("crosses(temperature, 90 within 6h"),
+              "position 24: expected ')' to close crosses(");
+    EXPECT_EQ(parse_error("crosses(temperature, 90)"),
+              "position 24: expected 'within' and a horizon, as in crosses(temperature, 90) "
+              "within 6h");
+    EXPECT_EQ(parse_error("crosses(temperature, 90) within"),
+              "position 31: expected a duration after 'within'");
+    EXPECT_EQ(parse_error("crosses(temperature, 90) within 500ms"),
+              "position 32: the horizon must be between 1s and 30d");
+    EXPECT_EQ(parse_error("crosses(temperature, 90) within 31d"),
+              "position 32: the horizon must be between 1s and 30d");
+    EXPECT_EQ(parse_error("crosses(temperature, 90) within 6h for 5m"),
+              "position 35: a crosses() rule takes no 'for': it fires when the forecast says so");
+    EXPECT_EQ(parse_error("crosses(temperature, 90) within 6h every 500ms"),
+              "position 41: 'every' must be between 1s and 1h");
+    EXPECT_EQ(parse_error("crosses(temperature, 90) within 6h and t > 1"),
+              "position 35: unexpected 'and' after the condition");
+    EXPECT_EQ(parse_error("t > 1 and crosses(t, 90) within 6h"),
+              "position 10: crosses() is a condition of its own, as in crosses(temperature, 90) "
+              "within 6h; combine forecast(temperature, 6h) with others instead");
+    EXPECT_EQ(parse_error("temperature > 90 every 1m"),
+              "position 17: 'every' is for rules on the forecast (crosses(), forecast()); other "
+              "rules are evaluated on every point");
+    EXPECT_EQ(parse_error("forecast(temperature) > 90"),
+              "position 20: expected ',' and a horizon, as in forecast(temperature, 2h)");
+    EXPECT_EQ(parse_error("forecast(temperature, 2h > 90"),
+              "position 25: expected ')' to close forecast(");
+    EXPECT_EQ(parse_error("forecast(, 2h) > 90"),
+              "position 9: expected a metric name after 'forecast('");
+    EXPECT_EQ(parse_error("forecast(t, 2h)"),
+              "position 0: the condition must compare something (e.g. '> 80')");
 }
 
 }  // namespace
