@@ -102,7 +102,8 @@ result<std::vector<series>> read_series(const std::string& file) {
 }
 
 struct one_score {
-    double smape = 0, mase = 0, msis = 0, inside = 0, smape_naive2 = 0, mase_naive2 = 0;
+    double smape = 0, mase = 0, msis = 0, inside = 0, inside50 = 0, smape_naive2 = 0,
+           mase_naive2 = 0;
 };
 
 bench_scores average(const std::vector<one_score>& s, const std::vector<size_t>& which,
@@ -110,8 +111,9 @@ bench_scores average(const std::vector<one_score>& s, const std::vector<size_t>&
     bench_scores b;
     b.series = which.size();
     if (which.empty()) return b;
-    double inside = 0;
+    double inside = 0, inside50 = 0;
     for (size_t i : which) {
+        inside50 += s[i].inside50;
         b.smape += s[i].smape;
         b.mase += s[i].mase;
         b.msis += s[i].msis;
@@ -122,6 +124,7 @@ bench_scores average(const std::vector<one_score>& s, const std::vector<size_t>&
     const double c = static_cast<double>(which.size());
     b.smape /= c, b.mase /= c, b.msis /= c, b.smape_naive2 /= c, b.mase_naive2 /= c;
     b.coverage = 100 * inside / (c * horizon);
+    b.coverage50 = 100 * inside50 / (c * horizon);
     b.owa = 0.5 * ((b.smape_naive2 > 0 ? b.smape / b.smape_naive2 : 0) +
                    (b.mase_naive2 > 0 ? b.mase / b.mase_naive2 : 0));
     return b;
@@ -244,7 +247,8 @@ result<bench_report> run_bench(const bench_options& opts) {
 
     // Every core takes the next series.
     const size_t total = train->size();
-    std::vector<std::vector<double>> point(total), lower(total), upper(total);
+    std::vector<std::vector<double>> point(total), lower(total), upper(total), lower50(total),
+        upper50(total);
     std::vector<std::string> failure(total);
     std::vector<double> cpu(total, 0.0);
     std::atomic<size_t> next{0};
@@ -262,6 +266,8 @@ result<bench_report> run_bench(const bench_options& opts) {
                 point[i] = std::move(f->point);
                 lower[i] = std::move(f->lower95);
                 upper[i] = std::move(f->upper95);
+                lower50[i] = std::move(f->lower50);
+                upper50[i] = std::move(f->upper50);
             } else {
                 failure[i] = f.error().message;
             }
@@ -325,6 +331,7 @@ result<bench_report> run_bench(const bench_options& opts) {
             if (a[k] > hi) is += 2 / 0.05 * (a[k] - hi);
             s.msis += is / static_cast<double>(h) / scale;
             s.inside += a[k] >= lo && a[k] <= hi ? 1 : 0;
+            s.inside50 += a[k] >= lower50[i][k] && a[k] <= upper50[i][k] ? 1 : 0;
         }
     }
     std::vector<size_t> all(total);
@@ -362,12 +369,13 @@ std::string format_bench(const bench_report& r) {
                   r.method.c_str(), r.series, r.horizon, r.ms_per_series);
     out += line;
     if (!r.scored) return out;
-    std::snprintf(line, sizeof line, "%-8s %7s %8s %7s %7s %7s %9s\n", "", "series", "sMAPE",
-                  "MASE", "OWA", "MSIS", "coverage");
+    std::snprintf(line, sizeof line, "%-8s %7s %8s %7s %7s %7s %9s %9s\n", "", "series", "sMAPE",
+                  "MASE", "OWA", "MSIS", "cover95", "cover50");
     out += line;
     auto row = [&](const std::string& name, const bench_scores& s) {
-        std::snprintf(line, sizeof line, "%-8s %7zu %8.3f %7.3f %7.3f %7.3f %8.1f%%\n",
-                      name.c_str(), s.series, s.smape, s.mase, s.owa, s.msis, s.coverage);
+        std::snprintf(line, sizeof line, "%-8s %7zu %8.3f %7.3f %7.3f %7.3f %8.1f%% %8.1f%%\n",
+                      name.c_str(), s.series, s.smape, s.mase, s.owa, s.msis, s.coverage,
+                      s.coverage50);
         out += line;
     };
     row("all", r.all);

@@ -90,6 +90,7 @@ struct bench_options {
 struct bench_scores {
     size_t series = 0;
     double smape = 0, mase = 0, owa = 0, msis = 0, coverage = 0;
+    double coverage50 = 0;  // the same for the 50 % interval
     double smape_naive2 = 0, mase_naive2 = 0;
 };
 

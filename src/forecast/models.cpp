@@ -281,15 +281,44 @@ bool solve_spd(std::vector<double>& a, std::vector<double>& b, size_t d) {
 // A linear autoregression on the recent lags and the same hours of past days and weeks,
 // fitted by ridge regression on the series' own (standardised) history and run recursively
 // over the horizon. Falls back to the damped trend when the history is too short.
-std::vector<double> ar_ridge(const std::vector<double>& y, const series_shape& s, int h) {
+// One autoregression's design: which lags, how the series is transformed, how much history.
+struct ar_design {
+    int recent_lags = 3;              // lags 1..recent_lags
+    int days = 1;                     // the same hour 1..days periods back
+    bool day_neighbours_all = false;  // the hours beside it on every one of those days
+    bool week = true;      // the same hour a week back (and beside it), when the history holds it
+    bool log = true;       // on the logarithm when every value is > 0 (a multiplicative pattern)
+    size_t rows = 1000;    // the most recent rows fitted
+    double lambda = 3e-4;  // ridge penalty per row on the standardised lags
+};
+
+std::vector<double> autoregression(const std::vector<double>& y0, const series_shape& s, int h,
+                                   const ar_design& design) {
+    const bool use_log =
+        design.log && std::all_of(y0.begin(), y0.end(), [](double v) { return v > 0; });
+    std::vector<double> ylog;
+    if (use_log) {
+        ylog.resize(y0.size());
+        for (size_t t = 0; t < y0.size(); ++t)
+            ylog[t] = std::log(y0[t]);
+    }
+    const std::vector<double>& y = use_log ? ylog : y0;
     const size_t n = y.size();
     const size_t m = static_cast<size_t>(std::max(s.season, 1));
-    std::vector<size_t> lags = {1, 2, 3};
+    std::vector<size_t> lags;
+    for (int l = 1; l <= design.recent_lags; ++l)
+        lags.push_back(static_cast<size_t>(l));
     if (m > 4) {
-        for (size_t l : {m - 1, m, m + 1, 2 * m, 3 * m})
-            lags.push_back(l);
+        for (size_t d = 1; d <= static_cast<size_t>(design.days); ++d) {
+            lags.push_back(d * m);
+            if (d == 1 || design.day_neighbours_all) {
+                lags.push_back(d * m - 1);
+                lags.push_back(d * m + 1);
+            }
+        }
     }
-    if (s.week > 0) {
+    // The weekly lags need enough rows beyond them to be learned.
+    if (design.week && s.week > 0 && n > static_cast<size_t>(s.week) + 200) {
         const size_t w = static_cast<size_t>(s.week);
         for (size_t l : {w - 1, w, w + 1})
             lags.push_back(l);
@@ -297,7 +326,7 @@ std::vector<double> ar_ridge(const std::vector<double>& y, const series_shape& s
     std::sort(lags.begin(), lags.end());
     lags.erase(std::unique(lags.begin(), lags.end()), lags.end());
     const size_t max_lag = lags.back();
-    if (n < max_lag + 4 * (lags.size() + 1)) return ets_damped(y, s, h);
+    if (n < max_lag + 4 * (lags.size() + 1)) return ets_damped(y0, s, h);
     // Standardised by the recent level and spread, so that one penalty fits every scale.
     const size_t recent = std::min(n, std::max<size_t>(4 * m, 168));
     const double mu = mean_of(&y[n - recent], y.data() + n);
@@ -305,13 +334,13 @@ std::vector<double> ar_ridge(const std::vector<double>& y, const series_shape& s
     for (size_t t = n - recent; t < n; ++t)
         var += (y[t] - mu) * (y[t] - mu);
     const double sd = std::sqrt(var / static_cast<double>(recent));
-    if (!(sd > 0)) return repeat_last(y, m, h);
+    if (!(sd > 0)) return repeat_last(y0, m, h);
     std::vector<double> z(n + static_cast<size_t>(h));
     for (size_t t = 0; t < n; ++t)
         z[t] = (y[t] - mu) / sd;
     const size_t d = lags.size() + 1;
     std::vector<double> a(d * d, 0.0), b(d, 0.0), row(d);
-    const size_t first = std::max(max_lag, n > 1000 ? n - 1000 : 0);
+    const size_t first = std::max(max_lag, n > design.rows ? n - design.rows : 0);
     size_t rows = 0;
     for (size_t t = first; t < n; ++t, ++rows) {
         row[0] = 1;
@@ -326,14 +355,14 @@ std::vector<double> ar_ridge(const std::vector<double>& y, const series_shape& s
     for (size_t i = 0; i < d; ++i)
         for (size_t j = 0; j < i; ++j)
             a[j * d + i] = a[i * d + j];
-    const double lambda = 0.05 * static_cast<double>(rows);
+    const double lambda = design.lambda * static_cast<double>(rows);
     for (size_t i = 1; i < d; ++i)
         a[i * d + i] += lambda;
     a[0] += 1e-9 * static_cast<double>(rows);
-    if (!solve_spd(a, b, d)) return ets_damped(y, s, h);
+    if (!solve_spd(a, b, d)) return ets_damped(y0, s, h);
     // The forecasts stay within the history's range widened by half of it: a recursion that
     // drifts off is cut where a person would stop believing it.
-    const auto [lo, hi] = std::minmax_element(y.begin(), y.end());
+    const auto [lo, hi] = std::minmax_element(y0.begin(), y0.end());
     const double range = *hi - *lo;
     std::vector<double> f(static_cast<size_t>(h));
     for (size_t k = 0; k < f.size(); ++k) {
@@ -342,12 +371,31 @@ std::vector<double> ar_ridge(const std::vector<double>& y, const series_shape& s
         for (size_t j = 0; j < lags.size(); ++j)
             v += b[j + 1] * z[t - lags[j]];
         z[t] = v;
-        f[k] = std::clamp(mu + sd * v, *lo - 0.5 * range, *hi + 0.5 * range);
+        double out = mu + sd * v;
+        if (use_log) out = std::exp(std::min(out, 700.0));
+        f[k] = std::clamp(out, *lo - 0.5 * range, *hi + 0.5 * range);
     }
     return f;
 }
 
-constexpr std::array<model, 8> all_models = {{
+// The variants differ in what they look back at; their errors differ, so they combine well.
+std::vector<double> ar_ridge(const std::vector<double>& y, const series_shape& s, int h) {
+    return autoregression(y, s, h, {});
+}
+std::vector<double> ar_ridge_2day(const std::vector<double>& y, const series_shape& s, int h) {
+    return autoregression(y, s, h, {.days = 2, .day_neighbours_all = true});
+}
+std::vector<double> ar_ridge_recent(const std::vector<double>& y, const series_shape& s, int h) {
+    return autoregression(y, s, h, {.rows = 500});
+}
+std::vector<double> ar_ridge_linear(const std::vector<double>& y, const series_shape& s, int h) {
+    return autoregression(y, s, h, {.log = false});
+}
+std::vector<double> ar_ridge_day24(const std::vector<double>& y, const series_shape& s, int h) {
+    return autoregression(y, s, h, {.recent_lags = 24, .lambda = 3e-3});
+}
+
+constexpr std::array<model, 12> all_models = {{
     {"snaive", snaive},
     {"snaive-week", snaive_week},
     {"naive2", naive2_model},
@@ -356,6 +404,10 @@ constexpr std::array<model, 8> all_models = {{
     {"ets-damped", ets_damped},
     {"decomp-week", decomp_week},
     {"ar-ridge", ar_ridge},
+    {"ar-ridge-2day", ar_ridge_2day},
+    {"ar-ridge-recent", ar_ridge_recent},
+    {"ar-ridge-linear", ar_ridge_linear},
+    {"ar-ridge-day24", ar_ridge_day24},
 }};
 
 }  // namespace

@@ -27,9 +27,10 @@ TEST(forecast, finds_a_daily_season_and_repeats_it) {
     ASSERT_TRUE(f) << f.error().message;
     EXPECT_EQ(f->season, 24);
     ASSERT_EQ(f->point.size(), 30u);
-    EXPECT_NEAR(f->point[0], 0.0, 1e-9);
-    EXPECT_NEAR(f->point[23], 23.0, 1e-9);
-    EXPECT_NEAR(f->point[29], 5.0, 1e-9);
+    // The autoregression's small ridge penalty leaves a trace far below the pattern's steps.
+    EXPECT_NEAR(f->point[0], 0.0, 0.01);
+    EXPECT_NEAR(f->point[23], 23.0, 0.01);
+    EXPECT_NEAR(f->point[29], 5.0, 0.01);
     for (size_t k = 0; k < f->point.size(); ++k) {
         EXPECT_LE(f->lower95[k], f->lower50[k]);
         EXPECT_LE(f->lower50[k], f->point[k]);
