@@ -355,8 +355,8 @@ int main(int argc, char** argv) {
         return app::exit_ok;
     }
     if (*fbench_cmd) {
-        auto shown = std::make_shared<progress_display>(std::cerr, "forecast-bench",
-                                                        stderr_is_terminal(), 10);
+        auto shown =
+            std::make_shared<progress_display>(std::cerr, "forecast-bench", stderr_is_terminal());
         fbench_opts.progress = [shown](size_t done, size_t total, const std::string& id) {
             shown->update(done, total, id);
         };

@@ -452,13 +452,31 @@ int find_season(const std::vector<double>& y, long long step_ns) {
     for (int c : candidates)
         if (c >= 2 && static_cast<size_t>(c) * 2 <= n) longest = std::max(longest, c);
     if (longest == 0) return 1;
+    // Among the periods the autocorrelation supports (above 0.3), the one whose own repeat
+    // fits best: a smooth daily curve also correlates at 8 and 12 hours, but only a day
+    // repeats it.
     auto r = acf(y, longest);
     int best = 1;
-    double best_acf = 0.3;
+    double best_error = INFINITY;
     for (int lag : candidates) {
-        if (lag < 2 || static_cast<size_t>(lag) * 2 > n) continue;
-        if (r[static_cast<size_t>(lag)] > best_acf)
-            best_acf = r[static_cast<size_t>(lag)], best = lag;
+        if (lag < 2 || static_cast<size_t>(lag) * 2 > n || r[static_cast<size_t>(lag)] <= 0.3)
+            continue;
+        double e = 0;
+        for (size_t t = static_cast<size_t>(lag); t < n; ++t)
+            e += std::abs(y[t] - y[t - static_cast<size_t>(lag)]);
+        e /= static_cast<double>(n - static_cast<size_t>(lag));
+        if (e < best_error) best_error = e, best = lag;
+    }
+    // A weekly pattern (weekends, a shift rota) breaks the day's repeat on the days it
+    // changes, so that a shorter lag can look better: when the week repeats best, the day is
+    // the season (and the week the second one, see shape_of).
+    const size_t day = static_cast<size_t>(candidates[0]), week = 7 * day;
+    if (day >= 2 && n >= 3 * week && r[day] > 0.3) {
+        double e = 0;
+        for (size_t t = week; t < n; ++t)
+            e += std::abs(y[t] - y[t - week]);
+        e /= static_cast<double>(n - week);
+        if (e < best_error) best = static_cast<int>(day);
     }
     return best;
 }
