@@ -292,8 +292,16 @@ struct ar_design {
     double lambda = 3e-4;  // ridge penalty per row on the standardised lags
 };
 
-std::vector<double> autoregression(const std::vector<double>& y0, const series_shape& s, int h,
+std::vector<double> autoregression(const std::vector<double>& full, const series_shape& s, int h,
                                    const ar_design& design) {
+    // Only the rows fitted and the lags behind them are read: a long history (a 5-minute grid
+    // over a year) costs no more than the last few thousand values.
+    const size_t longest_lag = std::max<size_t>(
+        {static_cast<size_t>(design.recent_lags),
+         static_cast<size_t>(design.days) * static_cast<size_t>(std::max(s.season, 1)) + 1,
+         s.week > 0 ? static_cast<size_t>(s.week) + 1 : 0});
+    const size_t keep = std::min(full.size(), design.rows + longest_lag + 200);
+    const std::vector<double> y0(full.end() - static_cast<std::ptrdiff_t>(keep), full.end());
     const bool use_log =
         design.log && std::all_of(y0.begin(), y0.end(), [](double v) { return v > 0; });
     std::vector<double> ylog;
