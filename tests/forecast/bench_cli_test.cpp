@@ -155,7 +155,7 @@ TEST(forecast_bench, bad_input_names_the_file_and_line_and_exits_2) {
 }
 
 // The documented result on the M4 hourly development subset (docs/forecasting.md):
-// OWA 0.386 with "auto" (seasonal naive 0.585 by the same scorer), 95 % coverage 94.4 %.
+// OWA 0.382 with "auto" (seasonal naive 0.585 by the same scorer), 95 % coverage 93.8 %.
 TEST(forecast_bench, m4_hourly_owa_and_coverage_hold) {
     const auto m4 = testing::shared_data("m4");
     if (auto why = testing::missing(m4)) GTEST_SKIP() << *why;
@@ -168,7 +168,7 @@ TEST(forecast_bench, m4_hourly_owa_and_coverage_hold) {
     auto all = all_row(r.out);
     ASSERT_EQ(all.size(), 6u) << r.out;
     EXPECT_EQ(all[0], 120);
-    EXPECT_LE(all[3], 0.386 + 0.005);  // OWA
+    EXPECT_LE(all[3], 0.382 + 0.005);  // OWA
     EXPECT_GE(all[5], 93.0);           // 95 % coverage, percent
     EXPECT_LE(all[5], 97.0);
 }
