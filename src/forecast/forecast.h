@@ -56,18 +56,6 @@ std::vector<std::string_view> method_names();
 // than 3 finite values in the history (field "history").
 result<result_t> forecast(std::span<const double> history, const options& o);
 
-struct crossing_t {
-    bool within_horizon = false;  // some step's probability of being past the limit >= 0.5
-    // Steps ahead (1 = the first forecast step), when known within the horizon:
-    std::optional<int> expected;  // the first step past the limit with probability >= 0.5
-    std::optional<int> earliest;  // ... with probability >= 0.025 (the 95 % interval's start)
-    std::optional<int> latest;    // ... with probability >= 0.975 (none: after the horizon)
-    double probability = 0;       // the highest probability of being past it, over the horizon
-};
-
-// When the forecast says the series passes `limit` (above it when `above`, else below).
-crossing_t crossing(const result_t& f, double limit, bool above);
-
 // ---- The benchmark on M4's layout (`clisonix forecast-bench`) ------------------------------
 
 struct bench_options {
@@ -113,5 +101,17 @@ result<bench_report> run_bench(const bench_options& opts);
 
 // The report for a terminal: the measures over all series, per fold, and Naive2's.
 std::string format_bench(const bench_report& report);
+
+struct crossing_t {
+    bool within_horizon = false;  // some step's probability of being past the limit >= 0.5
+    // Steps ahead (1 = the first forecast step), when known within the horizon:
+    std::optional<int> expected;  // the first step past the limit with probability >= 0.5
+    std::optional<int> earliest;  // ... with probability >= 0.025 (the 95 % interval's start)
+    std::optional<int> latest;    // ... with probability >= 0.975 (none: after the horizon)
+    double probability = 0;       // the highest probability of being past it, over the horizon
+};
+
+// When the forecast says the series passes `limit` (above it when `above`, else below).
+crossing_t crossing(const result_t& f, double limit, bool above);
 
 }  // namespace clisonix::forecast
