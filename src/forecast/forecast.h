@@ -40,8 +40,10 @@ struct options {
 struct result_t {
     // One value per step ahead (horizon values each); lower <= point <= upper.
     std::vector<double> point, lower50, upper50, lower95, upper95;
-    std::string model;  // what produced it, e.g. "combination(ets-damped, theta, snaive)"
-    int season = 1;     // the seasonal period used, in steps (1: none)
+    // What produced it: "median(ar-ridge, ar-ridge-linear, ar-ridge-day24)" for "auto", or
+    // one model's name.
+    std::string model;
+    int season = 1;  // the seasonal period used, in steps (1: none)
     // The model's recent out-of-sample error on this series' own history (rolling origins
     // in the last part of the history, same horizon where the history allows):
     double mae = 0;    // mean absolute error, in the series' unit
