@@ -159,7 +159,7 @@ result<result_t> forecast(std::span<const double> history, const options& o) {
         if (naive.total_abs < naive_preferred_below * measured.total_abs) {
             measured = std::move(naive);
             r.point = point_forecast(y, shape, "snaive", o.horizon);
-            r.model = "snaive (its rolling-origin error beat the autoregressions')";
+            r.model = "snaive";
         }
     }
     const auto& abs_sum = measured.abs_sum;

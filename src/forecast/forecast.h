@@ -40,8 +40,8 @@ struct options {
 struct result_t {
     // One value per step ahead (horizon values each); lower <= point <= upper.
     std::vector<double> point, lower50, upper50, lower95, upper95;
-    // What produced it: "median(ar-ridge, ar-ridge-linear, ar-ridge-day24)" for "auto", or
-    // one model's name.
+    // What produced it: "median(ar-ridge, ar-ridge-linear, ar-ridge-day24)" for "auto" (or
+    // "snaive" where "auto" fell back to it), else the model's name.
     std::string model;
     int season = 1;  // the seasonal period used, in steps (1: none)
     // The model's recent out-of-sample error on this series' own history (rolling origins
