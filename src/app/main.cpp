@@ -18,6 +18,7 @@
 #include "common/progress.h"
 #include "config/config.h"
 #include "devices/devices.h"
+#include "forecast/forecast.h"
 
 namespace {
 
@@ -213,6 +214,24 @@ int main(int argc, char** argv) {
                      "Rows at the start of each file that are the baseline")
         ->capture_default_str();
 
+    forecast::bench_options fbench_opts;
+    auto* fbench_cmd = cli.add_subcommand(
+        "forecast-bench",
+        "Forecast every series of a file in M4's layout and score it (M4's measures)");
+    fbench_cmd->add_option("--train", fbench_opts.train_file, "M4-layout CSV: id, then the history")
+        ->required();
+    fbench_cmd->add_option("--test", fbench_opts.test_file,
+                           "M4-layout CSV: id, then the next values");
+    fbench_cmd->add_option("--out", fbench_opts.out_dir, "Where point.csv, lower.csv, upper.csv go")
+        ->required();
+    fbench_cmd->add_option("--horizon", fbench_opts.horizon, "Steps ahead")->capture_default_str();
+    fbench_cmd->add_option("--season", fbench_opts.season, "M4's period m (for MASE and Naive2)")
+        ->capture_default_str();
+    fbench_cmd->add_option("--method", fbench_opts.method, "auto or one single model")
+        ->capture_default_str();
+    fbench_cmd->add_option("--holdout", fbench_opts.holdout,
+                           "Cross-validate inside TRAIN: score the last N values of each series");
+
     app::query_options query_opts;
     auto* query_cmd = cli.add_subcommand("query", "Query a running server (as GET /api/v1/query)");
     query_cmd->add_option("--url", query_opts.url, "Server address")->capture_default_str();
@@ -333,6 +352,22 @@ int main(int argc, char** argv) {
                                                                      : app::exit_failure;
         }
         std::cout << analytics::format_health_bench(*report);
+        return app::exit_ok;
+    }
+    if (*fbench_cmd) {
+        auto shown =
+            std::make_shared<progress_display>(std::cerr, "forecast-bench", stderr_is_terminal());
+        fbench_opts.progress = [shown](size_t done, size_t total, const std::string& id) {
+            shown->update(done, total, id);
+        };
+        auto report = forecast::run_bench(fbench_opts);
+        if (!report) {
+            std::cerr << "forecast-bench: " << report.error().message << "\n";
+            const auto& code = report.error().code;
+            return code == "invalid_argument" || code == "not_found" ? app::exit_usage
+                                                                     : app::exit_failure;
+        }
+        std::cout << forecast::format_bench(*report);
         return app::exit_ok;
     }
     if (*query_cmd) {

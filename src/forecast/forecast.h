@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -39,8 +40,10 @@ struct options {
 struct result_t {
     // One value per step ahead (horizon values each); lower <= point <= upper.
     std::vector<double> point, lower50, upper50, lower95, upper95;
-    std::string model;  // what produced it, e.g. "combination(ets-damped, theta, snaive)"
-    int season = 1;     // the seasonal period used, in steps (1: none)
+    // What produced it: "median(ar-ridge, ar-ridge-linear, ar-ridge-day24)" for "auto" (or
+    // "snaive" where "auto" fell back to it), else the model's name.
+    std::string model;
+    int season = 1;  // the seasonal period used, in steps (1: none)
     // The model's recent out-of-sample error on this series' own history (rolling origins
     // in the last part of the history, same horizon where the history allows):
     double mae = 0;    // mean absolute error, in the series' unit
@@ -54,6 +57,52 @@ std::vector<std::string_view> method_names();
 // Errors: "invalid_argument" for horizon < 1, an unknown method (field "method"), or fewer
 // than 3 finite values in the history (field "history").
 result<result_t> forecast(std::span<const double> history, const options& o);
+
+// ---- The benchmark on M4's layout (`clisonix forecast-bench`) ------------------------------
+
+struct bench_options {
+    std::string train_file;  // M4's CSV: a header row, then "id",v1,v2,... (one series a line)
+    std::string test_file;   // optional: the same ids, then the next `horizon` values
+    std::string out_dir;     // point.csv, lower.csv, upper.csv (95 %), scores.csv when scored
+    int horizon = 48;
+    int season = 24;  // M4's period m: for MASE, MSIS and Naive2 only (the models find theirs)
+    std::string method = "auto";
+    // Cross-validation inside the training part: when > 0, the last `holdout` values of every
+    // training series are cut off and scored as its test (then there is no test file).
+    int holdout = 0;
+    int folds = 4;  // the series are also scored in this many groups (series i in group i % folds)
+    // After every series: series done, series in all, its id.
+    std::function<void(size_t done, size_t total, const std::string& id)> progress;
+};
+
+// M4's measures, averaged over series (coverage: the share of all actuals inside the 95 %
+// interval, in percent), and Naive2's sMAPE and MASE on the same series for OWA.
+struct bench_scores {
+    size_t series = 0;
+    double smape = 0, mase = 0, owa = 0, msis = 0, coverage = 0;
+    double coverage50 = 0;  // the same for the 50 % interval
+    double smape_naive2 = 0, mase_naive2 = 0;
+};
+
+struct bench_report {
+    std::string method;
+    size_t series = 0;
+    int horizon = 0;
+    bool scored = false;              // a test file or a holdout was given
+    bench_scores all;                 // when scored
+    std::vector<bench_scores> folds;  // when scored
+    double ms_per_series = 0;         // one core's time per forecast (mean)
+};
+
+// Forecasts every training series (all cores), writes the CSVs and, with a test, scores them.
+// Errors: invalid_argument as "file:line: reason" (a non-number, an empty file, a series
+// shorter than needed, a test id that is not in the training file, a test row shorter than the
+// horizon, an unknown method); not_found (a file that cannot be read); unavailable (out_dir
+// cannot be written).
+result<bench_report> run_bench(const bench_options& opts);
+
+// The report for a terminal: the measures over all series, per fold, and Naive2's.
+std::string format_bench(const bench_report& report);
 
 struct crossing_t {
     bool within_horizon = false;  // some step's probability of being past the limit >= 0.5
