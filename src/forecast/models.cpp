@@ -418,6 +418,39 @@ constexpr std::array<model, 12> all_models = {{
     {"ar-ridge-day24", ar_ridge_day24},
 }};
 
+// A machine's own cycle (a batch, a compressed test day), when no calendar period fits the
+// history or repeats in it: the lag of the autocorrelation's highest peak in [4, n/3],
+// counted only when it is a clear peak (above 0.5, and at least 0.3 above the lowest value
+// before it, so that a trend, whose autocorrelation only decays, has none). Searching many
+// lags finds chance peaks, hence the stricter 0.5 than the calendar periods' 0.3. Lags are
+// capped at 720 to bound the cost (n × 720).
+int cycle_period(const std::vector<double>& y) {
+    const size_t n = y.size();
+    const size_t max_lag = std::min<size_t>(n / 3, 720);
+    if (max_lag < 5) return 1;
+    const double mean = mean_of(y.data(), y.data() + n);
+    double var = 0;
+    for (double v : y)
+        var += (v - mean) * (v - mean);
+    if (var <= 0) return 1;
+    std::vector<double> r(max_lag + 2, 0.0);
+    for (size_t lag = 1; lag <= max_lag + 1 && lag < n; ++lag) {
+        double c = 0;
+        for (size_t i = lag; i < n; ++i)
+            c += (y[i] - mean) * (y[i - lag] - mean);
+        r[lag] = c / var;
+    }
+    int best = 1;
+    double best_r = 0.5, lowest = r[1];
+    for (size_t lag = 2; lag <= max_lag; ++lag) {
+        lowest = std::min(lowest, r[lag]);
+        const bool peak = r[lag] > r[lag - 1] && r[lag] >= r[lag + 1];
+        if (lag >= 4 && peak && r[lag] > best_r && r[lag] - lowest >= 0.3)
+            best_r = r[lag], best = static_cast<int>(lag);
+    }
+    return best;
+}
+
 }  // namespace
 
 std::span<const model> models() {
@@ -459,7 +492,7 @@ int find_season(const std::vector<double>& y, long long step_ns) {
     int longest = 0;
     for (int c : candidates)
         if (c >= 2 && static_cast<size_t>(c) * 2 <= n) longest = std::max(longest, c);
-    if (longest == 0) return 1;
+    if (longest == 0) return cycle_period(y);
     // Among the periods the autocorrelation supports (above 0.3), the one whose own repeat
     // fits best: a smooth daily curve also correlates at 8 and 12 hours, but only a day
     // repeats it.
@@ -498,7 +531,7 @@ int find_season(const std::vector<double>& y, long long step_ns) {
         e /= static_cast<double>(n - week);
         if (e < best_error) best = static_cast<int>(day);
     }
-    return best;
+    return best > 1 ? best : cycle_period(y);
 }
 
 series_shape shape_of(const std::vector<double>& y, int season, long long step_ns) {

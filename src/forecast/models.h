@@ -31,7 +31,8 @@ std::span<const model> models();
 // Drops leading NaNs; fills inner gaps by linear interpolation (trailing ones by the last value).
 std::vector<double> filled(std::span<const double> history);
 
-// The period among the candidates with the highest autocorrelation above 0.3, or 1.
+// The period among the candidates with the highest autocorrelation above 0.3; when none fits
+// or repeats, the series' own cycle (the autocorrelation's clearest peak), else 1.
 int find_season(const std::vector<double>& y, long long step_ns);
 
 // The series shape for a history: season (given when > 0, else found) and week.

@@ -217,3 +217,28 @@ TEST(forecast, intervals_are_ordered_widen_and_cover_the_noise) {
     }
     EXPECT_GE(inside, 44);
 }
+
+TEST(forecast, finds_a_machine_cycle_that_no_calendar_period_explains) {
+    // A 37-minute batch cycle on a one-minute grid, with a little noise: no day, shift or
+    // week fits twice in 15 hours of history, so the season is the cycle itself. (With more
+    // history an 8-hour shift would also correlate, 480 minutes being 12.97 cycles, and the
+    // calendar periods are tried first.)
+    const int64_t minute_ns = 60'000'000'000LL;
+    std::vector<double> y;
+    for (int t = 0; t < 37 * 25; ++t)
+        y.push_back(50 + 20 * std::sin(2 * 3.14159265358979 * t / 37.0) + ((t * 7919) % 13) * 0.1);
+    auto f = fc::forecast(y, {.horizon = 37, .step_ns = minute_ns});
+    ASSERT_TRUE(f) << f.error().message;
+    EXPECT_EQ(f->season, 37);
+    for (int k = 0; k < 37; ++k) {
+        const double expected = 50 + 20 * std::sin(2 * 3.14159265358979 * (37 * 25 + k) / 37.0);
+        EXPECT_NEAR(f->point[static_cast<size_t>(k)], expected, 2.0) << "step " << k;
+    }
+    // A trend is not a cycle: its autocorrelation only decays.
+    std::vector<double> rising;
+    for (int t = 0; t < 600; ++t)
+        rising.push_back(t * 0.5 + ((t * 7919) % 13) * 0.1);
+    auto g = fc::forecast(rising, {.horizon = 10, .step_ns = minute_ns});
+    ASSERT_TRUE(g);
+    EXPECT_EQ(g->season, 1);
+}
