@@ -20,10 +20,19 @@ function(clisonix_add_test name)
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/tests)
-  target_compile_definitions(${name} PRIVATE
-    CLISONIX_BINARY="$<TARGET_FILE:clisonix>"
-    CLISONIX_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
-    CLISONIX_BUILD_DIR="${PROJECT_BINARY_DIR}")
+  # The checkout's absolute paths, only for the sources that use them (by name, or through
+  # support/pg_test_db.h or support/shared_data.h): ccache hashes every -D, so on every other
+  # source they would make a checkout at another path (a CI clone, a worktree) miss the cache.
+  foreach(source IN LISTS ARG_SOURCES)
+    get_filename_component(source_path ${source} ABSOLUTE)
+    file(READ ${source_path} text)
+    if(text MATCHES "CLISONIX_(BINARY|SOURCE_DIR|BUILD_DIR)|support/pg_test_db\\.h|support/shared_data\\.h")
+      set_property(SOURCE ${source} APPEND PROPERTY COMPILE_DEFINITIONS
+        CLISONIX_BINARY="$<TARGET_FILE:clisonix>"
+        CLISONIX_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+        CLISONIX_BUILD_DIR="${PROJECT_BINARY_DIR}")
+    endif()
+  endforeach()
   gtest_discover_tests(${name}
     DISCOVERY_MODE PRE_TEST
     PROPERTIES LABELS "${ARG_LABELS}" ${ARG_PROPERTIES})
