@@ -167,10 +167,11 @@ std::string forecasts_json(const forecasts& all) {
 result<std::pair<double, bool>> limit_of(const parsed& p) {
     auto above = p.extra.find("above");
     auto below = p.extra.find("below");
-    if ((above == p.extra.end()) == (below == p.extra.end()))
+    if (above == p.extra.end() && below == p.extra.end())
         return make_error("invalid_argument",
-                          "above: give exactly one of above= or below= (the limit)",
-                          above == p.extra.end() ? "above" : "below");
+                          "above: required, or below= (the limit the series may pass)", "above");
+    if (above != p.extra.end() && below != p.extra.end())
+        return make_error("invalid_argument", "below: give above= or below=, not both", "below");
     const bool is_above = above != p.extra.end();
     const std::string& text = is_above ? above->second : below->second;
     double v = 0;
