@@ -125,6 +125,25 @@ TEST_F(forecast_api, without_step_and_horizon_the_spacing_and_48_steps_are_used)
     EXPECT_EQ(f.at("horizon_ms").as_int64(), 48 * hour_ms);
 }
 
+TEST_F(forecast_api, a_series_too_short_to_forecast_is_listed_as_skipped_with_why) {
+    const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+    ASSERT_EQ(srv->post("/api/v1/write?precision=s",
+                        "plant,device=p2 temp=1 " + std::to_string(now_s - 3 * hour_s) +
+                            "\nplant,device=p2 temp=2 " + std::to_string(now_s - 2 * hour_s))
+                  .status,
+              204);
+    auto doc = get_json("/api/v1/forecast?device=p*&metric=temp&step=1h");
+    ASSERT_EQ(doc.at("forecasts").as_array().size(), 1u) << doc;
+    EXPECT_EQ(doc.at("forecasts").at(0).at("tags").at("device"), "p1");
+    auto& skipped = doc.at("skipped").as_array();
+    ASSERT_EQ(skipped.size(), 1u) << doc;
+    EXPECT_EQ(skipped[0].at("tags").at("device"), "p2");
+    // forecast()'s own words (forecast.h: fewer than 3 values is an error about the history).
+    EXPECT_NE(skipped[0].at("reason").as_string().find("history"), std::string::npos) << doc;
+}
+
 TEST_F(forecast_api, strings_and_derived_series_are_not_forecast) {
     for (const char* metric : {"mode", "temp.anomaly", "temp.out_of_range"}) {
         auto doc = get_json(std::string("/api/v1/forecast?device=p1&metric=") + metric);
@@ -197,6 +216,9 @@ TEST_F(forecast_api, predicted_lists_the_tank_heading_for_its_maximum) {
     // A horizon that ends before 23:00 may leave it out; one past the computed one is refused.
     auto too_far = get_json("/api/v1/forecast/predicted?horizon=48h", 400);
     EXPECT_EQ(too_far.at("error").at("field"), "horizon");
+    EXPECT_EQ(too_far.at("error").at("message"),
+              "horizon: at most 24h (forecast.predicted_horizon), the horizon the list is "
+              "computed over");
 }
 
 TEST_F(forecast_api, a_repeated_request_is_answered_from_the_cache) {
