@@ -191,10 +191,10 @@ int serve(const config::config& cfg) {
     if (auto failed = start_logging(cfg, s.data_dir)) return *failed;
     if (auto failed = open_core(cfg, s)) return *failed;
     start_scoring(cfg, s);
+    start_forecasts(cfg, s);
     if (auto failed = open_notify_and_live(cfg, s)) return *failed;
     if (auto failed = start_rules(s)) return *failed;
     open_mqtt(cfg, s);
-    start_forecasts(cfg, s);
     http::router routes;
     build_router(routes, cfg, s);
     return run_server(cfg, s, routes);

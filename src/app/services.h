@@ -71,6 +71,9 @@ struct services {
     // A device's analytics: its type's choices over the analytics.* defaults.
     std::function<device_analytics(std::string_view)> settings_of;
     std::unique_ptr<anomaly_scoring> scoring;
+    // Forecasts over the engine, and the background predicted-to-cross list over the
+    // registry's device types; before the rules engine, which may ask it for forecasts.
+    std::unique_ptr<forecast::service> forecasts;
     // Set once the broker runs; the notifier's MQTT channel publishes through it.
     notify::publish_fn notify_mqtt;
     std::unique_ptr<notify::notifier> notifier;
@@ -79,9 +82,6 @@ struct services {
     std::unique_ptr<rules::engine> rules;
     scoring_detach detach_rules;
     std::unique_ptr<mqtt::broker> mqtt_broker;  // null when mqtt.enabled is false
-    // Forecasts over the engine, and the background predicted-to-cross list over the
-    // registry's device types.
-    std::unique_ptr<forecast::service> forecasts;
 };
 
 // Each returns nothing when it worked, else the exit code (it has logged or printed why).
