@@ -263,6 +263,37 @@ struct service::impl {
         return out;
     }
 
+    // forecast_series()' lookups (device, metric) -> series, kept for a minute: the rules
+    // engine asks for the same series on every evaluation, and a pass over every series of
+    // the engine per question would cost more than the cached forecast it leads to. A
+    // series created since shows within that minute.
+    struct lookup {
+        std::vector<storage::series_info> series;
+        int64_t at_ns = 0;
+    };
+    std::mutex lookup_mutex;
+    std::map<std::pair<std::string, std::string>, lookup, std::less<>> lookups;
+
+    std::vector<storage::series_info> series_of(std::string_view device, std::string_view metric,
+                                                int64_t now) {
+        constexpr int64_t keep_ns = 60 * second_ns;
+        std::pair<std::string, std::string> key{device, metric};
+        {
+            std::lock_guard lock(lookup_mutex);
+            auto it = lookups.find(key);
+            if (it != lookups.end() && now - it->second.at_ns < keep_ns) return it->second.series;
+        }
+        auto found = engine.series([&](const storage::series_info& info) {
+            const auto* d = tag_value(info, "device");
+            return d && *d == device && info.field == metric && forecastable(info);
+        });
+        std::lock_guard lock(lookup_mutex);
+        // Bounded like the cache: past it, the lookups start over.
+        if (lookups.size() >= std::max<size_t>(opts.cache_entries, 1)) lookups.clear();
+        lookups[std::move(key)] = {found, now};
+        return found;
+    }
+
     void run_predictions();
     void predict_round();
 };
@@ -328,10 +359,7 @@ result<forecasts> service::forecast_selection(const query::spec& selection,
 result<series_forecast> service::forecast_series(std::string_view device, std::string_view metric,
                                                  int64_t horizon_ns, int64_t step_ns) {
     auto& m = *_impl;
-    auto matches = m.engine.series([&](const storage::series_info& info) {
-        const auto* d = tag_value(info, "device");
-        return d && *d == device && info.field == metric && forecastable(info);
-    });
+    auto matches = m.series_of(device, metric, now_ns());
     const storage::series_info* newest = nullptr;
     int64_t newest_ts = 0;
     for (const auto& info : matches)
@@ -414,8 +442,9 @@ void service::impl::predict_round() {
     const forecast_request req{.horizon_ns = opts.predicted_horizon_ns};
     size_t visited = 0;
     while (visited < order.size()) {
-        if (std::chrono::steady_clock::now() - started >
-            std::chrono::nanoseconds(opts.predicted_budget_ns))
+        // At least one target per round, so that a sweep always moves on.
+        if (visited > 0 && std::chrono::steady_clock::now() - started >
+                               std::chrono::nanoseconds(opts.predicted_budget_ns))
             break;
         {
             std::lock_guard lock(worker_mutex);

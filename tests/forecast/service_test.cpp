@@ -2,8 +2,10 @@
 // real engine in a temp dir.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/time.h"
@@ -121,6 +123,37 @@ TEST_F(forecast_service, cache_holds_at_most_its_bound_least_recently_used_out) 
     // Another horizon is another forecast.
     ASSERT_TRUE(svc.forecast_series("b", "t", 12 * hour, hour));
     EXPECT_EQ(svc.cache().misses, 5u);
+}
+
+TEST_F(forecast_service, predicted_sweeps_on_when_a_round_has_no_budget_left) {
+    for (auto d : {"a", "b", "c"})
+        write_hourly(d, "t", 0);  // 0 .. 23 every day: past 22.5 at 23:00 only
+    // A budget spent before the first target: every round still forecasts one, and the
+    // sweep covers all three over the rounds.
+    fc::service svc(*engine, {.refresh_interval_ns = 10'000'000, .predicted_budget_ns = 1});
+    svc.start_predictions([] {
+        std::vector<fc::limit_target> targets;
+        for (auto d : {"c", "a", "b"})
+            targets.push_back({d, "t", std::nullopt, 22.5});
+        targets.push_back({"a", "no-range", std::nullopt, std::nullopt});  // not a target
+        return targets;
+    });
+    fc::predicted_list list;
+    for (int i = 0; i < 500 && list.predictions.size() < 3; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        list = svc.predicted();
+    }
+    svc.stop();
+    ASSERT_EQ(list.predictions.size(), 3u);
+    EXPECT_EQ(list.targets, 3u);
+    EXPECT_EQ(list.evaluated, 3u);
+    for (size_t i = 0; i < 3; ++i) {
+        const auto& p = list.predictions[i];
+        EXPECT_EQ(p.device, std::string(1, static_cast<char>('a' + i)));  // same time: by name
+        EXPECT_EQ(p.limit, 22.5);
+        EXPECT_TRUE(p.above);
+        EXPECT_EQ((p.expected_ns / hour) % 24, 23);
+    }
 }
 
 }  // namespace
