@@ -265,8 +265,8 @@ struct service::impl {
 
     // forecast_series()' lookups (device, metric) -> series, kept for a minute: the rules
     // engine asks for the same series on every evaluation, and a pass over every series of
-    // the engine per question would cost more than the cached forecast it leads to. A
-    // series created since shows within that minute.
+    // the engine per question would cost more than the cached forecast it leads to. Another
+    // measurement of the same device and metric created since shows within that minute.
     struct lookup {
         std::vector<storage::series_info> series;
         int64_t at_ns = 0;
@@ -287,6 +287,7 @@ struct service::impl {
             const auto* d = tag_value(info, "device");
             return d && *d == device && info.field == metric && forecastable(info);
         });
+        if (found.empty()) return found;  // not kept: a device's first points count at once
         std::lock_guard lock(lookup_mutex);
         // Bounded like the cache: past it, the lookups start over.
         if (lookups.size() >= std::max<size_t>(opts.cache_entries, 1)) lookups.clear();
