@@ -233,6 +233,13 @@ TEST_F(forecast_api, a_repeated_request_is_answered_from_the_cache) {
     EXPECT_GE(metric_value("clisonix_forecast_cache_entries"), 1);
 }
 
+TEST_F(forecast_api, the_routes_are_described_in_the_openapi_document) {
+    auto doc = get_json("/api/v1/openapi.json");
+    for (const char* path :
+         {"/api/v1/forecast", "/api/v1/forecast/crossing", "/api/v1/forecast/predicted"})
+        EXPECT_TRUE(doc.at("paths").as_object().contains(path)) << path;
+}
+
 TEST_F(forecast_api, bad_parameters_are_400_naming_the_field_and_an_unknown_asset_404) {
     auto field_of = [](const std::string& target, int status) {
         auto doc = get_json(target, status);
