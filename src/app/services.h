@@ -19,6 +19,7 @@
 #include "auth/auth.h"
 #include "config/config.h"
 #include "devices/devices.h"
+#include "forecast/forecast.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
 #include "live/live.h"
@@ -70,6 +71,9 @@ struct services {
     // A device's analytics: its type's choices over the analytics.* defaults.
     std::function<device_analytics(std::string_view)> settings_of;
     std::unique_ptr<anomaly_scoring> scoring;
+    // Forecasts over the engine, and the background predicted-to-cross list over the
+    // registry's device types; before the rules engine, which may ask it for forecasts.
+    std::unique_ptr<forecast::service> forecasts;
     // Set once the broker runs; the notifier's MQTT channel publishes through it.
     notify::publish_fn notify_mqtt;
     std::unique_ptr<notify::notifier> notifier;
@@ -92,6 +96,9 @@ std::optional<int> open_notify_and_live(const config::config& cfg, services& s);
 std::optional<int> start_rules(services& s);
 // The MQTT broker, when enabled; it listens once the HTTP port is ours (run_server).
 void open_mqtt(const config::config& cfg, services& s);
+
+// The forecast service and its background predicted-to-cross list (forecast.* keys).
+void start_forecasts(const config::config& cfg, services& s);
 
 // Every route of the product, declared on `routes`.
 void build_router(http::router& routes, const config::config& cfg, services& s);
