@@ -132,48 +132,22 @@ rules::scope_hooks rules_hooks_from(devices::registry& registry) {
     return h;
 }
 
-// Where rules on the forecast get it: the series' recent history from the store (the mean
-// per step, step = horizon / 48 but at least 1 s, 4 horizons back, NaN for an empty step)
-// and forecast::forecast + forecast::crossing on it. Step k ahead is at the start of the
-// current step + k steps. One place, so that a cached forecast service can replace it.
-rules::forecast_hook forecast_hook_from(const storage::engine& engine) {
-    return [&engine](const rules::forecast_query& q) -> result<rules::forecast_answer> {
-        constexpr int64_t steps_ahead = 48, steps_back = 4 * steps_ahead;
-        const int64_t step_ms = std::max<int64_t>(1000, q.horizon_ms / steps_ahead);
-        const int64_t step_ns = step_ms * 1'000'000;
-        const int64_t now_ns = now_ms() * 1'000'000;
-        const int64_t current = now_ns - now_ns % step_ns;  // start of the step `now` is in
-        query::spec spec;
-        spec.devices = std::vector<std::string>{q.device};
-        spec.metric = q.metric;
-        spec.from = current - (steps_back - 1) * step_ns;
-        spec.to = current + step_ns;
-        spec.agg = query::aggregate::mean;
-        spec.step = step_ns;
-        spec.group_by = {"metric"};  // one series even if several measurements carry it
-        auto rows = query::run(engine, spec);
-        if (!rows) return rows.error();
-        std::vector<double> history(static_cast<size_t>(steps_back),
-                                    std::numeric_limits<double>::quiet_NaN());
-        for (const auto& series : *rows)
-            for (const auto& [ts, v] : series.points) {
-                const auto* d = std::get_if<double>(&v);
-                const int64_t i = (ts - spec.from) / step_ns;
-                if (d && i >= 0 && i < steps_back) history[static_cast<size_t>(i)] = *d;
-            }
-        forecast::options o;
-        o.horizon = static_cast<int>(std::max<int64_t>(1, (q.horizon_ms + step_ms - 1) / step_ms));
-        o.step_ns = step_ns;
-        auto f = forecast::forecast(history, o);
+// Where rules on the forecast get it: the forecast service's cached forecast of the device's
+// series (mean per step on its grid, the still-filling step left out), step = horizon / 48
+// but at least 1 s, so that every rule evaluation within a step reuses one forecast.
+rules::forecast_hook forecast_hook_from(forecast::service& svc) {
+    return [&svc](const rules::forecast_query& q) -> result<rules::forecast_answer> {
+        constexpr int64_t steps_ahead = 48;
+        const int64_t step_ns = std::max<int64_t>(1000, q.horizon_ms / steps_ahead) * 1'000'000;
+        auto f = svc.forecast_series(q.device, q.metric, q.horizon_ms * 1'000'000, step_ns);
         if (!f) return f.error();
         rules::forecast_answer a;
-        a.point = f->point.back();
+        a.point = f->result->point.back();
         if (q.limit) {
-            auto c = forecast::crossing(*f, *q.limit, q.above);
-            const int64_t origin_ms = current / 1'000'000;
-            auto at = [&](std::optional<int> k) -> std::optional<int64_t> {
+            auto c = forecast::crossing(*f->result, *q.limit, q.above);
+            auto at = [&f](std::optional<int> k) -> std::optional<int64_t> {
                 if (!k) return std::nullopt;
-                return origin_ms + *k * step_ms;
+                return f->step_time(*k) / 1'000'000;
             };
             a.crosses = c.within_horizon;
             a.expected_ms = at(c.expected);
@@ -309,7 +283,7 @@ std::optional<int> open_notify_and_live(const config::config& cfg, services& s) 
 std::optional<int> start_rules(services& s) {
     s.rules_sink = std::make_unique<notifier_sink>(*s.notifier);
     rules::options rules_options;
-    rules_options.forecast = forecast_hook_from(*s.engine);
+    rules_options.forecast = forecast_hook_from(*s.forecasts);
     s.rules = std::make_unique<rules::engine>(*s.store, rules_hooks_from(*s.registry),
                                               s.rules_sink.get(), std::move(rules_options));
     if (auto st = s.rules->start(); !st) {

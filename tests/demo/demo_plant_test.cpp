@@ -368,7 +368,7 @@ TEST(demo_plant_test, rules_scale_their_durations_with_speed) {
     EXPECT_EQ(rules[18].name, "pump temperature forecast");
     EXPECT_EQ(rules[18].condition, "crosses(temperature, above 80) within 10m every 10s");
     EXPECT_EQ(rules[19].name, "pump current forecast");
-    EXPECT_EQ(rules[19].condition, "crosses(current, above 28) within 10m every 10s");
+    EXPECT_EQ(rules[19].condition, "crosses(current, above 28) within 5m every 10s");
     EXPECT_EQ(fast[18].condition, "crosses(temperature, above 80) within 1m every 1s");
     EXPECT_EQ(rules_for(1000)[18].condition, "crosses(temperature, above 80) within 1s every 1s");
     EXPECT_EQ(rules[20].name, "compressor temperature forecast");
