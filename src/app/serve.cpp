@@ -8,6 +8,7 @@
 #include "app/services.h"
 #include "app/web_assets.h"
 #include "auth/routes.h"
+#include "forecast/routes.h"
 #include "gateway/gateway.h"
 #include "live/routes.h"
 #include "observe/observe.h"
@@ -176,6 +177,8 @@ void build_router(http::router& routes, const config::config& cfg, services& s) 
         routes, *s.engine,
         [&s](std::string_view asset) { return s.registry->devices_under(asset); },
         cfg.get_int("query.max_points"));
+    forecast::add_routes(routes, *s.forecasts,
+                         [&s](std::string_view asset) { return s.registry->devices_under(asset); });
     live::add_routes(routes, *s.live_hub);
     notify::add_routes(routes, *s.notifier);
     rules::add_routes(routes, *s.rules, audit_through(*s.auth));
@@ -191,6 +194,7 @@ int serve(const config::config& cfg) {
     if (auto failed = open_notify_and_live(cfg, s)) return *failed;
     if (auto failed = start_rules(s)) return *failed;
     open_mqtt(cfg, s);
+    start_forecasts(cfg, s);
     http::router routes;
     build_router(routes, cfg, s);
     return run_server(cfg, s, routes);

@@ -310,4 +310,35 @@ void open_mqtt(const config::config& cfg, services& s) {
     };
 }
 
+// The predicted list's targets are the metrics whose device type sets an expected range: the
+// range a point is flagged outside of is the limit a forecast is checked against.
+void start_forecasts(const config::config& cfg, services& s) {
+    forecast::service_options o;
+    o.cache_entries = static_cast<size_t>(cfg.get_int("forecast.cache_entries"));
+    o.max_history_points = static_cast<int>(cfg.get_int("forecast.max_history_points"));
+    o.max_steps = static_cast<int>(cfg.get_int("forecast.max_steps"));
+    o.max_series = static_cast<int>(cfg.get_int("forecast.max_series"));
+    const int64_t ns_per_ms = 1'000'000;
+    o.refresh_interval_ns = cfg.get_duration("forecast.refresh_interval").count() * ns_per_ms;
+    o.predicted_horizon_ns = cfg.get_duration("forecast.predicted_horizon").count() * ns_per_ms;
+    o.predicted_budget_ns = cfg.get_duration("forecast.predicted_budget").count() * ns_per_ms;
+    s.forecasts = std::make_unique<forecast::service>(*s.engine, o);
+    s.forecasts->start_predictions([registry = s.registry.get()] {
+        std::vector<forecast::limit_target> targets;
+        auto types = registry->list_types();
+        auto devices = registry->list_devices();
+        if (!types || !devices) return targets;
+        std::map<std::string, const devices::device_type*> by_name;
+        for (const auto& t : *types)
+            by_name[t.name] = &t;
+        for (const auto& d : *devices) {
+            auto t = by_name.find(d.type);
+            if (t == by_name.end()) continue;
+            for (const auto& [metric, spec] : t->second->metrics)
+                if (spec.min || spec.max) targets.push_back({d.name, metric, spec.min, spec.max});
+        }
+        return targets;
+    });
+}
+
 }  // namespace clisonix::app

@@ -19,6 +19,7 @@
 #include "auth/auth.h"
 #include "config/config.h"
 #include "devices/devices.h"
+#include "forecast/forecast.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
 #include "live/live.h"
@@ -78,6 +79,9 @@ struct services {
     std::unique_ptr<rules::engine> rules;
     scoring_detach detach_rules;
     std::unique_ptr<mqtt::broker> mqtt_broker;  // null when mqtt.enabled is false
+    // Forecasts over the engine, and the background predicted-to-cross list over the
+    // registry's device types.
+    std::unique_ptr<forecast::service> forecasts;
 };
 
 // Each returns nothing when it worked, else the exit code (it has logged or printed why).
@@ -92,6 +96,9 @@ std::optional<int> open_notify_and_live(const config::config& cfg, services& s);
 std::optional<int> start_rules(services& s);
 // The MQTT broker, when enabled; it listens once the HTTP port is ours (run_server).
 void open_mqtt(const config::config& cfg, services& s);
+
+// The forecast service and its background predicted-to-cross list (forecast.* keys).
+void start_forecasts(const config::config& cfg, services& s);
 
 // Every route of the product, declared on `routes`.
 void build_router(http::router& routes, const config::config& cfg, services& s);
