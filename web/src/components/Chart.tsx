@@ -93,7 +93,7 @@ export function Chart({ metric, data, anomaly, range, dark, onZoom, forecast, fo
       const firstBand = lower.findIndex((v) => v !== null && v !== undefined);
       let lastPoint = -1;
       for (let i = 0; i < xs.length; i++) if (u.data[1][i] !== null && u.data[1][i] !== undefined) lastPoint = i;
-      const px = (i: number) => (i < 0 ? "" : String(Math.round(u.valToPos(xs[i], "x"))));
+      const px = (i: number) => (i < 0 ? "" : u.valToPos(xs[i], "x").toFixed(2));
       fig.dataset.bandPx = px(firstBand);
       fig.dataset.lastPx = px(lastPoint);
     };

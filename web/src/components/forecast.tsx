@@ -16,15 +16,17 @@ import {
 import { Card, ErrorBox, Table, errorText, td, useAsync } from "./ui";
 import { linkClick } from "../router";
 
+// The series' forecast, or why the server did not make one (e.g. too little history).
 async function fetchForecast(
   device: string,
   metric: string,
   span: { horizonSec: number; stepSec: number },
-): Promise<Forecast | null> {
-  const body = await api<{ forecasts?: Forecast[] }>(
+): Promise<{ forecast: Forecast | null; skipped?: string }> {
+  const body = await api<{ forecasts?: Forecast[]; skipped?: { metric: string; reason: string }[] }>(
     "/api/v1/forecast" + qs({ device, metric, horizon: span.horizonSec + "s", step: span.stepSec + "s" }),
   );
-  return body.forecasts?.find((f) => f.metric === metric) ?? null;
+  const forecast = body.forecasts?.find((f) => f.metric === metric) ?? null;
+  return { forecast, skipped: forecast ? undefined : body.skipped?.find((s) => s.metric === metric)?.reason };
 }
 
 async function fetchCrossing(
@@ -53,6 +55,7 @@ export interface MetricLimits {
 
 export interface ForecastState {
   forecast: Forecast | null;
+  skipped?: string; // the server's reason for not forecasting this series
   error?: unknown;
   crossings: Crossing[];
 }
@@ -87,14 +90,11 @@ export function useDeviceForecasts(
       if (typeof lim.max === "number") wanted.push({ above: lim.max });
       if (typeof lim.min === "number") wanted.push({ below: lim.min });
       try {
-        const [forecast, ...crossings] = await Promise.all([
+        const [answer, crossings] = await Promise.all([
           fetchForecast(device, metric, span),
-          ...wanted.map((l) => fetchCrossing(device, metric, l, span)),
+          Promise.all(wanted.map((l) => fetchCrossing(device, metric, l, span))),
         ]);
-        return [
-          metric,
-          { forecast: forecast as Forecast | null, crossings: crossings.filter((c): c is Crossing => c !== null) },
-        ];
+        return [metric, { ...answer, crossings: crossings.filter((c): c is Crossing => c !== null) }];
       } catch (error) {
         return [metric, { forecast: null, error, crossings: [] }];
       }
@@ -144,6 +144,12 @@ export function ForecastNote({ state, limits }: { state?: ForecastState; limits?
       </p>
     );
   }
+  if (state.skipped)
+    return (
+      <p className="mt-1 text-xs text-slate-600 dark:text-slate-400" data-testid="forecast-skipped">
+        No forecast: {state.skipped}
+      </p>
+    );
   const hints = state.crossings.map((c) => ({ c, text: crossingText(c, limits?.unit) }));
   const ahead = hints.filter((h): h is { c: Crossing; text: string } => h.text !== null);
   if (ahead.length)
