@@ -115,20 +115,30 @@ export function useDeviceForecasts(
   return states;
 }
 
-// The expected ranges of a device's metrics, from its device type (none when it has no type).
-export function useTypeLimits(type: string | undefined) {
-  return useAsync(async () => {
-    if (!type) return {};
-    try {
-      const t = await api<{ metrics?: Record<string, MetricLimits> }>(
-        "/api/v1/device-types/" + encodeURIComponent(type),
+// The expected ranges of a device's metrics, from its device type (none when it has no type,
+// or names one that is not defined). `ready` once they are known for this very type, so that
+// the page does not ask for forecasts twice (first without the limits, then with them).
+export function useTypeLimits(type: string | undefined, known: boolean) {
+  const [state, setState] = useState<{ type?: string; limits: Record<string, MetricLimits>; error?: unknown }>({
+    limits: {},
+  });
+  useEffect(() => {
+    if (!known) return;
+    let stop = false;
+    const done = (limits: Record<string, MetricLimits>, error?: unknown) => {
+      if (!stop) setState({ type: type ?? "", limits, error });
+    };
+    if (!type) done({});
+    else
+      api<{ metrics?: Record<string, MetricLimits> }>("/api/v1/device-types/" + encodeURIComponent(type)).then(
+        (t) => done(t.metrics ?? {}),
+        (e) => done({}, e instanceof ApiError && e.status === 404 ? undefined : e),
       );
-      return t.metrics ?? {};
-    } catch (e) {
-      if (e instanceof ApiError && e.status === 404) return {}; // a type named but not defined
-      throw e;
-    }
-  }, [type]);
+    return () => {
+      stop = true;
+    };
+  }, [type, known]);
+  return { ...state, ready: known && state.type === (type ?? "") };
 }
 
 // Under a chart's caption: when the forecast says the metric leaves its expected range, or

@@ -341,9 +341,12 @@ export function DeviceDetail({ name, dark, canManage }: { name: string; dark: bo
 
   const metrics = useMemo(() => Object.keys(charts).sort(), [charts]);
   const record = (device.data?.device ?? device.data) as Record<string, unknown> | undefined;
-  const typeLimits = useTypeLimits(typeof record?.type === "string" && record.type ? record.type : undefined);
-  const limits = typeLimits.data ?? {};
-  const forecasts = useDeviceForecasts(name, metrics, limits, span, forecastOn && typeLimits.data !== undefined);
+  const typeLimits = useTypeLimits(
+    typeof record?.type === "string" && record.type ? record.type : undefined,
+    device.data !== undefined || !!device.error,
+  );
+  const limits = typeLimits.limits;
+  const forecasts = useDeviceForecasts(name, metrics, limits, span, forecastOn && typeLimits.ready);
   const attrScopes = attributes.data && typeof attributes.data === "object" ? Object.entries(attributes.data) : [];
   const liveText =
     live.state === "live"
@@ -421,6 +424,7 @@ export function DeviceDetail({ name, dark, canManage }: { name: string; dark: bo
         onZoom={(from, to) => setZoom([from, to])}
       />
       <ErrorBox error={error} title="Telemetry" />
+      <ErrorBox error={typeLimits.error} title="Expected ranges of the device type" />
       {loading && metrics.length === 0 && <Loading what="telemetry" />}
       {!loading && !error && metrics.length === 0 && (
         <p className="text-sm text-slate-600 dark:text-slate-400">No telemetry from {name} in this range.</p>
