@@ -39,6 +39,14 @@ void append_ms(std::string& out, std::optional<int64_t> ns) {
         out += "null";
 }
 
+// "24h", "90m", "45s": a duration as a user would write it.
+std::string duration_text(int64_t ns) {
+    constexpr int64_t second = 1'000'000'000;
+    if (ns % (3600 * second) == 0) return std::to_string(ns / (3600 * second)) + "h";
+    if (ns % (60 * second) == 0) return std::to_string(ns / (60 * second)) + "m";
+    return std::to_string(ns / second) + "s";
+}
+
 void append_series(std::string& out, std::string_view measurement,
                    const std::vector<std::pair<std::string, std::string>>& tags,
                    std::string_view metric) {
@@ -167,10 +175,11 @@ std::string forecasts_json(const forecasts& all) {
 result<std::pair<double, bool>> limit_of(const parsed& p) {
     auto above = p.extra.find("above");
     auto below = p.extra.find("below");
-    if ((above == p.extra.end()) == (below == p.extra.end()))
+    if (above == p.extra.end() && below == p.extra.end())
         return make_error("invalid_argument",
-                          "above: give exactly one of above= or below= (the limit)",
-                          above == p.extra.end() ? "above" : "below");
+                          "above: required, or below= (the limit the series may pass)", "above");
+    if (above != p.extra.end() && below != p.extra.end())
+        return make_error("invalid_argument", "below: give above= or below=, not both", "below");
     const bool is_above = above != p.extra.end();
     const std::string& text = is_above ? above->second : below->second;
     double v = 0;
@@ -313,9 +322,8 @@ void add_routes(http::router& routes, service& svc, query::devices_under_fn devi
                         if (*d > o.predicted_horizon_ns)
                             return http::response::error(
                                 400, "invalid_argument",
-                                "horizon: at most " +
-                                    std::to_string(o.predicted_horizon_ns / 3'600'000'000'000) +
-                                    "h (forecast.predicted_horizon), the horizon the list is "
+                                "horizon: at most " + duration_text(o.predicted_horizon_ns) +
+                                    " (forecast.predicted_horizon), the horizon the list is "
                                     "computed over",
                                 "horizon");
                         horizon = *d;

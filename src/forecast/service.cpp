@@ -122,6 +122,9 @@ struct service::impl {
     metrics::counter predicted_rounds =
         metrics::global().get_counter("clisonix_forecast_predicted_rounds_total",
                                       "Background rounds of the predicted-to-cross list");
+    metrics::gauge predicted_round_seconds = metrics::global().get_gauge(
+        "clisonix_forecast_predicted_round_seconds",
+        "Duration of the last background round of the predicted-to-cross list");
     metrics::counter predicted_forecasts =
         metrics::global().get_counter("clisonix_forecast_predicted_forecasts_total",
                                       "Series forecast by the background predicted-to-cross list");
@@ -399,6 +402,15 @@ void service::impl::predict_round() {
         order.push_back(t);
     if (cursor >= order.size()) cursor = 0;
 
+    // One pass over the engine's series per round (not one per target): each target's
+    // series by device and metric.
+    std::map<std::pair<std::string, std::string>, std::vector<storage::series_info>> series_of;
+    for (auto& info : engine.series([&](const storage::series_info& info) {
+             const auto* d = tag_value(info, "device");
+             return d && forecastable(info) && by_key.contains({*d, info.field});
+         }))
+        series_of[{*tag_value(info, "device"), info.field}].push_back(std::move(info));
+
     const forecast_request req{.horizon_ns = opts.predicted_horizon_ns};
     size_t visited = 0;
     while (visited < order.size()) {
@@ -414,13 +426,9 @@ void service::impl::predict_round() {
         cursor = (cursor + 1) % order.size();
         ++visited;
         swept = std::min(swept + 1, order.size());
-        auto matches = engine.series([&](const storage::series_info& info) {
-            const auto* d = tag_value(info, "device");
-            return d && *d == t.device && info.field == t.metric && forecastable(info);
-        });
         const storage::series_info* newest = nullptr;
         int64_t newest_ts = 0;
-        for (const auto& info : matches)
+        for (const auto& info : series_of[{t.device, t.metric}])
             if (auto last = engine.last(info.id); last && (!newest || last->ts > newest_ts))
                 newest = &info, newest_ts = last->ts;
         if (!newest) {
@@ -472,6 +480,8 @@ void service::impl::predict_round() {
     list.targets = order.size();
     list.evaluated = std::min(swept, order.size());
     predicted_rounds.inc();
+    predicted_round_seconds.set(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     std::lock_guard lock(predicted_mutex);
     published = std::move(list);
 }
