@@ -14,7 +14,7 @@ const binary = args.binary ?? path.resolve("build/clisonix");
 const webDist = args["web-dist"] ?? path.join(webDir, "dist");
 const out = args.out ?? path.resolve("build/screenshots");
 mkdirSync(out, { recursive: true });
-const { playwright } = loadModules();
+const { playwright, axeSource } = loadModules();
 if (!existsSync(path.join(webDist, "index.html")))
   skipAll(`${webDist}/index.html is missing (npm ci && npm run build in web/)`);
 if (!existsSync(binary)) skipAll(`${binary} is missing`);
@@ -34,6 +34,14 @@ async function step(name, fn) {
 }
 function expect(cond, message) {
   if (!cond) throw new Error(message);
+}
+// No serious or critical accessibility violation on the page as it is (axe-core, WCAG 2.1 AA).
+async function axe(name) {
+  await page.evaluate(axeSource);
+  // eslint-disable-next-line no-undef
+  const r = await page.evaluate(() => axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } }));
+  const bad = r.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  expect(bad.length === 0, `${name}: ${bad.map((v) => v.id + " " + v.nodes[0]?.target).join(", ")}`);
 }
 
 // The fleet's predictions are recomputed every second here (the default is a minute).
@@ -109,6 +117,7 @@ await step("device page: the forecast band starts after the last point, with the
   const minutes = (expected - now) / 60000;
   expect(minutes > 10 && minutes < 45, `the shift passes 90 °C in about 26 minutes, not ${minutes.toFixed(1)}`);
   await page.screenshot({ path: path.join(out, "device-forecast.png"), fullPage: true });
+  await axe("device page with a forecast");
 
   // The toggle hides the forecast and brings it back.
   await page.getByRole("button", { name: "Forecast", exact: true }).click();
@@ -128,6 +137,7 @@ await step("overview: the oven heading for its type's max is listed, linked to i
   expect(/in (\d+ (min|h)|less than a minute)/.test(text), "the time ahead is shown: " + text);
   expect(/\d+ %$/.test(text), "the probability is shown: " + text);
   await page.screenshot({ path: path.join(out, "overview-forecast.png"), fullPage: true });
+  await axe("overview with a predicted crossing");
   await row.getByRole("link", { name: "oven-1" }).click();
   await page.getByRole("heading", { name: "Device oven-1", level: 1 }).waitFor();
 });
