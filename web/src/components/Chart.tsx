@@ -1,8 +1,10 @@
 // One metric as a uPlot line chart, with its anomaly score (0..1) as a band underneath that
 // shares the cursor and the time axis. Drag across either to zoom; the page decides what
-// to fetch for the new range.
-import { useEffect, useRef } from "react";
+// to fetch for the new range. With a forecast, the chart goes on past the last point: the
+// point forecast as a dashed line inside its 50 % and 95 % intervals (uPlot bands).
+import { useEffect, useMemo, useRef, type ReactNode } from "react";
 import uPlot from "uplot";
+import { alignForecast, fmtDuration, type Forecast } from "../forecast";
 
 export interface ChartData {
   xs: number[]; // seconds
@@ -16,6 +18,8 @@ interface Props {
   range: [number, number]; // seconds
   dark: boolean;
   onZoom: (from: number, to: number) => void; // seconds
+  forecast?: Forecast | null;
+  forecastNote?: ReactNode; // under the caption: the crossing hint, or why there is no forecast
 }
 
 function axisColors(dark: boolean) {
@@ -26,7 +30,27 @@ function axisColors(dark: boolean) {
   };
 }
 
-export function Chart({ metric, data, anomaly, range, dark, onZoom }: Props) {
+// Series 2..6 of the main plot: the forecast and its interval bounds (see alignForecast).
+function forecastSeries(dark: boolean): uPlot.Series[] {
+  const edge = { stroke: "transparent", width: 0, points: { show: false }, spanGaps: false };
+  return [
+    { label: "forecast", stroke: dark ? "#a5f3fc" : "#155e75", width: 1.5, dash: [5, 4], spanGaps: false },
+    { ...edge, label: "forecast lower 95 %" },
+    { ...edge, label: "forecast upper 95 %" },
+    { ...edge, label: "forecast lower 50 %" },
+    { ...edge, label: "forecast upper 50 %" },
+  ];
+}
+
+function forecastBands(dark: boolean): uPlot.Band[] {
+  return [
+    { series: [4, 3], fill: dark ? "rgba(34,211,238,0.16)" : "rgba(14,116,144,0.13)" },
+    { series: [6, 5], fill: dark ? "rgba(34,211,238,0.32)" : "rgba(14,116,144,0.28)" },
+  ];
+}
+
+export function Chart({ metric, data, anomaly, range, dark, onZoom, forecast, forecastNote }: Props) {
+  const figure = useRef<HTMLElement>(null);
   const box = useRef<HTMLDivElement>(null);
   const bandBox = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
@@ -35,6 +59,9 @@ export function Chart({ metric, data, anomaly, range, dark, onZoom }: Props) {
   zoomRef.current = onZoom;
   const rangeRef = useRef(range);
   rangeRef.current = range;
+  const aligned = useMemo(() => alignForecast(data, forecast ?? null), [data, forecast]);
+  const alignedRef = useRef(aligned);
+  alignedRef.current = aligned;
 
   useEffect(() => {
     const el = box.current!;
@@ -56,15 +83,35 @@ export function Chart({ metric, data, anomaly, range, dark, onZoom }: Props) {
       legend: { show: false },
     };
     const colors = axisColors(dark);
+    // After each draw, where the forecast band and the last point are on the canvas, in pixels
+    // (data-band-px, data-last-px on the figure): what the browser tests check.
+    const markDrawn = (u: uPlot) => {
+      const fig = figure.current;
+      if (!fig) return;
+      const xs = u.data[0];
+      const lower = u.data[3];
+      const firstBand = lower.findIndex((v) => v !== null && v !== undefined);
+      let lastPoint = -1;
+      for (let i = 0; i < xs.length; i++) if (u.data[1][i] !== null && u.data[1][i] !== undefined) lastPoint = i;
+      const px = (i: number) => (i < 0 ? "" : u.valToPos(xs[i], "x").toFixed(2));
+      fig.dataset.bandPx = px(firstBand);
+      fig.dataset.lastPx = px(lastPoint);
+    };
     plot.current = new uPlot(
       {
         ...common,
+        hooks: { ...common.hooks, draw: [markDrawn] },
         height: 180,
         scales: { x: { time: true, range: () => rangeRef.current } },
         axes: [colors, { ...colors, size: 56 }],
-        series: [{}, { label: metric, stroke: dark ? "#22d3ee" : "#0e7490", width: 1.5, spanGaps: false }],
+        series: [
+          {},
+          { label: metric, stroke: dark ? "#22d3ee" : "#0e7490", width: 1.5, spanGaps: false },
+          ...forecastSeries(dark),
+        ],
+        bands: forecastBands(dark),
       },
-      [data.xs, data.ys],
+      alignedRef.current.columns,
       el,
     );
     band.current = new uPlot(
@@ -108,35 +155,91 @@ export function Chart({ metric, data, anomaly, range, dark, onZoom }: Props) {
   }, [metric, dark]);
 
   useEffect(() => {
-    plot.current?.setData([data.xs, data.ys]);
-  }, [data, range]);
+    plot.current?.setData(aligned.columns);
+  }, [aligned, range]);
   useEffect(() => {
     band.current?.setData([anomaly?.xs ?? [], anomaly?.ys ?? []]);
   }, [anomaly, range]);
 
   const last = data.ys.length ? data.ys[data.ys.length - 1] : null;
   const lastScore = anomaly && anomaly.ys.length ? anomaly.ys[anomaly.ys.length - 1] : null;
+  const drawn = aligned.bandFrom !== null;
+  const ms = (sec: number | null) => (sec === null ? undefined : Math.round(sec * 1000));
   return (
     <figure
+      ref={figure}
       className="chart rounded-lg border border-slate-200 bg-white p-3 dark:border-slate-700 dark:bg-slate-900"
       data-metric={metric}
       data-points={data.xs.length}
+      data-forecast={drawn ? "drawn" : "none"}
+      data-forecast-from-ms={ms(aligned.bandFrom)}
+      data-last-ms={ms(aligned.lastX)}
     >
-      <figcaption className="mb-1 flex flex-wrap justify-between gap-2 text-sm">
-        <span className="font-semibold">{metric}</span>
-        <span className="text-slate-600 dark:text-slate-400">
-          latest <span className="chart-last font-mono">{last === null ? "—" : Number(last).toPrecision(5)}</span>
-          {" · "}
-          {data.xs.length} points
-          {lastScore !== null && (
-            <>
-              {" · "}anomaly <span className="font-mono">{Number(lastScore).toFixed(2)}</span>
-            </>
-          )}
-        </span>
+      <figcaption className="mb-1 text-sm">
+        <div className="flex flex-wrap justify-between gap-2">
+          <span className="font-semibold">{metric}</span>
+          <span className="text-slate-600 dark:text-slate-400">
+            latest <span className="chart-last font-mono">{last === null ? "—" : Number(last).toPrecision(5)}</span>
+            {" · "}
+            {data.xs.length} points
+            {lastScore !== null && (
+              <>
+                {" · "}anomaly <span className="font-mono">{Number(lastScore).toFixed(2)}</span>
+              </>
+            )}
+          </span>
+        </div>
+        {drawn && forecast && <ForecastLegend forecast={forecast} />}
+        {forecastNote}
       </figcaption>
-      <div ref={box} role="img" aria-label={`${metric} over time, ${data.xs.length} points`} />
+      <div
+        ref={box}
+        role="img"
+        aria-label={
+          `${metric} over time, ${data.xs.length} points` +
+          (drawn && forecast ? `, with a forecast for the next ${fmtDuration(forecast.horizon_ms)}` : "")
+        }
+      />
       <div ref={bandBox} role="img" aria-label={`Anomaly score of ${metric}, 0 to 1`} />
     </figure>
+  );
+}
+
+// What the dashed line and the shading are, which model drew them and how wrong it has
+// recently been on this very series (its out-of-sample error over the last part of the history).
+function ForecastLegend({ forecast }: { forecast: Forecast }) {
+  const mae = Number(forecast.error?.mae);
+  const smape = Number(forecast.error?.smape);
+  const error =
+    (Number.isFinite(mae) ? `MAE ${mae.toPrecision(3)}` : "") +
+    (Number.isFinite(smape) ? ` · sMAPE ${smape.toFixed(1)} %` : "");
+  const tip =
+    `Forecast by ${forecast.model} from ${forecast.history_points} steps of history` +
+    (forecast.season_steps > 1 ? `, seasonal period ${forecast.season_steps} steps` : "") +
+    `. Recent error on this series: ${error || "unknown"} (mean absolute error in the metric's unit; ` +
+    "symmetric mean absolute percentage error). Shaded: where the values should be, 50 % and 95 % of the time.";
+  return (
+    <div
+      className="mt-1 flex flex-wrap items-center gap-x-3 gap-y-1 text-xs text-slate-600 dark:text-slate-400"
+      title={tip}
+      data-testid="forecast-legend"
+    >
+      <span className="flex items-center gap-1">
+        <span className="inline-block h-0 w-4 border-t-2 border-dashed border-cyan-800 dark:border-cyan-200" />
+        forecast, next {fmtDuration(forecast.horizon_ms)}
+      </span>
+      <span className="flex items-center gap-1">
+        <span className="inline-block h-2.5 w-4 rounded-sm bg-cyan-700/30 dark:bg-cyan-400/30" />
+        50 %
+      </span>
+      <span className="flex items-center gap-1">
+        <span className="inline-block h-2.5 w-4 rounded-sm bg-cyan-700/15 dark:bg-cyan-400/15" />
+        95 %
+      </span>
+      <span className="font-mono" data-testid="forecast-model">
+        {forecast.model}
+      </span>
+      {error && <span data-testid="forecast-error">{error}</span>}
+    </div>
   );
 }

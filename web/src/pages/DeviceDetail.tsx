@@ -1,6 +1,7 @@
 // One device: live charts (WebSocket, or polling when the server has no live endpoint), a
-// time-range picker with drag-to-zoom, the anomaly score under each chart, attributes and
-// the device's alarms.
+// time-range picker with drag-to-zoom, the anomaly score under each chart, each chart's
+// forecast (a quarter of its range ahead) with the crossing of the device type's expected
+// range, attributes and the device's alarms.
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, listOf, qs, query, type Series } from "../api";
 import { Chart, type ChartData } from "../components/Chart";
@@ -20,6 +21,8 @@ import {
   useAsync,
 } from "../components/ui";
 import { HealthPanel } from "../components/health";
+import { ForecastNote, useDeviceForecasts, useTypeLimits } from "../components/forecast";
+import { forecastSpan } from "../forecast";
 import { LiveClient, type LiveState } from "../live";
 import { linkClick } from "../router";
 
@@ -223,6 +226,12 @@ export function DeviceDetail({ name, dark, canManage }: { name: string; dark: bo
 
   const range: [number, number] = zoom ?? [now - windowSec, now];
   const following = zoom === null;
+  // The forecast: on unless turned off (remembered in this browser), and only for a range that
+  // reaches the present (a zoom into the past has nothing to forecast).
+  const [showForecast, setShowForecast] = useState(() => localStorage.getItem("clisonix.forecast") !== "off");
+  const span = forecastSpan(range[1] - range[0]);
+  const forecastOn = showForecast && (following || range[1] >= Date.now() / 1000 - span.stepSec);
+  const chartRange: [number, number] = forecastOn ? [range[0], range[1] + span.horizonSec] : range;
 
   const device = useAsync(() => api<Record<string, unknown>>("/api/v1/devices/" + encodeURIComponent(name)), [name]);
   const attributes = useAsync(
@@ -331,6 +340,13 @@ export function DeviceDetail({ name, dark, canManage }: { name: string; dark: bo
   }, [name, following, live.state, onPoints]);
 
   const metrics = useMemo(() => Object.keys(charts).sort(), [charts]);
+  const record = (device.data?.device ?? device.data) as Record<string, unknown> | undefined;
+  const typeLimits = useTypeLimits(
+    typeof record?.type === "string" && record.type ? record.type : undefined,
+    device.data !== undefined || !!device.error,
+  );
+  const limits = typeLimits.limits;
+  const forecasts = useDeviceForecasts(name, metrics, limits, span, forecastOn && typeLimits.ready);
   const attrScopes = attributes.data && typeof attributes.data === "object" ? Object.entries(attributes.data) : [];
   const liveText =
     live.state === "live"
@@ -372,6 +388,17 @@ export function DeviceDetail({ name, dark, canManage }: { name: string; dark: bo
           </Button>
         )}
         <CustomRange range={range} onApply={(from, to) => setZoom([from, to])} />
+        <Button
+          kind="secondary"
+          aria-pressed={showForecast}
+          title="The forecast after the last point, with its 50 % and 95 % intervals"
+          onClick={() => {
+            localStorage.setItem("clisonix.forecast", showForecast ? "off" : "on");
+            setShowForecast(!showForecast);
+          }}
+        >
+          Forecast
+        </Button>
         <span
           className="text-sm text-slate-600 dark:text-slate-400"
           aria-live="polite"
@@ -397,6 +424,7 @@ export function DeviceDetail({ name, dark, canManage }: { name: string; dark: bo
         onZoom={(from, to) => setZoom([from, to])}
       />
       <ErrorBox error={error} title="Telemetry" />
+      <ErrorBox error={typeLimits.error} title="Expected ranges of the device type" />
       {loading && metrics.length === 0 && <Loading what="telemetry" />}
       {!loading && !error && metrics.length === 0 && (
         <p className="text-sm text-slate-600 dark:text-slate-400">No telemetry from {name} in this range.</p>
@@ -412,9 +440,11 @@ export function DeviceDetail({ name, dark, canManage }: { name: string; dark: bo
             metric={m}
             data={charts[m].data}
             anomaly={charts[m].anomaly}
-            range={range}
+            range={chartRange}
             dark={dark}
             onZoom={(from, to) => setZoom([from, to])}
+            forecast={forecastOn ? forecasts[m]?.forecast : null}
+            forecastNote={forecastOn && <ForecastNote state={forecasts[m]} limits={limits[m]} />}
           />
         ))}
       </div>

@@ -1,8 +1,10 @@
-// What is going on now: devices online, ingest rate, open alarms, the most anomalous series.
+// What is going on now: devices online, ingest rate, open alarms, the most anomalous series,
+// and what the forecasts say is coming (metrics predicted to cross their type's limit).
 import { useEffect, useRef, useState } from "react";
 import { api, listOf, qs, type Series } from "../api";
 import { Card, ErrorBox, Loading, PageTitle, SeverityBadge, fmtTime, useAsync } from "../components/ui";
 import { HealthBadge, useHealthScores } from "../components/health";
+import { PredictedCrossings } from "../components/forecast";
 import { linkClick } from "../router";
 
 interface DeviceRow {
@@ -194,6 +196,7 @@ export function Overview() {
           </ul>
         )}
       </Card>
+      <PredictedCrossings horizon="6h" />
       <Card title="Most anomalous series (last 5 minutes)" className="mt-4">
         <ErrorBox error={anomalies.error} />
         {anomalies.data && anomalies.data.length === 0 && (
