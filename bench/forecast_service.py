@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Cost of the forecast service on a small fleet, against the real binary.
 
-    python3 tests/forecast/measure.py [build/clisonix] [devices]
+    python3 bench/forecast_service.py [build/clisonix] [devices]
 
 Starts `clisonix serve` on a temp dir, writes `devices` tanks (a daily ramp, hourly, 28 days)
 and one 5-minute series (7 days), then prints the latency of a forecast computed and answered
-from the cache, of a 100-series selection, and the background predicted round's time.
+from the cache, of a 100-series selection, the background predicted round's time, and the
+forecast cache's size against its bound (forecast.cache_entries, set to 100 here so that
+a fleet of 300 overflows it).
 """
 import json, math, os, subprocess, sys, tempfile, time, urllib.request
 
@@ -17,7 +19,8 @@ env = dict(os.environ, CLISONIX_ADMIN_PASSWORD="measure-password-1")
 srv = subprocess.Popen([binary, "serve", "--port", str(port), "--data", data, "--set",
                         "http.bind=127.0.0.1", "--set", "mqtt.enabled=false", "--set",
                         "analytics.detector=off", "--set", "analytics.health=false",
-                        "--set", "forecast.refresh_interval=2s"],
+                        "--set", "forecast.refresh_interval=2s",
+                        "--set", "forecast.cache_entries=100"],
                        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 base = f"http://127.0.0.1:{port}"
 
@@ -87,6 +90,10 @@ try:
     rounds = [l for l in metrics.splitlines() if l.startswith("clisonix_forecast_predicted")]
     print(f"predicted: {len(p['predictions'])} predictions over {p['targets']} targets, evaluated {p['evaluated']}")
     print("\n".join(rounds))
+    for l in call("/metrics", token=token).splitlines():
+        if l.startswith("clisonix_forecast_cache_"):
+            print(l)
+    print("forecast.cache_entries (the bound): 100")
 finally:
     srv.terminate(); srv.wait()
     subprocess.run(["rm", "-rf", data])
