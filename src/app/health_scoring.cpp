@@ -16,16 +16,6 @@ constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 // rows per second reaches the row minimum long before its baseline time is over).
 constexpr size_t max_baseline_rows = 20'000;
 
-void append_number(std::string& out, double v) {
-    if (!std::isfinite(v)) {
-        out += "null";
-        return;
-    }
-    char buf[32];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, r.ptr);
-}
-
 // Key fields are escaped as in line protocol; names shown to people are not.
 std::string unescape(std::string_view s) {
     std::string out;
@@ -399,7 +389,7 @@ std::optional<std::string> health_scoring::status_json(std::string_view device) 
         const double by_rows = std::min(
             1.0, static_cast<double>(complete) / analytics::health_model::min_baseline_rows());
         out += ",\"progress\":{\"fraction\":";
-        append_number(out, std::min(by_time, by_rows));
+        append_json_number(out, std::min(by_time, by_rows));
         out += ",\"rows\":" + std::to_string(complete) +
                ",\"min_rows\":" + std::to_string(analytics::health_model::min_baseline_rows()) +
                ",\"elapsed_ms\":" + std::to_string(elapsed / 1'000'000) +
@@ -416,7 +406,7 @@ std::optional<std::string> health_scoring::status_json(std::string_view device) 
                ",\"to\":" + std::to_string(d.window_to / 1'000'000) + "}";
     }
     out += ",\"score\":";
-    append_number(out, d.last_score);
+    append_json_number(out, d.last_score);
     out += ",\"at\":";
     if (d.rows_scored)
         out += std::to_string(d.last_ts / 1'000'000);
@@ -435,7 +425,7 @@ std::optional<std::string> health_scoring::status_json(std::string_view device) 
         out += "{\"metric\":";
         append_json_string(out, unescape(d.metrics[order[k]]));
         out += ",\"value\":";
-        append_number(out, d.last_contributions[order[k]]);
+        append_json_number(out, d.last_contributions[order[k]]);
         out += "}";
     }
     out += "],\"metrics\":[";

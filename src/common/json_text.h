@@ -2,6 +2,8 @@
 // where building a Boost.JSON value first would cost an allocation per field.
 #pragma once
 
+#include <charconv>
+#include <cmath>
 #include <string>
 #include <string_view>
 
@@ -56,6 +58,18 @@ inline void append_json_string(std::string& out, std::string_view s) {
         }
     }
     out.push_back('"');
+}
+
+// Appends `v` as a JSON number, the shortest text that reads back to the same double. JSON
+// has no NaN or infinity: such a value is written as null.
+inline void append_json_number(std::string& out, double v) {
+    if (!std::isfinite(v)) {
+        out += "null";
+        return;
+    }
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
 }
 
 }  // namespace clisonix

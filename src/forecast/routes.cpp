@@ -21,17 +21,6 @@ void append_int(std::string& out, int64_t v) {
     out.append(buf, r.ptr);
 }
 
-// JSON has no NaN or infinity: such a value is written as null.
-void append_double(std::string& out, double v) {
-    if (!std::isfinite(v)) {
-        out += "null";
-        return;
-    }
-    char buf[32];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    out.append(buf, r.ptr);
-}
-
 void append_ms(std::string& out, std::optional<int64_t> ns) {
     if (ns)
         append_int(out, *ns / ns_per_ms);
@@ -98,16 +87,8 @@ result<parsed> parse(const http::request& req, const query::devices_under_fn& de
     if (!s) return s.error();
     p.selection = std::move(*s);
     if (auto asset = req.query.find("asset"); asset != req.query.end()) {
-        if (!devices_under)
-            return make_error("invalid_argument", "asset: this server has no asset graph", "asset");
-        auto names = devices_under(asset->second);
-        if (!names) {
-            auto e = names.error();
-            e.field = "asset";
-            return e;
-        }
-        std::sort(names->begin(), names->end());
-        p.selection.devices = std::move(*names);
+        auto st = query::restrict_to_asset(p.selection, asset->second, devices_under);
+        if (!st) return st.error();
     }
     return p;
 }
@@ -142,15 +123,15 @@ std::string forecasts_json(const forecasts& all) {
         out += ",\"season_steps\":";
         append_int(out, f.season);
         out += ",\"error\":{\"mae\":";
-        append_double(out, f.mae);
+        append_json_number(out, f.mae);
         out += ",\"smape\":";
-        append_double(out, f.smape);
+        append_json_number(out, f.smape);
         out += "},\"history_points\":";
         append_int(out, s.history_points);
         out += ",\"last\":[";
         append_int(out, s.last_ns / ns_per_ms);
         out += ',';
-        append_double(out, s.last_value);
+        append_json_number(out, s.last_value);
         out += "],\"points\":[";
         for (int k = 1; k <= s.horizon(); ++k) {
             const auto j = static_cast<size_t>(k - 1);
@@ -159,7 +140,7 @@ std::string forecasts_json(const forecasts& all) {
             append_int(out, s.step_time(k) / ns_per_ms);
             for (double v : {f.point[j], f.lower50[j], f.upper50[j], f.lower95[j], f.upper95[j]}) {
                 out += ',';
-                append_double(out, v);
+                append_json_number(out, v);
             }
             out += ']';
         }
@@ -205,7 +186,7 @@ std::string crossings_json(const forecasts& all, double limit, bool above) {
         out += '{';
         append_series(out, s.measurement, s.tags, s.metric);
         out += ",\"limit\":";
-        append_double(out, limit);
+        append_json_number(out, limit);
         out += above ? ",\"direction\":\"above\"" : ",\"direction\":\"below\"";
         out += c.within_horizon ? ",\"within_horizon\":true" : ",\"within_horizon\":false";
         // Outside the horizon no time is claimed, not even the interval's start.
@@ -216,7 +197,7 @@ std::string crossings_json(const forecasts& all, double limit, bool above) {
         out += ",\"latest_ms\":";
         append_ms(out, c.within_horizon ? at(c.latest) : std::nullopt);
         out += ",\"probability\":";
-        append_double(out, c.probability);
+        append_json_number(out, c.probability);
         out += ",\"horizon_end_ms\":";
         append_int(out, s.step_time(s.horizon()) / ns_per_ms);
         out += ",\"step_ms\":";
@@ -226,7 +207,7 @@ std::string crossings_json(const forecasts& all, double limit, bool above) {
         out += ",\"last\":[";
         append_int(out, s.last_ns / ns_per_ms);
         out += ',';
-        append_double(out, s.last_value);
+        append_json_number(out, s.last_value);
         out += "]}";
     }
     out += ']';
@@ -247,7 +228,7 @@ std::string predicted_json(const predicted_list& list, int64_t until_ns, int64_t
         out += ",\"metric\":";
         append_json_string(out, p.metric);
         out += ",\"limit\":";
-        append_double(out, p.limit);
+        append_json_number(out, p.limit);
         out += p.above ? ",\"direction\":\"above\"" : ",\"direction\":\"below\"";
         out += ",\"expected_ms\":";
         append_ms(out, p.expected_ns);
@@ -256,9 +237,9 @@ std::string predicted_json(const predicted_list& list, int64_t until_ns, int64_t
         out += ",\"latest_ms\":";
         append_ms(out, p.latest_ns && *p.latest_ns <= until_ns ? p.latest_ns : std::nullopt);
         out += ",\"probability\":";
-        append_double(out, p.probability);
+        append_json_number(out, p.probability);
         out += ",\"value\":";
-        append_double(out, p.value);
+        append_json_number(out, p.value);
         out += '}';
     }
     out += "],\"computed_ms\":";

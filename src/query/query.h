@@ -106,6 +106,10 @@ std::string to_csv(const std::vector<series_result>& results);
 // "not_found" for an unknown asset (answered 404 with field `asset`).
 using devices_under_fn = std::function<result<std::vector<std::string>>(std::string_view asset)>;
 
+// Narrows `s` to the devices under `asset` (the API's `asset` parameter). Errors carry field
+// "asset": "not_found" for an unknown asset, "invalid_argument" without an asset graph.
+status restrict_to_asset(spec& s, std::string_view asset, const devices_under_fn& devices_under);
+
 // GET /api/v1/query, /api/v1/last (same answer shape, one point per series),
 // /api/v1/series ({"series":[{"measurement","tags","metric","type"}]}). With
 // `devices_under`, each also takes `asset=` (the devices under it, e.g. a line).

@@ -35,20 +35,25 @@ result<spec> to_spec(const http::request& req, const devices_under_fn& devices_u
     if (!s) return s;
     auto asset = req.query.find("asset");
     if (asset == req.query.end()) return s;
+    if (auto st = restrict_to_asset(*s, asset->second, devices_under); !st) return st.error();
+    return s;
+}
+
+}  // namespace
+
+status restrict_to_asset(spec& s, std::string_view asset, const devices_under_fn& devices_under) {
     if (!devices_under)
         return make_error("invalid_argument", "asset: this server has no asset graph", "asset");
-    auto names = devices_under(asset->second);
+    auto names = devices_under(asset);
     if (!names) {
         auto e = names.error();
         e.field = "asset";
         return e;
     }
     std::sort(names->begin(), names->end());
-    s->devices = std::move(*names);
-    return s;
+    s.devices = std::move(*names);
+    return {};
 }
-
-}  // namespace
 
 void add_routes(http::router& routes, const storage::engine& engine, devices_under_fn devices_under,
                 int64_t max_points) {
