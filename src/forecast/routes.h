@@ -3,7 +3,9 @@
 //   GET /api/v1/forecast            a forecast per selected series (point, 50/95 % intervals)
 //   GET /api/v1/forecast/crossing   when each selected series passes a limit (above= or below=)
 //   GET /api/v1/forecast/predicted  the fleet's metrics expected past their type's range,
-//                                   from the service's background list
+//                                   from the service's background list (only from series
+//                                   whose history holds at least as many steps as it looks
+//                                   ahead: 48 at forecast.predicted_horizon / 48 each)
 //
 // The selection is /api/v1/query's (device, metric, measurement globs, tag.K=V, asset);
 // horizon, step and history are durations (`6h`, `5m`, `7d`). Without step: the series'

@@ -474,7 +474,10 @@ void service::impl::predict_round() {
         predicted_forecasts.inc();
         state.end_ns = end;
         state.predictions.clear();
-        if (!f) continue;
+        // A forecast from fewer buckets with data than the steps it looks ahead says little
+        // (a new device, a fleet's first hours at a 24 h horizon): the list names none from
+        // it rather than a confident-looking guess. GET /api/v1/forecast still answers it.
+        if (!f || f->history_points < f->horizon()) continue;
         auto last = engine.last(newest->id);
         const double value = last ? storage::as_double(newest->type, last->raw) : f->last_value;
         auto add = [&](double limit, bool above) {

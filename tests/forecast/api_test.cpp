@@ -46,7 +46,8 @@ protected:
                 srv->post("/api/v1/device-types", type, {"Content-Type: application/json"}).status,
                 201);
         for (const char* device :
-             {R"({"name":"t1","type":"tank"})", R"({"name":"p1","type":"pump"})"})
+             {R"({"name":"t1","type":"tank"})", R"({"name":"t2","type":"tank"})",
+              R"({"name":"p1","type":"pump"})"})
             ASSERT_EQ(
                 srv->post("/api/v1/devices", device, {"Content-Type: application/json"}).status,
                 201);
@@ -60,6 +61,11 @@ protected:
             lines += "plant,device=t1 level=" + std::to_string(level_at(t * 1000)) + ts;
             lines += "plant,device=p1 mode=\"auto\"" + ts;
         }
+        // t2 is new: its last six hours climb steeply towards 95, too little history for
+        // the predicted list (it looks 48 steps of 30 minutes ahead) to trust.
+        for (int i = 0; i < 6; ++i)
+            lines += "plant,device=t2 level=" + std::to_string(70 + 5 * i) + " " +
+                     std::to_string((now_s / hour_s - 5 + i) * hour_s) + "\n";
         auto w = srv->post("/api/v1/write?precision=s", lines);
         ASSERT_EQ(w.status, 204) << w.body;
     }
@@ -189,7 +195,8 @@ TEST_F(forecast_api, predicted_lists_the_tank_heading_for_its_maximum) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     auto& list = doc.at("predictions").as_array();
-    ASSERT_EQ(list.size(), 1u) << doc;  // p1's temp stays far below its type's 100
+    // p1's temp stays far below its type's 100; t2 has six hours of history.
+    ASSERT_EQ(list.size(), 1u) << doc;
     auto& p = list[0];
     EXPECT_EQ(p.at("device"), "t1");
     EXPECT_EQ(p.at("metric"), "level");
@@ -211,7 +218,7 @@ TEST_F(forecast_api, predicted_lists_the_tank_heading_for_its_maximum) {
                 std::abs(value - level_at(newest - hour_ms)) < 1e-3)
         << value;
     EXPECT_GT(doc.at("computed_ms").as_int64(), 0);
-    EXPECT_EQ(doc.at("targets").as_int64(), 2);
+    EXPECT_EQ(doc.at("targets").as_int64(), 3);
     EXPECT_NE(doc.at("note").as_string().find("background"), std::string::npos);
     // A horizon that ends before 23:00 may leave it out; one past the computed one is refused.
     auto too_far = get_json("/api/v1/forecast/predicted?horizon=48h", 400);
@@ -264,12 +271,12 @@ TEST_F(forecast_api, bad_parameters_are_400_naming_the_field_and_an_unknown_asse
     EXPECT_EQ(field_of("/api/v1/forecast/crossing?device=t1&metric=level&below=low", 400), "below");
     EXPECT_EQ(field_of("/api/v1/forecast/predicted?device=t1", 400), "device");
 
-    // p1's temp and t1's level, and two more numeric series: four, over forecast.max_series
+    // p1's temp, t1's and t2's level, and two more numeric series: five, over forecast.max_series
     // (3); p1's string `mode` and the derived series do not count.
     ASSERT_EQ(srv->post("/api/v1/write", "plant,device=x1 a=1\nplant,device=x1 b=2").status, 204);
     auto wide = get_json("/api/v1/forecast", 400);
     EXPECT_EQ(wide.at("error").at("field"), "selection");
-    EXPECT_NE(wide.at("error").at("message").as_string().find("4 numeric series match"),
+    EXPECT_NE(wide.at("error").at("message").as_string().find("5 numeric series match"),
               std::string::npos)
         << wide;
 }
