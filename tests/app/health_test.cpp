@@ -351,7 +351,11 @@ TEST(health_test, device_type_settings_choose_detector_metrics_and_health) {
             return srv.get(
                 "/api/v1/query?device=q1&metric=current.anomaly&from=0&to=4102444800000");
         },
-        [](const auto& d) { return !d.at("series").as_array().empty(); });
+        // Scores are written in batches behind the points: wait for all five, not the first.
+        [](const auto& d) {
+            const auto& series = d.at("series").as_array();
+            return !series.empty() && series.at(0).at("points").as_array().size() >= 5;
+        });
     ASSERT_EQ(q.at("series").as_array().size(), 1u);
     EXPECT_EQ(q.at("series").at(0).at("points").as_array().size(), 5u);
     EXPECT_EQ(parse(srv.get("/api/v1/devices/q1/health")).at("state"), "learning");
