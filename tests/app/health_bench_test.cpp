@@ -38,14 +38,6 @@ std::string skab_file(size_t rows, size_t fault_from) {
     return s.str();
 }
 
-std::vector<std::string> lines_of(const std::filesystem::path& p) {
-    std::ifstream in(p);
-    std::vector<std::string> out;
-    for (std::string l; std::getline(in, l);)
-        out.push_back(l);
-    return out;
-}
-
 TEST(health_bench, writes_one_score_per_row_and_the_pooled_scores) {
     temp_dir data, out;
     write_file(data.path() / "a.csv", skab_file(500, 450));
@@ -57,11 +49,11 @@ TEST(health_bench, writes_one_score_per_row_and_the_pooled_scores) {
     // Not a terminal: one clean line per file.
     EXPECT_EQ(r.err, "health-bench: 1/2 (50%) a.csv\nhealth-bench: 2/2 (100%) kind/b.csv\n");
 
-    auto a = lines_of(out.path() / "a.csv");
+    auto a = testing::read_lines(out.path() / "a.csv");
     ASSERT_EQ(a.size(), 501u);
     EXPECT_EQ(a[0], "timestamp,anomaly_score");
     EXPECT_EQ(a[1].rfind("2020-03-09 10:00:00,", 0), 0u) << a[1];
-    EXPECT_EQ(lines_of(out.path() / "kind" / "b.csv").size(), 461u);
+    EXPECT_EQ(testing::read_lines(out.path() / "kind" / "b.csv").size(), 461u);
     // The flow drop is flagged soon after it starts, and the normal rows are not.
     auto score = [&](size_t row) { return std::stod(a[row + 1].substr(a[row + 1].find(',') + 1)); };
     EXPECT_LT(score(449), 0.5);
@@ -126,7 +118,7 @@ TEST(health_bench, never_overwrites_an_input) {
         {"health-bench", "--data", data.path().string(), "--out", out.path().string()});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(testing::read_file(elsewhere.path() / "real.csv"), original);
-    EXPECT_EQ(lines_of(out.path() / "link.csv").size(), 461u);
+    EXPECT_EQ(testing::read_lines(out.path() / "link.csv").size(), 461u);
 }
 
 TEST(health_bench, a_missing_directory_or_too_few_training_rows_exit_2) {

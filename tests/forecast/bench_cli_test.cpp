@@ -18,14 +18,6 @@ using testing::run_clisonix;
 using testing::temp_dir;
 using testing::write_file;
 
-std::vector<std::string> lines_of(const std::filesystem::path& p) {
-    std::ifstream in(p);
-    std::vector<std::string> out;
-    for (std::string l; std::getline(in, l);)
-        out.push_back(l);
-    return out;
-}
-
 // One M4-style row: "id","v1","v2",... with a daily shape of `days` days scaled by `level`.
 std::string m4_row(const std::string& id, int days, double level, int offset = 0) {
     std::string row = "\"" + id + "\"";
@@ -78,7 +70,7 @@ TEST(forecast_bench, writes_forecasts_per_series_and_scores_them) {
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;
     EXPECT_EQ(r.err.find('\r'), std::string::npos);
     for (const char* file : {"point.csv", "lower.csv", "upper.csv"}) {
-        auto rows = lines_of(dir.path() / "out" / file);
+        auto rows = testing::read_lines(dir.path() / "out" / file);
         ASSERT_EQ(rows.size(), 3u) << file;
         EXPECT_EQ(rows[0].substr(0, 12), "id,F1,F2,F3,") << file;
         EXPECT_EQ(rows[0].substr(rows[0].size() - 4), ",F48") << file;
@@ -87,7 +79,7 @@ TEST(forecast_bench, writes_forecasts_per_series_and_scores_them) {
         EXPECT_EQ(std::count(rows[1].begin(), rows[1].end(), ','), 48) << file;
     }
     // The day repeats: the first forecast of A is its first hour (10), of B three times it.
-    auto point = lines_of(dir.path() / "out" / "point.csv");
+    auto point = testing::read_lines(dir.path() / "out" / "point.csv");
     EXPECT_NEAR(std::stod(point[1].substr(2)), 10.0, 0.1);
     EXPECT_NEAR(std::stod(point[2].substr(2)), 30.0, 0.3);
     auto all = all_row(r.out);
@@ -105,7 +97,7 @@ TEST(forecast_bench, without_a_test_file_it_only_forecasts) {
                            "--out", (dir.path() / "out").string(), "--method", "snaive"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out.find("OWA"), std::string::npos) << r.out;
-    auto point = lines_of(dir.path() / "out" / "point.csv");
+    auto point = testing::read_lines(dir.path() / "out" / "point.csv");
     ASSERT_EQ(point.size(), 2u);
     EXPECT_EQ(point[1].substr(0, 9), "S1,10,11,");
 }

@@ -55,6 +55,14 @@ std::string read_file(const fs::path& p) {
     return ss.str();
 }
 
+std::vector<std::string> read_lines(const fs::path& p) {
+    std::ifstream in(p);
+    std::vector<std::string> out;
+    for (std::string l; std::getline(in, l);)
+        out.push_back(l);
+    return out;
+}
+
 std::string read_logs(const fs::path& data_dir) {
     std::vector<fs::path> files;
     std::error_code ec;

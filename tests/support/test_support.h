@@ -32,6 +32,8 @@ private:
 
 void write_file(const std::filesystem::path& p, std::string_view content);
 std::string read_file(const std::filesystem::path& p);
+// The file's lines, without their line ends.
+std::vector<std::string> read_lines(const std::filesystem::path& p);
 // Every JSON log file under <data_dir>/logs, concatenated in name order.
 std::string read_logs(const std::filesystem::path& data_dir);
 
