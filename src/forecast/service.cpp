@@ -214,13 +214,17 @@ struct service::impl {
         return static_cast<int>(std::min<int64_t>(n, opts.max_history_points));
     }
 
-    // One series' forecast, from the cache when `use_cache`.
+    // One series' forecast, from the cache when `use_cache`. `known` is the series' step and
+    // horizon when the caller has worked them out already (finding the step without one scans
+    // the series' newest points).
     result<series_forecast> compute(const storage::series_info& info, const forecast_request& r,
-                                    int64_t now, bool use_cache, int64_t* end_out = nullptr) {
+                                    int64_t now, bool use_cache, int64_t* end_out = nullptr,
+                                    std::optional<std::pair<int64_t, int>> known = {}) {
         auto last = engine.last(info.id);
         if (!last)
             return make_error("invalid_argument", "history: the series has no points", "history");
-        auto sh = step_and_horizon(info, last->ts, r);
+        auto sh =
+            known ? result<std::pair<int64_t, int>>(*known) : step_and_horizon(info, last->ts, r);
         if (!sh) return sh.error();
         const auto [step, horizon] = *sh;
         const int n = history_steps(step, horizon, r);
@@ -470,7 +474,8 @@ void service::impl::predict_round() {
         // Skip when the grid has not moved: cheap to check before forecasting.
         auto sh = step_and_horizon(*newest, newest_ts, req);
         if (sh && grid_end(newest_ts, now, sh->first) == state.end_ns) continue;
-        auto f = compute(*newest, req, now, false, &end);
+        auto f = sh ? compute(*newest, req, now, false, &end, *sh)
+                    : compute(*newest, req, now, false, &end);
         predicted_forecasts.inc();
         state.end_ns = end;
         state.predictions.clear();
