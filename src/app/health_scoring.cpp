@@ -33,6 +33,14 @@ std::string_view prefix_of(std::string_view key) {
     return key.substr(0, key.size() - field.size() - (field.size() < key.size() ? 1 : 0));
 }
 
+// Stored values are rounded to what a reader can tell apart (the dashboard shows two
+// decimals): a noisy double costs 7-8 bytes on disk, a rounded one a fraction of that.
+// Divided by the power of ten (not multiplied by its inverse), so that the result is the
+// double nearest the decimal, which the block codec stores as a small integer.
+double rounded_3(double v) {
+    return std::round(v * 1000) / 1000;
+}
+
 }  // namespace
 
 std::string_view field_of_key(std::string_view key) {
@@ -81,6 +89,9 @@ struct health_scoring::device_state {
     double last_score = nan;
     std::vector<double> last_contributions;
     int64_t last_ts = 0;
+    int64_t last_stored_ts = 0;
+    bool stored_any = false;
+    int last_stored_level = 0;  // of the last stored row: 0 normal, 1 watch, 2 abnormal
     uint64_t rows_scored = 0;
 
     size_t bytes() const {
@@ -196,16 +207,37 @@ void health_scoring::try_train(device_state& d) {
     d.health_key = d.prefix + " health";
 }
 
+void health_scoring::set_store_interval(int64_t ns) {
+    std::lock_guard lock(_mutex);
+    _store_interval_ns = ns;
+}
+
 void health_scoring::write_scores(device_state& d, int64_t ts, storage::write_batch& out) {
     auto a = d.model->update(d.latest);
     d.last_score = a.score;
     d.last_contributions = std::move(a.contributions);
     ++d.rows_scored;
+    // The score is stored once per interval, and at once when it crosses the watch (0.3) or
+    // the abnormal (0.5) level; the contributions only with a crossing (they explain it, and
+    // rules that fire on it name them). A row for every point would store more health than
+    // data (11 series for 10 metrics), and irregular timestamps cost more than the values.
+    constexpr double watch_level = 0.3, abnormal_level = 0.5;
+    const int level = (a.score >= watch_level) + (a.score >= abnormal_level);
+    const bool every_row = _store_interval_ns == 0;
+    const bool crossed = level != d.last_stored_level;
+    const bool due = !d.stored_any || ts - d.last_stored_ts >= _store_interval_ns;
+    if (!every_row && !due && !crossed) return;
+    const bool detail = every_row || crossed;
+    d.stored_any = true;
+    d.last_stored_ts = ts;
+    d.last_stored_level = level;
     // Contributions before the score: a rule on health() that fires on this row names them.
-    for (size_t i = 0; i < d.score_keys.size() && i < d.last_contributions.size(); ++i)
-        if (auto s = out.series(d.score_keys[i], storage::value_type::float64))
-            out.add(*s, ts, d.last_contributions[i]);
-    if (auto s = out.series(d.health_key, storage::value_type::float64)) out.add(*s, ts, a.score);
+    if (detail)
+        for (size_t i = 0; i < d.score_keys.size() && i < d.last_contributions.size(); ++i)
+            if (auto s = out.series(d.score_keys[i], storage::value_type::float64))
+                out.add(*s, ts, rounded_3(d.last_contributions[i]));
+    if (auto s = out.series(d.health_key, storage::value_type::float64))
+        out.add(*s, ts, rounded_3(a.score));
 }
 
 void health_scoring::finish_row(device_state& d, int64_t ts, storage::write_batch& out,

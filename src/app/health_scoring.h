@@ -88,6 +88,12 @@ public:
     size_t devices_with_model() const;
     size_t state_bytes() const;  // models and row buffers of every device
 
+    // How often (in data time) a device's score is stored (analytics.health_interval;
+    // docs/decisions/0062-health-storage-cadence.md). Every row is scored and the API shows
+    // the latest; a row whose score crosses the watch (0.3) or abnormal (0.5) level is stored
+    // at once with its contributions. 0: every row, with contributions.
+    void set_store_interval(int64_t ns);
+
 private:
     struct device_state;
     struct stream {
@@ -107,6 +113,7 @@ private:
 
     storage::engine& _engine;
     size_t _max_devices;
+    int64_t _store_interval_ns = 60'000'000'000;
     mutable std::mutex _mutex;
     std::vector<std::unique_ptr<device_state>> _devices;
     std::unordered_map<std::string, uint32_t> _device_ids;

@@ -230,6 +230,8 @@ void start_scoring(const config::config& cfg, services& s) {
         }
         return a;
     };
+    s.scoring->health().set_store_interval(cfg.get_duration("analytics.health_interval").count() *
+                                           1'000'000);
     s.scoring->set_settings(s.settings_of, [&s] { return s.registry->generation(); });
     s.scoring->on_start([&s] { retrain_health_models(s); });
     s.scoring->start();

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <functional>
 #include <thread>
+#include <utility>
 
 #include "support/test_support.h"
 
@@ -87,6 +88,18 @@ size_t points_of(server_process& srv, std::string_view device, std::string_view 
     return n;
 }
 
+std::vector<std::pair<int64_t, double>> stored_points(server_process& srv, std::string_view device,
+                                                      std::string_view metric) {
+    auto q = parse(srv.get("/api/v1/query?device=" + std::string(device) +
+                           "&metric=" + std::string(metric) + "&from=0&to=4102444800000"));
+    std::vector<std::pair<int64_t, double>> out;
+    if (auto* s = q.if_contains("series"))
+        for (const auto& series : s->as_array())
+            for (const auto& p : series.at("points").as_array())
+                out.emplace_back(p.at(0).to_number<int64_t>(), p.at(1).to_number<double>());
+    return out;
+}
+
 // Polls until the series holds `n` points (scores are written just after the API shows them).
 size_t wait_points(server_process& srv, std::string_view device, std::string_view metric,
                    size_t n) {
@@ -140,9 +153,6 @@ TEST(health_test, learns_then_scores_and_names_the_shifted_metric_in_api_and_ala
     EXPECT_EQ(h.at("metrics").as_array().size(), 3u);
     EXPECT_LT(h.at("score").to_number<double>(), 0.5);
     EXPECT_EQ(h.at("at"), t0_ms + 159 * step_ms);
-    const auto normal_points = static_cast<size_t>(normal_scored);
-    EXPECT_EQ(wait_points(srv, "m1", "health", normal_points), normal_points);
-    EXPECT_EQ(wait_points(srv, "m1", "health.vibration_rms", normal_points), normal_points);
     EXPECT_EQ(parse(srv.get("/api/v1/alarms")).at("total"), 0) << "nothing while normal";
 
     // Vibration jumps by 20 standard deviations for five minutes.
@@ -177,6 +187,42 @@ TEST(health_test, learns_then_scores_and_names_the_shifted_metric_in_api_and_ala
                            std::to_string(normal_scored + 30) + "\n"),
               std::string::npos);
     EXPECT_NE(metrics.find("clisonix_health_state_bytes "), std::string::npos);
+
+    // Stored (analytics.health_interval = 1m by default): the score once a minute, and at once
+    // when it crosses the watch (0.3) or abnormal (0.5) level, then with its contributions;
+    // values rounded to 0.001.
+    std::vector<std::pair<int64_t, double>> health, before;
+    for (int i = 0; i < 100; ++i) {  // until the scoring thread has written its last round
+        before = std::exchange(health, stored_points(srv, "m1", "health"));
+        if (!health.empty() && health == before) break;
+        std::this_thread::sleep_for(200ms);
+    }
+    ASSERT_FALSE(health.empty());
+    EXPECT_EQ(health.front().first, t0_ms + (trained_row + 1) * step_ms) << "the first scored row";
+    EXPECT_GE(health.back().first, t0_ms + 189 * step_ms - 60'000) << "at least once a minute";
+    auto level = [](double v) { return (v >= 0.3) + (v >= 0.5); };
+    std::vector<int64_t> crossings;  // rows that carry contributions
+    size_t regular = 0;
+    for (size_t i = 0; i < health.size(); ++i) {
+        const auto [ts, v] = health[i];
+        EXPECT_DOUBLE_EQ(v, std::round(v * 1000) / 1000) << ts;
+        const int before_level = i == 0 ? 0 : level(health[i - 1].second);
+        if (level(v) != before_level) crossings.push_back(ts);
+        if (i == 0) continue;
+        const int64_t gap = ts - health[i - 1].first;
+        if (level(v) == before_level) {
+            EXPECT_EQ(gap, 60'000) << "once a minute at the same level, at " << ts;
+            ++regular;
+        }
+        EXPECT_LE(gap, 60'000) << ts;
+    }
+    EXPECT_GE(regular, 12u) << "16 normal minutes and 5 abnormal ones, mostly at one level";
+    ASSERT_FALSE(crossings.empty()) << "the vibration shift crosses 0.5";
+    EXPECT_GE(crossings.back(), t0_ms + 160 * step_ms);
+    std::vector<int64_t> with_contributions;
+    for (const auto& [ts, v] : stored_points(srv, "m1", "health.vibration_rms"))
+        with_contributions.push_back(ts);
+    EXPECT_EQ(with_contributions, crossings);
 }
 
 TEST(health_test, baseline_window_retrains_and_is_retrained_after_restart) {
@@ -184,8 +230,9 @@ TEST(health_test, baseline_window_retrains_and_is_retrained_after_restart) {
     noise n;
     const int64_t from = t0_ms + 60 * step_ms, to = t0_ms + 120 * step_ms;
     {
-        server_process srv(server_process::on{data}, {"--set", "analytics.health_baseline=10m",
-                                                      "--set", "analytics.detector=off"});
+        server_process srv(server_process::on{data},
+                           {"--set", "analytics.health_baseline=10m", "--set",
+                            "analytics.detector=off", "--set", "analytics.health_interval=0s"});
         // Ten normal minutes (the first baseline), then ten minutes in a new regime (a new
         // bearing: vibration 1.0 higher), abnormal to the first model.
         ASSERT_EQ(srv.post("/api/v1/write?precision=ms", rows("m2", 0, 10, n)).status, 204);
@@ -269,8 +316,9 @@ TEST(health_test, baseline_window_retrains_and_is_retrained_after_restart) {
         ASSERT_EQ(rows_scored(h), 69);
         EXPECT_LT(h.at("score").to_number<double>(), 0.5) << "normal to the new baseline";
     }
-    server_process again(server_process::on{data}, {"--set", "analytics.health_baseline=10m",
-                                                    "--set", "analytics.detector=off"});
+    server_process again(server_process::on{data},
+                         {"--set", "analytics.health_baseline=10m", "--set",
+                          "analytics.detector=off", "--set", "analytics.health_interval=0s"});
     auto h = health_of(again, "m2", [](const auto& d) { return d.at("state") == "trained"; });
     ASSERT_EQ(h.at("state"), "trained") << boost::json::serialize(h);
     EXPECT_EQ(h.at("baseline").at("source"), "window");
