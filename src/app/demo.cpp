@@ -619,6 +619,16 @@ int demo(const config::config& given, const demo_options& opt) {
         std::cerr << "demo: --speed " << opt.speed << ": must be in (0, 1000]\n";
         return exit_usage;
     }
+    // At --speed N the plant's faults unfold N times faster in data time and the demo rules'
+    // durations shrink with them; so does how often machine health is stored, or a health
+    // alarm would wait a whole interval for its second point.
+    if (auto it = cfg.entries.find("analytics.health_interval");
+        it != cfg.entries.end() && it->second.source == "default" && opt.speed != 1.0) {
+        it->second.number =
+            static_cast<int64_t>(static_cast<double>(it->second.number) / opt.speed);
+        it->second.text = std::to_string(it->second.number) + "ms";
+        it->second.source = "demo";
+    }
     const std::string data_dir = cfg.get_string("data.dir");
     std::error_code ec;
     std::filesystem::create_directories(data_dir, ec);
