@@ -4,11 +4,14 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <random>
 #include <thread>
 
+#include "storage/io.h"
 #include "storage/part.h"
 #include "storage/storage.h"
 #include "support/test_support.h"
@@ -890,6 +893,107 @@ TEST(storage_engine, interval_sync_mode_acknowledges_and_logs_writes) {
     o.dir = d.str() + "/copy";
     e = open_engine(o);
     EXPECT_EQ(scan_all(*e, 0).size(), 100u);
+}
+
+// series.log: the series one write creates share one compressed record (format in
+// docs/format/part.md), and a log of separate records as earlier versions wrote it still opens.
+TEST(storage_engine, series_created_together_share_one_compressed_log_record) {
+    testing::temp_dir d;
+    auto o = opts_for(d);
+    const std::string log = o.dir + "/series.log";
+    std::vector<std::string> keys;
+    {
+        auto e = open_engine(o);
+        write_batch b;
+        for (int dev = 0; dev < 1000; ++dev)
+            for (const char* m : {"temperature", "pressure", "vibration_rms"}) {
+                char name[16];
+                std::snprintf(name, sizeof name, "d%05d", dev);
+                keys.push_back(std::string("telemetry,device=") + name + " " + m);
+                auto s = b.series(keys.back(), value_type::float64);
+                ASSERT_TRUE(s.ok());
+                b.add(*s, t0 + dev, dev);
+            }
+        write_batch two;  // fewer than four new series: one record each
+        keys.push_back("telemetry,device=x status");
+        keys.push_back("telemetry,device=x count");
+        ASSERT_TRUE(two.series(keys[3000], value_type::string).ok());
+        ASSERT_TRUE(two.series(keys[3001], value_type::int64).ok());
+        two.add_string(0, t0, "running");
+        two.add_int(1, t0, 7);
+        ASSERT_TRUE(e->write(b).ok());
+        ASSERT_TRUE(e->write(two).ok());
+    }
+    size_t key_bytes = 0;
+    for (const auto& k : keys)
+        key_bytes += k.size();
+    const auto size = fs::file_size(log);
+    EXPECT_LT(size, key_bytes / 4) << "3,002 keys of " << key_bytes << " bytes";
+
+    auto check = [&](const engine& e) {
+        for (size_t i = 0; i < keys.size(); ++i) {
+            auto info = e.series_by_key(keys[i]);
+            ASSERT_TRUE(info.has_value()) << keys[i];
+            EXPECT_EQ(info->id, i) << keys[i];
+        }
+        EXPECT_EQ(e.series_by_key(keys[3000])->type, value_type::string);
+        EXPECT_EQ(e.series_by_key(keys[3001])->type, value_type::int64);
+        auto pts = scan_all(e, 2999);
+        ASSERT_EQ(pts.size(), 1u);
+        EXPECT_EQ(std::bit_cast<double>(pts[0].raw), 999.0);
+    };
+    {
+        auto e = open_engine(o);
+        check(*e);
+    }
+    // A torn append inside the last record: the series in it are dropped (no acknowledged
+    // write used them), the rest opens.
+    fs::resize_file(log, size - 3);
+    {
+        auto e = open_engine(o);
+        EXPECT_TRUE(e->series_by_key(keys[2999]).has_value());
+        EXPECT_FALSE(e->series_by_key(keys[3001]).has_value());
+        EXPECT_EQ(e->statistics().series, 3001u);
+    }
+
+    // The layout of earlier versions: one [length][crc][id][type][key] record per series.
+    testing::temp_dir old;
+    auto oo = opts_for(old);
+    fs::create_directories(oo.dir);
+    {
+        std::vector<uint8_t> bytes;
+        uint32_t id = 0;
+        for (const char* k : {"m,device=a temperature", "m,device=b temperature"}) {
+            std::vector<uint8_t> payload(5);
+            for (int i = 0; i < 4; ++i)
+                payload[static_cast<size_t>(i)] = static_cast<uint8_t>(id >> (8 * i));
+            payload[4] = static_cast<uint8_t>(value_type::float64);
+            payload.insert(payload.end(), k, k + std::strlen(k));
+            const uint32_t len = static_cast<uint32_t>(payload.size());
+            const uint32_t crc = io::crc32c(payload.data(), payload.size());
+            for (uint32_t v : {len, crc})
+                for (int i = 0; i < 4; ++i)
+                    bytes.push_back(static_cast<uint8_t>(v >> (8 * i)));
+            bytes.insert(bytes.end(), payload.begin(), payload.end());
+            ++id;
+        }
+        std::FILE* f = std::fopen((oo.dir + "/series.log").c_str(), "wb");
+        ASSERT_NE(f, nullptr);
+        std::fwrite(bytes.data(), 1, bytes.size(), f);
+        std::fclose(f);
+    }
+    auto e = open_engine(oo);
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->series_by_key("m,device=b temperature")->id, 1u);
+    write_batch b;  // and new series are appended after them
+    for (const char* k : {"m,device=c temperature", "m,device=d temperature",
+                          "m,device=e temperature", "m,device=f temperature"})
+        b.add(*b.series(k, value_type::float64), t0, 1.5);
+    ASSERT_TRUE(e->write(b).ok());
+    e.reset();
+    e = open_engine(oo);
+    EXPECT_EQ(e->series_by_key("m,device=f temperature")->id, 5u);
+    EXPECT_EQ(e->statistics().series, 6u);
 }
 
 TEST(storage_engine, damaged_parts_give_errors_not_crashes) {
