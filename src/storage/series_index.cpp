@@ -55,7 +55,7 @@ bool decode_group(std::span<const uint8_t> payload, uint32_t& first_id,
     first_id = io::get_u32(&payload[4]);
     const uint32_t count = io::get_u32(&payload[8]);
     const uint32_t raw_len = io::get_u32(&payload[12]);
-    if (raw_len > (64u << 20)) return false;
+    if (raw_len > (64u << 20)) return false;  // groups are written below 8 MiB + one key
     std::vector<uint8_t> raw;
     if (!codec::zstd_decompress(payload.subspan(group_header), raw_len, raw)) return false;
     codec::reader r(raw);
@@ -98,8 +98,24 @@ void encode_records(std::span<const series_info* const> infos, uint32_t next,
         }
         return;
     }
+    // Groups stay far below the reader's bound on a group's raw length.
+    constexpr size_t max_raw = 8u << 20;
     std::vector<uint8_t> raw;
     std::string_view prev;
+    uint32_t first = next, count = 0;
+    auto flush_group = [&] {
+        payload.resize(group_header);
+        io::put_u32(&payload[0], group_marker);
+        io::put_u32(&payload[4], first);
+        io::put_u32(&payload[8], count);
+        io::put_u32(&payload[12], static_cast<uint32_t>(raw.size()));
+        codec::zstd_compress(raw, payload, 3);
+        append_record(buf, payload);
+        first += count;
+        count = 0;
+        raw.clear();
+        prev = {};
+    };
     for (const auto* info : infos) {
         std::string_view key = info->key;
         size_t shared = 0;
@@ -110,14 +126,10 @@ void encode_records(std::span<const series_info* const> infos, uint32_t next,
         codec::put_varint(raw, key.size() - shared);
         raw.insert(raw.end(), key.begin() + static_cast<ptrdiff_t>(shared), key.end());
         prev = key;
+        ++count;
+        if (raw.size() >= max_raw) flush_group();
     }
-    payload.resize(group_header);
-    io::put_u32(&payload[0], group_marker);
-    io::put_u32(&payload[4], next);
-    io::put_u32(&payload[8], static_cast<uint32_t>(infos.size()));
-    io::put_u32(&payload[12], static_cast<uint32_t>(raw.size()));
-    codec::zstd_compress(raw, payload, 3);
-    append_record(buf, payload);
+    if (count > 0) flush_group();
 }
 }  // namespace
 
