@@ -168,7 +168,7 @@ public:
     virtual status write(const write_batch& batch) = 0;
     // Whether writes are taken now: ok, or the error they get. "storage_full" while the file
     // system of the engine's folder has less than min_free_bytes free, or since a write there
-    // failed with ENOSPC/EDQUOT; its free space is checked every second and writes resume by
+    // failed with ENOSPC/EDQUOT; its free space is checked every 200 ms and writes resume by
     // themselves once it is back. "unavailable" after a disk error only a restart clears.
     virtual status writable() const = 0;
 
