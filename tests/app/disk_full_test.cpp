@@ -158,5 +158,43 @@ TEST(disk_full_api_test, writes_answer_503_until_space_is_freed_and_nothing_ackn
     expect_exactly(*srv, acked);
 }
 
+// With the reserve (storage.min_free), writes stop while the metadata store still has room:
+// a user logs in and reads while telemetry is refused.
+TEST(disk_full_api_test, below_the_reserve_writes_are_refused_and_login_still_works) {
+    testing::tmpfs_dir tmp(48ull << 20);
+    if (!tmp.mounted()) GTEST_SKIP() << tmp.skip_reason();
+    server_process srv(server_process::on{tmp.dir()}, {"--set", "storage.min_free=16MiB"});
+    ASSERT_EQ(write(srv, batch(0)).status, 204);
+    tmp.fill(tmp.path() / "filler", 12 << 20);
+
+    // Taken until the space check (every 200 ms) sees the reserve crossed; the same batch
+    // again replaces its own points.
+    auto acked = batch(0);
+    const auto second = batch(batch_points);
+    testing::http_response refused;
+    for (int i = 0; i < 100; ++i) {
+        refused = write(srv, second);
+        if (refused.status != 204) break;
+        if (i == 0) acked.insert(acked.end(), second.begin(), second.end());
+        std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_EQ(refused.status, 503) << refused.body;
+    EXPECT_NE(refused.body.find("bytes free (less than the reserve of 16777216 bytes "
+                                "(storage.min_free)); writes are refused until space is freed"),
+              std::string::npos)
+        << refused.body;
+
+    auto login = testing::http_request(
+        srv.port(), "POST", "/api/v1/auth/login",
+        std::string(R"({"username":"admin","password":")") + testing::test_admin_password + "\"}",
+        {"Content-Type: application/json"});
+    ASSERT_EQ(login.status, 200) << login.body;
+    std::string token(boost::json::parse(login.body).at("access_token").as_string());
+    auto me = testing::http_request(srv.port(), "GET", "/api/v1/auth/me", {},
+                                    {"Authorization: Bearer " + token});
+    EXPECT_EQ(me.status, 200) << me.body;
+    expect_exactly(srv, acked);
+}
+
 }  // namespace
 }  // namespace clisonix
