@@ -196,5 +196,42 @@ TEST(disk_full_api_test, below_the_reserve_writes_are_refused_and_login_still_wo
     expect_exactly(srv, acked);
 }
 
+// MQTT on a full disk: the broker withholds the QoS 1 PUBACK (the device keeps the message)
+// and stores the telemetry once space is back; the acknowledgement follows.
+TEST(disk_full_api_test, an_mqtt_qos1_publish_is_acknowledged_only_once_space_is_back) {
+    testing::tmpfs_dir tmp(48ull << 20);
+    if (!tmp.mounted()) GTEST_SKIP() << tmp.skip_reason();
+    const uint16_t mqtt_port = testing::free_port();
+    server_process srv(server_process::on{tmp.dir()}, {"--set", "storage.min_free=16MiB", "--set",
+                                                       "mqtt.port=" + std::to_string(mqtt_port)});
+    auto made = srv.post("/api/v1/devices/press-1/token", "");
+    ASSERT_EQ(made.status, 201) << made.body;
+    std::string token(boost::json::parse(made.body).at("token").as_string());
+
+    tmp.fill(tmp.path() / "filler", 12 << 20);
+    auto until = std::chrono::steady_clock::now() + 3s;
+    while (testing::http_request(srv.port(), "GET", "/readyz").status == 200 &&
+           std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(20ms);
+    ASSERT_EQ(testing::http_request(srv.port(), "GET", "/readyz").status, 503);
+
+    testing::process pub({"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p",
+                          std::to_string(mqtt_port), "-u", token, "-q", "1", "-t",
+                          "v1/devices/me/telemetry", "-m",
+                          R"({"ts":1704067200000,"values":{"pressure":4.25}})"});
+    EXPECT_FALSE(pub.wait(1500ms).has_value()) << "PUBACK sent while the disk was full";
+    const std::string query =
+        "/api/v1/query?device=press-1&metric=pressure&from=0&to=4102444800000";
+    EXPECT_EQ(srv.get(query).body, R"({"series":[]})");
+
+    std::filesystem::remove(tmp.path() / "filler");
+    auto code = pub.wait(10s);
+    ASSERT_TRUE(code.has_value()) << "no PUBACK after space came back";
+    EXPECT_EQ(*code, 0) << pub.err();
+    auto stored = srv.get(query);
+    EXPECT_NE(stored.body.find("\"points\":[[1704067200000,4.25]]"), std::string::npos)
+        << stored.body;
+}
+
 }  // namespace
 }  // namespace clisonix
