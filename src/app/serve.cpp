@@ -162,7 +162,7 @@ rules::audit_fn audit_through(auth::auth_service& auth) {
 }  // namespace
 
 void build_router(http::router& routes, const config::config& cfg, services& s) {
-    add_system_routes(routes, *s.store);
+    add_system_routes(routes, *s.store, *s.engine);
     auth::add_routes(routes, *s.auth);
     add_storage_routes(routes, *s.engine);
     add_health_routes(routes, *s.scoring, *s.registry, s.settings_of);

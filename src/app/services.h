@@ -102,8 +102,9 @@ void start_forecasts(const config::config& cfg, services& s);
 
 // Every route of the product, declared on `routes`.
 void build_router(http::router& routes, const config::config& cfg, services& s);
-// Health, readiness, metrics and the API description.
-void add_system_routes(http::router& routes, meta::store& store);
+// Health, readiness (the metadata store answers, the engine takes writes), metrics and the
+// API description.
+void add_system_routes(http::router& routes, meta::store& store, storage::engine& engine);
 // Operating the engine by hand: statistics, flush and compaction.
 void add_storage_routes(http::router& routes, storage::engine& engine);
 // Machine health per device: its state and latest assessment, and retraining on a window.

@@ -77,15 +77,20 @@ std::string health_without_model(const std::string& name, const device_analytics
 
 }  // namespace
 
-void add_system_routes(http::router& routes, meta::store& store) {
+void add_system_routes(http::router& routes, meta::store& store, storage::engine& engine) {
     routes.add({http::method::get, "/healthz", "Liveness: the process answers",
                 http::permission::open,
                 [](http::request&) { return http::response::json(200, R"({"status":"ok"})"); }});
-    routes.add({http::method::get, "/readyz", "Readiness: the metadata store answers",
-                http::permission::open, [&store](http::request&) {
+    routes.add({http::method::get, "/readyz",
+                "Readiness: the metadata store answers and the storage engine takes writes (503 "
+                "naming the reason, e.g. a full file system, otherwise)",
+                http::permission::open, [&store, &engine](http::request&) {
                     if (auto st = store.ping(); !st)
                         return http::response::error(503, "unavailable",
                                                      "metadata store: " + st.error().message);
+                    if (auto st = engine.writable(); !st)
+                        return http::response::error(503, st.error().code,
+                                                     "storage: " + st.error().message);
                     return http::response::json(200, R"({"status":"ready"})");
                 }});
     routes.add({http::method::get, "/metrics", "Prometheus metrics", http::permission::read,

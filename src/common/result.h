@@ -39,6 +39,9 @@ inline constexpr std::string_view too_many_requests = "too_many_requests";  // a
                                                                             // a login lockout
 inline constexpr std::string_view overloaded = "overloaded";    // shedding load; retry soon
 inline constexpr std::string_view unavailable = "unavailable";  // a dependency does not answer
+// The data directory's file system is full (or below its free-space reserve): writes are
+// refused until space is freed; reads go on.
+inline constexpr std::string_view storage_full = "storage_full";
 inline constexpr std::string_view not_implemented = "not_implemented";
 inline constexpr std::string_view internal = "internal";  // a bug
 inline constexpr std::string_view corrupt = "corrupt";    // stored bytes fail their checks
@@ -47,25 +50,10 @@ inline constexpr std::string_view method_not_allowed = "method_not_allowed";
 inline constexpr std::string_view upgrade_required = "upgrade_required";
 
 inline constexpr std::string_view all[] = {
-    invalid_argument,
-    invalid_json,
-    invalid_config,
-    unauthenticated,
-    invalid_token,
-    invalid_credentials,
-    forbidden,
-    not_found,
-    conflict,
-    too_large,
-    unsupported_media_type,
-    too_many_requests,
-    overloaded,
-    unavailable,
-    not_implemented,
-    internal,
-    corrupt,
-    method_not_allowed,
-    upgrade_required,
+    invalid_argument,       invalid_json,      invalid_config, unauthenticated,    invalid_token,
+    invalid_credentials,    forbidden,         not_found,      conflict,           too_large,
+    unsupported_media_type, too_many_requests, overloaded,     unavailable,        storage_full,
+    not_implemented,        internal,          corrupt,        method_not_allowed, upgrade_required,
 };
 }  // namespace errc
 

@@ -66,6 +66,7 @@ constexpr key_spec keys[] = {
     {"storage.out_of_order_window", duration, "1h", 0, 30 * 24 * hours, {}, false, "How far behind a series' newest point a write may still land"},
     {"storage.max_head", size, "512MiB", mib, 64 * gib, {}, false, "Memory for points not yet in blocks; beyond it writes get 503 + Retry-After"},
     {"storage.max_series", integer, "1000000", 1, 100000000, {}, false, "Distinct series the engine accepts"},
+    {"storage.min_free", size, "64MiB", 0, 1024 * gib, {}, false, "Free space kept on the data directory's file system: below it writes get 503 `storage_full` + Retry-After until space is freed (flushes and the metadata store still find room); 0 = only when the disk is full"},
     {"analytics.detector", string, "ensemble", 0, 0, {}, false, "Anomaly detector scoring every numeric point (`clisonix nab` lists them); `off` disables scoring"},
     {"analytics.metrics", string, "*", 0, 0, {}, false, "Glob over metric names that get a `<metric>.anomaly` series (`*` = all, `temp*`)"},
     {"analytics.health", boolean, "true", 0, 0, {}, false, "One machine-health score per device over its numeric metrics (series `health`, `health.<metric>`)"},

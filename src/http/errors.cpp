@@ -25,7 +25,7 @@ constexpr code_status statuses[] = {
     {errc::upgrade_required, 426},   {errc::too_many_requests, 429},
     {errc::internal, 500},           {errc::corrupt, 500},
     {errc::not_implemented, 501},    {errc::unavailable, 503},
-    {errc::overloaded, 503},
+    {errc::overloaded, 503},         {errc::storage_full, 503},
 };
 
 }  // namespace
@@ -42,8 +42,9 @@ int status_for(const clisonix::error& e) {
 
 response response::from_error(const clisonix::error& e, std::chrono::seconds retry_after) {
     response res = error(status_for(e), e.code, e.message, e.field);
-    // Both codes tell the client to come back; Retry-After says when (at least 1 s).
-    if (e.code == errc::too_many_requests || e.code == errc::overloaded)
+    // These codes tell the client to come back; Retry-After says when (at least 1 s).
+    if (e.code == errc::too_many_requests || e.code == errc::overloaded ||
+        e.code == errc::storage_full)
         res.headers.emplace_back("Retry-After",
                                  std::to_string(std::max<int64_t>(1, retry_after.count())));
     return res;

@@ -98,7 +98,8 @@ struct response {
     static response error(int status, std::string_view code, std::string_view message,
                           std::string_view field = {});
     // The envelope of an error value, with the status of its code (status_for). A
-    // too_many_requests or overloaded answer carries Retry-After: `retry_after` seconds.
+    // too_many_requests, overloaded or storage_full answer carries Retry-After: `retry_after`
+    // seconds.
     static response from_error(const clisonix::error& e,
                                std::chrono::seconds retry_after = std::chrono::seconds(1));
     // The envelope with a status the caller chooses, for the few answers whose status says
@@ -108,8 +109,8 @@ struct response {
 
 // The HTTP status of an error code (errc): the one table of the product. invalid_* 400,
 // the three 401s, forbidden 403, not_found 404, conflict 409, too_large 413,
-// unsupported_media_type 415, too_many_requests 429, not_implemented 501, unavailable and
-// overloaded 503; internal, corrupt and any code outside the vocabulary 500.
+// unsupported_media_type 415, too_many_requests 429, not_implemented 501, unavailable,
+// overloaded and storage_full 503; internal, corrupt and any code outside the vocabulary 500.
 int status_for(std::string_view code);
 int status_for(const clisonix::error& e);
 

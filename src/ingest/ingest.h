@@ -139,7 +139,8 @@ private:
 // POST /api/v1/write, /write (InfluxDB 1.x), /api/v2/write (InfluxDB 2.x) with line
 // protocol, and POST /api/v1/devices/{device}/telemetry with JSON; all permission::write.
 // 204 on success; 400 parse errors and type conflicts; 413 limits; 415 an unknown
-// Content-Encoding; 503 + Retry-After: 1 when the engine is overloaded.
+// Content-Encoding; 503 + Retry-After: 1 when the engine is overloaded, 503 `storage_full` +
+// Retry-After: 10 when the data directory's file system is full.
 void add_routes(http::router& routes, pipeline& sink, const limits& bounds);
 
 // The device that the credential of a request speaks for ("" for none).

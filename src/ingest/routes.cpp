@@ -82,9 +82,13 @@ bool iequals(std::string_view a, std::string_view b) {
 
 http::response answer(const error& e) {
     // A series quota (too_many_requests) lifts only when series go (retention) or the limit is
-    // raised: clients that honour Retry-After come back rarely. Overload passes in a second.
+    // raised: clients that honour Retry-After come back rarely. A full disk takes someone to
+    // free space (the engine notices within a second). Overload passes in a second.
     using namespace std::chrono_literals;
-    return http::response::from_error(e, e.code == errc::too_many_requests ? 3600s : 1s);
+    auto retry = e.code == errc::too_many_requests ? 3600s
+                 : e.code == errc::storage_full    ? 10s
+                                                   : 1s;
+    return http::response::from_error(e, retry);
 }
 
 // The body as sent, or inflated when the client gzipped it.

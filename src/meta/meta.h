@@ -12,7 +12,8 @@
 // PostgreSQL `pg_advisory_xact_lock`), and the second one finds the work done.
 //
 // Error codes: "conflict" (a constraint was violated, e.g. a duplicate name), "unavailable"
-// (no connection, busy or locked, I/O), "corrupt" (a damaged SQLite file), "internal".
+// (no connection, busy or locked, I/O), "storage_full" (SQLite's disk is full: changes fail,
+// reads work), "corrupt" (a damaged SQLite file), "internal".
 //
 // Thread safety: a store may be used from any thread; statements are serialised on one
 // connection, and a transaction keeps the connection for its whole duration.

@@ -19,9 +19,10 @@ std::string error_code_of(int rc) {
         case SQLITE_BUSY:
         case SQLITE_LOCKED:
         case SQLITE_CANTOPEN:
-        case SQLITE_FULL:
         case SQLITE_IOERR:
             return "unavailable";
+        case SQLITE_FULL:  // the disk: a change fails, reads go on (503 + Retry-After)
+            return "storage_full";
         case SQLITE_CORRUPT:
         case SQLITE_NOTADB:
             return "corrupt";

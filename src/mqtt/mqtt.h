@@ -15,9 +15,10 @@
 // PUBACK is sent only after pipeline.submit() returned ok, i.e. after the WAL fsync. Telemetry
 // of all connections is merged into one write_batch per flush (one group-committed write),
 // the PUBACKs follow in the order the PUBLISH packets came. When the engine pushes back
-// ("overloaded", "unavailable"), the flush is retried and reading stops (TCP backpressure):
-// a QoS 1 message is never dropped and never acknowledged before it is stored. See
-// docs/decisions/0017-0019 for sessions, rate limits, users and what is not supported.
+// ("overloaded", "storage_full", "unavailable"), the flush is retried and reading stops (TCP
+// backpressure): a QoS 1 message is never dropped and never acknowledged before it is
+// stored. See docs/decisions/0017-0019 for sessions, rate limits, users and what is not
+// supported.
 //
 // A malformed or hostile packet closes that connection only: 5.0 clients get a DISCONNECT
 // (or CONNACK) with the reason code, 3.1.1 clients are closed (CONNACK return codes where

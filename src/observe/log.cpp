@@ -201,6 +201,29 @@ std::string format_text(const utc_time& t, level lvl, std::string_view msg,
     return out;
 }
 
+// A full disk makes every write and flush of the log file fail (spdlog throws): that is said
+// on stderr once, then at most once a minute with the count of failures since, and never
+// takes down the thread that logged or flushed.
+void report_sink_failure(const std::exception& e) {
+    static std::mutex m;
+    static int64_t last_ms = 0;
+    static uint64_t since_last = 0;
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    std::lock_guard lock(m);
+    if (last_ms != 0 && now - last_ms < 60'000) {
+        ++since_last;
+        return;
+    }
+    std::fprintf(stderr,
+                 "log write failed: %s (%llu more since the last report; reported at most once "
+                 "a minute)\n",
+                 e.what(), static_cast<unsigned long long>(since_last));
+    last_ms = now;
+    since_last = 0;
+}
+
 void sink_line(const sink_ptr& sink, level lvl, std::string_view line) {
     sink->log(spdlog::details::log_msg("clisonix", to_spdlog(lvl), line));
     if (lvl >= level::warn) sink->flush();
@@ -212,8 +235,14 @@ std::shared_ptr<const sinks> current_sinks() {
 }
 
 void flush_all(const sinks& s) {
-    if (s.file) s.file->flush();
-    if (s.console) s.console->flush();
+    for (const auto& sink : {s.file, s.console}) {
+        if (!sink) continue;
+        try {
+            sink->flush();
+        } catch (const std::exception& e) {
+            report_sink_failure(e);
+        }
+    }
 }
 
 void shutdown_locked() {
@@ -300,12 +329,21 @@ void write(level lvl, std::string_view msg, std::initializer_list<field> fields)
         std::fwrite(line.data(), 1, line.size(), stderr);
         return;
     }
-    try {
-        if (s->file) sink_line(s->file, lvl, format_json(t, lvl, msg, fields));
-        if (s->console) sink_line(s->console, lvl, format_text(t, lvl, msg, fields));
-    } catch (const std::exception& e) {
-        // A full disk or a failed rotation must not take down the caller.
-        std::fprintf(stderr, "log write failed: %s\n", e.what());
+    // A full disk or a failed rotation must not take down the caller, nor keep the line
+    // from the console.
+    if (s->file) {
+        try {
+            sink_line(s->file, lvl, format_json(t, lvl, msg, fields));
+        } catch (const std::exception& e) {
+            report_sink_failure(e);
+        }
+    }
+    if (s->console) {
+        try {
+            sink_line(s->console, lvl, format_text(t, lvl, msg, fields));
+        } catch (const std::exception& e) {
+            report_sink_failure(e);
+        }
     }
 }
 

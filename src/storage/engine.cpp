@@ -32,6 +32,7 @@ namespace clisonix::storage {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
 
 constexpr uint64_t segment_limit = 64ull << 20;
 constexpr uint64_t point_bytes = sizeof(sample);
@@ -41,6 +42,15 @@ constexpr uint64_t flush_share_divisor = 2;
 constexpr std::chrono::minutes flush_age{5};
 constexpr size_t compact_min_parts = 4;
 constexpr std::chrono::seconds maintenance_every{30};
+// A full file system (see engine::writable): writes resume once this much more than the
+// reserve is free, so that they do not flap on and off around the reserve with each flush.
+constexpr uint64_t resume_margin_bytes = 1ull << 20;
+// After a write failed for want of space, writes stay refused at least this long; the hold
+// doubles (up to the max) when space runs out again soon after writes resumed, as it does
+// under a quota, which statvfs does not see.
+constexpr std::chrono::seconds full_hold_min{1}, full_hold_max{30}, full_again_within{10};
+// A background flush that failed is retried after a pause that doubles up to this.
+constexpr std::chrono::seconds flush_retry_max{30};
 
 int64_t steady_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -254,7 +264,17 @@ void merge_sorted_runs(std::vector<sample>& v) {
 
 class engine_impl final : public engine {
 public:
-    explicit engine_impl(const options& o) : _opts(o) {}
+    explicit engine_impl(const options& o)
+        : _opts(o),
+          _full_gauge(metrics::global().get_gauge(
+              "clisonix_storage_disk_full",
+              "1 while writes are refused because the data directory's file system is full")),
+          _free_gauge(metrics::global().get_gauge(
+              "clisonix_storage_free_bytes",
+              "Free bytes of the data directory's file system, as last checked")),
+          _refused_full(metrics::global().get_counter(
+              "clisonix_storage_writes_refused_total",
+              "Writes refused by the storage engine, by reason", {"reason"}, {"disk_full"})) {}
     ~engine_impl() override;
 
     status start();
@@ -296,7 +316,7 @@ private:
     void become_leader();
     void resign_leader();
     status rotate_segment();
-    void freeze();
+    status freeze();
     status flush_locked();
     status write_frozen(const std::shared_ptr<frozen_head>& fh);
     void delete_segments_upto(uint64_t seq);
@@ -309,6 +329,14 @@ private:
     void compactor();
     void syncer();
     error failed_error() const;
+    // Disk space: note_out_of_space after an operation failed with "storage_full" (refuses
+    // writes from then on), check_space from the background thread (the reserve, and the way
+    // back), full_error for the answer writes get meanwhile.
+    void note_out_of_space(const error& e);
+    void check_space();
+    error full_error() const;
+    status refuse_full();
+    status writable() const override;
 
     options _opts;
     std::string _wal_dir, _parts_dir;
@@ -338,6 +366,16 @@ private:
     std::mutex _segment_mutex;          // guards the pointer for the interval syncer
     std::atomic<bool> _failed{false};
     std::string _failure;  // set once, before _failed
+
+    // The file system is full (engine::writable). Set by note_out_of_space or check_space,
+    // cleared by check_space only.
+    std::atomic<bool> _full{false};
+    std::atomic<uint64_t> _free_bytes{0};  // as last measured
+    mutable std::mutex _full_mutex;        // guards the fields below
+    std::string _full_cause;               // the failed operation; empty: below the reserve
+    int64_t _full_hold_until = 0, _full_hold_ns = 0, _resumed_at = 0;  // steady ns
+    metrics::gauge _full_gauge, _free_gauge;
+    metrics::counter _refused_full;
 
     std::mutex _maint_mutex;    // flush and retention: one at a time
     std::mutex _compact_mutex;  // compactions: one at a time, beside flushes
@@ -372,6 +410,7 @@ status engine_impl::start() {
     if (auto s = load_parts(); !s) return s;
     restore_last_from_parts();
     if (auto s = replay_wal(); !s) return s;
+    check_space();
     _bg = std::thread([this] { background(); });
     _compactor = std::thread([this] { compactor(); });
     if (_opts.sync == options::sync_mode::interval) _sync = std::thread([this] { syncer(); });
@@ -569,6 +608,93 @@ error engine_impl::failed_error() const {
     return make_error("unavailable", "storage is unavailable after a disk error: " + _failure);
 }
 
+error engine_impl::full_error() const {
+    std::string cause;
+    {
+        std::lock_guard lock(_full_mutex);
+        cause = _full_cause;
+    }
+    std::string why = cause.empty()
+                          ? "less than the reserve of " + std::to_string(_opts.min_free_bytes) +
+                                " bytes (storage.min_free)"
+                          : cause;
+    return make_error("storage_full", "the file system of " + _opts.dir + " is full: " +
+                                          std::to_string(_free_bytes.load()) + " bytes free (" +
+                                          why + "); writes are refused until space is freed");
+}
+
+status engine_impl::refuse_full() {
+    _refused_full.inc();
+    return full_error();
+}
+
+status engine_impl::writable() const {
+    if (_failed) return failed_error();
+    if (_full) return full_error();
+    return {};
+}
+
+void engine_impl::note_out_of_space(const error& e) {
+    if (e.code != errc::storage_full) return;
+    if (auto free = io::free_bytes(_opts.dir)) {
+        _free_bytes = *free;
+        _free_gauge.set(static_cast<double>(*free));
+    }
+    int64_t now = steady_ns();
+    {
+        std::lock_guard lock(_full_mutex);
+        _full_cause = e.message;
+        bool again_soon = _resumed_at != 0 &&
+                          now - _resumed_at < std::chrono::nanoseconds(full_again_within).count();
+        const int64_t shortest = std::chrono::nanoseconds(full_hold_min).count();
+        _full_hold_ns = again_soon ? std::clamp(_full_hold_ns * 2, shortest,
+                                                std::chrono::nanoseconds(full_hold_max).count())
+                                   : shortest;
+        _full_hold_until = now + _full_hold_ns;
+    }
+    if (!_full.exchange(true)) {
+        _full_gauge.set(1);
+        log::error("storage: file system full; writes refused until space is freed",
+                   {{"dir", _opts.dir},
+                    {"free_bytes", static_cast<int64_t>(_free_bytes.load())},
+                    {"error", e.message}});
+    }
+}
+
+void engine_impl::check_space() {
+    auto free = io::free_bytes(_opts.dir);
+    if (!free) return;  // the writes themselves will say what is wrong
+    _free_bytes = *free;
+    _free_gauge.set(static_cast<double>(*free));
+    if (!_full) {
+        if (*free >= _opts.min_free_bytes) return;
+        {
+            std::lock_guard lock(_full_mutex);
+            _full_cause.clear();
+            _full_hold_until = 0;
+        }
+        if (!_full.exchange(true)) {
+            _full_gauge.set(1);
+            log::error("storage: free space below the reserve; writes refused until space is freed",
+                       {{"dir", _opts.dir},
+                        {"free_bytes", static_cast<int64_t>(*free)},
+                        {"min_free_bytes", static_cast<int64_t>(_opts.min_free_bytes)}});
+        }
+        return;
+    }
+    int64_t now = steady_ns();
+    {
+        std::lock_guard lock(_full_mutex);
+        if (now < _full_hold_until || *free < _opts.min_free_bytes + resume_margin_bytes) return;
+        _resumed_at = now;
+        _full_cause.clear();
+    }
+    _full = false;
+    _full_gauge.set(0);
+    log::info("storage: space available again; writes resume",
+              {{"dir", _opts.dir}, {"free_bytes", static_cast<int64_t>(*free)}});
+}
+
 void engine_impl::apply_point(series_slot& slot, series_id id, int64_t ts, uint64_t raw,
                               const std::string* str, uint64_t& bytes) {
     auto& h = slot.head;
@@ -664,11 +790,16 @@ status engine_impl::rotate_segment() {
 
 status engine_impl::write_group(const std::vector<commit_job*>& jobs) {
     if (_failed) return failed_error();
+    if (_full) return full_error();
     uint64_t total = 0;
     for (const auto* j : jobs)
         total += j->record.size();
     if (_segment->bytes > 0 && _segment->bytes + total > segment_limit) {
-        if (auto s = rotate_segment(); !s) return s;
+        if (auto s = rotate_segment(); !s) {
+            if (s.error().code != errc::storage_full) return s;
+            note_out_of_space(s.error());
+            return full_error();
+        }
     }
     auto& seg = *_segment;
     // One writev for the whole group: the records are not copied into a shared buffer.
@@ -694,17 +825,30 @@ status engine_impl::write_group(const std::vector<commit_job*>& jobs) {
             iov[first].iov_len -= left;
         }
     }
-    if (st && _opts.sync == options::sync_mode::always) st = io::sync_data(seg.f.fd(), seg.path);
+    bool sync_failed = false;
+    if (st && _opts.sync == options::sync_mode::always) {
+        st = io::sync_data(seg.f.fd(), seg.path);
+        sync_failed = !st;
+    }
     if (!st) {
-        // Cut the partial group off so that the log holds only acknowledged records; if even
-        // that fails, what is on disk is unknown and the engine stops taking writes.
-        if (::ftruncate(seg.f.fd(), static_cast<off_t>(seg.bytes)) != 0 ||
-            st.error().message.starts_with("fsync")) {
+        // Cut the failed group (or the part of it that reached the file) off, durably, so that
+        // the log holds only acknowledged records and the next group is appended right after
+        // them, not behind a half record that would end the replay there. Out of space, the
+        // segment stays in use and writes resume when space is back. If the cut fails, or an
+        // fsync failed for another reason (the kernel may have dropped the pages it could not
+        // write), what is on disk is unknown: the engine stops taking writes until restart.
+        bool cut = ::ftruncate(seg.f.fd(), static_cast<off_t>(seg.bytes)) == 0 &&
+                   ::fdatasync(seg.f.fd()) == 0;
+        bool out_of_space = st.error().code == errc::storage_full;
+        if (!cut || (sync_failed && !out_of_space)) {
             _failure = st.error().message;
             _failed = true;
             log::error("storage: WAL failed; writes refused until restart", {{"error", _failure}});
+            return st;
         }
-        return st;
+        if (!out_of_space) return st;
+        note_out_of_space(st.error());
+        return full_error();
     }
     seg.bytes += total;
     apply(jobs);
@@ -755,6 +899,7 @@ status engine_impl::commit(commit_job& job) {
 status engine_impl::write(const write_batch& batch) {
     if (batch.empty()) return {};
     if (_failed) return failed_error();
+    if (_full) return refuse_full();
     struct scratch {
         std::vector<series_id> ids;
         std::vector<value_type> types;
@@ -831,7 +976,11 @@ status engine_impl::write(const write_batch& batch) {
         }
     }
     if (missing) {
-        if (auto s = _index->create(entries, sc.ids); !s) return s;
+        if (auto s = _index->create(entries, sc.ids); !s) {
+            if (s.error().code != errc::storage_full) return s;
+            note_out_of_space(s.error());
+            return refuse_full();
+        }
     }
 
     sc.record.clear();
@@ -845,12 +994,13 @@ status engine_impl::write(const write_batch& batch) {
     job.record = sc.record;
     auto st = commit(job);
     if (st && _head_bytes.load() >= _opts.max_head_bytes / flush_share_divisor) _bg_cv.notify_all();
+    if (!st && st.error().code == errc::storage_full) _refused_full.inc();
     return st;
 }
 
 // ---- flush -----------------------------------------------------------------------------
 
-void engine_impl::freeze() {
+status engine_impl::freeze() {
     // As leader, no group is being written or applied: the head holds exactly the records
     // of the segments up to the current one, which is then closed.
     become_leader();
@@ -862,10 +1012,9 @@ void engine_impl::freeze() {
     uint64_t covered = _segment->seq;
     if (!empty) {
         if (auto s = rotate_segment(); !s) {
-            log::error("storage: WAL rotation failed; flush postponed",
-                       {{"error", s.error().message}});
             resign_leader();
-            return;
+            return make_error(s.error().code,
+                              "WAL rotation failed; flush postponed: " + s.error().message);
         }
         auto fh = std::make_shared<frozen_head>();
         fh->wal_seq = covered;
@@ -890,16 +1039,22 @@ void engine_impl::freeze() {
         _frozen.push_back(std::move(fh));
     }
     resign_leader();
+    return {};
 }
 
 status engine_impl::flush() {
     if (_failed) return failed_error();
     std::lock_guard lock(_maint_mutex);
-    return flush_locked();
+    auto st = flush_locked();
+    // Parts that cannot be written for want of space: the head stays in memory (and in the
+    // WAL), and writes stop until space is back, or the head would only grow.
+    if (!st) note_out_of_space(st.error());
+    return st;
 }
 
 status engine_impl::flush_locked() {
-    freeze();
+    // Heads frozen earlier are written even when this freeze fails (a full disk): oldest first.
+    auto frozen = freeze();
     std::vector<std::shared_ptr<frozen_head>> todo;
     {
         std::lock_guard vl(_view_mutex);
@@ -907,7 +1062,7 @@ status engine_impl::flush_locked() {
     }
     for (const auto& fh : todo)
         if (auto s = write_frozen(fh); !s) return s;
-    return {};
+    return frozen;
 }
 
 status engine_impl::write_frozen(const std::shared_ptr<frozen_head>& fh) {
@@ -942,17 +1097,29 @@ status engine_impl::write_frozen(const std::shared_ptr<frozen_head>& fh) {
         }
     }
     std::vector<std::pair<int64_t, std::shared_ptr<part>>> made;
+    // A failure (a full disk) keeps the frozen head in memory for the next flush: the parts
+    // of other days already written for it go, or they would be written twice.
+    auto give_up = [&](const error& e) {
+        std::error_code ec;
+        for (const auto& [day, p] : made)
+            fs::remove(p->path(), ec);
+        return e;
+    };
     for (auto& [day, b] : builders) {
         std::string dir = _parts_dir + "/" + day_name(day);
         bool new_dir = !fs::exists(dir);
-        if (auto s = io::make_dirs(dir); !s) return s;
+        if (auto s = io::make_dirs(dir); !s) return give_up(s.error());
         if (new_dir)
-            if (auto s = io::sync_dir(_parts_dir); !s) return s;
+            if (auto s = io::sync_dir(_parts_dir); !s) return give_up(s.error());
         uint64_t seq = _next_part_seq++;
         std::string path = dir + "/" + part_name(seq);
-        if (auto s = b.write(path); !s) return s;
+        if (auto s = b.write(path); !s) return give_up(s.error());
         auto p = part::open(path, seq, day);
-        if (!p) return p.error();
+        if (!p) {
+            std::error_code ec;
+            fs::remove(path, ec);
+            return give_up(p.error());
+        }
         made.emplace_back(day, std::move(*p));
     }
     {
@@ -1139,18 +1306,33 @@ status engine_impl::apply_retention(int64_t now) {
 
 void engine_impl::background() {
     std::unique_lock lk(_bg_mutex);
+    int64_t next_flush = 0, flush_pause = 0;  // steady ns: the retry pause after a failure
     while (!_stop) {
         _bg_cv.wait_for(lk, std::chrono::milliseconds(200));
         if (_stop) break;
         lk.unlock();
+        check_space();
         uint64_t bytes = _head_bytes.load();
         int64_t since = _head_since.load();
-        bool due =
-            bytes >= _opts.max_head_bytes / flush_share_divisor ||
-            (since != 0 && steady_ns() - since >= std::chrono::nanoseconds(flush_age).count());
-        if (due && !_failed) {
-            if (auto s = flush(); !s)
-                log::error("storage: background flush failed", {{"error", s.error().message}});
+        int64_t now = steady_ns();
+        bool due = bytes >= _opts.max_head_bytes / flush_share_divisor ||
+                   (since != 0 && now - since >= std::chrono::nanoseconds(flush_age).count());
+        // While full, a flush is what may give space back: the WAL it deletes is larger than
+        // the compressed parts it writes.
+        if (_full && (bytes > 0 || _frozen_bytes.load() > 0)) due = true;
+        if (due && !_failed && now >= next_flush) {
+            if (auto s = flush(); !s) {
+                flush_pause = std::min(
+                    std::max<int64_t>(flush_pause * 2, std::chrono::nanoseconds(1s).count()),
+                    std::chrono::nanoseconds(flush_retry_max).count());
+                next_flush = now + flush_pause;
+                log::error(
+                    "storage: background flush failed",
+                    {{"error", s.error().message}, {"retry_in_ms", flush_pause / 1'000'000}});
+            } else {
+                flush_pause = 0;
+                next_flush = 0;
+            }
         }
         lk.lock();
     }
@@ -1184,8 +1366,10 @@ void engine_impl::syncer() {
         }
         lk.unlock();
         if (seg)
-            if (auto s = io::sync_data(seg->f.fd(), seg->path); !s)
+            if (auto s = io::sync_data(seg->f.fd(), seg->path); !s) {
+                note_out_of_space(s.error());
                 log::error("storage: WAL sync failed", {{"error", s.error().message}});
+            }
         lk.lock();
     }
 }

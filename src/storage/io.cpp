@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <array>
@@ -85,9 +86,19 @@ uint32_t crc32c(const void* data, size_t n, uint32_t crc) {
     return ~crc_soft(p, n, ~crc);
 }
 
+bool is_out_of_space(int err) {
+    return err == ENOSPC || err == EDQUOT;
+}
+
 error failure(std::string_view what, const std::string& path, int err) {
-    return make_error("unavailable",
+    return make_error(is_out_of_space(err) ? "storage_full" : "unavailable",
                       std::string(what) + " " + path + " failed: " + std::strerror(err));
+}
+
+result<uint64_t> free_bytes(const std::string& path) {
+    struct statvfs st {};
+    if (::statvfs(path.c_str(), &st) != 0) return failure("statvfs", path, errno);
+    return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
 void file::reset() {
@@ -115,6 +126,21 @@ status write_all(int fd, const void* data, size_t n, const std::string& path) {
     return {};
 }
 
+status pwrite_all(int fd, const void* data, size_t n, uint64_t offset, const std::string& path) {
+    auto p = static_cast<const uint8_t*>(data);
+    while (n > 0) {
+        ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(offset));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return failure("write", path, errno);
+        }
+        p += w;
+        n -= static_cast<size_t>(w);
+        offset += static_cast<uint64_t>(w);
+    }
+    return {};
+}
+
 status sync_data(int fd, const std::string& path) {
     if (::fdatasync(fd) != 0) return failure("fsync", path, errno);
     return {};
@@ -130,8 +156,7 @@ status sync_dir(const std::string& dir) {
 status make_dirs(const std::string& dir) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec)
-        return make_error("unavailable", "create directory " + dir + " failed: " + ec.message());
+    if (ec) return failure("create directory", dir, ec.value());
     return {};
 }
 
@@ -158,13 +183,17 @@ result<std::vector<uint8_t>> read_all(const std::string& path) {
 
 status write_durably(const std::string& path, std::span<const uint8_t> data) {
     std::string tmp = path + ".tmp";
+    auto fail = [&](const error& e) {
+        ::unlink(tmp.c_str());
+        return e;
+    };
     {
         auto f = open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC);
-        if (!f) return f.error();
-        if (auto s = write_all(f->fd(), data.data(), data.size(), tmp); !s) return s;
-        if (auto s = sync_data(f->fd(), tmp); !s) return s;
+        if (!f) return fail(f.error());
+        if (auto s = write_all(f->fd(), data.data(), data.size(), tmp); !s) return fail(s.error());
+        if (auto s = sync_data(f->fd(), tmp); !s) return fail(s.error());
     }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) return failure("rename", tmp, errno);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(failure("rename", tmp, errno));
     return sync_dir(std::filesystem::path(path).parent_path().string());
 }
 

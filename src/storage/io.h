@@ -1,5 +1,6 @@
 // Private to the storage module: file helpers and the CRC32C shared by the WAL, the series
-// log and part files. Every failure is a `status` with code "unavailable" naming the path.
+// log and part files. Every failure is a `status` naming the path, with code "storage_full"
+// when the file system is out of space or over a quota (ENOSPC, EDQUOT), else "unavailable".
 #pragma once
 
 #include <cstddef>
@@ -16,6 +17,10 @@ namespace clisonix::storage::io {
 uint32_t crc32c(const void* data, size_t n, uint32_t crc = 0);
 
 error failure(std::string_view what, const std::string& path, int err);
+// ENOSPC or EDQUOT: a condition that passes once space is freed, unlike a failing disk.
+bool is_out_of_space(int err);
+// Bytes an unprivileged writer may still use on the file system holding `path` (statvfs).
+result<uint64_t> free_bytes(const std::string& path);
 
 // An owned file descriptor.
 class file {
@@ -44,12 +49,16 @@ private:
 
 result<file> open_file(const std::string& path, int flags, int mode = 0644);
 status write_all(int fd, const void* data, size_t n, const std::string& path);
+// Writes at `offset`, whatever the file position: an append after a failed one lands on
+// the last good end even if the failed one could not be cut off.
+status pwrite_all(int fd, const void* data, size_t n, uint64_t offset, const std::string& path);
 status sync_data(int fd, const std::string& path);
 // Makes a rename or a new file in `dir` durable.
 status sync_dir(const std::string& dir);
 status make_dirs(const std::string& dir);
 result<std::vector<uint8_t>> read_all(const std::string& path);
-// Writes `data` to path.tmp, fsyncs it, renames it over `path` and fsyncs the directory.
+// Writes `data` to path.tmp, fsyncs it, renames it over `path` and fsyncs the directory. On
+// failure path.tmp is removed (on a full disk it would hold on to the space).
 status write_durably(const std::string& path, std::span<const uint8_t> data);
 
 inline void put_u32(uint8_t* p, uint32_t v) {

@@ -14,6 +14,7 @@ options options_from(const config::config& cfg, const std::string& data_dir) {
     o.out_of_order_window_ns = cfg.get_int("storage.out_of_order_window") * 1'000'000;
     o.max_head_bytes = static_cast<uint64_t>(cfg.get_int("storage.max_head"));
     o.max_series = static_cast<uint64_t>(cfg.get_int("storage.max_series"));
+    o.min_free_bytes = static_cast<uint64_t>(cfg.get_int("storage.min_free"));
     return o;
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "observe/observe.h"
 #include "storage/codec.h"
@@ -272,13 +273,16 @@ status series_index::create(std::span<const write_batch::series_entry> entries,
     }
     encode_records(fresh_infos, size(), buf);
     if (!buf.empty()) {
-        auto s = io::write_all(_log.fd(), buf.data(), buf.size(), _path);
+        // At the last good end, not the file position: after a failed append (a full disk)
+        // the next one overwrites whatever part of it reached the file, so no half record
+        // ever sits between two good ones, even when the cut below fails too.
+        auto s = io::pwrite_all(_log.fd(), buf.data(), buf.size(), _log_bytes, _path);
         if (s) s = io::sync_data(_log.fd(), _path);
         if (!s) {
-            // Leave no half record behind for the next append.
-            if (::ftruncate(_log.fd(), static_cast<off_t>(_log_bytes)) != 0 ||
-                ::lseek(_log.fd(), static_cast<off_t>(_log_bytes), SEEK_SET) < 0)
-                log::error("storage: cannot roll back the series log", {{"path", _path}});
+            // Give the space back; a tail left behind is overwritten or cut at the next open.
+            if (::ftruncate(_log.fd(), static_cast<off_t>(_log_bytes)) != 0)
+                log::warn("storage: cannot cut a failed append off the series log",
+                          {{"path", _path}, {"error", std::string(std::strerror(errno))}});
             return s;
         }
         _log_bytes += buf.size();

@@ -117,6 +117,10 @@ struct options {
     int64_t retention_ns = 0;                                 // 0: keep forever
     uint64_t max_head_bytes = 512ull << 20;  // beyond: flush; still beyond: writes push back
     uint64_t max_series = 1'000'000;
+    // Writes are refused ("storage_full") while the file system of `dir` has less than this
+    // free, so that flushes (which shrink the WAL into parts) and the metadata store next to
+    // it still find room; 0: refused only when the disk answers ENOSPC/EDQUOT.
+    uint64_t min_free_bytes = 64ull << 20;
 };
 
 // The options from the `storage.*` config keys; the engine's folder is <data_dir>/tsdb.
@@ -159,8 +163,14 @@ public:
 
     // Durable on return (in `always` mode). Errors: "invalid_argument" (type conflict, a
     // point outside the out-of-order window or the retention), "overloaded" (head full:
-    // answer 503 with Retry-After), "unavailable" (disk). Nothing is stored on error.
+    // answer 503 with Retry-After), "storage_full" (see writable()), "unavailable" (disk).
+    // Nothing is stored on error.
     virtual status write(const write_batch& batch) = 0;
+    // Whether writes are taken now: ok, or the error they get. "storage_full" while the file
+    // system of the engine's folder has less than min_free_bytes free, or since a write there
+    // failed with ENOSPC/EDQUOT; its free space is checked every 200 ms and writes resume by
+    // themselves once it is back. "unavailable" after a disk error only a restart clears.
+    virtual status writable() const = 0;
 
     // Series whose measurement, tags and field match; `match` sees each series once.
     virtual std::vector<series_info> series(

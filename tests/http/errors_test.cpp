@@ -32,7 +32,7 @@ TEST(status_for, each_code_has_its_documented_status) {
         {"conflict", 409},         {"too_large", 413},         {"unsupported_media_type", 415},
         {"upgrade_required", 426}, {"too_many_requests", 429}, {"internal", 500},
         {"corrupt", 500},          {"not_implemented", 501},   {"unavailable", 503},
-        {"overloaded", 503},
+        {"overloaded", 503},       {"storage_full", 503},
     };
     EXPECT_EQ(expected.size(), std::size(errc::all));
     for (auto code : errc::all) {
@@ -63,6 +63,10 @@ TEST(from_error, tells_a_client_when_to_come_back) {
                                        std::chrono::seconds(900));
     EXPECT_EQ(locked.status, 429);
     EXPECT_EQ(header_of(locked, "Retry-After"), "900");
+    auto full = response::from_error(make_error("storage_full", "The disk is full"),
+                                     std::chrono::seconds(10));
+    EXPECT_EQ(full.status, 503);
+    EXPECT_EQ(header_of(full, "Retry-After"), "10");
     // A dependency that is down is not a promise to be back in a second.
     EXPECT_EQ(header_of(response::from_error(make_error("unavailable", "db")), "Retry-After"), "");
 }

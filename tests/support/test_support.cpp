@@ -5,7 +5,9 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +43,38 @@ temp_dir::temp_dir(std::string_view prefix) {
 temp_dir::~temp_dir() {
     std::error_code ec;
     fs::remove_all(_path, ec);
+}
+
+tmpfs_dir::tmpfs_dir(uint64_t size_bytes, std::string_view prefix) : _dir(prefix) {
+    std::string opts = "size=" + std::to_string(size_bytes) + ",mode=0700";
+    if (::mount("tmpfs", _dir.str().c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0) {
+        _skip_reason = "cannot mount a tmpfs on " + _dir.str() + " (" + std::strerror(errno) +
+                       "); the test needs root (CAP_SYS_ADMIN)";
+        return;
+    }
+    _mounted = true;
+}
+
+tmpfs_dir::~tmpfs_dir() {
+    // Lazily: a file a child process still holds open must not keep the mount alive.
+    if (_mounted) ::umount2(_dir.str().c_str(), MNT_DETACH);
+}
+
+uint64_t tmpfs_dir::free_bytes() const {
+    struct statvfs st {};
+    if (::statvfs(_dir.str().c_str(), &st) != 0)
+        throw std::runtime_error("statvfs " + _dir.str() + ": " + std::strerror(errno));
+    return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+void tmpfs_dir::fill(const fs::path& file, uint64_t leave_free) const {
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("open " + file.string() + ": " + std::strerror(errno));
+    uint64_t free = free_bytes();
+    int rc =
+        free > leave_free ? ::posix_fallocate(fd, 0, static_cast<off_t>(free - leave_free)) : 0;
+    ::close(fd);
+    if (rc != 0) throw std::runtime_error("fallocate " + file.string() + ": " + std::strerror(rc));
 }
 
 void write_file(const fs::path& p, std::string_view content) {

@@ -30,6 +30,30 @@ private:
     std::filesystem::path _path;
 };
 
+// A small tmpfs mounted on a fresh temp dir: a file system a test can fill up. Unmounted and
+// removed on destruction. Mounting needs root (CAP_SYS_ADMIN), as the tests have here and in
+// CI; when it is refused, mounted() is false and skip_reason() says why (for GTEST_SKIP).
+class tmpfs_dir {
+public:
+    explicit tmpfs_dir(uint64_t size_bytes, std::string_view prefix = "clisonix-tmpfs");
+    ~tmpfs_dir();
+    tmpfs_dir(const tmpfs_dir&) = delete;
+    tmpfs_dir& operator=(const tmpfs_dir&) = delete;
+    bool mounted() const { return _mounted; }
+    const std::string& skip_reason() const { return _skip_reason; }
+    const temp_dir& dir() const { return _dir; }  // the mount point
+    const std::filesystem::path& path() const { return _dir.path(); }
+    // Bytes free on the file system (statvfs).
+    uint64_t free_bytes() const;
+    // Creates `file` (fallocate) so large that about `leave_free` bytes stay free.
+    void fill(const std::filesystem::path& file, uint64_t leave_free = 0) const;
+
+private:
+    temp_dir _dir;
+    bool _mounted = false;
+    std::string _skip_reason;
+};
+
 void write_file(const std::filesystem::path& p, std::string_view content);
 std::string read_file(const std::filesystem::path& p);
 // The file's lines, without their line ends.
