@@ -21,8 +21,8 @@ bool numeric(value_type t) {
     return t != value_type::string;
 }
 
-// count, Neumaier-compensated sum, min and max (NaN ignored unless every value is NaN),
-// first, last.
+}  // namespace
+
 void summarize(value_type t, std::span<const int64_t> ts, std::span<const uint64_t> raw,
                summary& s) {
     s = summary{};
@@ -48,6 +48,8 @@ void summarize(value_type t, std::span<const int64_t> ts, std::span<const uint64
     s.first = as_double(t, raw.front());
     s.last = as_double(t, raw.back());
 }
+
+namespace {
 
 // The five summary values: one exponent byte e, one byte whose bit i says that value i is
 // stored as the zigzag varint of its decimal mantissa at e (usually 1-4 bytes), otherwise as

@@ -44,6 +44,12 @@ struct header {
     uint8_t value_codec = 0;
 };
 
+// The summary of a run of points (ascending timestamps): count, first and last timestamp;
+// for numeric types also the Neumaier-compensated sum, min and max (NaN ignored unless every
+// value is NaN), first and last value. Block headers and rollup rows use it alike.
+void summarize(value_type type, std::span<const int64_t> ts, std::span<const uint64_t> raw,
+               summary& s);
+
 // Appends the encoding of one block to `out`. `ts` ascending and unique, at most max_points;
 // `raw` as in write_batch::point, one per timestamp (for strings, indexes into `strings`).
 // Returns the header written. Summary: min and max skip NaN (NaN only if every value is).

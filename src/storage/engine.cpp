@@ -23,6 +23,7 @@
 #include "storage/block.h"
 #include "storage/io.h"
 #include "storage/part.h"
+#include "storage/rollup.h"
 #include "storage/series_index.h"
 #include "storage/storage.h"
 #include "storage/wal.h"
@@ -305,6 +306,14 @@ private:
     void gather(series_id id, int64_t from, int64_t to, sources& src) const;
     status decode_block(const part& p, const part::entry& e, int64_t from, int64_t to,
                         std::vector<sample>& out, std::vector<std::string>* strings) const;
+    struct query_work {
+        uint64_t points_decoded = 0;
+        uint64_t rollup_rows = 0;
+    };
+    status aggregate_with_rollups(const part& p, const part::entry& e, int64_t from, int64_t to,
+                                  int64_t step, std::vector<std::pair<int64_t, summary>>& whole,
+                                  std::vector<sample>& pts, query_work& work) const;
+    void count_query_work(const query_work& work) const;
     void background();
     void compactor();
     void syncer();
@@ -342,6 +351,16 @@ private:
     std::mutex _maint_mutex;    // flush and retention: one at a time
     std::mutex _compact_mutex;  // compactions: one at a time, beside flushes
     uint64_t _next_part_seq = 1;
+
+    // What queries read: points decoded from blocks, rollup rows used instead (/metrics).
+    mutable std::atomic<uint64_t> _points_decoded{0};
+    mutable std::atomic<uint64_t> _rollup_rows_read{0};
+    mutable metrics::counter _points_decoded_metric =
+        metrics::global().get_counter("clisonix_storage_query_points_decoded_total",
+                                      "Points that queries decoded from compressed blocks");
+    mutable metrics::counter _rollup_rows_metric = metrics::global().get_counter(
+        "clisonix_storage_query_rollup_rows_read_total",
+        "Rollup rows (1-minute and 1-hour summaries) that queries used instead of decoding");
 
     std::mutex _bg_mutex;
     std::condition_variable _bg_cv;
@@ -1265,11 +1284,14 @@ status engine_impl::scan(series_id id, int64_t from, int64_t to, std::vector<sam
     if (from >= to) return {};
     sources src;
     gather(id, from, to, src);
+    query_work work;
     for (const auto& p : src.parts)
         for (const auto& e : p->entries(id)) {
             if (e.stats.last_ts < from || e.stats.first_ts >= to) continue;
+            work.points_decoded += e.stats.count;
             if (auto s = decode_block(*p, e, from, to, out, strings); !s) return s;
         }
+    count_query_work(work);
     value_type type = _index->at(id).info.type;
     for (const auto& fh : src.frozen)
         if (const auto* h = fh->find(id)) append_head(*h, type, from, to, out, strings);
@@ -1332,7 +1354,9 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
     }
 
     std::vector<sample> pts;
-    std::vector<std::pair<int64_t, summary>> whole;  // (bucket, block summary)
+    std::vector<std::pair<int64_t, summary>> whole;  // (bucket, block summary or rollup row)
+    query_work work;
+    bool numeric = type != value_type::string;
     // Pieces are in source order (oldest part first), which the merge of points relies on.
     for (const auto& pc : pieces) {
         if (!pc.e) continue;
@@ -1343,15 +1367,27 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
             whole.emplace_back(bucket_of(e.stats.first_ts, step), e.stats);
             continue;
         }
-        if (auto s = decode_block(*pc.p, e, from, to, pts, nullptr); !s) return s;
+        // The same rule per rollup row: its points are this block's alone.
+        if (!pc.overlaps && numeric && e.rollup_size > 0) {
+            if (auto s = aggregate_with_rollups(*pc.p, e, from, to, step, whole, pts, work); !s) {
+                count_query_work(work);
+                return s;
+            }
+            continue;
+        }
+        work.points_decoded += e.stats.count;
+        if (auto s = decode_block(*pc.p, e, from, to, pts, nullptr); !s) {
+            count_query_work(work);
+            return s;
+        }
     }
+    count_query_work(work);
     for (const auto& fh : src.frozen)
         if (const auto* h = fh->find(id)) append_head(*h, type, from, to, pts, nullptr);
     pts.insert(pts.end(), src.head.begin(), src.head.end());
     merge_sorted_runs(pts);
 
     // Merge point runs and whole-block summaries in time order, bucket by bucket.
-    bool numeric = type != value_type::string;
     size_t wi = 0, pi = 0;
     std::sort(whole.begin(), whole.end(),
               [](const auto& a, const auto& b) { return a.second.first_ts < b.second.first_ts; });
@@ -1386,6 +1422,91 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
     return {};
 }
 
+void engine_impl::count_query_work(const query_work& work) const {
+    if (work.points_decoded > 0) {
+        _points_decoded += work.points_decoded;
+        _points_decoded_metric.inc(static_cast<double>(work.points_decoded));
+    }
+    if (work.rollup_rows > 0) {
+        _rollup_rows_read += work.rollup_rows;
+        _rollup_rows_metric.inc(static_cast<double>(work.rollup_rows));
+    }
+}
+
+// A block that no other piece overlaps but that spans several buckets (or the range's edge):
+// each rollup row whose points lie inside [from, to) and one bucket stands for them, the
+// hour's row first, else the minute rows of that hour; the block is decoded only when points
+// in range remain that no row stands for, and only those points are kept.
+status engine_impl::aggregate_with_rollups(const part& p, const part::entry& e, int64_t from,
+                                           int64_t to, int64_t step,
+                                           std::vector<std::pair<int64_t, summary>>& whole,
+                                           std::vector<sample>& pts, query_work& work) const {
+    thread_local std::vector<rollup::row> hours, minutes;
+    thread_local std::vector<std::pair<int64_t, int64_t>> covered;  // [first_ts, last_ts]
+    auto blob = p.rollups(e);
+    uint8_t levels = rollup::levels(blob);
+    auto read = [&](rollup::level l, std::vector<rollup::row>& rows) -> status {
+        rows.clear();
+        if (!(levels & l)) return {};
+        if (auto s = rollup::read(blob, e.stats.first_ts, l, rows); !s)
+            return make_error(s.error().code, s.error().message + " (in " + p.path() + ")");
+        return {};
+    };
+    if (auto s = read(rollup::hour, hours); !s) return s;
+    if (auto s = read(rollup::minute, minutes); !s) return s;
+    auto fits = [&](const summary& st) {
+        return st.first_ts >= from && st.last_ts < to &&
+               bucket_of(st.first_ts, step) == bucket_of(st.last_ts, step);
+    };
+    auto in_range = [&](const summary& st) { return st.last_ts >= from && st.first_ts < to; };
+    covered.clear();
+    bool rest_in_range = false;  // points in range that no row stands for
+    auto use = [&](const summary& st) {
+        whole.emplace_back(bucket_of(st.first_ts, step), st);
+        covered.emplace_back(st.first_ts, st.last_ts);
+        ++work.rollup_rows;
+    };
+    size_t mi = 0;
+    auto use_minutes_until = [&](int64_t end) {
+        for (; mi < minutes.size() && minutes[mi].start < end; ++mi) {
+            const auto& st = minutes[mi].stats;
+            if (fits(st))
+                use(st);
+            else if (in_range(st))
+                rest_in_range = true;
+        }
+    };
+    if (!hours.empty()) {
+        for (const auto& h : hours) {
+            if (fits(h.stats)) {
+                use(h.stats);
+                // Skip this hour's minute rows.
+                while (mi < minutes.size() && minutes[mi].start < h.start + rollup::hour_ns)
+                    ++mi;
+            } else if (!minutes.empty()) {
+                use_minutes_until(h.start + rollup::hour_ns);
+            } else if (in_range(h.stats)) {
+                rest_in_range = true;
+            }
+        }
+    } else {
+        use_minutes_until(std::numeric_limits<int64_t>::max());
+    }
+    if (!rest_in_range) return {};
+    thread_local std::vector<sample> decoded;
+    decoded.clear();
+    work.points_decoded += e.stats.count;
+    if (auto s = decode_block(p, e, from, to, decoded, nullptr); !s) return s;
+    size_t ci = 0;
+    for (const auto& pt : decoded) {
+        while (ci < covered.size() && covered[ci].second < pt.ts)
+            ++ci;
+        if (ci < covered.size() && covered[ci].first <= pt.ts) continue;
+        pts.push_back(pt);
+    }
+    return {};
+}
+
 std::optional<sample> engine_impl::last(series_id id, std::string* string_value) const {
     if (id >= _index->size()) return std::nullopt;
     std::shared_lock hl(_head_mutex);
@@ -1417,9 +1538,14 @@ stats engine_impl::statistics() const {
         st.partitions = _partitions.size();
         st.points = st.head_points;
         for (const auto& [day, pt] : _partitions)
-            for (const auto& p : pt.parts)
+            for (const auto& p : pt.parts) {
                 st.points += p->points();
+                for (const auto& e : p->all())
+                    st.rollup_bytes += e.rollup_size;
+            }
     }
+    st.query_points_decoded = _points_decoded.load();
+    st.query_rollup_rows_read = _rollup_rows_read.load();
     std::error_code ec;
     for (auto it = fs::recursive_directory_iterator(_opts.dir, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {

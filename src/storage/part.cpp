@@ -13,15 +13,21 @@
 
 #include "storage/block.h"
 #include "storage/io.h"
+#include "storage/rollup.h"
 
 namespace clisonix::storage {
 
 namespace {
 
 constexpr char magic[8] = {'C', 'L', 'X', 'P', 'A', 'R', 'T', '1'};
-constexpr uint32_t format_version = 1;
+// Version 1 parts (no rollups) still open; every part written is version 2.
+constexpr uint32_t format_version = 2;
+constexpr uint32_t first_version = 1;
 constexpr size_t entry_bytes = 80;
 constexpr size_t footer_bytes = 32;
+// Version 2: between the index and the footer, where the rollups start and their CRC32C.
+constexpr size_t rollup_trailer_bytes = 16;
+constexpr uint32_t max_rollup_size = (1u << 24) - 1;  // a u24 in the index entry
 
 void put_f64(uint8_t* p, double v) {
     io::put_u64(p, std::bit_cast<uint64_t>(v));
@@ -99,18 +105,28 @@ void part_builder::add(series_id id, value_type type, std::span<const int64_t> t
         e.stats.count = h.count;
         e.stats.first_ts = h.first_ts;
         e.stats.last_ts = h.last_ts;
+        size_t rollups_at = _rollups.size();
+        rollup::build(type, ts.subspan(b, n), raw.subspan(b, n), _rollups);
+        if (_rollups.size() - rollups_at > max_rollup_size) _rollups.resize(rollups_at);
+        e.rollup_size = static_cast<uint32_t>(_rollups.size() - rollups_at);
         _entries.push_back(e);
     }
 }
 
 status part_builder::write(const std::string& path) {
+    uint64_t rollups_offset = _data.size();
+    _data.insert(_data.end(), _rollups.begin(), _rollups.end());
     uint64_t index_offset = _data.size();
-    _data.resize(index_offset + _entries.size() * entry_bytes + footer_bytes);
+    _data.resize(index_offset + _entries.size() * entry_bytes + rollup_trailer_bytes +
+                 footer_bytes);
     uint8_t* p = _data.data() + index_offset;
     for (const auto& e : _entries) {
         std::memset(p, 0, entry_bytes);
         io::put_u32(p, e.series);
         p[4] = static_cast<uint8_t>(e.type);
+        p[5] = static_cast<uint8_t>(e.rollup_size);
+        p[6] = static_cast<uint8_t>(e.rollup_size >> 8);
+        p[7] = static_cast<uint8_t>(e.rollup_size >> 16);
         io::put_u64(p + 8, e.offset);
         io::put_u32(p + 16, e.size);
         io::put_u32(p + 20, static_cast<uint32_t>(e.stats.count));
@@ -123,7 +139,10 @@ status part_builder::write(const std::string& path) {
         put_f64(p + 72, e.stats.last);
         p += entry_bytes;
     }
-    uint8_t* f = p;
+    io::put_u64(p, rollups_offset);
+    io::put_u32(p + 8, io::crc32c(_rollups.data(), _rollups.size()));
+    io::put_u32(p + 12, 0);
+    uint8_t* f = p + rollup_trailer_bytes;
     std::memcpy(f, magic, 8);
     io::put_u32(f + 8, format_version);
     io::put_u32(f + 12, static_cast<uint32_t>(_entries.size()));
@@ -152,15 +171,30 @@ result<std::shared_ptr<part>> part::open(const std::string& path, uint64_t seq, 
     const uint8_t* foot = pt->_map + size - footer_bytes;
     if (std::memcmp(foot, magic, 8) != 0) return corrupt(path, "bad magic");
     if (io::crc32c(foot, 28) != io::get_u32(foot + 28)) return corrupt(path, "footer checksum");
-    if (io::get_u32(foot + 8) != format_version) return corrupt(path, "unknown format version");
+    uint32_t version = io::get_u32(foot + 8);
+    if (version < first_version || version > format_version)
+        return corrupt(path, "unknown format version");
+    size_t trailer = version >= 2 ? rollup_trailer_bytes : 0;
+    if (size < footer_bytes + trailer) return corrupt(path, "shorter than its footer");
     uint64_t count = io::get_u32(foot + 12);
     uint64_t index_offset = io::get_u64(foot + 16);
-    if (index_offset > size - footer_bytes ||
-        (size - footer_bytes - index_offset) != count * entry_bytes)
+    if (index_offset > size - footer_bytes - trailer ||
+        (size - footer_bytes - trailer - index_offset) != count * entry_bytes)
         return corrupt(path, "index out of bounds");
     const uint8_t* ix = pt->_map + index_offset;
     if (io::crc32c(ix, count * entry_bytes) != io::get_u32(foot + 24))
         return corrupt(path, "index checksum");
+    // Blocks end where the rollups start; version 1 has none.
+    uint64_t rollups_offset = index_offset;
+    if (version >= 2) {
+        const uint8_t* rt = ix + count * entry_bytes;
+        rollups_offset = io::get_u64(rt);
+        if (rollups_offset > index_offset) return corrupt(path, "rollups out of bounds");
+        if (io::crc32c(pt->_map + rollups_offset, index_offset - rollups_offset) !=
+            io::get_u32(rt + 8))
+            return corrupt(path, "rollups checksum");
+    }
+    uint64_t next_rollup = rollups_offset;
     pt->_entries.reserve(count);
     for (uint64_t i = 0; i < count; ++i, ix += entry_bytes) {
         entry e{};
@@ -176,9 +210,17 @@ result<std::shared_ptr<part>> part::open(const std::string& path, uint64_t seq, 
         e.stats.max = get_f64(ix + 56);
         e.stats.first = get_f64(ix + 64);
         e.stats.last = get_f64(ix + 72);
+        e.rollup_size = version >= 2
+                            ? static_cast<uint32_t>(ix[5]) | static_cast<uint32_t>(ix[6]) << 8 |
+                                  static_cast<uint32_t>(ix[7]) << 16
+                            : 0;
+        e.rollup_offset = next_rollup;
+        if (e.rollup_size > index_offset - next_rollup)
+            return corrupt(path, "rollups out of bounds");
+        next_rollup += e.rollup_size;
         if (e.type < value_type::float64 || e.type > value_type::string)
             return corrupt(path, "bad value type in the index");
-        if (e.offset > index_offset || e.size > index_offset - e.offset || e.stats.count == 0 ||
+        if (e.offset > rollups_offset || e.size > rollups_offset - e.offset || e.stats.count == 0 ||
             e.stats.first_ts > e.stats.last_ts || day_of(e.stats.first_ts) != day ||
             day_of(e.stats.last_ts) != day)
             return corrupt(path, "bad index entry");
@@ -191,6 +233,7 @@ result<std::shared_ptr<part>> part::open(const std::string& path, uint64_t seq, 
         pt->_points += e.stats.count;
         pt->_entries.push_back(e);
     }
+    if (next_rollup != index_offset) return corrupt(path, "rollup sizes do not fill their section");
     return pt;
 }
 
