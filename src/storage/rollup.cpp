@@ -14,7 +14,7 @@ namespace clisonix::storage::rollup {
 namespace {
 
 // Flags of a level: which value columns are decimal mantissas at the level's exponent.
-constexpr uint8_t sums_decimal = 1;    // sum - count * min, unsigned
+constexpr uint8_t sums_decimal = 1;    // sum - count * min, unsigned, per row or escaped
 constexpr uint8_t values_decimal = 2;  // first, min, max, last as differences (below)
 
 int64_t interval_of(int64_t ts, int64_t width) {
@@ -105,11 +105,9 @@ void encode_level(const std::vector<row>& rows, int64_t width, int64_t block_fir
     if (e >= 0) {
         flags |= values_decimal;
         // Decimal first/min/max/last guarantee min <= first, last <= max (no NaN among them).
-        bool sums = true;
-        uint64_t x;
-        for (const auto& r : rows)
-            sums = sums && sum_excess(r, e, x);
-        if (sums) flags |= sums_decimal;
+        // A compensated sum of decimals is now and then one ulp off the decimal it stands
+        // for: such a row escapes to the raw double, the others stay varints.
+        flags |= sums_decimal;
     } else {
         e = 0;
     }
@@ -148,10 +146,14 @@ void encode_level(const std::vector<row>& rows, int64_t width, int64_t block_fir
                 codec::put_u64(out, std::bit_cast<uint64_t>(v));
         }
         uint64_t excess;
-        if (flags & sums_decimal && sum_excess(r, e, excess))
-            codec::put_varint(out, excess);
-        else
+        if (!(flags & sums_decimal)) {
             codec::put_u64(out, std::bit_cast<uint64_t>(r.stats.sum));
+        } else if (sum_excess(r, e, excess) && excess < (uint64_t{1} << 63)) {
+            codec::put_varint(out, excess << 1);
+        } else {
+            codec::put_varint(out, 1);
+            codec::put_u64(out, std::bit_cast<uint64_t>(r.stats.sum));
+        }
     }
 }
 
@@ -212,15 +214,17 @@ bool decode_level(codec::reader& rd, int64_t width, int64_t block_first_ts,
             r.stats.max = std::bit_cast<double>(v[2]);
             r.stats.last = std::bit_cast<double>(v[3]);
         }
+        uint64_t excess = 1;  // 1: the raw double follows
         if (flags & sums_decimal) {
-            uint64_t excess;
-            if (!rd.varint(excess)) return false;
-            uint64_t base = static_cast<uint64_t>(min_m) * count;
-            r.stats.sum = codec::decimal_value(static_cast<int64_t>(base + excess), e);
-        } else {
+            if (!rd.varint(excess) || ((excess & 1) && excess != 1)) return false;
+        }
+        if (excess & 1) {
             uint64_t x;
             if (!rd.u64(x)) return false;
             r.stats.sum = std::bit_cast<double>(x);
+        } else {
+            uint64_t base = static_cast<uint64_t>(min_m) * count;
+            r.stats.sum = codec::decimal_value(static_cast<int64_t>(base + (excess >> 1)), e);
         }
         rows.push_back(r);
     }
