@@ -179,6 +179,16 @@ header encode(value_type type, std::span<const int64_t> ts, std::span<const uint
     return h;
 }
 
+void put_summary_values(const summary& s, std::vector<uint8_t>& out) {
+    put_summary(s, out);
+}
+
+size_t get_summary_values(std::span<const uint8_t> in, summary& s) {
+    codec::reader r(in);
+    if (!get_summary(r, s)) return 0;
+    return static_cast<size_t>(r.pos() - in.data());
+}
+
 result<header> read_header(std::span<const uint8_t> in, size_t* block_size) {
     auto p = parse(in);
     if (!p) return p.error();
