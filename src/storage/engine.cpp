@@ -126,19 +126,31 @@ struct accumulator {
     static void fold_max(double& mx, double v) {
         if (!(v <= mx)) mx = std::isnan(mx) || v > mx ? v : mx;
     }
-    void add_point(int64_t ts, double v) {
+    // A run of points later than everything added so far, in time order: the same
+    // arithmetic as add_point without its per-point bookkeeping.
+    void add_points(value_type type, const sample* p, size_t n) {
+        if (n == 0) return;
         if (s.count == 0) {
-            s.first_ts = ts;
-            s.first = v;
+            s.first_ts = p[0].ts;
+            s.first = numeric ? as_double(type, p[0].raw) : 0;
             s.min = s.max = NAN;
         }
-        ++s.count;
-        s.last_ts = ts;
-        s.last = v;
+        s.count += n;
+        s.last_ts = p[n - 1].ts;
+        s.last = numeric ? as_double(type, p[n - 1].raw) : 0;
         if (!numeric) return;
-        add_sum(v);
-        fold_min(s.min, v);
-        fold_max(s.max, v);
+        auto fold = [&](auto value_of) {
+            for (size_t i = 0; i < n; ++i) {
+                double v = value_of(p[i].raw);
+                add_sum(v);
+                fold_min(s.min, v);
+                fold_max(s.max, v);
+            }
+        };
+        if (type == value_type::float64)
+            fold([](uint64_t raw) { return std::bit_cast<double>(raw); });
+        else
+            fold([type](uint64_t raw) { return as_double(type, raw); });
     }
     // `o` is later in time than everything added so far.
     void add_summary(const summary& o) {
@@ -198,16 +210,43 @@ struct segment {
     uint64_t bytes = 0;
 };
 
+// The first point at or after `ts` in points sorted by time. Heads are mostly regular: a
+// guess by interpolation, then a search outward from it, touches a couple of cache lines
+// where a binary search over a cold head would miss the cache at every step.
+std::vector<sample>::const_iterator first_not_before(const std::vector<sample>& points,
+                                                     int64_t ts) {
+    if (points.empty() || ts <= points.front().ts) return points.begin();
+    if (ts > points.back().ts) return points.end();
+    const double span =
+        static_cast<double>(points.back().ts) - static_cast<double>(points.front().ts);
+    const double share = (static_cast<double>(ts) - static_cast<double>(points.front().ts)) / span;
+    size_t guess = std::min(points.size() - 1,
+                            static_cast<size_t>(share * static_cast<double>(points.size() - 1)));
+    // Widen [lo, hi) around the guess until it holds the answer, then search inside it.
+    size_t lo = guess, hi = guess + 1, width = 1;
+    while (lo > 0 && points[lo].ts >= ts) {
+        lo = lo > width ? lo - width : 0;
+        width *= 2;
+    }
+    width = 1;
+    while (hi < points.size() && points[hi - 1].ts < ts) {
+        hi = std::min(points.size(), hi + width);
+        width *= 2;
+    }
+    return std::lower_bound(points.begin() + static_cast<ptrdiff_t>(lo),
+                            points.begin() + static_cast<ptrdiff_t>(hi), ts,
+                            [](const sample& s, int64_t v) { return s.ts < v; });
+}
+
 // Appends `h`'s points in [from, to) in time order, the last write of a timestamp winning.
 void append_head(const head_points& h, value_type type, int64_t from, int64_t to,
                  std::vector<sample>& out, std::vector<std::string>* strings) {
     if (h.empty() || h.max_ts < from || h.min_ts >= to) return;
     size_t start = out.size();
     if (h.sorted) {
-        auto lo = std::lower_bound(h.points.begin(), h.points.end(), from,
-                                   [](const sample& s, int64_t v) { return s.ts < v; });
-        for (auto it = lo; it != h.points.end() && it->ts < to; ++it)
-            out.push_back(*it);
+        auto lo = first_not_before(h.points, from);
+        auto hi = to > h.max_ts ? h.points.end() : first_not_before(h.points, to);
+        out.insert(out.end(), lo, hi);
     } else {
         for (const auto& p : h.points)
             if (p.ts >= from && p.ts < to) out.push_back(p);
@@ -1234,6 +1273,17 @@ bool engine_impl::has_series(std::string_view key) const {
 
 void engine_impl::gather(series_id id, int64_t from, int64_t to, sources& src) const {
     value_type type = _index->at(id).info.type;
+    // A head written out of order (concurrent batches land in any order) is sorted once here,
+    // briefly holding writers off, rather than by every read that follows.
+    bool unsorted;
+    {
+        std::shared_lock hl(_head_mutex);
+        unsorted = !_index->at(id).head.sorted;
+    }
+    if (unsorted) {
+        std::unique_lock hl(_head_mutex);
+        _index->at(id).head.normalize();
+    }
     // Head before view: a freeze moves points from the head to the frozen list while holding
     // the head exclusively, so this order never misses them or sees them twice.
     std::shared_lock hl(_head_mutex);
@@ -1384,7 +1434,10 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
     count_query_work(work);
     for (const auto& fh : src.frozen)
         if (const auto* h = fh->find(id)) append_head(*h, type, from, to, pts, nullptr);
-    pts.insert(pts.end(), src.head.begin(), src.head.end());
+    if (pts.empty())
+        pts.swap(src.head);  // the newest hour of a busy series is often all in the head
+    else
+        pts.insert(pts.end(), src.head.begin(), src.head.end());
     merge_sorted_runs(pts);
 
     // Merge point runs and whole-block summaries in time order, bucket by bucket.
@@ -1393,8 +1446,8 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
               [](const auto& a, const auto& b) { return a.second.first_ts < b.second.first_ts; });
     accumulator acc;
     acc.numeric = numeric;
-    int64_t cur = 0;
-    bool open = false;
+    int64_t cur = 0, cur_end = 0;           // the open bucket [cur, cur_end)
+    bool open = false, to_the_end = false;  // to_the_end: cur + step is past the end of time
     auto emit = [&] {
         if (open && acc.s.count > 0) out.emplace_back(cur, acc.done());
         acc = accumulator{};
@@ -1404,18 +1457,24 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
         bool take_block =
             pi >= pts.size() || (wi < whole.size() && whole[wi].second.first_ts < pts[pi].ts);
         int64_t ts = take_block ? whole[wi].second.first_ts : pts[pi].ts;
-        int64_t b = bucket_of(ts, step);
-        if (!open || b != cur) {
+        // Points arrive in time order: a division only when a bucket ends.
+        if (!open || (ts >= cur_end && !to_the_end)) {
             emit();
-            cur = b;
+            cur = bucket_of(ts, step);
+            to_the_end = __builtin_add_overflow(cur, step, &cur_end);
             open = true;
         }
         if (take_block) {
             acc.add_summary(whole[wi].second);
             ++wi;
         } else {
-            acc.add_point(pts[pi].ts, numeric ? as_double(type, pts[pi].raw) : 0);
-            ++pi;
+            // The points of this bucket up to the next summary, as one run.
+            size_t end = pi + 1;
+            while (end < pts.size() && (to_the_end || pts[end].ts < cur_end) &&
+                   (wi >= whole.size() || pts[end].ts < whole[wi].second.first_ts))
+                ++end;
+            acc.add_points(type, pts.data() + pi, end - pi);
+            pi = end;
         }
     }
     emit();

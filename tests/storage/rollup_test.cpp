@@ -5,11 +5,13 @@
 
 #include <bit>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <random>
 
 #include "common/time.h"
 #include "storage/block.h"
+#include "storage/io.h"
 #include "storage/rollup.h"
 #include "storage/storage.h"
 #include "support/test_support.h"
@@ -262,6 +264,91 @@ TEST(storage_rollups, aggregates_equal_a_naive_scan_through_every_change) {
     after = e->statistics();
     EXPECT_EQ(after.query_points_decoded, before.query_points_decoded);
     EXPECT_GT(after.query_rollup_rows_read, before.query_rollup_rows_read);
+}
+
+// A version 1 part (80-byte index entries, no rollups), as written before rollups existed,
+// opens and is aggregated by decoding; once compaction merges it with a newer part, the
+// merged part has rollups.
+TEST(storage_rollups, version_1_parts_open_and_gain_rollups_when_compacted) {
+    testing::temp_dir d;
+    options o;
+    o.dir = d.str() + "/tsdb";
+    {
+        auto e = engine::open(o);  // creates the folder and the series
+        ASSERT_TRUE(e.ok());
+        write_batch b;
+        b.add(*b.series("old,line=1 temperature", value_type::float64), t0 - day, 1.0);
+        ASSERT_TRUE((*e)->write(b).ok());
+        ASSERT_TRUE((*e)->flush().ok());
+    }
+    points ref;
+    std::vector<int64_t> ts;
+    std::vector<uint64_t> raw;
+    for (int64_t i = 0; i < 3 * 3600; ++i) {
+        double v = static_cast<double>(i % 500) / 10;
+        ts.push_back(t0 + i * sec);
+        raw.push_back(std::bit_cast<uint64_t>(v));
+        ref[ts.back()] = v;
+    }
+    // Blocks, then one 80-byte entry per block, then the 32-byte footer (docs/format/part.md).
+    std::vector<uint8_t> file, index;
+    for (size_t at = 0; at < ts.size(); at += 8192) {
+        size_t n = std::min<size_t>(8192, ts.size() - at);
+        size_t offset = file.size();
+        auto h = block::encode(value_type::float64, std::span(ts).subspan(at, n),
+                               std::span(raw).subspan(at, n), {}, file);
+        uint8_t entry[80] = {};
+        io::put_u32(entry, 0);
+        entry[4] = static_cast<uint8_t>(value_type::float64);
+        io::put_u64(entry + 8, offset);
+        io::put_u32(entry + 16, static_cast<uint32_t>(file.size() - offset));
+        io::put_u32(entry + 20, h.count);
+        io::put_u64(entry + 24, static_cast<uint64_t>(h.first_ts));
+        io::put_u64(entry + 32, static_cast<uint64_t>(h.last_ts));
+        double values[5] = {h.stats.sum, h.stats.min, h.stats.max, h.stats.first, h.stats.last};
+        for (int k = 0; k < 5; ++k)
+            io::put_u64(entry + 40 + 8 * k, std::bit_cast<uint64_t>(values[k]));
+        index.insert(index.end(), entry, entry + 80);
+    }
+    uint64_t index_offset = file.size();
+    file.insert(file.end(), index.begin(), index.end());
+    uint8_t footer[32] = {'C', 'L', 'X', 'P', 'A', 'R', 'T', '1'};
+    io::put_u32(footer + 8, 1);
+    io::put_u32(footer + 12, static_cast<uint32_t>(index.size() / 80));
+    io::put_u64(footer + 16, index_offset);
+    io::put_u32(footer + 24, io::crc32c(index.data(), index.size()));
+    io::put_u32(footer + 28, io::crc32c(footer, 28));
+    file.insert(file.end(), footer, footer + 32);
+    std::filesystem::create_directories(o.dir + "/parts/2024-03-10");
+    ASSERT_TRUE(
+        io::write_durably(o.dir + "/parts/2024-03-10/00000000000000000100.part", file).ok());
+
+    auto opened = engine::open(o);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    auto& e = *opened;
+    auto before = e->statistics();
+    expect_same(*e, 0, ref, t0, t0 + day, hour);
+    auto after = e->statistics();
+    // The first block (hours 0 to 2) is decoded; the second lies inside hour 2 and is summed
+    // from its summary.
+    EXPECT_EQ(after.query_points_decoded - before.query_points_decoded, 8192u);
+    EXPECT_EQ(after.query_rollup_rows_read, before.query_rollup_rows_read);
+    EXPECT_EQ(after.rollup_bytes, 0u);
+
+    // A newer part in the same day, then compaction: the merged part (version 2) has rollups.
+    write_batch b;
+    double late = 7.5;
+    b.add(*b.series("old,line=1 temperature", value_type::float64), t0 + 5 * hour, late);
+    ASSERT_TRUE(e->write(b).ok());
+    ASSERT_TRUE(e->flush().ok());
+    ASSERT_TRUE(e->compact().ok());
+    ref[t0 + 5 * hour] = late;
+    before = e->statistics();
+    EXPECT_GT(before.rollup_bytes, 0u);
+    expect_same(*e, 0, ref, t0, t0 + day, hour);
+    after = e->statistics();
+    EXPECT_EQ(after.query_points_decoded, before.query_points_decoded);
+    EXPECT_EQ(after.query_rollup_rows_read - before.query_rollup_rows_read, 5u);
 }
 
 // 30 days of 1 Hz data at 1-hour steps: only rollup rows are read. (bench/rollup_bench.cpp
