@@ -1275,18 +1275,17 @@ void engine_impl::gather(series_id id, int64_t from, int64_t to, sources& src) c
     value_type type = _index->at(id).info.type;
     // A head written out of order (concurrent batches land in any order) is sorted once here,
     // briefly holding writers off, rather than by every read that follows.
-    bool unsorted;
-    {
-        std::shared_lock hl(_head_mutex);
-        unsorted = !_index->at(id).head.sorted;
-    }
-    if (unsorted) {
-        std::unique_lock hl(_head_mutex);
-        _index->at(id).head.normalize();
-    }
     // Head before view: a freeze moves points from the head to the frozen list while holding
     // the head exclusively, so this order never misses them or sees them twice.
     std::shared_lock hl(_head_mutex);
+    if (!_index->at(id).head.sorted) {
+        hl.unlock();
+        {
+            std::unique_lock exclusive(_head_mutex);
+            _index->at(id).head.normalize();
+        }
+        hl.lock();
+    }
     {
         std::lock_guard vl(_view_mutex);
         auto lo = _partitions.lower_bound(day_of(from));
@@ -1379,7 +1378,12 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
         const part::entry* e;
         bool overlaps;
     };
-    std::vector<piece> pieces;
+    // Per thread, so that a query over many series reuses the same memory.
+    thread_local std::vector<piece> pieces;
+    thread_local std::vector<size_t> by_start;
+    thread_local std::vector<std::pair<int64_t, summary>> whole;  // (bucket, summary or row)
+    pieces.clear();
+    whole.clear();
     for (const auto& p : src.parts)
         for (const auto& e : p->entries(id))
             if (e.stats.last_ts >= from && e.stats.first_ts < to)
@@ -1388,7 +1392,7 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
         if (const auto* h = fh->find(id))
             pieces.push_back({h->min_ts, h->max_ts, nullptr, nullptr, false});
     if (src.has_head) pieces.push_back({src.head_min, src.head_max, nullptr, nullptr, false});
-    std::vector<size_t> by_start(pieces.size());
+    by_start.resize(pieces.size());
     for (size_t i = 0; i < pieces.size(); ++i)
         by_start[i] = i;
     std::sort(by_start.begin(), by_start.end(),
@@ -1404,7 +1408,7 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
     }
 
     std::vector<sample> pts;
-    std::vector<std::pair<int64_t, summary>> whole;  // (bucket, block summary or rollup row)
+    size_t runs = 0;  // sources that added points; one alone is already in order
     query_work work;
     bool numeric = type != value_type::string;
     // Pieces are in source order (oldest part first), which the merge of points relies on.
@@ -1432,13 +1436,22 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
         }
     }
     count_query_work(work);
+    // Rollups or decoded blocks may have added points: count them as runs too.
+    runs = pts.empty() ? 0 : 2;
     for (const auto& fh : src.frozen)
-        if (const auto* h = fh->find(id)) append_head(*h, type, from, to, pts, nullptr);
-    if (pts.empty())
+        if (const auto* h = fh->find(id)) {
+            size_t before = pts.size();
+            append_head(*h, type, from, to, pts, nullptr);
+            runs += pts.size() > before;
+        }
+    if (pts.empty()) {
         pts.swap(src.head);  // the newest hour of a busy series is often all in the head
-    else
+        runs = !pts.empty();
+    } else if (!src.head.empty()) {
         pts.insert(pts.end(), src.head.begin(), src.head.end());
-    merge_sorted_runs(pts);
+        ++runs;
+    }
+    if (runs > 1) merge_sorted_runs(pts);
 
     // Merge point runs and whole-block summaries in time order, bucket by bucket.
     size_t wi = 0, pi = 0;
