@@ -1524,13 +1524,20 @@ status engine_impl::aggregate_with_rollups(const part& p, const part::entry& e, 
             return make_error(s.error().code, s.error().message + " (in " + p.path() + ")");
         return {};
     };
-    if (auto s = read(rollup::hour, hours); !s) return s;
-    if (auto s = read(rollup::minute, minutes); !s) return s;
     auto fits = [&](const summary& st) {
         return st.first_ts >= from && st.last_ts < to &&
                bucket_of(st.first_ts, step) == bucket_of(st.last_ts, step);
     };
     auto in_range = [&](const summary& st) { return st.last_ts >= from && st.first_ts < to; };
+    if (auto s = read(rollup::hour, hours); !s) return s;
+    // Minute rows only when some hour in range cannot stand for its points.
+    minutes.clear();
+    bool need_minutes =
+        hours.empty() || std::any_of(hours.begin(), hours.end(), [&](const rollup::row& h) {
+            return in_range(h.stats) && !fits(h.stats);
+        });
+    if (need_minutes)
+        if (auto s = read(rollup::minute, minutes); !s) return s;
     covered.clear();
     bool rest_in_range = false;  // points in range that no row stands for
     auto use = [&](const summary& st) {
