@@ -6,8 +6,9 @@
 // Batch k of thread t in run r: series "crash,thread=<t> f<s>" (s < series_per_batch), points
 // at base(r) + (k * points_per_series + j) * spacing with value k * 1000 + s. Plain: spacing
 // 1 ns, base(r) = t0 + r * 1000 s. With `compact`: spacing 1 s (so that parts carry rollups),
-// base(r) = t0 + r * 10 days, and one more thread flushes and compacts without pause, so that
-// kills land in the middle of compactions.
+// base(r) = t0 + r * 10 days, 20 "history f<s>" series of 50,000 points are written first
+// into the same day, and one more thread flushes and compacts without pause, so that kills
+// land in the middle of compactions.
 #include <unistd.h>
 
 #include <cstdio>
@@ -45,6 +46,22 @@ int main(int argc, char** argv) {
     const int64_t base =
         compacting ? t0 + run * 864'000'000'000'000LL : t0 + run * 1'000'000'000'000LL;
     std::vector<std::thread> ts;
+    if (compacting) {
+        // History in the same day, in other series: every merge then rewrites a million
+        // points, so that most of the compacting thread's time is spent inside merges.
+        write_batch b;
+        for (int s = 0; s < 20; ++s) {
+            b.clear();
+            auto id = *b.series("history f" + std::to_string(s), value_type::float64);
+            for (int64_t i = 0; i < 50'000; ++i)
+                b.add(id, base + i * spacing, static_cast<double>(i % 1000) / 10);
+            // Flushed series by series: the head holds at most 1 MiB here.
+            if (auto st = (*e)->write(b); !st || !(st = (*e)->flush())) {
+                std::fprintf(stderr, "history: %s\n", st.error().message.c_str());
+                return 1;
+            }
+        }
+    }
     if (compacting)
         ts.emplace_back([&] {
             for (;;) {
