@@ -83,8 +83,11 @@ TEST(storage_crash, a_kill_during_compaction_leaves_points_and_rollups_consisten
     for (int run = 0; run < 8; ++run) {
         SCOPED_TRACE("run " + std::to_string(run));
         testing::process writer({CRASH_WRITER, dir, std::to_string(run), "2", "compact"});
+        // The history first (slow in sanitizer builds), then a kill at a random moment.
+        for (int i = 0; i < 600 && writer.out().empty() && writer.running(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
         std::this_thread::sleep_for(
-            std::chrono::milliseconds(std::uniform_int_distribution<int>(400, 1200)(rng)));
+            std::chrono::milliseconds(std::uniform_int_distribution<int>(100, 800)(rng)));
         writer.signal(SIGKILL);
         auto code = writer.wait(std::chrono::seconds(10));
         ASSERT_TRUE(code.has_value());
