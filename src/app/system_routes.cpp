@@ -108,17 +108,23 @@ void add_system_routes(http::router& routes, meta::store& store, storage::engine
 }
 
 void add_storage_routes(http::router& routes, storage::engine& engine) {
-    routes.add({http::method::get, "/api/v1/storage/stats",
-                "Series, points, head points, bytes on disk, partitions", http::permission::read,
-                [&engine](http::request&) {
-                    auto st = engine.statistics();
-                    return http::response::json(
-                        200, "{\"series\":" + std::to_string(st.series) +
-                                 ",\"points\":" + std::to_string(st.points) +
-                                 ",\"head_points\":" + std::to_string(st.head_points) +
-                                 ",\"disk_bytes\":" + std::to_string(st.disk_bytes) +
-                                 ",\"partitions\":" + std::to_string(st.partitions) + "}");
-                }});
+    routes.add(
+        {http::method::get, "/api/v1/storage/stats",
+         "Series, points, head points, bytes on disk (rollups among them), partitions, and what "
+         "queries read since start: points decoded, rollup rows used instead",
+         http::permission::read, [&engine](http::request&) {
+             auto st = engine.statistics();
+             return http::response::json(
+                 200, "{\"series\":" + std::to_string(st.series) +
+                          ",\"points\":" + std::to_string(st.points) +
+                          ",\"head_points\":" + std::to_string(st.head_points) +
+                          ",\"disk_bytes\":" + std::to_string(st.disk_bytes) +
+                          ",\"partitions\":" + std::to_string(st.partitions) +
+                          ",\"rollup_bytes\":" + std::to_string(st.rollup_bytes) +
+                          ",\"query_points_decoded\":" + std::to_string(st.query_points_decoded) +
+                          ",\"query_rollup_rows_read\":" +
+                          std::to_string(st.query_rollup_rows_read) + "}");
+         }});
     routes.add({http::method::post, "/api/v1/storage/flush",
                 "Move every buffered point into blocks", http::permission::admin,
                 [&engine](http::request&) {

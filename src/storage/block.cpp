@@ -21,8 +21,8 @@ bool numeric(value_type t) {
     return t != value_type::string;
 }
 
-// count, Neumaier-compensated sum, min and max (NaN ignored unless every value is NaN),
-// first, last.
+}  // namespace
+
 void summarize(value_type t, std::span<const int64_t> ts, std::span<const uint64_t> raw,
                summary& s) {
     s = summary{};
@@ -48,6 +48,8 @@ void summarize(value_type t, std::span<const int64_t> ts, std::span<const uint64
     s.first = as_double(t, raw.front());
     s.last = as_double(t, raw.back());
 }
+
+namespace {
 
 // The five summary values: one exponent byte e, one byte whose bit i says that value i is
 // stored as the zigzag varint of its decimal mantissa at e (usually 1-4 bytes), otherwise as
@@ -175,6 +177,16 @@ header encode(value_type type, std::span<const int64_t> ts, std::span<const uint
     out.insert(out.end(), val_col.begin(), val_col.end());
     codec::put_u32(out, codec::crc32c(std::span<const uint8_t>(out).subspan(start)));
     return h;
+}
+
+void put_summary_values(const summary& s, std::vector<uint8_t>& out) {
+    put_summary(s, out);
+}
+
+size_t get_summary_values(std::span<const uint8_t> in, summary& s) {
+    codec::reader r(in);
+    if (!get_summary(r, s)) return 0;
+    return static_cast<size_t>(r.pos() - in.data());
 }
 
 result<header> read_header(std::span<const uint8_t> in, size_t* block_size) {

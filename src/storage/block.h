@@ -44,6 +44,18 @@ struct header {
     uint8_t value_codec = 0;
 };
 
+// The summary of a run of points (ascending timestamps): count, first and last timestamp;
+// for numeric types also the Neumaier-compensated sum, min and max (NaN ignored unless every
+// value is NaN), first and last value. Block headers and rollup rows use it alike.
+void summarize(value_type type, std::span<const int64_t> ts, std::span<const uint64_t> raw,
+               summary& s);
+
+// The compact encoding of a summary's sum, min, max, first and last, as the block header
+// holds it (decimal mantissas where exact, ~15 bytes for sensor data); part indexes reuse it.
+void put_summary_values(const summary& s, std::vector<uint8_t>& out);
+// Reads those values from the start of `in` into `s`: the bytes read, 0 when malformed.
+size_t get_summary_values(std::span<const uint8_t> in, summary& s);
+
 // Appends the encoding of one block to `out`. `ts` ascending and unique, at most max_points;
 // `raw` as in write_batch::point, one per timestamp (for strings, indexes into `strings`).
 // Returns the header written. Summary: min and max skip NaN (NaN only if every value is).

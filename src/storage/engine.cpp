@@ -23,6 +23,7 @@
 #include "storage/block.h"
 #include "storage/io.h"
 #include "storage/part.h"
+#include "storage/rollup.h"
 #include "storage/series_index.h"
 #include "storage/storage.h"
 #include "storage/wal.h"
@@ -135,19 +136,31 @@ struct accumulator {
     static void fold_max(double& mx, double v) {
         if (!(v <= mx)) mx = std::isnan(mx) || v > mx ? v : mx;
     }
-    void add_point(int64_t ts, double v) {
+    // A run of points later than everything added so far, in time order: the same
+    // arithmetic as add_point without its per-point bookkeeping.
+    void add_points(value_type type, const sample* p, size_t n) {
+        if (n == 0) return;
         if (s.count == 0) {
-            s.first_ts = ts;
-            s.first = v;
+            s.first_ts = p[0].ts;
+            s.first = numeric ? as_double(type, p[0].raw) : 0;
             s.min = s.max = NAN;
         }
-        ++s.count;
-        s.last_ts = ts;
-        s.last = v;
+        s.count += n;
+        s.last_ts = p[n - 1].ts;
+        s.last = numeric ? as_double(type, p[n - 1].raw) : 0;
         if (!numeric) return;
-        add_sum(v);
-        fold_min(s.min, v);
-        fold_max(s.max, v);
+        auto fold = [&](auto value_of) {
+            for (size_t i = 0; i < n; ++i) {
+                double v = value_of(p[i].raw);
+                add_sum(v);
+                fold_min(s.min, v);
+                fold_max(s.max, v);
+            }
+        };
+        if (type == value_type::float64)
+            fold([](uint64_t raw) { return std::bit_cast<double>(raw); });
+        else
+            fold([type](uint64_t raw) { return as_double(type, raw); });
     }
     // `o` is later in time than everything added so far.
     void add_summary(const summary& o) {
@@ -207,16 +220,43 @@ struct segment {
     uint64_t bytes = 0;
 };
 
+// The first point at or after `ts` in points sorted by time. Heads are mostly regular: a
+// guess by interpolation, then a search outward from it, touches a couple of cache lines
+// where a binary search over a cold head would miss the cache at every step.
+std::vector<sample>::const_iterator first_not_before(const std::vector<sample>& points,
+                                                     int64_t ts) {
+    if (points.empty() || ts <= points.front().ts) return points.begin();
+    if (ts > points.back().ts) return points.end();
+    const double span =
+        static_cast<double>(points.back().ts) - static_cast<double>(points.front().ts);
+    const double share = (static_cast<double>(ts) - static_cast<double>(points.front().ts)) / span;
+    size_t guess = std::min(points.size() - 1,
+                            static_cast<size_t>(share * static_cast<double>(points.size() - 1)));
+    // Widen [lo, hi) around the guess until it holds the answer, then search inside it.
+    size_t lo = guess, hi = guess + 1, width = 1;
+    while (lo > 0 && points[lo].ts >= ts) {
+        lo = lo > width ? lo - width : 0;
+        width *= 2;
+    }
+    width = 1;
+    while (hi < points.size() && points[hi - 1].ts < ts) {
+        hi = std::min(points.size(), hi + width);
+        width *= 2;
+    }
+    return std::lower_bound(points.begin() + static_cast<ptrdiff_t>(lo),
+                            points.begin() + static_cast<ptrdiff_t>(hi), ts,
+                            [](const sample& s, int64_t v) { return s.ts < v; });
+}
+
 // Appends `h`'s points in [from, to) in time order, the last write of a timestamp winning.
 void append_head(const head_points& h, value_type type, int64_t from, int64_t to,
                  std::vector<sample>& out, std::vector<std::string>* strings) {
     if (h.empty() || h.max_ts < from || h.min_ts >= to) return;
     size_t start = out.size();
     if (h.sorted) {
-        auto lo = std::lower_bound(h.points.begin(), h.points.end(), from,
-                                   [](const sample& s, int64_t v) { return s.ts < v; });
-        for (auto it = lo; it != h.points.end() && it->ts < to; ++it)
-            out.push_back(*it);
+        auto lo = first_not_before(h.points, from);
+        auto hi = to > h.max_ts ? h.points.end() : first_not_before(h.points, to);
+        out.insert(out.end(), lo, hi);
     } else {
         for (const auto& p : h.points)
             if (p.ts >= from && p.ts < to) out.push_back(p);
@@ -325,6 +365,14 @@ private:
     void gather(series_id id, int64_t from, int64_t to, sources& src) const;
     status decode_block(const part& p, const part::entry& e, int64_t from, int64_t to,
                         std::vector<sample>& out, std::vector<std::string>* strings) const;
+    struct query_work {
+        uint64_t points_decoded = 0;
+        uint64_t rollup_rows = 0;
+    };
+    status aggregate_with_rollups(const part& p, const part::entry& e, int64_t from, int64_t to,
+                                  int64_t step, std::vector<std::pair<int64_t, summary>>& whole,
+                                  std::vector<sample>& pts, query_work& work) const;
+    void count_query_work(const query_work& work) const;
     void background();
     void compactor();
     void syncer();
@@ -380,6 +428,16 @@ private:
     std::mutex _maint_mutex;    // flush and retention: one at a time
     std::mutex _compact_mutex;  // compactions: one at a time, beside flushes
     uint64_t _next_part_seq = 1;
+
+    // What queries read: points decoded from blocks, rollup rows used instead (/metrics).
+    mutable std::atomic<uint64_t> _points_decoded{0};
+    mutable std::atomic<uint64_t> _rollup_rows_read{0};
+    mutable metrics::counter _points_decoded_metric =
+        metrics::global().get_counter("clisonix_storage_query_points_decoded_total",
+                                      "Points that queries decoded from compressed blocks");
+    mutable metrics::counter _rollup_rows_metric = metrics::global().get_counter(
+        "clisonix_storage_query_rollup_rows_read_total",
+        "Rollup rows (1-minute and 1-hour summaries) that queries used instead of decoding");
 
     std::mutex _bg_mutex;
     std::condition_variable _bg_cv;
@@ -1399,9 +1457,19 @@ bool engine_impl::has_series(std::string_view key) const {
 
 void engine_impl::gather(series_id id, int64_t from, int64_t to, sources& src) const {
     value_type type = _index->at(id).info.type;
+    // A head written out of order (concurrent batches land in any order) is sorted once here,
+    // briefly holding writers off, rather than by every read that follows.
     // Head before view: a freeze moves points from the head to the frozen list while holding
     // the head exclusively, so this order never misses them or sees them twice.
     std::shared_lock hl(_head_mutex);
+    if (!_index->at(id).head.sorted) {
+        hl.unlock();
+        {
+            std::unique_lock exclusive(_head_mutex);
+            _index->at(id).head.normalize();
+        }
+        hl.lock();
+    }
     {
         std::lock_guard vl(_view_mutex);
         auto lo = _partitions.lower_bound(day_of(from));
@@ -1449,11 +1517,14 @@ status engine_impl::scan(series_id id, int64_t from, int64_t to, std::vector<sam
     if (from >= to) return {};
     sources src;
     gather(id, from, to, src);
+    query_work work;
     for (const auto& p : src.parts)
         for (const auto& e : p->entries(id)) {
             if (e.stats.last_ts < from || e.stats.first_ts >= to) continue;
+            work.points_decoded += e.stats.count;
             if (auto s = decode_block(*p, e, from, to, out, strings); !s) return s;
         }
+    count_query_work(work);
     value_type type = _index->at(id).info.type;
     for (const auto& fh : src.frozen)
         if (const auto* h = fh->find(id)) append_head(*h, type, from, to, out, strings);
@@ -1491,7 +1562,12 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
         const part::entry* e;
         bool overlaps;
     };
-    std::vector<piece> pieces;
+    // Per thread, so that a query over many series reuses the same memory.
+    thread_local std::vector<piece> pieces;
+    thread_local std::vector<size_t> by_start;
+    thread_local std::vector<std::pair<int64_t, summary>> whole;  // (bucket, summary or row)
+    pieces.clear();
+    whole.clear();
     for (const auto& p : src.parts)
         for (const auto& e : p->entries(id))
             if (e.stats.last_ts >= from && e.stats.first_ts < to)
@@ -1500,7 +1576,7 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
         if (const auto* h = fh->find(id))
             pieces.push_back({h->min_ts, h->max_ts, nullptr, nullptr, false});
     if (src.has_head) pieces.push_back({src.head_min, src.head_max, nullptr, nullptr, false});
-    std::vector<size_t> by_start(pieces.size());
+    by_start.resize(pieces.size());
     for (size_t i = 0; i < pieces.size(); ++i)
         by_start[i] = i;
     std::sort(by_start.begin(), by_start.end(),
@@ -1516,7 +1592,9 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
     }
 
     std::vector<sample> pts;
-    std::vector<std::pair<int64_t, summary>> whole;  // (bucket, block summary)
+    size_t runs = 0;  // sources that added points; one alone is already in order
+    query_work work;
+    bool numeric = type != value_type::string;
     // Pieces are in source order (oldest part first), which the merge of points relies on.
     for (const auto& pc : pieces) {
         if (!pc.e) continue;
@@ -1527,22 +1605,46 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
             whole.emplace_back(bucket_of(e.stats.first_ts, step), e.stats);
             continue;
         }
-        if (auto s = decode_block(*pc.p, e, from, to, pts, nullptr); !s) return s;
+        // The same rule per rollup row: its points are this block's alone.
+        if (!pc.overlaps && numeric && e.rollup_size > 0) {
+            if (auto s = aggregate_with_rollups(*pc.p, e, from, to, step, whole, pts, work); !s) {
+                count_query_work(work);
+                return s;
+            }
+            continue;
+        }
+        work.points_decoded += e.stats.count;
+        if (auto s = decode_block(*pc.p, e, from, to, pts, nullptr); !s) {
+            count_query_work(work);
+            return s;
+        }
     }
+    count_query_work(work);
+    // Rollups or decoded blocks may have added points: count them as runs too.
+    runs = pts.empty() ? 0 : 2;
     for (const auto& fh : src.frozen)
-        if (const auto* h = fh->find(id)) append_head(*h, type, from, to, pts, nullptr);
-    pts.insert(pts.end(), src.head.begin(), src.head.end());
-    merge_sorted_runs(pts);
+        if (const auto* h = fh->find(id)) {
+            size_t before = pts.size();
+            append_head(*h, type, from, to, pts, nullptr);
+            runs += pts.size() > before;
+        }
+    if (pts.empty()) {
+        pts.swap(src.head);  // the newest hour of a busy series is often all in the head
+        runs = !pts.empty();
+    } else if (!src.head.empty()) {
+        pts.insert(pts.end(), src.head.begin(), src.head.end());
+        ++runs;
+    }
+    if (runs > 1) merge_sorted_runs(pts);
 
     // Merge point runs and whole-block summaries in time order, bucket by bucket.
-    bool numeric = type != value_type::string;
     size_t wi = 0, pi = 0;
     std::sort(whole.begin(), whole.end(),
               [](const auto& a, const auto& b) { return a.second.first_ts < b.second.first_ts; });
     accumulator acc;
     acc.numeric = numeric;
-    int64_t cur = 0;
-    bool open = false;
+    int64_t cur = 0, cur_end = 0;           // the open bucket [cur, cur_end)
+    bool open = false, to_the_end = false;  // to_the_end: cur + step is past the end of time
     auto emit = [&] {
         if (open && acc.s.count > 0) out.emplace_back(cur, acc.done());
         acc = accumulator{};
@@ -1552,21 +1654,119 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
         bool take_block =
             pi >= pts.size() || (wi < whole.size() && whole[wi].second.first_ts < pts[pi].ts);
         int64_t ts = take_block ? whole[wi].second.first_ts : pts[pi].ts;
-        int64_t b = bucket_of(ts, step);
-        if (!open || b != cur) {
+        // Points arrive in time order: a division only when a bucket ends.
+        if (!open || (ts >= cur_end && !to_the_end)) {
             emit();
-            cur = b;
+            cur = bucket_of(ts, step);
+            to_the_end = __builtin_add_overflow(cur, step, &cur_end);
             open = true;
         }
         if (take_block) {
             acc.add_summary(whole[wi].second);
             ++wi;
         } else {
-            acc.add_point(pts[pi].ts, numeric ? as_double(type, pts[pi].raw) : 0);
-            ++pi;
+            // The points of this bucket up to the next summary, as one run.
+            size_t end = pi + 1;
+            while (end < pts.size() && (to_the_end || pts[end].ts < cur_end) &&
+                   (wi >= whole.size() || pts[end].ts < whole[wi].second.first_ts))
+                ++end;
+            acc.add_points(type, pts.data() + pi, end - pi);
+            pi = end;
         }
     }
     emit();
+    return {};
+}
+
+void engine_impl::count_query_work(const query_work& work) const {
+    if (work.points_decoded > 0) {
+        _points_decoded += work.points_decoded;
+        _points_decoded_metric.inc(static_cast<double>(work.points_decoded));
+    }
+    if (work.rollup_rows > 0) {
+        _rollup_rows_read += work.rollup_rows;
+        _rollup_rows_metric.inc(static_cast<double>(work.rollup_rows));
+    }
+}
+
+// A block that no other piece overlaps but that spans several buckets (or the range's edge):
+// each rollup row whose points lie inside [from, to) and one bucket stands for them, the
+// hour's row first, else the minute rows of that hour; the block is decoded only when points
+// in range remain that no row stands for, and only those points are kept.
+status engine_impl::aggregate_with_rollups(const part& p, const part::entry& e, int64_t from,
+                                           int64_t to, int64_t step,
+                                           std::vector<std::pair<int64_t, summary>>& whole,
+                                           std::vector<sample>& pts, query_work& work) const {
+    thread_local std::vector<rollup::row> hours, minutes;
+    thread_local std::vector<std::pair<int64_t, int64_t>> covered;  // [first_ts, last_ts]
+    auto blob = p.rollups(e);
+    uint8_t levels = rollup::levels(blob);
+    auto read = [&](rollup::level l, std::vector<rollup::row>& rows) -> status {
+        rows.clear();
+        if (!(levels & l)) return {};
+        if (auto s = rollup::read(blob, e.stats.first_ts, l, rows); !s)
+            return make_error(s.error().code, s.error().message + " (in " + p.path() + ")");
+        return {};
+    };
+    auto fits = [&](const summary& st) {
+        return st.first_ts >= from && st.last_ts < to &&
+               bucket_of(st.first_ts, step) == bucket_of(st.last_ts, step);
+    };
+    auto in_range = [&](const summary& st) { return st.last_ts >= from && st.first_ts < to; };
+    if (auto s = read(rollup::hour, hours); !s) return s;
+    // Minute rows only when some hour in range cannot stand for its points.
+    minutes.clear();
+    bool need_minutes =
+        hours.empty() || std::any_of(hours.begin(), hours.end(), [&](const rollup::row& h) {
+            return in_range(h.stats) && !fits(h.stats);
+        });
+    if (need_minutes)
+        if (auto s = read(rollup::minute, minutes); !s) return s;
+    covered.clear();
+    bool rest_in_range = false;  // points in range that no row stands for
+    auto use = [&](const summary& st) {
+        whole.emplace_back(bucket_of(st.first_ts, step), st);
+        covered.emplace_back(st.first_ts, st.last_ts);
+        ++work.rollup_rows;
+    };
+    size_t mi = 0;
+    auto use_minutes_until = [&](int64_t end) {
+        for (; mi < minutes.size() && minutes[mi].start < end; ++mi) {
+            const auto& st = minutes[mi].stats;
+            if (fits(st))
+                use(st);
+            else if (in_range(st))
+                rest_in_range = true;
+        }
+    };
+    if (!hours.empty()) {
+        for (const auto& h : hours) {
+            if (fits(h.stats)) {
+                use(h.stats);
+                // Skip this hour's minute rows.
+                while (mi < minutes.size() && minutes[mi].start < h.start + rollup::hour_ns)
+                    ++mi;
+            } else if (!minutes.empty()) {
+                use_minutes_until(h.start + rollup::hour_ns);
+            } else if (in_range(h.stats)) {
+                rest_in_range = true;
+            }
+        }
+    } else {
+        use_minutes_until(std::numeric_limits<int64_t>::max());
+    }
+    if (!rest_in_range) return {};
+    thread_local std::vector<sample> decoded;
+    decoded.clear();
+    work.points_decoded += e.stats.count;
+    if (auto s = decode_block(p, e, from, to, decoded, nullptr); !s) return s;
+    size_t ci = 0;
+    for (const auto& pt : decoded) {
+        while (ci < covered.size() && covered[ci].second < pt.ts)
+            ++ci;
+        if (ci < covered.size() && covered[ci].first <= pt.ts) continue;
+        pts.push_back(pt);
+    }
     return {};
 }
 
@@ -1601,9 +1801,14 @@ stats engine_impl::statistics() const {
         st.partitions = _partitions.size();
         st.points = st.head_points;
         for (const auto& [day, pt] : _partitions)
-            for (const auto& p : pt.parts)
+            for (const auto& p : pt.parts) {
                 st.points += p->points();
+                for (const auto& e : p->all())
+                    st.rollup_bytes += e.rollup_size;
+            }
     }
+    st.query_points_decoded = _points_decoded.load();
+    st.query_rollup_rows_read = _rollup_rows_read.load();
     std::error_code ec;
     for (auto it = fs::recursive_directory_iterator(_opts.dir, ec);
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {

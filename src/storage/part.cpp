@@ -12,22 +12,39 @@
 #include <cstring>
 
 #include "storage/block.h"
+#include "storage/codec.h"
 #include "storage/io.h"
+#include "storage/rollup.h"
 
 namespace clisonix::storage {
 
 namespace {
 
 constexpr char magic[8] = {'C', 'L', 'X', 'P', 'A', 'R', 'T', '1'};
-constexpr uint32_t format_version = 1;
-constexpr size_t entry_bytes = 80;
+// Version 1 parts (no rollups) still open; every part written is version 2.
+constexpr uint32_t format_version = 2;
+constexpr uint32_t first_version = 1;
+constexpr size_t entry_bytes = 80;  // version 1
 constexpr size_t footer_bytes = 32;
+// Version 2: a varint index (entries of variable size) and, between the index and the
+// footer, where the rollups start and their CRC32C.
+constexpr size_t rollup_trailer_bytes = 16;
+constexpr uint32_t max_rollup_size = 16u << 20;  // bounds what a forged index may claim
 
-void put_f64(uint8_t* p, double v) {
-    io::put_u64(p, std::bit_cast<uint64_t>(v));
-}
 double get_f64(const uint8_t* p) {
     return std::bit_cast<double>(io::get_u64(p));
+}
+
+// Index timestamps count from the start of the part's day (wrapping arithmetic: the first
+// and last days of time have starts outside int64).
+int64_t day_origin(int64_t day) {
+    return static_cast<int64_t>(static_cast<uint64_t>(day) * static_cast<uint64_t>(day_ns));
+}
+int64_t wrapping_sub(int64_t a, int64_t b) {
+    return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
+}
+int64_t wrapping_add(int64_t a, int64_t b) {
+    return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
 }
 
 error corrupt(const std::string& path, std::string_view why) {
@@ -99,39 +116,71 @@ void part_builder::add(series_id id, value_type type, std::span<const int64_t> t
         e.stats.count = h.count;
         e.stats.first_ts = h.first_ts;
         e.stats.last_ts = h.last_ts;
+        size_t rollups_at = _rollups.size();
+        rollup::build(type, ts.subspan(b, n), raw.subspan(b, n), _rollups);
+        if (_rollups.size() - rollups_at > max_rollup_size) _rollups.resize(rollups_at);
+        e.rollup_size = static_cast<uint32_t>(_rollups.size() - rollups_at);
         _entries.push_back(e);
     }
 }
 
 status part_builder::write(const std::string& path) {
+    uint64_t rollups_offset = _data.size();
+    _data.insert(_data.end(), _rollups.begin(), _rollups.end());
     uint64_t index_offset = _data.size();
-    _data.resize(index_offset + _entries.size() * entry_bytes + footer_bytes);
-    uint8_t* p = _data.data() + index_offset;
+    // Version 2 index: varints, each field against the entry before (blocks and rollups lie
+    // back to back in index order, so their offsets follow from the sizes).
+    series_id prev_series = 0;
+    int64_t prev_first = _entries.empty() ? 0 : day_origin(day_of(_entries.front().stats.first_ts));
+    int64_t prev_span = 0;
     for (const auto& e : _entries) {
-        std::memset(p, 0, entry_bytes);
-        io::put_u32(p, e.series);
-        p[4] = static_cast<uint8_t>(e.type);
-        io::put_u64(p + 8, e.offset);
-        io::put_u32(p + 16, e.size);
-        io::put_u32(p + 20, static_cast<uint32_t>(e.stats.count));
-        io::put_u64(p + 24, static_cast<uint64_t>(e.stats.first_ts));
-        io::put_u64(p + 32, static_cast<uint64_t>(e.stats.last_ts));
-        put_f64(p + 40, e.stats.sum);
-        put_f64(p + 48, e.stats.min);
-        put_f64(p + 56, e.stats.max);
-        put_f64(p + 64, e.stats.first);
-        put_f64(p + 72, e.stats.last);
-        p += entry_bytes;
+        codec::put_varint(_data, e.series - prev_series);
+        codec::put_u8(_data, static_cast<uint8_t>(e.type));
+        codec::put_varint(_data, e.size);
+        codec::put_varint(_data, e.rollup_size);
+        codec::put_varint(_data, e.stats.count);
+        int64_t span = wrapping_sub(e.stats.last_ts, e.stats.first_ts);
+        codec::put_varint(_data, codec::zigzag(wrapping_sub(e.stats.first_ts, prev_first)));
+        codec::put_varint(_data, codec::zigzag(wrapping_sub(span, prev_span)));
+        if (e.type != value_type::string) block::put_summary_values(e.stats, _data);
+        prev_series = e.series;
+        prev_first = e.stats.first_ts;
+        prev_span = span;
     }
-    uint8_t* f = p;
-    std::memcpy(f, magic, 8);
-    io::put_u32(f + 8, format_version);
-    io::put_u32(f + 12, static_cast<uint32_t>(_entries.size()));
-    io::put_u64(f + 16, index_offset);
-    io::put_u32(f + 24, io::crc32c(_data.data() + index_offset, _entries.size() * entry_bytes));
-    io::put_u32(f + 28, io::crc32c(f, 28));
+    uint64_t index_bytes = _data.size() - index_offset;
+    codec::put_u64(_data, rollups_offset);
+    codec::put_u32(_data, io::crc32c(_rollups.data(), _rollups.size()));
+    codec::put_u32(_data, 0);
+    size_t f = _data.size();
+    _data.insert(_data.end(), magic, magic + 8);
+    codec::put_u32(_data, format_version);
+    codec::put_u32(_data, static_cast<uint32_t>(_entries.size()));
+    codec::put_u64(_data, index_offset);
+    codec::put_u32(_data, io::crc32c(_data.data() + index_offset, index_bytes));
+    codec::put_u32(_data, io::crc32c(_data.data() + f, 28));
     return io::write_durably(path, _data);
 }
+
+namespace {
+
+// Version 1: fixed 80-byte entries.
+bool read_entry_v1(const uint8_t* ix, part::entry& e) {
+    e.series = io::get_u32(ix);
+    e.type = static_cast<value_type>(ix[4]);
+    e.offset = io::get_u64(ix + 8);
+    e.size = io::get_u32(ix + 16);
+    e.stats.count = io::get_u32(ix + 20);
+    e.stats.first_ts = static_cast<int64_t>(io::get_u64(ix + 24));
+    e.stats.last_ts = static_cast<int64_t>(io::get_u64(ix + 32));
+    e.stats.sum = get_f64(ix + 40);
+    e.stats.min = get_f64(ix + 48);
+    e.stats.max = get_f64(ix + 56);
+    e.stats.first = get_f64(ix + 64);
+    e.stats.last = get_f64(ix + 72);
+    return true;
+}
+
+}  // namespace
 
 result<std::shared_ptr<part>> part::open(const std::string& path, uint64_t seq, int64_t day) {
     auto f = io::open_file(path, O_RDONLY);
@@ -152,33 +201,74 @@ result<std::shared_ptr<part>> part::open(const std::string& path, uint64_t seq, 
     const uint8_t* foot = pt->_map + size - footer_bytes;
     if (std::memcmp(foot, magic, 8) != 0) return corrupt(path, "bad magic");
     if (io::crc32c(foot, 28) != io::get_u32(foot + 28)) return corrupt(path, "footer checksum");
-    if (io::get_u32(foot + 8) != format_version) return corrupt(path, "unknown format version");
+    uint32_t version = io::get_u32(foot + 8);
+    if (version < first_version || version > format_version)
+        return corrupt(path, "unknown format version");
+    size_t trailer = version >= 2 ? rollup_trailer_bytes : 0;
+    if (size < footer_bytes + trailer) return corrupt(path, "shorter than its footer");
     uint64_t count = io::get_u32(foot + 12);
     uint64_t index_offset = io::get_u64(foot + 16);
-    if (index_offset > size - footer_bytes ||
-        (size - footer_bytes - index_offset) != count * entry_bytes)
+    if (index_offset > size - footer_bytes - trailer) return corrupt(path, "index out of bounds");
+    uint64_t index_bytes = size - footer_bytes - trailer - index_offset;
+    if (version == 1 && index_bytes != count * entry_bytes)
         return corrupt(path, "index out of bounds");
     const uint8_t* ix = pt->_map + index_offset;
-    if (io::crc32c(ix, count * entry_bytes) != io::get_u32(foot + 24))
+    if (io::crc32c(ix, index_bytes) != io::get_u32(foot + 24))
         return corrupt(path, "index checksum");
-    pt->_entries.reserve(count);
-    for (uint64_t i = 0; i < count; ++i, ix += entry_bytes) {
+    // Blocks end where the rollups start; version 1 has none.
+    uint64_t rollups_offset = index_offset;
+    if (version >= 2) {
+        const uint8_t* rt = ix + index_bytes;
+        rollups_offset = io::get_u64(rt);
+        if (rollups_offset > index_offset) return corrupt(path, "rollups out of bounds");
+        if (io::crc32c(pt->_map + rollups_offset, index_offset - rollups_offset) !=
+            io::get_u32(rt + 8))
+            return corrupt(path, "rollups checksum");
+    }
+    uint64_t next_block = 0, next_rollup = rollups_offset;
+    codec::reader rd(ix, ix + index_bytes);
+    series_id prev_series = 0;
+    int64_t prev_first = day_origin(day), prev_span = 0;
+    pt->_entries.reserve(std::min<uint64_t>(count, index_bytes));
+    for (uint64_t i = 0; i < count; ++i) {
         entry e{};
-        e.series = io::get_u32(ix);
-        e.type = static_cast<value_type>(ix[4]);
-        e.offset = io::get_u64(ix + 8);
-        e.size = io::get_u32(ix + 16);
-        e.stats.count = io::get_u32(ix + 20);
-        e.stats.first_ts = static_cast<int64_t>(io::get_u64(ix + 24));
-        e.stats.last_ts = static_cast<int64_t>(io::get_u64(ix + 32));
-        e.stats.sum = get_f64(ix + 40);
-        e.stats.min = get_f64(ix + 48);
-        e.stats.max = get_f64(ix + 56);
-        e.stats.first = get_f64(ix + 64);
-        e.stats.last = get_f64(ix + 72);
+        if (version == 1) {
+            read_entry_v1(ix + i * entry_bytes, e);
+        } else {
+            uint64_t series_delta, size_v, rollup_v, count_v, first_z, span_z;
+            uint8_t type;
+            if (!rd.varint(series_delta) || !rd.u8(type) || !rd.varint(size_v) ||
+                !rd.varint(rollup_v) || !rd.varint(count_v) || !rd.varint(first_z) ||
+                !rd.varint(span_z) || series_delta > UINT32_MAX - prev_series ||
+                size_v > UINT32_MAX || rollup_v > UINT32_MAX || count_v > UINT32_MAX)
+                return corrupt(path, "bad index entry");
+            e.series = prev_series + static_cast<series_id>(series_delta);
+            e.type = static_cast<value_type>(type);
+            e.size = static_cast<uint32_t>(size_v);
+            e.rollup_size = static_cast<uint32_t>(rollup_v);
+            e.offset = next_block;
+            e.stats.count = count_v;
+            int64_t span = wrapping_add(prev_span, codec::unzigzag(span_z));
+            e.stats.first_ts = wrapping_add(prev_first, codec::unzigzag(first_z));
+            e.stats.last_ts = wrapping_add(e.stats.first_ts, span);
+            if (span < 0) return corrupt(path, "bad index entry");
+            if (e.type >= value_type::float64 && e.type < value_type::string) {
+                size_t n = block::get_summary_values({rd.pos(), rd.left()}, e.stats);
+                if (n == 0) return corrupt(path, "bad summary in the index");
+                rd = codec::reader(rd.pos() + n, rd.pos() + rd.left());
+            }
+            prev_series = e.series;
+            prev_first = e.stats.first_ts;
+            prev_span = span;
+            next_block += e.size;
+            e.rollup_offset = next_rollup;
+            if (e.rollup_size > index_offset - next_rollup)
+                return corrupt(path, "rollups out of bounds");
+            next_rollup += e.rollup_size;
+        }
         if (e.type < value_type::float64 || e.type > value_type::string)
             return corrupt(path, "bad value type in the index");
-        if (e.offset > index_offset || e.size > index_offset - e.offset || e.stats.count == 0 ||
+        if (e.offset > rollups_offset || e.size > rollups_offset - e.offset || e.stats.count == 0 ||
             e.stats.first_ts > e.stats.last_ts || day_of(e.stats.first_ts) != day ||
             day_of(e.stats.last_ts) != day)
             return corrupt(path, "bad index entry");
@@ -191,6 +281,8 @@ result<std::shared_ptr<part>> part::open(const std::string& path, uint64_t seq, 
         pt->_points += e.stats.count;
         pt->_entries.push_back(e);
     }
+    if (version >= 2 && (!rd.done() || next_rollup != index_offset))
+        return corrupt(path, "index entries do not fill the index");
     return pt;
 }
 

@@ -1,9 +1,10 @@
 // Private to the storage module: immutable part files (docs/format/part.md).
 //
 // A part holds compressed blocks of many series for one partition (a UTC day): the blocks,
-// then an index entry per block (series, offset, size, the block's summary), then a footer
-// with the index's checksum. A part is written once (temp file, fsync, rename, fsync of the
-// directory) and never changed; opening it maps the file and loads only its index.
+// the blocks' rollups (rollup.h), an index entry per block (series, offset, size, the size
+// of its rollups, the block's summary), then a footer with the index's checksum. A part is written
+// once (temp file, fsync, rename, fsync of the directory) and never changed; opening it maps the
+// file and loads only its index.
 #pragma once
 
 #include <cstdint>
@@ -44,7 +45,9 @@ public:
         value_type type;
         uint32_t size;
         uint64_t offset;
-        summary stats;  // count, first_ts, last_ts always; values for numeric types
+        summary stats;             // count, first_ts, last_ts always; values for numeric types
+        uint32_t rollup_size = 0;  // bytes of the block's rollups (rollup.h); 0: none
+        uint64_t rollup_offset = 0;
     };
 
     static result<std::shared_ptr<part>> open(const std::string& path, uint64_t seq, int64_t day);
@@ -56,6 +59,9 @@ public:
     std::span<const entry> entries(series_id id) const;
     const std::vector<entry>& all() const { return _entries; }
     std::span<const uint8_t> bytes(const entry& e) const { return {_map + e.offset, e.size}; }
+    std::span<const uint8_t> rollups(const entry& e) const {
+        return {_map + e.rollup_offset, e.rollup_size};
+    }
 
     uint64_t seq() const { return _seq; }
     int64_t day() const { return _day; }
@@ -78,7 +84,7 @@ private:
 class part_builder {
 public:
     // Adds the points of one series (ascending, unique timestamps), cut into blocks of at
-    // most max_block_points.
+    // most max_block_points, with each block's rollups.
     void add(series_id id, value_type type, std::span<const int64_t> ts,
              std::span<const uint64_t> raw, std::span<const std::string> strings);
     bool empty() const { return _entries.empty(); }
@@ -88,6 +94,7 @@ public:
 
 private:
     std::vector<uint8_t> _data;
+    std::vector<uint8_t> _rollups;  // written after the blocks
     std::vector<part::entry> _entries;
 };
 

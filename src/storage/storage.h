@@ -154,6 +154,9 @@ struct stats {
     uint64_t head_points = 0;  // not yet in blocks
     uint64_t disk_bytes = 0;   // everything under dir
     uint64_t partitions = 0;
+    uint64_t rollup_bytes = 0;            // of disk_bytes, the parts' rollups
+    uint64_t query_points_decoded = 0;    // since open: points scans and aggregates decoded
+    uint64_t query_rollup_rows_read = 0;  // since open: rollup rows aggregates used instead
 };
 
 class engine {
@@ -183,7 +186,8 @@ public:
     virtual status scan(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
                         std::vector<std::string>* strings = nullptr) const = 0;
     // Aggregates per bucket of `step` ns aligned to multiples of step, over [from, to);
-    // whole blocks inside a bucket are summed from their summaries without decoding.
+    // whole blocks inside a bucket are summed from their summaries, whole 1-minute and
+    // 1-hour intervals of a block from its rollups, without decoding.
     // Buckets without points are absent. Strings: count, first and last only.
     virtual status aggregate(series_id id, int64_t from, int64_t to, int64_t step,
                              std::vector<std::pair<int64_t, summary>>& out) const = 0;
