@@ -1,5 +1,5 @@
 // Rollups of a block: building the rows per interval and their compact encoding.
-// Byte layout: docs/format/part.md ("Rollups"); why these levels: docs/decisions/9001-rollups.md.
+// Byte layout: docs/format/part.md ("Rollups"); why these levels: docs/decisions/0064-rollups.md.
 #include "storage/rollup.h"
 
 #include <bit>

@@ -5,7 +5,7 @@
 // built when a part is written and stored in the part beside the block. A query whose
 // buckets cover whole intervals sums the rows instead of decoding the block. A level is kept
 // only when its rows average at least min_points_per_row points (a row costs about as much
-// as a few points: docs/decisions/9001-rollups.md) and the block spans at least two rows.
+// as a few points: docs/decisions/0064-rollups.md) and the block spans at least two rows.
 // Numeric types only; string blocks have none.
 //
 // Thread safety: free functions without shared state.
