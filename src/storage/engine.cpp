@@ -814,7 +814,7 @@ status engine_impl::write(const write_batch& batch) {
             for (uint32_t i = g.starts[gi]; i < g.starts[gi + 1]; ++i) {
                 int64_t ts = pts[g.order[i]].ts;
                 if (ts >= oldest_allowed) continue;
-                const std::string& key = entries[local].key;
+                const std::string key(entries[local].key);
                 if (ts < retention_cutoff)
                     return make_error("invalid_argument",
                                       "point too old: " + key + " at " + format_time(ts) +
