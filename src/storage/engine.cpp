@@ -1403,6 +1403,16 @@ std::optional<sample> engine_impl::last(series_id id, std::string* string_value)
 stats engine_impl::statistics() const {
     stats st;
     st.series = _index->size();
+    // Each source's span of one series. A point rewritten after its first version reached
+    // a part (or a frozen head) is in two sources: where spans of a series overlap, its
+    // points are counted once through a scan, which merges them as queries see them.
+    struct span_of {
+        series_id id;
+        int64_t lo, hi;
+        uint64_t n;
+        bool exact;  // no duplicate timestamps inside this one source
+    };
+    std::vector<span_of> spans;
     {
         std::unique_lock hl(_head_mutex);
         for (series_id id : _touched) {
@@ -1410,15 +1420,48 @@ stats engine_impl::statistics() const {
             // Sorting out-of-order heads here makes the count exact and the next scans cheaper.
             h.normalize();
             st.head_points += h.points.size();
+            if (!h.empty()) spans.push_back({id, h.min_ts, h.max_ts, h.points.size(), true});
         }
         std::lock_guard vl(_view_mutex);
-        for (const auto& fh : _frozen)
+        for (const auto& fh : _frozen) {
+            for (const auto& [id, h] : fh->series)
+                if (!h.empty())
+                    spans.push_back({id, h.min_ts, h.max_ts, h.points.size(), h.sorted});
             st.head_points += fh->points;
+        }
         st.partitions = _partitions.size();
-        st.points = st.head_points;
         for (const auto& [day, pt] : _partitions)
             for (const auto& p : pt.parts)
-                st.points += p->points();
+                for (const auto& e : p->all())
+                    spans.push_back(
+                        {e.series, e.stats.first_ts, e.stats.last_ts, e.stats.count, true});
+    }
+    std::sort(spans.begin(), spans.end(), [](const span_of& a, const span_of& b) {
+        return a.id != b.id ? a.id < b.id : a.lo < b.lo;
+    });
+    std::vector<sample> merged;
+    for (size_t i = 0; i < spans.size();) {
+        // A cluster: spans of one series that overlap one another, transitively.
+        size_t j = i + 1;
+        int64_t hi = spans[i].hi;
+        uint64_t n = spans[i].n;
+        bool exact = spans[i].exact;
+        for (; j < spans.size() && spans[j].id == spans[i].id && spans[j].lo <= hi; ++j) {
+            hi = std::max(hi, spans[j].hi);
+            n += spans[j].n;
+            exact = false;
+        }
+        if (exact) {
+            st.points += n;
+        } else {
+            // [lo, hi) merged, plus the one point stored at hi (the newest of its versions).
+            merged.clear();
+            if (scan(spans[i].id, spans[i].lo, hi, merged, nullptr))
+                st.points += merged.size() + 1;
+            else
+                st.points += n;
+        }
+        i = j;
     }
     std::error_code ec;
     for (auto it = fs::recursive_directory_iterator(_opts.dir, ec);
