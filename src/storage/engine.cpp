@@ -844,6 +844,7 @@ status engine_impl::write(const write_batch& batch) {
     job.grouping = &g;
     job.record = sc.record;
     auto st = commit(job);
+    if (st) batch.set_engine_ids(sc.ids);
     if (st && _head_bytes.load() >= _opts.max_head_bytes / flush_share_divisor) _bg_cv.notify_all();
     return st;
 }

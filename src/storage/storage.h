@@ -106,6 +106,14 @@ public:
     const std::vector<series_entry>& series_entries() const { return _series; }
     const std::vector<point>& points() const { return _points; }
     const std::vector<std::string>& strings() const { return _strings; }
+    // After engine::write succeeded: the engine's id of each series (as series_entries()),
+    // so that what listens to durable batches can keep its per-series state in vectors
+    // indexed by id instead of looking every key up again. Empty before, and after clear().
+    std::span<const series_id> engine_ids() const { return _engine_ids; }
+    // Called by the engine: the ids of a batch it has just stored.
+    void set_engine_ids(std::span<const series_id> ids) const {
+        _engine_ids.assign(ids.begin(), ids.end());
+    }
 
 private:
     uint32_t* find_slot(std::string_view key, size_t hash);
@@ -125,6 +133,8 @@ private:
     std::vector<uint32_t> _slots;
     std::vector<size_t> _hashes;     // per series: its key's hash (rehashing, probing)
     std::vector<uint32_t> _slot_of;  // per series: its slot (clear() empties only those)
+    // Derived from a write, not part of the batch's content: set through a const batch.
+    mutable std::vector<series_id> _engine_ids;
 };
 
 struct options {

@@ -26,7 +26,8 @@ write_batch::write_batch(const write_batch& o)
       _key_bytes(o._key_bytes),
       _slots(o._slots),
       _hashes(o._hashes),
-      _slot_of(o._slot_of) {
+      _slot_of(o._slot_of),
+      _engine_ids(o._engine_ids) {
     rebase_keys(o._key_bytes.data());
 }
 
@@ -107,6 +108,7 @@ void write_batch::clear() {
         _slots[slot] = 0;
     _slot_of.clear();
     _hashes.clear();
+    _engine_ids.clear();
     _key_bytes.clear();
 }
 
