@@ -204,8 +204,9 @@ void health_scoring::write_scores(device_state& d, int64_t ts, storage::write_ba
     // Contributions before the score: a rule on health() that fires on this row names them.
     for (size_t i = 0; i < d.score_keys.size() && i < d.last_contributions.size(); ++i)
         if (auto s = out.series(d.score_keys[i], storage::value_type::float64))
-            out.add(*s, ts, d.last_contributions[i]);
-    if (auto s = out.series(d.health_key, storage::value_type::float64)) out.add(*s, ts, a.score);
+            out.add(*s, ts, analytics::round_score(d.last_contributions[i]));
+    if (auto s = out.series(d.health_key, storage::value_type::float64))
+        out.add(*s, ts, analytics::round_score(a.score));
 }
 
 void health_scoring::finish_row(device_state& d, int64_t ts, storage::write_batch& out,
