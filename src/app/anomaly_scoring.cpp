@@ -165,7 +165,7 @@ void anomaly_scoring::enqueue(const storage::write_batch& batch) {
                     _health_queue.push_back({static_cast<uint32_t>(info->health_stream), p.ts, v});
             }
         }
-        _queued.set(static_cast<double>(_queue.size() + _health_queue.size()));
+        _queued.set(static_cast<double>(_queue.size() + _health_queue.size() + _unwritten));
     }
     if (skipped) _skipped.inc(static_cast<double>(skipped));
     _wake.notify_one();
@@ -199,6 +199,7 @@ void anomaly_scoring::run() {
     std::vector<std::string> score_keys;  // id -> "<key>.anomaly"
     storage::write_batch scores;
     std::vector<int64_t> batch_index;  // id -> index in `scores`, per round
+    size_t taken = 0;                  // points of the round
     for (;;) {
         {
             std::unique_lock lock(_mutex);
@@ -215,7 +216,11 @@ void anomaly_scoring::run() {
             for (auto& d : _detectors)
                 detectors.push_back(d.get());
             _busy = true;
-            _queued.set(static_cast<double>(_queue.size() + _health_queue.size()));
+            // Taken points count as waiting until their scores are written: the gauge is
+            // what tells an operator (and the benchmark's prep step) that scores lag.
+            taken = work.size() + health_work.size();
+            _unwritten += taken;
+            _queued.set(static_cast<double>(_unwritten));
         }
         // Each series' points in time order, as its detector must see them.
         std::stable_sort(work.begin(), work.end(), [](const job& a, const job& b) {
@@ -237,12 +242,17 @@ void anomaly_scoring::run() {
         if (!health_work.empty()) _health.score(health_work, scores);
         work.clear();
         health_work.clear();
-        if (scores.empty()) continue;
         std::unique_lock lock(_mutex);
+        if (scores.empty()) {
+            _unwritten -= taken;
+            _queued.set(static_cast<double>(_queue.size() + _health_queue.size() + _unwritten));
+            continue;
+        }
         _out_free.wait(lock, [this] { return _stop || !_out_full; });
         if (_stop) return;
         std::swap(scores, _out);
         _out_anomaly_points = anomaly_points;
+        _out_taken = taken;
         _out_full = true;
         _out_ready.notify_one();
     }
@@ -250,10 +260,14 @@ void anomaly_scoring::run() {
 
 void anomaly_scoring::write_scores() {
     storage::write_batch batch;
+    size_t taken = 0;  // points whose scores the last batch held (written or refused)
     for (;;) {
         size_t anomaly_points;
         {
             std::unique_lock lock(_mutex);
+            _unwritten -= taken;
+            taken = 0;
+            _queued.set(static_cast<double>(_queue.size() + _health_queue.size() + _unwritten));
             _writing = false;
             _idle.notify_all();
             _out_ready.wait(lock, [this] { return _stop || _out_full; });
@@ -261,6 +275,7 @@ void anomaly_scoring::write_scores() {
             batch.clear();
             std::swap(batch, _out);
             anomaly_points = _out_anomaly_points;
+            taken = _out_taken;
             _out_full = false;
             _writing = true;
             _out_free.notify_one();

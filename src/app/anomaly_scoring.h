@@ -125,6 +125,8 @@ private:
     // The hand-off from the scoring thread to the writing thread, guarded by _mutex.
     storage::write_batch _out;
     size_t _out_anomaly_points = 0;  // of _out's points, anomaly scores (the rest: health)
+    size_t _out_taken = 0;           // queued points _out's scores stand for
+    size_t _unwritten = 0;  // points taken from the queues whose scores are not yet written
     bool _out_full = false;
     bool _writing = false;  // the writing thread holds a batch not yet written
     bool _stop = false;     // guarded by _mutex
