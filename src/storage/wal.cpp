@@ -90,16 +90,21 @@ inline int64_t wrapping_add(int64_t a, int64_t b) {
 int group_exponent(const write_batch::point* pts, const uint32_t* order, uint32_t b, uint32_t e,
                    std::vector<int64_t>& mantissas) {
     int exponent = 0;
-    int64_t m;
-    for (uint32_t i = b; i < e; ++i) {
-        double v = std::bit_cast<double>(pts[order[i]].raw);
-        while (!codec::decimal_mantissa(v, exponent, m))
-            if (++exponent > codec::max_exponent) return -1;
-    }
     mantissas.clear();
     for (uint32_t i = b; i < e; ++i) {
-        if (!codec::decimal_mantissa(std::bit_cast<double>(pts[order[i]].raw), exponent, m))
-            return -1;
+        double v = std::bit_cast<double>(pts[order[i]].raw);
+        int64_t m;
+        if (!codec::decimal_mantissa(v, exponent, m)) {
+            do {
+                if (++exponent > codec::max_exponent) return -1;
+            } while (!codec::decimal_mantissa(v, exponent, m));
+            // A value exact at an exponent is exact at every larger one (the same correctly
+            // rounded quotient), unless its mantissa outgrows 2^53: redo the earlier ones.
+            for (uint32_t j = b; j < i; ++j)
+                if (!codec::decimal_mantissa(std::bit_cast<double>(pts[order[j]].raw), exponent,
+                                             mantissas[j - b]))
+                    return -1;
+        }
         mantissas.push_back(m);
     }
     return exponent;
