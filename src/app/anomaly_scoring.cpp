@@ -186,10 +186,9 @@ void anomaly_scoring::drain() {
 void anomaly_scoring::run() {
     // Scoring yields the CPU to writers and readers: under saturation the queue's bound
     // sheds scoring work, never ingest throughput. (Linux: nice applies per thread.) Not
-    // SCHED_IDLE: it starves the thread whenever anything else runs on the machine (the
-    // benchmark's drain of the queue took 24.5 s with it, 10.5 s at nice 19, beside other
-    // load), and the writers' waits it was to prevent are gone: the thread holds no lock
-    // they need.
+    // SCHED_IDLE: it stops scoring whenever anything else runs on the machine, and the
+    // writers' waits it was to prevent are gone: the thread holds no lock they need
+    // (docs/decisions/9001-write-path-with-scoring.md).
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
     if (_on_start) _on_start();
     std::vector<job> work;
