@@ -24,6 +24,7 @@
 // series_detectors and the free functions may be called from any thread.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -57,6 +58,15 @@ public:
 // shape within the usual range, which every noisy series produces now and then) score
 // below it. Rules and the demo use this value.
 inline constexpr double anomaly_decision_threshold = 0.8;
+
+// Scores (anomaly, machine health and its contributions) are stored with this many decimals:
+// finer steps mean nothing to a threshold like the one above, and a series of exact
+// 3-decimal values is what the block codec stores as small integers (docs/format/block.md,
+// decimal) instead of 64-bit patterns. round_score gives the double of that decimal text.
+inline constexpr int score_decimals = 3;
+inline double round_score(double score) {
+    return std::nearbyint(score * 1000.0) / 1000.0;
+}
 
 // "ensemble" (the default) and the single detectors it combines, in that order.
 std::vector<std::string_view> detector_names();

@@ -41,13 +41,17 @@ anomaly_scoring::~anomaly_scoring() {
         _stop = true;
     }
     _wake.notify_all();
+    _out_free.notify_all();
+    _out_ready.notify_all();
     if (_thread.joinable()) _thread.join();
+    if (_writer.joinable()) _writer.join();
 }
 
 void anomaly_scoring::set_settings(settings_fn settings, generation_fn generation) {
     std::lock_guard lock(_mutex);
     _settings = std::move(settings);
     _generation = std::move(generation);
+    _info_by_id.clear();
     _keys.clear();
 }
 
@@ -56,15 +60,17 @@ void anomaly_scoring::on_start(std::function<void()> task) {
 }
 
 void anomaly_scoring::start() {
-    if (!_thread.joinable()) _thread = std::thread([this] { run(); });
+    if (_thread.joinable()) return;
+    _writer = std::thread([this] { write_scores(); });
+    _thread = std::thread([this] { run(); });
 }
 
 uint32_t anomaly_scoring::id_of(std::string_view key) {
     auto it = _ids.find(key);
     if (it != _ids.end()) return it->second;
-    auto id = static_cast<uint32_t>(_score_keys.size());
+    const uint32_t id = _score_key_count++;
     _ids.emplace(std::string(key), id);
-    _score_keys.push_back(std::string(key) + std::string(suffix));
+    _new_score_keys.push_back(std::string(key) + std::string(suffix));
     return id;
 }
 
@@ -112,21 +118,34 @@ const anomaly_scoring::key_info& anomaly_scoring::resolve(std::string_view key,
 
 void anomaly_scoring::enqueue(const storage::write_batch& batch) {
     const auto& series = batch.series_entries();
+    const auto engine_ids = batch.engine_ids();
+    const bool by_id = engine_ids.size() == series.size();
     size_t skipped = 0;
     {
         std::lock_guard lock(_mutex);
         const uint64_t generation = _generation ? _generation() : 0;
         // Per batch series: what it feeds (null: nothing).
-        std::vector<const key_info*> infos(series.size(), nullptr);
+        auto& infos = _batch_infos;
+        infos.assign(series.size(), nullptr);
         bool any = false;
         for (size_t i = 0; i < series.size(); ++i) {
             const auto& entry = series[i];
             if (entry.type != storage::value_type::float64 &&
                 entry.type != storage::value_type::int64)
                 continue;
-            const auto& info = resolve(entry.key, generation);
-            if (info.anomaly_id < 0 && info.health_stream < 0) continue;
-            infos[i] = &info;
+            // By the engine's id: a vector index instead of a lookup of the key per batch.
+            const key_info* info = nullptr;
+            if (by_id && engine_ids[i] < _info_by_id.size()) info = _info_by_id[engine_ids[i]];
+            if (!info || info->generation != generation) {
+                info = &resolve(entry.key, generation);
+                if (by_id) {
+                    if (engine_ids[i] >= _info_by_id.size())
+                        _info_by_id.resize(engine_ids[i] + 1, nullptr);
+                    _info_by_id[engine_ids[i]] = info;
+                }
+            }
+            if (info->anomaly_id < 0 && info->health_stream < 0) continue;
+            infos[i] = info;
             any = true;
         }
         if (any) {
@@ -145,7 +164,7 @@ void anomaly_scoring::enqueue(const storage::write_batch& batch) {
                     _health_queue.push_back({static_cast<uint32_t>(info->health_stream), p.ts, v});
             }
         }
-        _queued.set(static_cast<double>(_queue.size() + _health_queue.size()));
+        _queued.set(static_cast<double>(_queue.size() + _health_queue.size() + _unwritten));
     }
     if (skipped) _skipped.inc(static_cast<double>(skipped));
     _wake.notify_one();
@@ -158,34 +177,49 @@ void anomaly_scoring::on_scored(std::function<void(const storage::write_batch&)>
 
 void anomaly_scoring::drain() {
     std::unique_lock lock(_mutex);
-    _idle.wait(lock,
-               [this] { return (_queue.empty() && _health_queue.empty() && !_busy) || _stop; });
+    _idle.wait(lock, [this] {
+        return (_queue.empty() && _health_queue.empty() && !_busy && !_out_full && !_writing) ||
+               _stop;
+    });
 }
 
 void anomaly_scoring::run() {
     // Scoring yields the CPU to writers and readers: under saturation the queue's bound
-    // sheds scoring work, never ingest throughput. (Linux: nice applies per thread.)
+    // sheds scoring work, never ingest throughput. (Linux: nice applies per thread.) Not
+    // SCHED_IDLE: it stops scoring whenever anything else runs on the machine, and the
+    // writers' waits it was to prevent are gone: the thread holds no lock they need
+    // (docs/decisions/0065-write-path-with-scoring.md).
     ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
     if (_on_start) _on_start();
     std::vector<job> work;
     std::vector<health_scoring::sample> health_work;
     std::vector<analytics::series_detectors*> detectors;
+    std::vector<std::string> score_keys;  // id -> "<key>.anomaly"
     storage::write_batch scores;
     std::vector<int64_t> batch_index;  // id -> index in `scores`, per round
+    size_t taken = 0;                  // points of the round
     for (;;) {
         {
             std::unique_lock lock(_mutex);
             _busy = false;
             _idle.notify_all();
+            _out_ready.notify_all();  // a stopping writer waits for the round to end
             _wake.wait(lock, [this] { return _stop || !_queue.empty() || !_health_queue.empty(); });
             if (_stop) return;
             work.swap(_queue);
             health_work.swap(_health_queue);
+            for (auto& k : _new_score_keys)
+                score_keys.push_back(std::move(k));
+            _new_score_keys.clear();
             detectors.clear();
             for (auto& d : _detectors)
                 detectors.push_back(d.get());
             _busy = true;
-            _queued.set(static_cast<double>(work.size() + health_work.size()));
+            // Taken points count as waiting until their scores are written: the gauge is
+            // what tells an operator (and the benchmark's prep step) that scores lag.
+            taken = work.size() + health_work.size();
+            _unwritten += taken;
+            _queued.set(static_cast<double>(_unwritten));
         }
         // Each series' points in time order, as its detector must see them.
         std::stable_sort(work.begin(), work.end(), [](const job& a, const job& b) {
@@ -196,36 +230,64 @@ void anomaly_scoring::run() {
         for (const auto& j : work) {
             if (j.id >= batch_index.size()) batch_index.resize(j.id + 1, -1);
             if (batch_index[j.id] < 0) {
-                std::string key;
-                {
-                    std::lock_guard lock(_mutex);
-                    key = _score_keys[j.id];
-                }
-                auto index = scores.series(key, storage::value_type::float64);
+                auto index = scores.series(score_keys[j.id], storage::value_type::float64);
                 batch_index[j.id] = index ? *index : -2;
             }
             if (batch_index[j.id] < 0) continue;
             scores.add(static_cast<uint32_t>(batch_index[j.id]), j.ts,
-                       detectors[j.detector]->score(j.id, j.ts, j.value));
+                       analytics::round_score(detectors[j.detector]->score(j.id, j.ts, j.value)));
         }
         const size_t anomaly_points = scores.point_count();
         if (!health_work.empty()) _health.score(health_work, scores);
-        if (!scores.empty()) {
-            if (auto st = _engine.write(scores); !st) {
-                log::warn("anomaly scores not stored",
-                          {{"error", st.error().message}, {"points", scores.point_count()}});
-            } else {
-                if (anomaly_points) _scored.inc(static_cast<double>(anomaly_points));
-                std::lock_guard lock(_scored_mutex);
-                if (_on_scored) _on_scored(scores);
-            }
-        }
         work.clear();
         health_work.clear();
-        {
-            std::lock_guard lock(_mutex);
-            _queued.set(static_cast<double>(_queue.size()));
+        std::unique_lock lock(_mutex);
+        if (scores.empty()) {
+            _unwritten -= taken;
+            _queued.set(static_cast<double>(_queue.size() + _health_queue.size() + _unwritten));
+            continue;
         }
+        // Even when stopping: the writer writes what it is handed before it exits, so that
+        // the scores of a round are stored as they were when one thread did both.
+        _out_free.wait(lock, [this] { return !_out_full; });
+        std::swap(scores, _out);
+        _out_anomaly_points = anomaly_points;
+        _out_taken = taken;
+        _out_full = true;
+        _out_ready.notify_one();
+    }
+}
+
+void anomaly_scoring::write_scores() {
+    storage::write_batch batch;
+    size_t taken = 0;  // points whose scores the last batch held (written or refused)
+    for (;;) {
+        size_t anomaly_points;
+        {
+            std::unique_lock lock(_mutex);
+            _unwritten -= taken;
+            taken = 0;
+            _queued.set(static_cast<double>(_queue.size() + _health_queue.size() + _unwritten));
+            _writing = false;
+            _idle.notify_all();
+            _out_ready.wait(lock, [this] { return _out_full || (_stop && !_busy); });
+            if (!_out_full) return;  // stopping, and the scoring thread has nothing more
+            batch.clear();
+            std::swap(batch, _out);
+            anomaly_points = _out_anomaly_points;
+            taken = _out_taken;
+            _out_full = false;
+            _writing = true;
+            _out_free.notify_one();
+        }
+        if (auto st = _engine.write(batch); !st) {
+            log::warn("anomaly scores not stored",
+                      {{"error", st.error().message}, {"points", batch.point_count()}});
+            continue;
+        }
+        if (anomaly_points) _scored.inc(static_cast<double>(anomaly_points));
+        std::lock_guard lock(_scored_mutex);
+        if (_on_scored) _on_scored(batch);
     }
 }
 

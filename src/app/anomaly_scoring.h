@@ -4,11 +4,15 @@
 // score in [0, 1], written as the series `<field>.anomaly` beside it (same measurement and
 // tags), so that it is stored, queried and charted like any other series.
 //
-// Scoring runs on a thread of its own, fed by a bounded queue: the write path only copies
-// the points (a few ns each), so detection costs writers almost nothing. When writes arrive
-// faster than the detector can score them, the queue's bound holds memory flat and the
-// excess points go unscored, counted in clisonix_anomaly_points_skipped_total; the data
-// itself is never affected. Scores are derived data: a crash may lose the newest few.
+// Scoring runs on a thread of its own at nice 19, fed by a bounded queue:
+// the write path only copies the points (a few ns each), so detection costs writers almost
+// nothing. When writes arrive faster than the detector can score them, the queue's bound
+// holds memory flat and the excess points go unscored, counted in
+// clisonix_anomaly_points_skipped_total; the data itself is never affected. The scoring
+// thread holds no lock a writer needs for longer than a swap of two vectors: the scores are
+// written (and handed to on_scored) by a second thread at normal priority, so that a
+// low-priority thread never leads a WAL group commit or holds the head or rules locks while
+// writers wait. Scores are derived data: a crash may lose the newest few.
 //
 // The same thread scores machine health (health_scoring.h): the points of each device's
 // metrics also go to its health model, and the health points are written in the same
@@ -57,7 +61,7 @@ public:
     // models at most; `max_queued`: points waiting at most.
     anomaly_scoring(storage::engine& engine, device_analytics defaults, size_t max_series,
                     size_t max_health_devices, size_t max_queued = 4'000'000);
-    ~anomaly_scoring();  // stops the thread; points still queued are not scored
+    ~anomaly_scoring();  // stops the threads; points still queued are not scored
 
     // Per-device settings; without them every device gets the defaults. Call before the
     // first enqueue().
@@ -65,7 +69,7 @@ public:
     // Runs first on the scoring thread, before any queued point is scored (retraining the
     // health models from their stored baseline windows at start). Call before start().
     void on_start(std::function<void()> task);
-    // Starts the scoring thread.
+    // Starts the scoring thread and the thread that writes its scores.
     void start();
 
     health_scoring& health() { return _health; }
@@ -99,6 +103,7 @@ private:
     const key_info& resolve(std::string_view key, uint64_t generation);  // under _mutex
     int32_t detector_index(const std::string& name);                     // under _mutex
     void run();
+    void write_scores();
 
     storage::engine& _engine;
     device_analytics _defaults;
@@ -113,10 +118,18 @@ private:
 
     std::mutex _mutex;
     std::condition_variable _wake, _idle;
+    std::condition_variable _out_free, _out_ready;      // the hand-off slot below
     std::vector<job> _queue;                            // guarded by _mutex
     std::vector<health_scoring::sample> _health_queue;  // guarded by _mutex
     bool _busy = false;  // guarded by _mutex: the thread holds a taken queue
-    bool _stop = false;  // guarded by _mutex
+    // The hand-off from the scoring thread to the writing thread, guarded by _mutex.
+    storage::write_batch _out;
+    size_t _out_anomaly_points = 0;  // of _out's points, anomaly scores (the rest: health)
+    size_t _out_taken = 0;           // queued points _out's scores stand for
+    size_t _unwritten = 0;  // points taken from the queues whose scores are not yet written
+    bool _out_full = false;
+    bool _writing = false;  // the writing thread holds a batch not yet written
+    bool _stop = false;     // guarded by _mutex
     struct key_hash {
         using is_transparent = void;
         size_t operator()(std::string_view s) const noexcept {
@@ -125,12 +138,17 @@ private:
     };
     std::unordered_map<std::string, uint32_t, key_hash, std::equal_to<>> _ids;   // _mutex
     std::unordered_map<std::string, key_info, key_hash, std::equal_to<>> _keys;  // _mutex
-    std::vector<std::string> _score_keys;  // id -> "<key>.anomaly", guarded by _mutex
+    // Engine series id -> its entry in _keys (nodes do not move), guarded by _mutex.
+    std::vector<const key_info*> _info_by_id;
+    std::vector<const key_info*> _batch_infos;  // enqueue's scratch, guarded by _mutex
+    uint32_t _score_key_count = 0;              // ids given, guarded by _mutex
+    std::vector<std::string> _new_score_keys;   // "<key>.anomaly" of the ids the scoring
+                                                // thread has not taken yet, guarded by _mutex
     metrics::counter _scored, _skipped;
     metrics::gauge _queued;    // points waiting, for operators and the benchmark's prep step
     std::mutex _scored_mutex;  // held while the callback runs
     std::function<void(const storage::write_batch&)> _on_scored;  // guarded by _scored_mutex
-    std::thread _thread;
+    std::thread _thread, _writer;
 };
 
 }  // namespace clisonix::app

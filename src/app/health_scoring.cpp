@@ -33,14 +33,6 @@ std::string_view prefix_of(std::string_view key) {
     return key.substr(0, key.size() - field.size() - (field.size() < key.size() ? 1 : 0));
 }
 
-// Stored values are rounded to what a reader can tell apart (the dashboard shows two
-// decimals): a noisy double costs 7-8 bytes on disk, a rounded one a fraction of that.
-// Divided by the power of ten (not multiplied by its inverse), so that the result is the
-// double nearest the decimal, which the block codec stores as a small integer.
-double rounded_3(double v) {
-    return std::round(v * 1000) / 1000;
-}
-
 }  // namespace
 
 std::string_view field_of_key(std::string_view key) {
@@ -235,9 +227,9 @@ void health_scoring::write_scores(device_state& d, int64_t ts, storage::write_ba
     if (detail)
         for (size_t i = 0; i < d.score_keys.size() && i < d.last_contributions.size(); ++i)
             if (auto s = out.series(d.score_keys[i], storage::value_type::float64))
-                out.add(*s, ts, rounded_3(d.last_contributions[i]));
+                out.add(*s, ts, analytics::round_score(d.last_contributions[i]));
     if (auto s = out.series(d.health_key, storage::value_type::float64))
-        out.add(*s, ts, rounded_3(a.score));
+        out.add(*s, ts, analytics::round_score(a.score));
 }
 
 void health_scoring::finish_row(device_state& d, int64_t ts, storage::write_batch& out,

@@ -473,7 +473,7 @@ void registry::enrich(storage::write_batch& batch) {
         double v = storage::as_double(type, p.raw);
         if (!(v < e.min || v > e.max)) continue;
         if (flag_index[p.series] == -1) {
-            std::string key = batch.series_entries()[p.series].key + ".out_of_range";
+            std::string key = std::string(batch.series_entries()[p.series].key) + ".out_of_range";
             auto idx = batch.series(key, storage::value_type::float64);
             flag_index[p.series] = idx ? static_cast<int64_t>(*idx) : -2;
         }

@@ -40,6 +40,13 @@ void pipeline::limit_series_per_device(uint64_t max) {
 status pipeline::admit(const storage::write_batch& batch) {
     if (!_quota) return {};
     auto& q = *_quota;
+    // Nearly every batch names only series the engine has: those are settled by one lookup
+    // each without the quota's lock, which every writer would otherwise queue on.
+    thread_local std::vector<std::string_view> unknown;
+    unknown.clear();
+    for (const auto& e : batch.series_entries())
+        if (!_engine.has_series(e.key)) unknown.push_back(e.key);
+    if (unknown.empty()) return {};
     std::lock_guard lock(q.mutex);
     if (!q.counted) {
         _engine.series([&q](const storage::series_info& s) {
@@ -53,9 +60,9 @@ status pipeline::admit(const storage::write_batch& batch) {
     // New series of this batch per device; nothing is counted unless the whole batch fits.
     std::vector<std::pair<std::string, std::string>> fresh;  // device, key
     std::unordered_map<std::string, uint64_t> adding;
-    for (const auto& e : batch.series_entries()) {
-        if (q.admitted.count(e.key) || _engine.has_series(e.key)) continue;
-        auto info = storage::parse_key(e.key);
+    for (std::string_view key : unknown) {
+        if (q.admitted.count(std::string(key)) || _engine.has_series(key)) continue;
+        auto info = storage::parse_key(key);
         if (!info || storage::is_derived_field(info->field)) continue;
         const auto* d = series_quota::device_of(*info);
         if (!d) continue;  // not a device's series: bounded by storage.max_series only
@@ -72,7 +79,7 @@ status pipeline::admit(const storage::write_batch& batch) {
                                   " (ingest.max_series_per_device)",
                               "metric");
         }
-        fresh.emplace_back(*d, e.key);
+        fresh.emplace_back(*d, key);
     }
     for (auto& [d, key] : fresh) {
         ++q.per_device[d];

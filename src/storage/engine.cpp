@@ -326,6 +326,9 @@ public:
     bool has_series(std::string_view key) const override;
     status scan(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
                 std::vector<std::string>* strings) const override;
+    // scan() without counting its work as a query's (statistics() merges overlapping sources).
+    status scan_points(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
+                       std::vector<std::string>* strings, bool count_work) const;
     status aggregate(series_id id, int64_t from, int64_t to, int64_t step,
                      std::vector<std::pair<int64_t, summary>>& out) const override;
     std::optional<sample> last(series_id id, std::string* string_value) const override;
@@ -1017,7 +1020,7 @@ status engine_impl::write(const write_batch& batch) {
             for (uint32_t i = g.starts[gi]; i < g.starts[gi + 1]; ++i) {
                 int64_t ts = pts[g.order[i]].ts;
                 if (ts >= oldest_allowed) continue;
-                const std::string& key = entries[local].key;
+                const std::string key(entries[local].key);
                 if (ts < retention_cutoff)
                     return make_error("invalid_argument",
                                       "point too old: " + key + " at " + format_time(ts) +
@@ -1051,6 +1054,7 @@ status engine_impl::write(const write_batch& batch) {
     job.grouping = &g;
     job.record = sc.record;
     auto st = commit(job);
+    if (st) batch.set_engine_ids(sc.ids);
     if (st && _head_bytes.load() >= _opts.max_head_bytes / flush_share_divisor) _bg_cv.notify_all();
     if (!st && st.error().code == errc::storage_full) _refused_full.inc();
     return st;
@@ -1510,6 +1514,11 @@ status engine_impl::decode_block(const part& p, const part::entry& e, int64_t fr
 
 status engine_impl::scan(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
                          std::vector<std::string>* strings) const {
+    return scan_points(id, from, to, out, strings, true);
+}
+
+status engine_impl::scan_points(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
+                                std::vector<std::string>* strings, bool count_work) const {
     // `strings` is appended to, so that one vector can serve the scans of several series.
     out.clear();
     if (id >= _index->size())
@@ -1524,7 +1533,7 @@ status engine_impl::scan(series_id id, int64_t from, int64_t to, std::vector<sam
             work.points_decoded += e.stats.count;
             if (auto s = decode_block(*p, e, from, to, out, strings); !s) return s;
         }
-    count_query_work(work);
+    if (count_work) count_query_work(work);
     value_type type = _index->at(id).info.type;
     for (const auto& fh : src.frozen)
         if (const auto* h = fh->find(id)) append_head(*h, type, from, to, out, strings);
@@ -1787,6 +1796,16 @@ std::optional<sample> engine_impl::last(series_id id, std::string* string_value)
 stats engine_impl::statistics() const {
     stats st;
     st.series = _index->size();
+    // Each source's span of one series. A point rewritten after its first version reached
+    // a part (or a frozen head) is in two sources: where spans of a series overlap, its
+    // points are counted once through a scan, which merges them as queries see them.
+    struct span_of {
+        series_id id;
+        int64_t lo, hi;
+        uint64_t n;
+        bool exact;  // no duplicate timestamps inside this one source
+    };
+    std::vector<span_of> spans;
     {
         std::unique_lock hl(_head_mutex);
         for (series_id id : _touched) {
@@ -1794,18 +1813,50 @@ stats engine_impl::statistics() const {
             // Sorting out-of-order heads here makes the count exact and the next scans cheaper.
             h.normalize();
             st.head_points += h.points.size();
+            if (!h.empty()) spans.push_back({id, h.min_ts, h.max_ts, h.points.size(), true});
         }
         std::lock_guard vl(_view_mutex);
-        for (const auto& fh : _frozen)
+        for (const auto& fh : _frozen) {
+            for (const auto& [id, h] : fh->series)
+                if (!h.empty())
+                    spans.push_back({id, h.min_ts, h.max_ts, h.points.size(), h.sorted});
             st.head_points += fh->points;
+        }
         st.partitions = _partitions.size();
-        st.points = st.head_points;
         for (const auto& [day, pt] : _partitions)
-            for (const auto& p : pt.parts) {
-                st.points += p->points();
-                for (const auto& e : p->all())
+            for (const auto& p : pt.parts)
+                for (const auto& e : p->all()) {
                     st.rollup_bytes += e.rollup_size;
-            }
+                    spans.push_back(
+                        {e.series, e.stats.first_ts, e.stats.last_ts, e.stats.count, true});
+                }
+    }
+    std::sort(spans.begin(), spans.end(), [](const span_of& a, const span_of& b) {
+        return a.id != b.id ? a.id < b.id : a.lo < b.lo;
+    });
+    std::vector<sample> merged;
+    for (size_t i = 0; i < spans.size();) {
+        // A cluster: spans of one series that overlap one another, transitively.
+        size_t j = i + 1;
+        int64_t hi = spans[i].hi;
+        uint64_t n = spans[i].n;
+        bool exact = spans[i].exact;
+        for (; j < spans.size() && spans[j].id == spans[i].id && spans[j].lo <= hi; ++j) {
+            hi = std::max(hi, spans[j].hi);
+            n += spans[j].n;
+            exact = false;
+        }
+        if (exact) {
+            st.points += n;
+        } else {
+            // [lo, hi) merged, plus the one point stored at hi (the newest of its versions).
+            merged.clear();
+            if (scan_points(spans[i].id, spans[i].lo, hi, merged, nullptr, false))
+                st.points += merged.size() + 1;
+            else
+                st.points += n;
+        }
+        i = j;
     }
     st.query_points_decoded = _points_decoded.load();
     st.query_rollup_rows_read = _rollup_rows_read.load();

@@ -61,9 +61,16 @@ inline double as_double(value_type t, uint64_t raw) {
 }
 
 // The points of one write, grouped by series. Reused across requests: clear() keeps the
-// capacity, so a steady stream of batches allocates nothing per point.
+// capacity (points, key bytes, the key index), so a steady stream of batches allocates
+// nothing per point and nothing per series.
 class write_batch {
 public:
+    write_batch() = default;
+    write_batch(const write_batch& o);
+    write_batch& operator=(const write_batch& o);
+    write_batch(write_batch&&) noexcept = default;
+    write_batch& operator=(write_batch&&) noexcept = default;
+
     // The batch-local index of the series with this canonical key (see above) and field
     // value type, added on first use. `key` is copied once per batch, not per point.
     // Returns an error (code "invalid_argument") if the same key was added with another type.
@@ -86,7 +93,7 @@ public:
     void clear();
 
     struct series_entry {
-        std::string key;
+        std::string_view key;  // into the batch's own key bytes, valid until clear()
         value_type type;
     };
     // A point's value: the bits of a double (float64), an int64 (int64, boolean 0/1), or an
@@ -99,13 +106,35 @@ public:
     const std::vector<series_entry>& series_entries() const { return _series; }
     const std::vector<point>& points() const { return _points; }
     const std::vector<std::string>& strings() const { return _strings; }
+    // After engine::write succeeded: the engine's id of each series (as series_entries()),
+    // so that what listens to durable batches can keep its per-series state in vectors
+    // indexed by id instead of looking every key up again. Empty before, and after clear().
+    std::span<const series_id> engine_ids() const { return _engine_ids; }
+    // Called by the engine: the ids of a batch it has just stored.
+    void set_engine_ids(std::span<const series_id> ids) const {
+        _engine_ids.assign(ids.begin(), ids.end());
+    }
 
 private:
+    uint32_t* find_slot(std::string_view key, size_t hash);
+    void grow_index();
+    void rebase_keys(const char* old_base);
+
     std::vector<series_entry> _series;
     std::vector<point> _points;
     std::vector<std::string> _strings;
-    struct index;
-    std::shared_ptr<index> _index;  // key -> batch-local series index
+    // Every key's bytes, back to back: one buffer reused across batches instead of a string
+    // per series. Growing or copying it moves the bytes; the entries' views are then
+    // re-pointed (a vector, not a string: a move keeps its heap buffer, where a short
+    // string's bytes would move with the object).
+    std::vector<char> _key_bytes;
+    // The key index: open addressing with linear probing over a power-of-two table of
+    // (batch-local index + 1), 0 for empty; its slots are reused across batches.
+    std::vector<uint32_t> _slots;
+    std::vector<size_t> _hashes;     // per series: its key's hash (rehashing, probing)
+    std::vector<uint32_t> _slot_of;  // per series: its slot (clear() empties only those)
+    // Derived from a write, not part of the batch's content: set through a const batch.
+    mutable std::vector<series_id> _engine_ids;
 };
 
 struct options {

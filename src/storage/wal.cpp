@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstring>
 
+#include "storage/codec.h"
 #include "storage/io.h"
 
 namespace clisonix::storage::wal {
@@ -18,6 +19,9 @@ inline uint8_t* put_varint(uint8_t* p, uint64_t v) {
     *p++ = static_cast<uint8_t>(v);
     return p;
 }
+// A float64 group's exponent byte for values stored as their 8 raw bytes.
+constexpr uint8_t raw_values = 0xff;
+
 inline uint64_t zigzag(int64_t v) {
     return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
 }
@@ -71,10 +75,50 @@ void grouping::build(const write_batch& batch) {
         order[counts[pts[i].series]++] = i;
 }
 
+namespace {
+
+inline int64_t wrapping_sub(int64_t a, int64_t b) {
+    return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
+}
+inline int64_t wrapping_add(int64_t a, int64_t b) {
+    return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+}
+
+// The smallest exponent at which every value of the group is an exact decimal (as the block
+// codec's decimal columns), or -1. Sensor values are decimal text, so this nearly always
+// holds with e of 1-3 and turns 8-byte doubles into mantissa differences of a byte or two.
+int group_exponent(const write_batch::point* pts, const uint32_t* order, uint32_t b, uint32_t e,
+                   std::vector<int64_t>& mantissas) {
+    int exponent = 0;
+    mantissas.clear();
+    for (uint32_t i = b; i < e; ++i) {
+        double v = std::bit_cast<double>(pts[order[i]].raw);
+        int64_t m;
+        if (!codec::decimal_mantissa(v, exponent, m)) {
+            do {
+                if (++exponent > codec::max_exponent) return -1;
+            } while (!codec::decimal_mantissa(v, exponent, m));
+            // A value exact at an exponent is exact at every larger one (the same correctly
+            // rounded quotient), unless its mantissa outgrows 2^53: redo the earlier ones.
+            for (uint32_t j = b; j < i; ++j)
+                if (!codec::decimal_mantissa(std::bit_cast<double>(pts[order[j]].raw), exponent,
+                                             mantissas[j - b]))
+                    return -1;
+        }
+        mantissas.push_back(m);
+    }
+    return exponent;
+}
+
+}  // namespace
+
 void encode(const write_batch& batch, std::span<const series_id> ids,
             std::span<const value_type> types, const grouping& g, std::vector<uint8_t>& out) {
     const auto& pts = batch.points();
-    size_t bound = record_header + 1 + 20 + g.locals.size() * 21 + pts.size() * 18;
+    thread_local std::vector<int64_t> mantissas;
+    // Per group at most: id, type, count, exponent; per point at most a timestamp and a
+    // value varint (or 8 raw bytes), 21 bytes.
+    size_t bound = record_header + 1 + 20 + g.locals.size() * 22 + pts.size() * 21;
     for (const auto& s : batch.strings())
         bound += s.size() + 10;
     size_t start = out.size();
@@ -94,21 +138,44 @@ void encode(const write_batch& batch, std::span<const series_id> ids,
         p = put_varint(p, ids[local]);
         *p++ = static_cast<uint8_t>(type);
         p = put_varint(p, e - b);
-        int64_t prev = base_ts;
+        // The first timestamp against the base, the second against the first, then each
+        // difference against the one before: a regular interval costs a byte per point.
+        int64_t prev = base_ts, prev_delta = 0;
         for (uint32_t i = b; i < e; ++i) {
             int64_t ts = pts[g.order[i]].ts;
-            p = put_varint(p, zigzag(static_cast<int64_t>(static_cast<uint64_t>(ts) -
-                                                          static_cast<uint64_t>(prev))));
+            int64_t delta = wrapping_sub(ts, prev);
+            p = put_varint(p, zigzag(i < b + 2 ? delta : wrapping_sub(delta, prev_delta)));
             prev = ts;
+            prev_delta = delta;
         }
         switch (type) {
-            case value_type::float64:
-            case value_type::int64:
-                for (uint32_t i = b; i < e; ++i) {
-                    io::put_u64(p, pts[g.order[i]].raw);
-                    p += 8;
+            case value_type::float64: {
+                int exponent = group_exponent(pts.data(), g.order.data(), b, e, mantissas);
+                if (exponent < 0) {
+                    *p++ = raw_values;
+                    for (uint32_t i = b; i < e; ++i) {
+                        io::put_u64(p, pts[g.order[i]].raw);
+                        p += 8;
+                    }
+                    break;
+                }
+                *p++ = static_cast<uint8_t>(exponent);
+                int64_t prev_m = 0;
+                for (int64_t m : mantissas) {
+                    p = put_varint(p, zigzag(wrapping_sub(m, prev_m)));
+                    prev_m = m;
                 }
                 break;
+            }
+            case value_type::int64: {
+                int64_t prev_v = 0;
+                for (uint32_t i = b; i < e; ++i) {
+                    auto v = static_cast<int64_t>(pts[g.order[i]].raw);
+                    p = put_varint(p, zigzag(wrapping_sub(v, prev_v)));
+                    prev_v = v;
+                }
+                break;
+            }
             case value_type::boolean:
                 for (uint32_t i = b; i < e; ++i)
                     *p++ = pts[g.order[i]].raw ? 1 : 0;
@@ -133,12 +200,14 @@ bool decode(std::span<const uint8_t> payload, decoded& out) {
     out.clear();
     reader r{payload.data(), payload.data() + payload.size()};
     uint8_t kind;
-    if (!r.byte(kind) || kind != kind_points) return false;
+    if (!r.byte(kind) || (kind != kind_points && kind != kind_points_v1)) return false;
+    const bool compact = kind == kind_points;
     uint64_t zbase, ngroups;
     if (!r.varint(zbase)) return false;
     const int64_t base = unzigzag(zbase);
-    // Each group takes at least 4 bytes, each point at least 2: bounds what a forged count
-    // can make us allocate.
+    // Each group takes at least 4 bytes, each point at least 2 (compact: a timestamp byte
+    // and, beyond the group's exponent byte, at least one value byte): bounds what a forged
+    // count can make us allocate.
     if (!r.varint(ngroups) || ngroups > r.left() / 4) return false;
     out.groups.reserve(ngroups);
     for (uint64_t gi = 0; gi < ngroups; ++gi) {
@@ -149,15 +218,42 @@ bool decode(std::span<const uint8_t> payload, decoded& out) {
             return false;
         decoded::group grp{static_cast<series_id>(id), static_cast<value_type>(type),
                            static_cast<uint32_t>(out.points.size()), static_cast<uint32_t>(n)};
-        int64_t prev = base;
+        int64_t prev = base, prev_delta = 0;
         for (uint64_t i = 0; i < n; ++i) {
             uint64_t d;
             if (!r.varint(d)) return false;
-            prev = static_cast<int64_t>(static_cast<uint64_t>(prev) +
-                                        static_cast<uint64_t>(unzigzag(d)));
+            int64_t delta = unzigzag(d);
+            if (compact && i >= 2) delta = wrapping_add(delta, prev_delta);
+            prev = wrapping_add(prev, delta);
+            prev_delta = delta;
             out.points.push_back({prev, 0});
         }
         sample* s = out.points.data() + grp.first;
+        uint8_t exponent = raw_values;
+        if (compact && grp.type == value_type::float64) {
+            if (!r.byte(exponent) ||
+                (exponent != raw_values && exponent > static_cast<uint8_t>(codec::max_exponent)))
+                return false;
+        }
+        if (compact && grp.type == value_type::int64) exponent = 0;
+        if (compact && (grp.type == value_type::float64 || grp.type == value_type::int64) &&
+            exponent != raw_values) {
+            int64_t v = 0;
+            for (uint64_t i = 0; i < n; ++i) {
+                uint64_t d;
+                if (!r.varint(d)) return false;
+                v = wrapping_add(v, unzigzag(d));
+                if (grp.type == value_type::int64) {
+                    s[i].raw = static_cast<uint64_t>(v);
+                } else {
+                    // Mantissas are exact up to 2^53; anything beyond was never written.
+                    if (v > (int64_t{1} << 53) || v < -(int64_t{1} << 53)) return false;
+                    s[i].raw = std::bit_cast<uint64_t>(codec::decimal_value(v, exponent));
+                }
+            }
+            out.groups.push_back(grp);
+            continue;
+        }
         switch (grp.type) {
             case value_type::float64:
             case value_type::int64:

@@ -17,7 +17,10 @@ namespace clisonix::storage::wal {
 
 inline constexpr size_t record_header = 8;
 inline constexpr uint32_t max_payload = 1u << 30;
-inline constexpr uint8_t kind_points = 1;
+// Payload kinds (docs/format/wal.md). Kind 1, raw 8-byte values and timestamp differences,
+// was written by format version 1; it is still replayed. Kind 2 is what encode() writes.
+inline constexpr uint8_t kind_points_v1 = 1;
+inline constexpr uint8_t kind_points = 2;
 
 // One batch grouped by series: points[order[starts[g]] .. order[starts[g+1]-1]] belong to the
 // batch-local series locals[g], whose engine id is ids[locals[g]].
@@ -50,7 +53,7 @@ struct decoded {
     }
 };
 
-// Decodes a payload; false if it is malformed.
+// Decodes a payload of either kind; false if it is malformed.
 bool decode(std::span<const uint8_t> payload, decoded& out);
 
 struct scan_result {

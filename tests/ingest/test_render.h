@@ -35,7 +35,7 @@ inline std::vector<std::string> render(const storage::write_batch& batch) {
                 value = "\"" + batch.strings()[p.raw] + "\"";
                 break;
         }
-        out.push_back(s.key + "|" + std::string(storage::type_name(s.type)) + "|" +
+        out.push_back(std::string(s.key) + "|" + std::string(storage::type_name(s.type)) + "|" +
                       std::to_string(p.ts) + "|" + value);
     }
     return out;

@@ -134,6 +134,35 @@ TEST(storage_engine, write_scan_and_survive_restart_with_and_without_flush) {
     EXPECT_EQ(all[0].key, "telemetry,device=d1 count");
 }
 
+TEST(storage_engine, statistics_count_rewritten_points_once) {
+    testing::temp_dir d;
+    auto e = open_engine(opts_for(d));
+    auto put_range = [&](std::string_view key, int from, int to, double v) {
+        write_batch b;
+        auto s = *b.series(key, value_type::float64);
+        for (int i = from; i < to; ++i)
+            b.add(s, t0 + i * sec, v);
+        ASSERT_TRUE(e->write(b).ok());
+    };
+    put_range("m,device=a f", 0, 100, 1);
+    put_range("m,device=b f", 0, 100, 1);
+    ASSERT_TRUE(e->flush().ok());
+    // Device a: 50 of its points rewritten and 50 new ones; device b: only new ones.
+    put_range("m,device=a f", 50, 150, 2);
+    put_range("m,device=b f", 100, 150, 2);
+    auto st = e->statistics();
+    EXPECT_EQ(st.points, 150u + 150u);
+    EXPECT_EQ(st.head_points, 100u + 50u);
+    ASSERT_TRUE(e->flush().ok());
+    EXPECT_EQ(e->statistics().points, 300u);
+    ASSERT_TRUE(e->compact().ok());
+    EXPECT_EQ(e->statistics().points, 300u);
+    auto a = scan_all(*e, id_of(*e, "m,device=a f"));
+    ASSERT_EQ(a.size(), 150u);
+    EXPECT_EQ(std::bit_cast<double>(a[49].raw), 1);
+    EXPECT_EQ(std::bit_cast<double>(a[50].raw), 2);
+}
+
 TEST(storage_engine, a_type_conflict_refuses_the_whole_batch) {
     testing::temp_dir d;
     auto e = open_engine(opts_for(d));
@@ -223,10 +252,13 @@ TEST(storage_engine, a_later_write_of_a_timestamp_replaces_the_earlier_everywher
     EXPECT_EQ(value_at(t0 + 10), 3);
     ASSERT_TRUE(e->flush().ok());
     EXPECT_EQ(value_at(t0 + 10), 3);
+    EXPECT_EQ(e->statistics().points, 2u);
     put(t0 + 10, 4);  // head over a part
     EXPECT_EQ(value_at(t0 + 10), 4);
-    ASSERT_TRUE(e->flush().ok());  // newer part over older part
+    EXPECT_EQ(e->statistics().points, 2u);  // the replaced point is not counted again
+    ASSERT_TRUE(e->flush().ok());           // newer part over older part
     EXPECT_EQ(value_at(t0 + 10), 4);
+    EXPECT_EQ(e->statistics().points, 2u);
     std::vector<std::pair<int64_t, summary>> agg;
     ASSERT_TRUE(e->aggregate(0, t0, t0 + hour, hour, agg).ok());
     ASSERT_EQ(agg.size(), 1u);
