@@ -1,5 +1,6 @@
 // The query engine: parse, select series, aggregate exactly, rank, format.
 #include "query/query.h"
+#include "common/glob.h"
 #include "common/json_text.h"
 
 #include <algorithm>
@@ -268,24 +269,7 @@ int64_t floor_div(int64_t a, int64_t b) {
 }  // namespace
 
 bool glob_match(std::string_view pattern, std::string_view text) {
-    size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
-    while (t < text.size()) {
-        if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
-            ++p;
-            ++t;
-        } else if (p < pattern.size() && pattern[p] == '*') {
-            star = p++;
-            mark = t;
-        } else if (star != std::string_view::npos) {
-            p = star + 1;
-            t = ++mark;
-        } else {
-            return false;
-        }
-    }
-    while (p < pattern.size() && pattern[p] == '*')
-        ++p;
-    return p == pattern.size();
+    return clisonix::glob_match(pattern, text);
 }
 
 result<int64_t> parse_step(std::string_view text, std::string_view field) {
@@ -477,23 +461,15 @@ result<spec> parse_spec(const std::map<std::string, std::string, std::less<>>& p
 }
 
 std::vector<storage::series_info> select(const storage::engine& engine, const spec& s) {
-    return engine.series([&](const storage::series_info& info) {
-        if (!glob_match(s.measurement, info.measurement) || !glob_match(s.metric, info.field))
-            return false;
-        if (s.device != "*") {
-            const auto* d = tag_value(info, "device");
-            if (!d || !glob_match(s.device, *d)) return false;
-        }
-        if (s.devices) {
-            const auto* d = tag_value(info, "device");
-            if (!d || !std::binary_search(s.devices->begin(), s.devices->end(), *d)) return false;
-        }
-        for (const auto& [k, v] : s.tags) {
-            const auto* t = tag_value(info, k);
-            if (!t || !glob_match(v, *t)) return false;
-        }
-        return true;
-    });
+    storage::series_selector selector;
+    selector.measurement = s.measurement;
+    selector.field = s.metric;
+    // `device=*` selects series without a device tag too; any other pattern needs the tag.
+    if (s.device != "*") selector.tag_globs.emplace_back("device", s.device);
+    if (s.devices) selector.tag_values.emplace_back("device", *s.devices);
+    for (const auto& [k, v] : s.tags)
+        selector.tag_globs.emplace_back(k, v);
+    return engine.select(selector);
 }
 
 std::vector<series_result> last_values(const storage::engine& engine, const spec& s) {
