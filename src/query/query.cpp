@@ -505,6 +505,15 @@ std::string with_thousands(int64_t n) {
 status check_answer_size(const storage::engine& engine, const spec& s,
                          const std::vector<group>& groups, bool ranked, bool materialises_groups) {
     if (s.max_points <= 0) return {};
+    // An aggregate from summaries answers at most one point per bucket and group: when even
+    // that bound fits, counting the points (a summary per series, as costly as the query
+    // itself) cannot refuse anything.
+    if (s.agg != aggregate::raw && !materialises_groups) {
+        const int64_t buckets = s.step > 0 ? (s.to - s.from) / s.step + 2 : 1;
+        int64_t series = static_cast<int64_t>(groups.size());
+        if (ranked && s.limit > 0) series = std::min(series, s.limit);
+        if (series <= s.max_points / buckets) return {};
+    }
     std::vector<int64_t> answer;  // per group, the points it would put in the answer
     int64_t largest_group = 0;    // raw points of the largest group
     std::vector<std::pair<int64_t, storage::summary>> part;
