@@ -34,15 +34,15 @@ def request(qid, dev, metric, s, e):
     raise ValueError(qid)
 
 
-def is_derived(metric):
-    """What Clisonix derives from a device's data (storage::is_derived_field)."""
+def derived(metric):
+    """A series Clisonix derives from a device's data (storage::is_derived_field)."""
     return (metric.endswith(".anomaly") or metric.endswith(".out_of_range") or metric == "health"
             or metric.startswith("health."))
 
 
 def workload_series(data):
     """The workload's own series: without the anomaly scores and machine health Clisonix adds."""
-    return [s for s in data["series"] if not is_derived(s["metric"])]
+    return [s for s in data["series"] if not derived(s["metric"])]
 
 
 def normalise(qid, data):

@@ -314,15 +314,15 @@ std::vector<health_scoring::stored_device> health_scoring::stored_devices(
 result<size_t> health_scoring::retrain(std::string_view device, int64_t from_ns, int64_t to_ns,
                                        const std::function<bool(std::string_view)>& include,
                                        std::string_view source) {
-    auto series = _engine.series([&](const storage::series_info& s) {
+    storage::series_selector selector;
+    selector.tag_values.push_back({"device", {std::string(device)}});
+    selector.filter = [&](const storage::series_info& s) {
         if (s.type != storage::value_type::float64 && s.type != storage::value_type::int64)
             return false;
-        auto tag = std::find_if(s.tags.begin(), s.tags.end(),
-                                [](const auto& t) { return t.first == "device"; });
-        if (tag == s.tags.end() || tag->second != device) return false;
         auto field = field_of_key(s.key);
         return !storage::is_derived_field(field) && (!include || include(field));
-    });
+    };
+    auto series = _engine.select(selector);
     if (series.empty())
         return make_error("not_found",
                           "Device " + std::string(device) + " has no stored numeric metrics",

@@ -173,6 +173,38 @@ struct auth_service::impl {
     std::mutex listeners_mutex;
     std::vector<revocation_listener> listeners;  // guarded by listeners_mutex
 
+    // API keys that verified recently, by key: a query client sends the same key with every
+    // request, and looking it up in the metadata store cost more than the query it guards.
+    // A revocation here empties it at once; one on another node (a shared PostgreSQL store)
+    // takes effect when the entry is older than api_key_recheck_ms. Expiry is checked on
+    // every use. Only keys that verified are kept, so a flood of bad keys cannot fill it.
+    static constexpr int64_t api_key_recheck_ms = 1000;
+    static constexpr size_t api_key_cache_entries = 1024;
+    struct verified_key {
+        principal who;
+        int64_t verified_at_ms = 0;
+    };
+    std::mutex api_key_cache_mutex;
+    std::unordered_map<std::string, verified_key> api_key_cache;  // guarded by the mutex
+
+    std::optional<principal> cached_api_key(std::string_view token) {
+        std::lock_guard lock(api_key_cache_mutex);
+        auto it = api_key_cache.find(std::string(token));
+        if (it == api_key_cache.end()) return std::nullopt;
+        const int64_t now = now_ms();
+        if (now - it->second.verified_at_ms >= api_key_recheck_ms ||
+            (it->second.who.expires_at && *it->second.who.expires_at <= now)) {
+            api_key_cache.erase(it);
+            return std::nullopt;
+        }
+        return it->second.who;
+    }
+    void remember_api_key(std::string_view token, const principal& who) {
+        std::lock_guard lock(api_key_cache_mutex);
+        if (api_key_cache.size() >= api_key_cache_entries) api_key_cache.clear();
+        api_key_cache[std::string(token)] = {who, now_ms()};
+    }
+
     // After the change committed: every listener hears of it.
     void revoked(principal_kind kind, std::string_view name, std::string_view id,
                  std::string_view reason) {
@@ -180,6 +212,12 @@ struct auth_service::impl {
         {
             std::lock_guard lock(listeners_mutex);
             copy = listeners;
+        }
+        {
+            // Any revocation (a key, or a user whose keys it does not touch) empties the
+            // cache: revocations are rare, and a wrong entry would outlive a revoked key.
+            std::lock_guard lock(api_key_cache_mutex);
+            api_key_cache.clear();
         }
         const revoked_credential r{kind, std::string(name), std::string(id), std::string(reason)};
         for (const auto& l : copy)
@@ -828,6 +866,7 @@ result<principal> auth_service::authenticate(std::string_view scheme, std::strin
     }
     if (token.starts_with(device_prefix)) return authenticate_device(token);
     if (token.starts_with(api_key_prefix)) {
+        if (auto cached = _impl->cached_api_key(token)) return std::move(*cached);
         const std::string key_hash = detail::sha256_hex(token);
         auto r = _impl->store.query(
             "SELECT id, name, role, expires_at, revoked_at, key_hash FROM api_keys WHERE key_hash "
@@ -848,6 +887,7 @@ result<principal> auth_service::authenticate(std::string_view scheme, std::strin
         p.name = text(row[1]);
         p.role = text(row[2]);
         p.expires_at = optional_number(row[3]);
+        _impl->remember_api_key(token, p);
         return p;
     }
     if (!bearer) return invalid_token("The Token scheme takes an API key or a device token");

@@ -287,10 +287,14 @@ struct service::impl {
             auto it = lookups.find(key);
             if (it != lookups.end() && now - it->second.at_ns < keep_ns) return it->second.series;
         }
-        auto found = engine.series([&](const storage::series_info& info) {
-            const auto* d = tag_value(info, "device");
-            return d && *d == device && info.field == metric && forecastable(info);
-        });
+        storage::series_selector selector;
+        selector.tag_values.push_back({"device", {std::string(device)}});
+        // The field as a glob narrows by the index; the filter keeps the match exact.
+        selector.field = metric;
+        selector.filter = [&](const storage::series_info& info) {
+            return info.field == metric && forecastable(info);
+        };
+        auto found = engine.select(selector);
         if (found.empty()) return found;  // not kept: a device's first points count at once
         std::lock_guard lock(lookup_mutex);
         // Bounded like the cache: past it, the lookups start over.
@@ -438,10 +442,14 @@ void service::impl::predict_round() {
     // One pass over the engine's series per round (not one per target): each target's
     // series by device and metric.
     std::map<std::pair<std::string, std::string>, std::vector<storage::series_info>> series_of;
-    for (auto& info : engine.series([&](const storage::series_info& info) {
-             const auto* d = tag_value(info, "device");
-             return d && forecastable(info) && by_key.contains({*d, info.field});
-         }))
+    storage::series_selector selector;
+    auto& devices = selector.tag_values.emplace_back("device", std::vector<std::string>{}).second;
+    for (const auto& [key, t] : by_key)
+        devices.push_back(key.first);
+    selector.filter = [&](const storage::series_info& info) {
+        return forecastable(info) && by_key.contains({*tag_value(info, "device"), info.field});
+    };
+    for (auto& info : engine.select(selector))
         series_of[{*tag_value(info, "device"), info.field}].push_back(std::move(info));
 
     const forecast_request req{.horizon_ns = opts.predicted_horizon_ns};

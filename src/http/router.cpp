@@ -168,6 +168,7 @@ void router::add(route r) {
             throw std::logic_error("route declared twice: " + std::string(method_name(r.verb)) +
                                    " " + r.path);
     _routes.push_back(std::make_unique<route>(std::move(r)));
+    _segments.push_back(split_path(_routes.back()->path));
 }
 
 router::match router::find(method verb, std::string_view raw_path) const {
@@ -177,8 +178,9 @@ router::match router::find(method verb, std::string_view raw_path) const {
     auto wanted = split_path(raw_path);
     match best;
     int best_literals = -1;
-    for (const auto& candidate : _routes) {
-        auto pattern = split_path(candidate->path);
+    for (size_t r = 0; r < _routes.size(); ++r) {
+        const auto& candidate = _routes[r];
+        const auto& pattern = _segments[r];
         if (pattern.size() != wanted.size()) continue;
         int literals = 0;
         bool ok = true;

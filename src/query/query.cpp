@@ -1,5 +1,6 @@
 // The query engine: parse, select series, aggregate exactly, rank, format.
 #include "query/query.h"
+#include "common/glob.h"
 #include "common/json_text.h"
 
 #include <algorithm>
@@ -228,6 +229,30 @@ status evaluate(const storage::engine& engine, const spec& s, aggregate agg, int
     return {};
 }
 
+// evaluate() for every group. Many groups (top-k over a fleet, one series per group) are
+// split over the cores in contiguous runs: each group's answer is its own, so the result
+// is the same as one after another, and the error is that of the first group that fails.
+status evaluate_groups(const storage::engine& engine, const spec& s, aggregate agg, int64_t step,
+                       std::vector<group>& groups) {
+    const size_t n = groups.size();
+    const size_t runs =
+        n < 64 ? 1 : std::min<size_t>(4, std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<status> results(runs);
+    auto evaluate_run = [&](size_t run) {
+        for (size_t i = n * run / runs; i < n * (run + 1) / runs; ++i)
+            if (results[run] = evaluate(engine, s, agg, step, groups[i]); !results[run]) return;
+    };
+    std::vector<std::thread> helpers;
+    for (size_t run = 1; run < runs; ++run)
+        helpers.emplace_back(evaluate_run, run);
+    evaluate_run(0);
+    for (auto& t : helpers)
+        t.join();
+    for (const auto& st : results)
+        if (!st) return st;
+    return {};
+}
+
 void append_number(std::string& out, int64_t v) {
     char buf[24];
     auto r = std::to_chars(buf, buf + sizeof buf, v);
@@ -268,24 +293,7 @@ int64_t floor_div(int64_t a, int64_t b) {
 }  // namespace
 
 bool glob_match(std::string_view pattern, std::string_view text) {
-    size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
-    while (t < text.size()) {
-        if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == text[t])) {
-            ++p;
-            ++t;
-        } else if (p < pattern.size() && pattern[p] == '*') {
-            star = p++;
-            mark = t;
-        } else if (star != std::string_view::npos) {
-            p = star + 1;
-            t = ++mark;
-        } else {
-            return false;
-        }
-    }
-    while (p < pattern.size() && pattern[p] == '*')
-        ++p;
-    return p == pattern.size();
+    return clisonix::glob_match(pattern, text);
 }
 
 result<int64_t> parse_step(std::string_view text, std::string_view field) {
@@ -477,23 +485,15 @@ result<spec> parse_spec(const std::map<std::string, std::string, std::less<>>& p
 }
 
 std::vector<storage::series_info> select(const storage::engine& engine, const spec& s) {
-    return engine.series([&](const storage::series_info& info) {
-        if (!glob_match(s.measurement, info.measurement) || !glob_match(s.metric, info.field))
-            return false;
-        if (s.device != "*") {
-            const auto* d = tag_value(info, "device");
-            if (!d || !glob_match(s.device, *d)) return false;
-        }
-        if (s.devices) {
-            const auto* d = tag_value(info, "device");
-            if (!d || !std::binary_search(s.devices->begin(), s.devices->end(), *d)) return false;
-        }
-        for (const auto& [k, v] : s.tags) {
-            const auto* t = tag_value(info, k);
-            if (!t || !glob_match(v, *t)) return false;
-        }
-        return true;
-    });
+    storage::series_selector selector;
+    selector.measurement = s.measurement;
+    selector.field = s.metric;
+    // `device=*` selects series without a device tag too; any other pattern needs the tag.
+    if (s.device != "*") selector.tag_globs.emplace_back("device", s.device);
+    if (s.devices) selector.tag_values.emplace_back("device", *s.devices);
+    for (const auto& [k, v] : s.tags)
+        selector.tag_globs.emplace_back(k, v);
+    return engine.select(selector);
 }
 
 std::vector<series_result> last_values(const storage::engine& engine, const spec& s) {
@@ -529,6 +529,15 @@ std::string with_thousands(int64_t n) {
 status check_answer_size(const storage::engine& engine, const spec& s,
                          const std::vector<group>& groups, bool ranked, bool materialises_groups) {
     if (s.max_points <= 0) return {};
+    // An aggregate from summaries answers at most one point per bucket and group: when even
+    // that bound fits, counting the points (a summary per series, as costly as the query
+    // itself) cannot refuse anything.
+    if (s.agg != aggregate::raw && !materialises_groups) {
+        const int64_t buckets = s.step > 0 ? (s.to - s.from) / s.step + 2 : 1;
+        int64_t series = static_cast<int64_t>(groups.size());
+        if (ranked && s.limit > 0) series = std::min(series, s.limit);
+        if (series <= s.max_points / buckets) return {};
+    }
     std::vector<int64_t> answer;  // per group, the points it would put in the answer
     int64_t largest_group = 0;    // raw points of the largest group
     std::vector<std::pair<int64_t, storage::summary>> part;
@@ -654,8 +663,8 @@ result<std::vector<series_result>> run(const storage::engine& engine, const spec
     // Ranking (top-k): each group's aggregate over the whole range, then the best `limit`.
     if (rank_agg) {
         std::vector<std::pair<double, size_t>> ranked;
+        if (auto st = evaluate_groups(engine, s, *rank_agg, 0, groups); !st) return st.error();
         for (size_t i = 0; i < groups.size(); ++i) {
-            if (auto st = evaluate(engine, s, *rank_agg, 0, groups[i]); !st) return st.error();
             if (!groups[i].out.points.empty())
                 ranked.emplace_back(rank_number(groups[i].out.points.front().second), i);
         }
@@ -674,10 +683,10 @@ result<std::vector<series_result>> run(const storage::engine& engine, const spec
         return out;
     }
 
+    if (auto st = evaluate_groups(engine, s, s.agg, s.step, groups); !st) return st.error();
     std::vector<series_result> out;
     out.reserve(groups.size());
     for (auto& g : groups) {
-        if (auto st = evaluate(engine, s, s.agg, s.step, g); !st) return st.error();
         if (s.order == "time_desc") std::reverse(g.out.points.begin(), g.out.points.end());
         if (s.limit > 0 && g.out.points.size() > static_cast<size_t>(s.limit))
             g.out.points.resize(static_cast<size_t>(s.limit));

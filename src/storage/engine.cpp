@@ -322,6 +322,7 @@ public:
     status write(const write_batch& batch) override;
     std::vector<series_info> series(
         const std::function<bool(const series_info&)>& match) const override;
+    std::vector<series_info> select(const series_selector& selector) const override;
     std::optional<series_info> series_by_key(std::string_view key) const override;
     bool has_series(std::string_view key) const override;
     status scan(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
@@ -1445,6 +1446,15 @@ std::vector<series_info> engine_impl::series(
     for (series_id id = 0; id < n; ++id) {
         const auto& info = _index->at(id).info;
         if (match(info)) out.push_back(info);
+    }
+    return out;
+}
+
+std::vector<series_info> engine_impl::select(const series_selector& selector) const {
+    std::vector<series_info> out;
+    for (series_id id : _index->select(selector)) {
+        const auto& info = _index->at(id).info;
+        if (!selector.filter || selector.filter(info)) out.push_back(info);
     }
     return out;
 }

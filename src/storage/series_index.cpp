@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/glob.h"
 #include "observe/observe.h"
 #include "storage/codec.h"
 
@@ -206,8 +207,101 @@ series_id series_index::add(series_info info) {
     info.id = id;
     slot.info = std::move(info);
     _by_key.emplace(slot.info.key, id);
+    {
+        std::unique_lock lock(_postings_mutex);
+        _by_measurement[slot.info.measurement].push_back(id);
+        _by_field[slot.info.field].push_back(id);
+        for (const auto& [key, value] : slot.info.tags)
+            _by_tag[key][value].push_back(id);
+    }
     _size.store(id + 1, std::memory_order_release);
     return id;
+}
+
+namespace {
+
+using id_span = std::span<const series_id>;
+
+// The ids under the values of `by_value` that match `pattern`, into `out` (ascending).
+// A literal pattern is one lookup; a glob visits the values from its literal prefix on.
+// The lists are disjoint (a series has one value per key), so a sort makes their union.
+template <class map>
+id_span matching(const map& by_value, std::string_view pattern,
+                 std::vector<std::vector<series_id>>& unions) {
+    if (glob_is_literal(pattern)) {
+        auto it = by_value.find(pattern);
+        return it == by_value.end() ? id_span{} : id_span(it->second);
+    }
+    const std::string_view prefix = glob_literal_prefix(pattern);
+    const typename map::mapped_type* only = nullptr;
+    std::vector<series_id> merged;
+    size_t lists = 0;
+    for (auto it = by_value.lower_bound(prefix);
+         it != by_value.end() && std::string_view(it->first).starts_with(prefix); ++it) {
+        if (!glob_match(pattern, it->first)) continue;
+        if (++lists == 1) {
+            only = &it->second;
+            continue;
+        }
+        if (lists == 2) merged.assign(only->begin(), only->end());
+        merged.insert(merged.end(), it->second.begin(), it->second.end());
+    }
+    if (lists == 0) return {};
+    if (lists == 1) return id_span(*only);
+    std::sort(merged.begin(), merged.end());
+    unions.push_back(std::move(merged));
+    return id_span(unions.back());
+}
+
+}  // namespace
+
+std::vector<series_id> series_index::select(const series_selector& selector) const {
+    // Each constraint the index answers is a sorted id list; the answer is their intersection,
+    // walked from the shortest list and looked up in the others.
+    std::vector<std::vector<series_id>> unions;
+    unions.reserve(2 + selector.tag_globs.size() + selector.tag_values.size());
+    std::vector<id_span> lists;
+    std::shared_lock lock(_postings_mutex);
+    if (selector.measurement != "*")
+        lists.push_back(matching(_by_measurement, selector.measurement, unions));
+    if (selector.field != "*") lists.push_back(matching(_by_field, selector.field, unions));
+    static const postings_by_value no_values;
+    auto values_of = [&](std::string_view key) -> const postings_by_value& {
+        auto it = _by_tag.find(key);
+        return it == _by_tag.end() ? no_values : it->second;
+    };
+    for (const auto& [key, pattern] : selector.tag_globs)
+        lists.push_back(matching(values_of(key), pattern, unions));
+    for (const auto& [key, wanted] : selector.tag_values) {
+        const auto& by_value = values_of(key);
+        std::vector<series_id> merged;
+        for (const auto& v : wanted)
+            if (auto it = by_value.find(v); it != by_value.end())
+                merged.insert(merged.end(), it->second.begin(), it->second.end());
+        // Values may repeat in `wanted`.
+        std::sort(merged.begin(), merged.end());
+        merged.erase(std::unique(merged.begin(), merged.end()), merged.end());
+        unions.push_back(std::move(merged));
+        lists.push_back(id_span(unions.back()));
+    }
+
+    std::vector<series_id> out;
+    if (lists.empty()) {
+        out.resize(size());
+        for (series_id id = 0; id < out.size(); ++id)
+            out[id] = id;
+        return out;
+    }
+    std::sort(lists.begin(), lists.end(),
+              [](const id_span& a, const id_span& b) { return a.size() < b.size(); });
+    out.reserve(lists.front().size());
+    for (series_id id : lists.front()) {
+        bool everywhere = true;
+        for (size_t l = 1; l < lists.size() && everywhere; ++l)
+            everywhere = std::binary_search(lists[l].begin(), lists[l].end(), id);
+        if (everywhere) out.push_back(id);
+    }
+    return out;
 }
 
 std::optional<series_id> series_index::find(std::string_view key) const {

@@ -1,6 +1,10 @@
 // Private to the storage module: the series index (canonical key -> dense id and type) and
 // the per-series state the engine keeps beside it (head points, latest value).
 //
+// Beside it, an inverted index (docs/decisions/0066-tag-index.md): for each measurement,
+// field and (tag key, value), the ids of the series that have it, ascending. It lives in
+// memory only: series.log holds every key, and replaying it at open rebuilds it.
+//
 // Ids are dense from 0 in creation order. Slots live in fixed-size chunks that never move,
 // so a slot reference stays valid while other threads create series, and lookups by id
 // need no lock. The index persists itself in `series.log` (docs/format/part.md): a record
@@ -9,6 +13,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -68,6 +73,10 @@ public:
     // series limit, or the disk; then nothing is created.
     status create(std::span<const write_batch::series_entry> entries, std::vector<series_id>& ids);
 
+    // Ids of the series that satisfy the selector's measurement, field and tag parts
+    // (its filter is the caller's), ascending.
+    std::vector<series_id> select(const series_selector& selector) const;
+
     // Bytes of series.log.
     uint64_t file_bytes() const;
 
@@ -102,12 +111,24 @@ private:
     series_index() = default;
     series_id add(series_info info);
 
+    // Ids in creation order, so appending keeps each list sorted.
+    using posting_list = std::vector<series_id>;
+    // Ordered, so that a glob with a literal prefix (`pump-*`) visits only that range.
+    using postings_by_value = std::map<std::string, posting_list, std::less<>>;
+
     std::string _path;
     uint64_t _max_series = 0;
     std::vector<std::unique_ptr<series_slot[]>> _chunks;
     std::atomic<uint32_t> _size{0};
     mutable std::shared_mutex _mutex;  // _by_key, appends
     std::unordered_map<std::string_view, series_id, key_hash, std::equal_to<>> _by_key;
+    // The inverted index. A lock of its own: creating a series holds _mutex across the
+    // series.log fsync, and selection must not wait for that; the postings lock is held only
+    // to append a few ids, or to read the lists a selection names.
+    mutable std::shared_mutex _postings_mutex;
+    postings_by_value _by_measurement;
+    postings_by_value _by_field;
+    std::map<std::string, postings_by_value, std::less<>> _by_tag;  // tag key -> value -> ids
     io::file _log;
     uint64_t _log_bytes = 0;
 };

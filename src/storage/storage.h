@@ -177,6 +177,21 @@ struct summary {
     int64_t first_ts = 0, last_ts = 0;
 };
 
+// Which series a selection wants. The engine answers measurement, field and tags from its
+// inverted index (a posting list of series ids per measurement, field and tag value), so a
+// selection costs the series it names, not every series stored; `filter` runs only over the
+// series those leave.
+struct series_selector {
+    std::string measurement = "*";  // glob (`*` any run, `?` one character) over the measurement
+    std::string field = "*";        // glob over the field
+    // Each: the series has the tag `first` and its value matches the glob `second`.
+    std::vector<std::pair<std::string, std::string>> tag_globs;
+    // Each: the series has the tag `first` and its value is one of `second` (exact text).
+    std::vector<std::pair<std::string, std::vector<std::string>>> tag_values;
+    // What the index cannot say (value type, derived fields, a pair of tags); empty: nothing.
+    std::function<bool(const series_info&)> filter;
+};
+
 struct stats {
     uint64_t series = 0;
     uint64_t points = 0;       // stored, after replacement of duplicates
@@ -207,6 +222,9 @@ public:
     // Series whose measurement, tags and field match; `match` sees each series once.
     virtual std::vector<series_info> series(
         const std::function<bool(const series_info&)>& match) const = 0;
+    // Series that satisfy every part of the selector, in creation order (as series() lists
+    // them). A series created while this runs is in the answer or not, never half.
+    virtual std::vector<series_info> select(const series_selector& selector) const = 0;
     virtual std::optional<series_info> series_by_key(std::string_view key) const = 0;
     // Whether the series exists, without copying its description (the write path asks).
     virtual bool has_series(std::string_view key) const = 0;

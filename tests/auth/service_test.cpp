@@ -247,6 +247,20 @@ TEST_P(service_contract, api_keys_authenticate_until_revoked) {
     EXPECT_EQ(service->create_api_key("k", "root", std::nullopt, by).error().field, "role");
 }
 
+// Keys are verified from a cache after their first use; a key revoked by another node on the
+// same store (which cannot empty this node's cache) is refused within a second.
+TEST_P(service_contract, a_key_revoked_by_another_node_is_refused_within_a_second) {
+    auth_service other_node(*store, fast_options());
+    auto k = service->create_api_key("telegraf", "operator", std::nullopt, by);
+    ASSERT_TRUE(k.ok()) << k.error().message;
+    ASSERT_TRUE(service->authenticate("Token", k->key).ok());
+    ASSERT_TRUE(other_node.revoke_api_key(k->info.id, by).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    auto refused = service->authenticate("Token", k->key);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().message, "The API key is not valid");
+}
+
 TEST_P(service_contract, device_tokens_are_issued_once_rotated_and_revoked) {
     auto t = service->issue_device_token("press-4", by);
     ASSERT_TRUE(t.ok()) << t.error().message;
