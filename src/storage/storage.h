@@ -188,12 +188,16 @@ public:
     virtual bool has_series(std::string_view key) const = 0;
 
     // Points of one series in [from, to) in time order. Strings: raw indexes `strings`.
+    // Days downsampled by the raw retention have no points left to return.
     virtual status scan(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
                         std::vector<std::string>* strings = nullptr) const = 0;
     // Aggregates per bucket of `step` ns aligned to multiples of step, over [from, to);
     // whole blocks inside a bucket are summed from their summaries, whole 1-minute and
     // 1-hour intervals of a block from its rollups, without decoding.
     // Buckets without points are absent. Strings: count, first and last only.
+    // Days downsampled by the raw retention answer from their rows: exact for steps that are
+    // multiples of a kept interval over aligned ranges; otherwise a row counts whole in the
+    // bucket of its first point (docs/format/part.md, "Downsampled entries").
     virtual status aggregate(series_id id, int64_t from, int64_t to, int64_t step,
                              std::vector<std::pair<int64_t, summary>>& out) const = 0;
     // The newest point of the series (the latest-value cache).
