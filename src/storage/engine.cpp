@@ -1362,6 +1362,7 @@ status engine_impl::compact_partition(int64_t day, const std::vector<std::shared
 }
 
 int64_t engine_impl::raw_retention_of(series_id id) const {
+    if (id >= _index->size()) return _opts.raw_retention_ns;
     const std::string& measurement = _index->at(id).info.measurement;
     for (const auto& [name, ns] : _opts.raw_retention_by_measurement)
         if (name == measurement) return ns;
@@ -1369,20 +1370,22 @@ int64_t engine_impl::raw_retention_of(series_id id) const {
 }
 
 status engine_impl::apply_raw_retention(int64_t now) {
-    bool any = _opts.raw_retention_ns > 0;
+    // Days that ended less than the shortest raw retention ago cannot be due.
+    int64_t shortest = _opts.raw_retention_ns > 0 ? _opts.raw_retention_ns : INT64_MAX;
     for (const auto& [name, ns] : _opts.raw_retention_by_measurement)
-        any = any || ns > 0;
-    if (!any) return {};
+        if (ns > 0) shortest = std::min(shortest, ns);
+    if (shortest == INT64_MAX) return {};
     std::lock_guard lock(_compact_mutex);
     std::vector<std::pair<int64_t, std::vector<std::shared_ptr<part>>>> todo;
     {
         std::lock_guard vl(_view_mutex);
         for (const auto& [day, pt] : _partitions) {
-            // Days still in the head's reach are never due; days past the retention are
-            // about to be dropped whole.
+            // Days past the retention are about to be dropped whole.
             if (_opts.retention_ns > 0 && day_end(day) <= now - _opts.retention_ns) continue;
+            if (day_end(day) > now - shortest) continue;
             bool due = false;
             for (const auto& p : pt.parts) {
+                if (p->points() == 0) continue;  // downsampled already
                 for (const auto& e : p->all()) {
                     if (e.downsampled) continue;
                     int64_t r = raw_retention_of(e.series);
