@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 
@@ -91,6 +92,19 @@ uint64_t dir_bytes(const fs::path& dir) {
     for (const auto& f : fs::recursive_directory_iterator(dir))
         if (f.is_regular_file()) n += f.file_size();
     return n;
+}
+
+// The format versions of a day's part files (the footer's u32 at 24 bytes before the end).
+std::vector<uint32_t> part_versions(const fs::path& dir) {
+    std::vector<uint32_t> out;
+    for (const auto& f : fs::directory_iterator(dir)) {
+        std::ifstream in(f.path(), std::ios::binary);
+        in.seekg(-24, std::ios::end);
+        uint8_t b[4] = {};
+        in.read(reinterpret_cast<char*>(b), 4);
+        out.push_back(b[0] | b[1] << 8 | b[2] << 16 | static_cast<uint32_t>(b[3]) << 24);
+    }
+    return out;
 }
 
 size_t scan_count(const engine& e, series_id id, int64_t from, int64_t to) {
@@ -196,6 +210,9 @@ TEST_F(downsampling, old_days_keep_rows_that_answer_aggregates_exactly) {
             EXPECT_LT(after * 3, before[d]) << "day " << d << ": " << before[d] << " -> " << after;
         }
         EXPECT_EQ(dir_bytes(day_dir(3)), before[3]);
+        // Parts with downsampled entries are version 3; the raw day's stays version 2.
+        EXPECT_EQ(part_versions(day_dir(0)), std::vector<uint32_t>{3});
+        EXPECT_EQ(part_versions(day_dir(3)), std::vector<uint32_t>{2});
         // Compacting again finds nothing left to downsample: the files stay as they are.
         auto sizes = dir_bytes(day_dir(0));
         ASSERT_TRUE(e->compact().ok());
