@@ -2,7 +2,8 @@
 // a time and compacted, then the 1-hour and 1-minute aggregates of every series over the 30
 // days: prints the times, the bytes (rollups among them) and what the queries read. The
 // unit test storage_rollups.thirty_days_of_1hz_data_at_hourly_steps_read_only_rollups is
-// the small version.
+// the small version. Then the same days downsampled (raw retention of one day): the disk the
+// rows take and the aggregates answered from them.
 //
 //   cmake -S . -B build -DCLISONIX_BUILD_BENCH=ON && cmake --build build --target rollup_bench
 //   build/bench/rollup_bench [SERIES] [DAYS]
@@ -137,6 +138,40 @@ int main(int argc, char** argv) {
                     scan_s * 1e3,
                     static_cast<unsigned long long>(after.query_points_decoded -
                                                     before.query_points_decoded));
+    }
+    // Then downsampled (a raw retention of one day, all of these days being older): the disk
+    // the rows alone take, and the same aggregates answered from them.
+    e.reset();
+    o.raw_retention_ns = day;
+    opened = engine::open(o);
+    if (!opened) {
+        std::fprintf(stderr, "reopen: %s\n", opened.error().message.c_str());
+        return 1;
+    }
+    start = clock_type::now();
+    if (auto st = e->compact(); !st) {
+        std::fprintf(stderr, "downsample: %s\n", st.error().message.c_str());
+        return 1;
+    }
+    double downsample_s = seconds_since(start);
+    auto st1 = e->statistics();
+    std::printf("downsampled in %.1f s: disk %llu bytes (%.3f bytes/point of before)\n",
+                downsample_s, static_cast<unsigned long long>(st1.disk_bytes),
+                static_cast<double>(st1.disk_bytes) / static_cast<double>(st0.points));
+    for (int64_t step : {day, hour, 60 * sec}) {
+        start = clock_type::now();
+        std::vector<std::pair<int64_t, summary>> agg;
+        size_t buckets = 0;
+        for (int s = 0; s < series; ++s) {
+            if (auto st = e->aggregate(static_cast<series_id>(s), t0, t0 + days * day, step, agg);
+                !st) {
+                std::fprintf(stderr, "aggregate: %s\n", st.error().message.c_str());
+                return 1;
+            }
+            buckets += agg.size();
+        }
+        std::printf("downsampled, step %llds: %.1f ms, %zu buckets\n",
+                    static_cast<long long>(step / sec), seconds_since(start) * 1e3, buckets);
     }
     e.reset();
     std::filesystem::remove_all(dir);

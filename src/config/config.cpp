@@ -28,6 +28,8 @@ constexpr int64_t hours = 60 * minutes;
 
 using enum value_type;
 
+std::string check_duration_list(std::string_view text);
+
 // Adding a setting is one line here: env name, validation, `config show` and the README
 // reference all follow from it. Keep the order the README should list them in.
 // clang-format off
@@ -63,6 +65,8 @@ constexpr key_spec keys[] = {
     {"storage.sync", enumeration, "always", 0, 0, "always|interval", false, "always: a write is acknowledged after its WAL fsync (group commit); interval: before it, fsync every `storage.sync_interval` (acknowledged writes may be lost)"},
     {"storage.sync_interval", duration, "1s", 10, minutes, {}, false, "fsync period when `storage.sync = \"interval\"`"},
     {"storage.retention", duration, "0ms", 0, 100 * 365 * 24 * hours, {}, false, "Data older than this is dropped a whole day at a time (`90d`); 0 = keep forever"},
+    {"storage.raw_retention", duration, "0ms", 0, 100 * 365 * 24 * hours, {}, false, "Days older than this keep only their 1-minute and 1-hour rollup rows, their raw points are dropped (`30d`); 0 = raw points as long as the day is kept"},
+    {"storage.raw_retention_by_measurement", string, "", 0, 0, {}, false, "`storage.raw_retention` per measurement, overriding it: `telemetry=7d,vibration=2d` (0 = keep raw points)", check_duration_list},
     {"storage.out_of_order_window", duration, "1h", 0, 30 * 24 * hours, {}, false, "How far behind a series' newest point a write may still land"},
     {"storage.max_head", size, "512MiB", mib, 64 * gib, {}, false, "Memory for points not yet in blocks; beyond it writes get 503 + Retry-After"},
     {"storage.max_series", integer, "1000000", 1, 100000000, {}, false, "Distinct series the engine accepts"},
@@ -258,6 +262,9 @@ std::string parse(const key_spec& spec, std::string_view text, config::entry& ou
     number n = number::ok;
     switch (spec.type) {
         case string:
+            if (spec.check) {
+                if (std::string why = spec.check(text); !why.empty()) return why;
+            }
             out.text = text;
             return {};
         case enumeration: {
@@ -480,6 +487,36 @@ std::string_view trim(std::string_view s) {
     return s.substr(begin, s.find_last_not_of(" \t\r") - begin + 1);
 }
 
+// See parse_duration_list (config.h); the durations are checked as a `duration` key is.
+std::string duration_list(std::string_view text,
+                          std::vector<std::pair<std::string, int64_t>>& out) {
+    static constexpr key_spec item{"", duration, "", 0, 100 * 365 * 24 * hours};
+    out.clear();
+    if (trim(text).empty()) return {};
+    for (size_t start = 0; start <= text.size();) {
+        size_t end = std::min(text.find(',', start), text.size());
+        std::string_view part = trim(text.substr(start, end - start));
+        start = end + 1;
+        size_t eq = part.find('=');
+        if (eq == std::string_view::npos)
+            return "item \"" + std::string(part) + "\" must be name=duration, e.g. telemetry=7d";
+        std::string name(trim(part.substr(0, eq)));
+        if (name.empty()) return "item \"" + std::string(part) + "\" has no name before =";
+        for (const auto& [seen, ms] : out)
+            if (seen == name) return "\"" + name + "\" is listed twice";
+        config::entry e;
+        if (std::string why = parse(item, trim(part.substr(eq + 1)), e); !why.empty())
+            return "\"" + name + "\": " + why;
+        out.emplace_back(std::move(name), e.number);
+    }
+    return {};
+}
+
+std::string check_duration_list(std::string_view text) {
+    std::vector<std::pair<std::string, int64_t>> ignored;
+    return duration_list(text, ignored);
+}
+
 // KEY=value lines, optionally `export `-prefixed and quoted. Other programs share .env files,
 // so lines not naming CLISONIX_* are skipped unread. Messages never quote a line: it may
 // hold a secret.
@@ -538,6 +575,11 @@ bool has_type(std::string_view key, std::initializer_list<value_type> types) {
 }
 
 }  // namespace
+
+std::string parse_duration_list(std::string_view text,
+                                std::vector<std::pair<std::string, int64_t>>& out) {
+    return duration_list(text, out);
+}
 
 std::span<const key_spec> schema() {
     return keys;

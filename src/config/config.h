@@ -47,7 +47,16 @@ struct key_spec {
     std::string_view choices = {};   // enumeration: "a|b|c"
     bool secret = false;             // redacted in `config show` and never logged
     std::string_view doc = {};       // one line for the README reference
+    // Further rules a string must follow: why `text` breaks them, or "" when it does not.
+    std::string (*check)(std::string_view text) = nullptr;
 };
+
+// A list of durations per name, `telemetry=7d,vibration=2d` (spaces around items allowed,
+// an empty text is an empty list), into (name, milliseconds) pairs in the order given.
+// Returns why the text is not one ("" when it is): a missing `=`, an empty or repeated
+// name, or a duration that does not parse.
+std::string parse_duration_list(std::string_view text,
+                                std::vector<std::pair<std::string, int64_t>>& out);
 
 // The whole schema, in the order the README lists it.
 std::span<const key_spec> schema();

@@ -136,18 +136,23 @@ struct accumulator {
     static void fold_max(double& mx, double v) {
         if (!(v <= mx)) mx = std::isnan(mx) || v > mx ? v : mx;
     }
-    // A run of points later than everything added so far, in time order: the same
-    // arithmetic as add_point without its per-point bookkeeping.
+    // A run of points in time order, usually later than everything added so far: the same
+    // arithmetic as add_point without its per-point bookkeeping. (Rows of downsampled entries
+    // may overlap later points in time: first and last go by timestamp.)
     void add_points(value_type type, const sample* p, size_t n) {
         if (n == 0) return;
         if (s.count == 0) {
-            s.first_ts = p[0].ts;
-            s.first = numeric ? as_double(type, p[0].raw) : 0;
             s.min = s.max = NAN;
         }
+        if (s.count == 0 || p[0].ts < s.first_ts) {
+            s.first_ts = p[0].ts;
+            s.first = numeric ? as_double(type, p[0].raw) : 0;
+        }
+        if (s.count == 0 || p[n - 1].ts >= s.last_ts) {
+            s.last_ts = p[n - 1].ts;
+            s.last = numeric ? as_double(type, p[n - 1].raw) : 0;
+        }
         s.count += n;
-        s.last_ts = p[n - 1].ts;
-        s.last = numeric ? as_double(type, p[n - 1].raw) : 0;
         if (!numeric) return;
         auto fold = [&](auto value_of) {
             for (size_t i = 0; i < n; ++i) {
@@ -162,17 +167,19 @@ struct accumulator {
         else
             fold([type](uint64_t raw) { return as_double(type, raw); });
     }
-    // `o` is later in time than everything added so far.
+    // `o` is usually later in time than everything added so far (see add_points).
     void add_summary(const summary& o) {
         if (o.count == 0) return;
-        if (s.count == 0) {
+        if (s.count == 0) s.min = s.max = NAN;
+        if (s.count == 0 || o.first_ts < s.first_ts) {
             s.first_ts = o.first_ts;
             s.first = o.first;
-            s.min = s.max = NAN;
+        }
+        if (s.count == 0 || o.last_ts >= s.last_ts) {
+            s.last_ts = o.last_ts;
+            s.last = o.last;
         }
         s.count += o.count;
-        s.last_ts = o.last_ts;
-        s.last = o.last;
         if (!numeric) return;
         add_sum(o.sum);
         fold_min(s.min, o.min);
@@ -337,6 +344,9 @@ public:
     status compact() override;
     status compact_tiered();
     status apply_retention(int64_t now) override;
+    status apply_raw_retention(int64_t now) override;
+    // The raw retention of a series' measurement (0: raw points are kept).
+    int64_t raw_retention_of(series_id id) const;
     stats statistics() const override;
 
 private:
@@ -364,7 +374,10 @@ private:
     status flush_locked();
     status write_frozen(const std::shared_ptr<frozen_head>& fh);
     void delete_segments_upto(uint64_t seq);
-    status compact_partition(int64_t day, const std::vector<std::shared_ptr<part>>& parts);
+    // `raw_retention_now`: downsample the series past their raw retention as of then (only
+    // when `parts` is the whole partition, so that no older part holds points they replaced).
+    status compact_partition(int64_t day, const std::vector<std::shared_ptr<part>>& parts,
+                             std::optional<int64_t> raw_retention_now = std::nullopt);
     void restore_last_from_parts();
     void gather(series_id id, int64_t from, int64_t to, sources& src) const;
     status decode_block(const part& p, const part::entry& e, int64_t from, int64_t to,
@@ -373,6 +386,9 @@ private:
         uint64_t points_decoded = 0;
         uint64_t rollup_rows = 0;
     };
+    status aggregate_downsampled(const part& p, const part::entry& e, int64_t from, int64_t to,
+                                 int64_t step, std::vector<std::pair<int64_t, summary>>& whole,
+                                 query_work& work) const;
     status aggregate_with_rollups(const part& p, const part::entry& e, int64_t from, int64_t to,
                                   int64_t step, std::vector<std::pair<int64_t, summary>>& whole,
                                   std::vector<sample>& pts, query_work& work) const;
@@ -537,6 +553,11 @@ void engine_impl::restore_last_from_parts() {
         double v = b.e->stats.last;
         slot.has_last = true;
         slot.last.ts = b.e->stats.last_ts;
+        if (b.e->downsampled && b.e->type == value_type::int64) {
+            // No block to read: the summary's double is all that is left.
+            slot.last.raw = static_cast<uint64_t>(static_cast<int64_t>(v));
+            continue;
+        }
         // The summary holds the value as a double: exact for floats and booleans, and for
         // integers within 2^53; anything else is read from the block.
         if (b.e->type == value_type::float64) {
@@ -1225,7 +1246,9 @@ status engine_impl::compact() {
         for (const auto& [day, parts] : todo)
             if (auto s = compact_partition(day, parts); !s) return s;
     }
-    return apply_retention(now_ns());
+    int64_t now = now_ns();
+    if (auto s = apply_raw_retention(now); !s) return s;
+    return apply_retention(now);
 }
 
 status engine_impl::compact_tiered() {
@@ -1261,8 +1284,8 @@ status engine_impl::compact_tiered() {
 }
 
 // `parts`: a run of consecutive parts of the partition, ascending seq.
-status engine_impl::compact_partition(int64_t day,
-                                      const std::vector<std::shared_ptr<part>>& parts) {
+status engine_impl::compact_partition(int64_t day, const std::vector<std::shared_ptr<part>>& parts,
+                                      std::optional<int64_t> raw_retention_now) {
     std::vector<series_id> ids;
     for (const auto& p : parts)
         for (const auto& e : p->all())
@@ -1279,9 +1302,14 @@ status engine_impl::compact_partition(int64_t day,
         pts.clear();
         strs.clear();
         value_type type = value_type::float64;
+        bool downsampled = false;  // some of its entries already are
         for (const auto& p : parts)
             for (const auto& e : p->entries(id)) {
                 type = e.type;
+                if (e.downsampled) {
+                    downsampled = true;
+                    continue;
+                }
                 if (auto s = decode_block(*p, e, std::numeric_limits<int64_t>::min(),
                                           std::numeric_limits<int64_t>::max(), pts, &strs);
                     !s)
@@ -1294,7 +1322,19 @@ status engine_impl::compact_partition(int64_t day,
             ts[i] = pts[i].ts;
             raw[i] = pts[i].raw;
         }
-        b.add(id, type, ts, raw, strs);
+        int64_t raw_retention = raw_retention_of(id);
+        bool past_raw_retention = raw_retention_now && raw_retention > 0 &&
+                                  day_end(day) <= *raw_retention_now - raw_retention;
+        if (!downsampled && !past_raw_retention) {
+            b.add(id, type, ts, raw, strs);
+            continue;
+        }
+        // A series downsampled here stays so: points written into the day later join its
+        // rows (blocks and rows of one series cannot share a part). Strings have no rows.
+        for (const auto& p : parts)
+            for (const auto& e : p->entries(id))
+                if (e.downsampled) b.add_downsampled(e, p->rollups(e));
+        if (type != value_type::string) b.add_downsampled(id, type, ts, raw);
     }
     // The merged part takes the newest input's seq and replaces its file atomically, so a
     // crash at any point leaves either the inputs or a part that supersedes them.
@@ -1324,6 +1364,52 @@ status engine_impl::compact_partition(int64_t day,
     for (size_t i = 0; i + 1 < parts.size(); ++i)
         fs::remove(parts[i]->path(), ec);
     return io::sync_dir(dir);
+}
+
+int64_t engine_impl::raw_retention_of(series_id id) const {
+    if (id >= _index->size()) return _opts.raw_retention_ns;
+    const std::string& measurement = _index->at(id).info.measurement;
+    for (const auto& [name, ns] : _opts.raw_retention_by_measurement)
+        if (name == measurement) return ns;
+    return _opts.raw_retention_ns;
+}
+
+status engine_impl::apply_raw_retention(int64_t now) {
+    // Days that ended less than the shortest raw retention ago cannot be due.
+    int64_t shortest = _opts.raw_retention_ns > 0 ? _opts.raw_retention_ns : INT64_MAX;
+    for (const auto& [name, ns] : _opts.raw_retention_by_measurement)
+        if (ns > 0) shortest = std::min(shortest, ns);
+    if (shortest == INT64_MAX) return {};
+    std::lock_guard lock(_compact_mutex);
+    std::vector<std::pair<int64_t, std::vector<std::shared_ptr<part>>>> todo;
+    {
+        std::lock_guard vl(_view_mutex);
+        for (const auto& [day, pt] : _partitions) {
+            // Days past the retention are about to be dropped whole.
+            if (_opts.retention_ns > 0 && day_end(day) <= now - _opts.retention_ns) continue;
+            if (day_end(day) > now - shortest) continue;
+            bool due = false;
+            for (const auto& p : pt.parts) {
+                if (p->points() == 0) continue;  // downsampled already
+                for (const auto& e : p->all()) {
+                    if (e.downsampled) continue;
+                    int64_t r = raw_retention_of(e.series);
+                    if (r > 0 && day_end(day) <= now - r) {
+                        due = true;
+                        break;
+                    }
+                }
+                if (due) break;
+            }
+            if (due) todo.emplace_back(day, pt.parts);
+        }
+    }
+    for (const auto& [day, parts] : todo)
+        if (auto s = compact_partition(day, parts, now); !s) return s;
+    if (!todo.empty())
+        log::info("storage: partitions past the raw retention downsampled",
+                  {{"partitions", static_cast<int64_t>(todo.size())}});
+    return {};
 }
 
 status engine_impl::apply_retention(int64_t now) {
@@ -1411,6 +1497,8 @@ void engine_impl::compactor() {
         lk.unlock();
         if (auto s = compact_tiered(); !s)
             log::error("storage: compaction failed", {{"error", s.error().message}});
+        if (auto s = apply_raw_retention(now_ns()); !s)
+            log::error("storage: downsampling failed", {{"error", s.error().message}});
         if (auto s = apply_retention(now_ns()); !s)
             log::error("storage: retention failed", {{"error", s.error().message}});
         lk.lock();
@@ -1539,7 +1627,8 @@ status engine_impl::scan_points(series_id id, int64_t from, int64_t to, std::vec
     query_work work;
     for (const auto& p : src.parts)
         for (const auto& e : p->entries(id)) {
-            if (e.stats.last_ts < from || e.stats.first_ts >= to) continue;
+            // Downsampled entries have no points to return (docs/format/part.md).
+            if (e.downsampled || e.stats.last_ts < from || e.stats.first_ts >= to) continue;
             work.points_decoded += e.stats.count;
             if (auto s = decode_block(*p, e, from, to, out, strings); !s) return s;
         }
@@ -1618,6 +1707,13 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
     for (const auto& pc : pieces) {
         if (!pc.e) continue;
         const auto& e = *pc.e;
+        if (e.downsampled) {
+            if (auto s = aggregate_downsampled(*pc.p, e, from, to, step, whole, work); !s) {
+                count_query_work(work);
+                return s;
+            }
+            continue;
+        }
         bool use_summary = !pc.overlaps && e.stats.first_ts >= from && e.stats.last_ts < to &&
                            bucket_of(e.stats.first_ts, step) == bucket_of(e.stats.last_ts, step);
         if (use_summary) {
@@ -1785,6 +1881,70 @@ status engine_impl::aggregate_with_rollups(const part& p, const part::entry& e, 
             ++ci;
         if (ci < covered.size() && covered[ci].first <= pt.ts) continue;
         pts.push_back(pt);
+    }
+    return {};
+}
+
+// A downsampled entry (its points are gone): each row that lies inside [from, to) and one
+// bucket stands for its points exactly, the hour's row first, else that hour's minute rows.
+// A row that does not (a step that is not a multiple of its interval, a range that cuts it) is
+// counted whole in the bucket of its first point, when that point lies in the range.
+status engine_impl::aggregate_downsampled(const part& p, const part::entry& e, int64_t from,
+                                          int64_t to, int64_t step,
+                                          std::vector<std::pair<int64_t, summary>>& whole,
+                                          query_work& work) const {
+    thread_local std::vector<rollup::row> hours, minutes;
+    auto fits = [&](const summary& st) {
+        return st.first_ts >= from && st.last_ts < to &&
+               bucket_of(st.first_ts, step) == bucket_of(st.last_ts, step);
+    };
+    auto starts_in_range = [&](const summary& st) {
+        return st.first_ts >= from && st.first_ts < to;
+    };
+    auto use = [&](const summary& st) {
+        whole.emplace_back(bucket_of(st.first_ts, step), st);
+        ++work.rollup_rows;
+    };
+    if (fits(e.stats)) {
+        whole.emplace_back(bucket_of(e.stats.first_ts, step), e.stats);
+        return {};
+    }
+    auto blob = p.rollups(e);
+    uint8_t levels = rollup::levels(blob);
+    auto read = [&](rollup::level l, std::vector<rollup::row>& rows) -> status {
+        rows.clear();
+        if (!(levels & l)) return {};
+        if (auto s = rollup::read(blob, e.stats.first_ts, l, rows); !s)
+            return make_error(s.error().code, s.error().message + " (in " + p.path() + ")");
+        return {};
+    };
+    if (auto s = read(rollup::hour, hours); !s) return s;
+    if (hours.empty()) {  // rows cannot start before the start of time: the summary alone
+        if (starts_in_range(e.stats)) use(e.stats);
+        return {};
+    }
+    bool need_minutes = std::any_of(hours.begin(), hours.end(), [&](const rollup::row& h) {
+        return h.stats.last_ts >= from && h.stats.first_ts < to && !fits(h.stats);
+    });
+    minutes.clear();
+    if (need_minutes)
+        if (auto s = read(rollup::minute, minutes); !s) return s;
+    size_t mi = 0;
+    for (const auto& h : hours) {
+        int64_t hour_end = h.start + rollup::hour_ns;
+        if (fits(h.stats)) {
+            use(h.stats);
+            while (mi < minutes.size() && minutes[mi].start < hour_end)
+                ++mi;
+            continue;
+        }
+        bool has_minutes = false;
+        for (; mi < minutes.size() && minutes[mi].start < hour_end; ++mi) {
+            has_minutes = true;
+            if (fits(minutes[mi].stats) || starts_in_range(minutes[mi].stats))
+                use(minutes[mi].stats);
+        }
+        if (!has_minutes && starts_in_range(h.stats)) use(h.stats);
     }
     return {};
 }

@@ -21,8 +21,12 @@ namespace clisonix::storage {
 namespace {
 
 constexpr char magic[8] = {'C', 'L', 'X', 'P', 'A', 'R', 'T', '1'};
-// Version 1 parts (no rollups) still open; every part written is version 2.
-constexpr uint32_t format_version = 2;
+// Version 1 parts (no rollups) still open; every part written is version 2, or version 3 when
+// it holds downsampled entries (so that a binary that cannot read them refuses the part).
+constexpr uint32_t format_version = 3;
+constexpr uint32_t rollups_version = 2;
+// Flags in the rollup trailer (version 3).
+constexpr uint32_t flag_downsampled = 1;  // entries of size 0 whose points are gone
 constexpr uint32_t first_version = 1;
 constexpr size_t entry_bytes = 80;  // version 1
 constexpr size_t footer_bytes = 32;
@@ -119,12 +123,60 @@ void part_builder::add(series_id id, value_type type, std::span<const int64_t> t
         size_t rollups_at = _rollups.size();
         rollup::build(type, ts.subspan(b, n), raw.subspan(b, n), _rollups);
         if (_rollups.size() - rollups_at > max_rollup_size) _rollups.resize(rollups_at);
+        e.rollup_offset = rollups_at;
         e.rollup_size = static_cast<uint32_t>(_rollups.size() - rollups_at);
         _entries.push_back(e);
     }
 }
 
+void part_builder::add_downsampled(series_id id, value_type type, std::span<const int64_t> ts,
+                                   std::span<const uint64_t> raw) {
+    for (size_t b = 0; b < ts.size(); b += max_block_points) {
+        size_t n = std::min<size_t>(max_block_points, ts.size() - b);
+        part::entry e{};
+        e.series = id;
+        e.type = type;
+        e.downsampled = true;
+        block::summarize(type, ts.subspan(b, n), raw.subspan(b, n), e.stats);
+        e.rollup_offset = _rollups.size();
+        rollup::build(type, ts.subspan(b, n), raw.subspan(b, n), _rollups, true);
+        if (_rollups.size() - e.rollup_offset > max_rollup_size) _rollups.resize(e.rollup_offset);
+        e.rollup_size = static_cast<uint32_t>(_rollups.size() - e.rollup_offset);
+        _entries.push_back(e);
+    }
+}
+
+void part_builder::add_downsampled(const part::entry& from, std::span<const uint8_t> rollups) {
+    part::entry e = from;
+    e.offset = 0;
+    e.size = 0;
+    e.downsampled = true;
+    e.rollup_offset = _rollups.size();
+    e.rollup_size = static_cast<uint32_t>(rollups.size());
+    _rollups.insert(_rollups.end(), rollups.begin(), rollups.end());
+    _entries.push_back(e);
+}
+
 status part_builder::write(const std::string& path) {
+    bool downsampled = std::any_of(_entries.begin(), _entries.end(),
+                                   [](const part::entry& e) { return e.downsampled; });
+    if (downsampled) {
+        // A series' downsampled entries may come from several parts: order them by time (the
+        // blocks of a series are added in order already, and a series is one or the other).
+        std::stable_sort(_entries.begin(), _entries.end(), [](const auto& a, const auto& b) {
+            return a.series != b.series ? a.series < b.series : a.stats.first_ts < b.stats.first_ts;
+        });
+        std::vector<uint8_t> ordered;
+        ordered.reserve(_rollups.size());
+        for (auto& e : _entries) {
+            size_t at = ordered.size();
+            ordered.insert(
+                ordered.end(), _rollups.begin() + static_cast<ptrdiff_t>(e.rollup_offset),
+                _rollups.begin() + static_cast<ptrdiff_t>(e.rollup_offset + e.rollup_size));
+            e.rollup_offset = at;
+        }
+        _rollups.swap(ordered);
+    }
     uint64_t rollups_offset = _data.size();
     _data.insert(_data.end(), _rollups.begin(), _rollups.end());
     uint64_t index_offset = _data.size();
@@ -150,10 +202,10 @@ status part_builder::write(const std::string& path) {
     uint64_t index_bytes = _data.size() - index_offset;
     codec::put_u64(_data, rollups_offset);
     codec::put_u32(_data, io::crc32c(_rollups.data(), _rollups.size()));
-    codec::put_u32(_data, 0);
+    codec::put_u32(_data, downsampled ? flag_downsampled : 0);
     size_t f = _data.size();
     _data.insert(_data.end(), magic, magic + 8);
-    codec::put_u32(_data, format_version);
+    codec::put_u32(_data, downsampled ? format_version : rollups_version);
     codec::put_u32(_data, static_cast<uint32_t>(_entries.size()));
     codec::put_u64(_data, index_offset);
     codec::put_u32(_data, io::crc32c(_data.data() + index_offset, index_bytes));
@@ -217,9 +269,12 @@ result<std::shared_ptr<part>> part::open(const std::string& path, uint64_t seq, 
         return corrupt(path, "index checksum");
     // Blocks end where the rollups start; version 1 has none.
     uint64_t rollups_offset = index_offset;
+    uint32_t flags = 0;
     if (version >= 2) {
         const uint8_t* rt = ix + index_bytes;
         rollups_offset = io::get_u64(rt);
+        if (version >= 3) flags = io::get_u32(rt + 12);
+        if (flags & ~flag_downsampled) return corrupt(path, "unknown flags");
         if (rollups_offset > index_offset) return corrupt(path, "rollups out of bounds");
         if (io::crc32c(pt->_map + rollups_offset, index_offset - rollups_offset) !=
             io::get_u32(rt + 8))
@@ -262,6 +317,10 @@ result<std::shared_ptr<part>> part::open(const std::string& path, uint64_t seq, 
             prev_span = span;
             next_block += e.size;
             e.rollup_offset = next_rollup;
+            // Only a flagged part has entries without a block; strings have no rows to keep.
+            e.downsampled = e.size == 0 && (flags & flag_downsampled);
+            if (e.size == 0 && (!e.downsampled || e.type == value_type::string))
+                return corrupt(path, "bad index entry");
             if (e.rollup_size > index_offset - next_rollup)
                 return corrupt(path, "rollups out of bounds");
             next_rollup += e.rollup_size;
@@ -273,12 +332,20 @@ result<std::shared_ptr<part>> part::open(const std::string& path, uint64_t seq, 
             day_of(e.stats.last_ts) != day)
             return corrupt(path, "bad index entry");
         if (!pt->_entries.empty()) {
+            // Downsampled entries of a series may overlap (rows of points written into the
+            // day after it was downsampled): only their starts are in order.
             const auto& prev = pt->_entries.back();
+            bool both_downsampled = prev.downsampled && e.downsampled;
             if (prev.series > e.series ||
-                (prev.series == e.series && prev.stats.last_ts >= e.stats.first_ts))
+                (prev.series == e.series && !both_downsampled &&
+                 prev.stats.last_ts >= e.stats.first_ts) ||
+                (prev.series == e.series && prev.stats.first_ts > e.stats.first_ts))
                 return corrupt(path, "index not in order");
         }
-        pt->_points += e.stats.count;
+        if (e.downsampled)
+            pt->_has_downsampled = true;
+        else
+            pt->_points += e.stats.count;
         pt->_entries.push_back(e);
     }
     if (version >= 2 && (!rd.done() || next_rollup != index_offset))

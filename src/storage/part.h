@@ -48,6 +48,8 @@ public:
         summary stats;             // count, first_ts, last_ts always; values for numeric types
         uint32_t rollup_size = 0;  // bytes of the block's rollups (rollup.h); 0: none
         uint64_t rollup_offset = 0;
+        // Downsampled: the block's points are gone (size 0), its summary and rollups remain.
+        bool downsampled = false;
     };
 
     static result<std::shared_ptr<part>> open(const std::string& path, uint64_t seq, int64_t day);
@@ -66,7 +68,8 @@ public:
     uint64_t seq() const { return _seq; }
     int64_t day() const { return _day; }
     uint64_t file_bytes() const { return _size; }
-    uint64_t points() const { return _points; }
+    uint64_t points() const { return _points; }  // raw points, not those of downsampled entries
+    bool has_downsampled() const { return _has_downsampled; }
     const std::string& path() const { return _path; }
 
 private:
@@ -77,6 +80,7 @@ private:
     const uint8_t* _map = nullptr;
     size_t _size = 0;
     uint64_t _points = 0;
+    bool _has_downsampled = false;
     std::vector<entry> _entries;
 };
 
@@ -87,6 +91,12 @@ public:
     // most max_block_points, with each block's rollups.
     void add(series_id id, value_type type, std::span<const int64_t> ts,
              std::span<const uint64_t> raw, std::span<const std::string> strings);
+    // Adds the points of one numeric series as downsampled entries: per run of at most
+    // max_block_points, its summary and rollups (the hourly level always) without the block.
+    void add_downsampled(series_id id, value_type type, std::span<const int64_t> ts,
+                         std::span<const uint64_t> raw);
+    // Copies a downsampled entry of another part, with its rollups.
+    void add_downsampled(const part::entry& e, std::span<const uint8_t> rollups);
     bool empty() const { return _entries.empty(); }
     size_t bytes() const { return _data.size(); }
     // Writes the part durably to `path` (via path.tmp and a rename).

@@ -234,7 +234,7 @@ bool decode_level(codec::reader& rd, int64_t width, int64_t block_first_ts,
 }  // namespace
 
 void build(value_type type, std::span<const int64_t> ts, std::span<const uint64_t> raw,
-           std::vector<uint8_t>& out) {
+           std::vector<uint8_t>& out, bool keep_hours) {
     // Intervals starting before the first representable time have no start to store.
     if (type == value_type::string || ts.empty() ||
         ts.front() < std::numeric_limits<int64_t>::min() + hour_ns)
@@ -246,6 +246,7 @@ void build(value_type type, std::span<const int64_t> ts, std::span<const uint64_
         size_t n = count_intervals(ts, interval_ns(l));
         if (n >= 2 && ts.size() >= n * min_points_per_row) bits |= l;
     }
+    if (keep_hours) bits |= hour;
     if (bits == 0) return;
     thread_local std::vector<row> rows;
     thread_local std::vector<uint8_t> level_bytes;

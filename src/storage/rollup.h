@@ -38,8 +38,10 @@ struct row {
 
 // Appends the rollups of one block's points (`ts` ascending and unique, values as in
 // write_batch::point) to `out`; appends nothing when no level pays for itself.
+// `keep_hours`: the hourly level is kept whatever it costs (a downsampled entry has no points
+// left to answer from).
 void build(value_type type, std::span<const int64_t> ts, std::span<const uint64_t> raw,
-           std::vector<uint8_t>& out);
+           std::vector<uint8_t>& out, bool keep_hours = false);
 
 // The levels (bits of `level`) present in a block's rollups; 0 for none or malformed bytes.
 uint8_t levels(std::span<const uint8_t> rollups);

@@ -144,6 +144,11 @@ struct options {
     std::chrono::milliseconds sync_interval{1000};            //   sync_interval (acks may be lost)
     int64_t out_of_order_window_ns = 3600LL * 1'000'000'000;  // 1 h
     int64_t retention_ns = 0;                                 // 0: keep forever
+    // Days that ended this long ago keep only their rollup rows (docs/format/part.md,
+    // "Downsampled entries"); 0: raw points as long as the day. Per measurement, the list
+    // overrides it (0 there: keep raw points).
+    int64_t raw_retention_ns = 0;
+    std::vector<std::pair<std::string, int64_t>> raw_retention_by_measurement;
     uint64_t max_head_bytes = 512ull << 20;  // beyond: flush; still beyond: writes push back
     uint64_t max_series = 1'000'000;
     // Writes are refused ("storage_full") while the file system of `dir` has less than this
@@ -230,12 +235,16 @@ public:
     virtual bool has_series(std::string_view key) const = 0;
 
     // Points of one series in [from, to) in time order. Strings: raw indexes `strings`.
+    // Days downsampled by the raw retention have no points left to return.
     virtual status scan(series_id id, int64_t from, int64_t to, std::vector<sample>& out,
                         std::vector<std::string>* strings = nullptr) const = 0;
     // Aggregates per bucket of `step` ns aligned to multiples of step, over [from, to);
     // whole blocks inside a bucket are summed from their summaries, whole 1-minute and
     // 1-hour intervals of a block from its rollups, without decoding.
     // Buckets without points are absent. Strings: count, first and last only.
+    // Days downsampled by the raw retention answer from their rows: exact for steps that are
+    // multiples of a kept interval over aligned ranges; otherwise a row counts whole in the
+    // bucket of its first point (docs/format/part.md, "Downsampled entries").
     virtual status aggregate(series_id id, int64_t from, int64_t to, int64_t step,
                              std::vector<std::pair<int64_t, summary>>& out) const = 0;
     // The newest point of the series (the latest-value cache).
@@ -243,9 +252,14 @@ public:
 
     // Moves the head into blocks now (normally done in the background).
     virtual status flush() = 0;
-    // Merges small parts and drops partitions past the retention.
+    // Merges small parts, downsamples days past the raw retention and drops partitions past
+    // the retention.
     virtual status compact() = 0;
     virtual status apply_retention(int64_t now_ns) = 0;
+    // Rewrites each partition holding raw points of a series past its raw retention (as of
+    // `now_ns`) so that those series keep only their rollup rows there. Scans return no
+    // points for them; aggregates answer from the rows (see aggregate() in the docs).
+    virtual status apply_raw_retention(int64_t now_ns) = 0;
     virtual stats statistics() const = 0;
 };
 

@@ -237,6 +237,39 @@ TEST_F(config_test, out_of_range_from_environment) {
     EXPECT_EQ(c.error().field, "http.port");
 }
 
+TEST_F(config_test, raw_retention_by_measurement_is_a_checked_list_of_durations) {
+    use_file("[storage]\nraw_retention_by_measurement = \" telemetry=7d, vibration = 36h,x=0\"\n");
+    config c = load_ok();
+    std::vector<std::pair<std::string, int64_t>> list;
+    EXPECT_EQ(parse_duration_list(c.get_string("storage.raw_retention_by_measurement"), list), "");
+    std::vector<std::pair<std::string, int64_t>> want = {
+        {"telemetry", 7 * 86'400'000LL}, {"vibration", 36 * 3'600'000LL}, {"x", 0}};
+    EXPECT_EQ(list, want);
+    EXPECT_EQ(parse_duration_list("", list), "");
+    EXPECT_TRUE(list.empty());
+
+    _from.file.clear();
+    flag("storage.raw_retention_by_measurement", "telemetry=7d,vibration");
+    EXPECT_EQ(load_error(),
+              "config: storage.raw_retention_by_measurement = \"telemetry=7d,vibration\" (from "
+              "--set): item \"vibration\" must be name=duration, e.g. telemetry=7d");
+    _from.flags.clear();
+    flag("storage.raw_retention_by_measurement", "a=2x");
+    EXPECT_EQ(load_error(),
+              "config: storage.raw_retention_by_measurement = \"a=2x\" (from --set): \"a\": must "
+              "be a duration such as 250ms, 10s, 5m, 2h, 7d");
+    _from.flags.clear();
+    flag("storage.raw_retention_by_measurement", "a=1d,a=2d");
+    EXPECT_EQ(load_error(),
+              "config: storage.raw_retention_by_measurement = \"a=1d,a=2d\" (from "
+              "--set): \"a\" is listed twice");
+    _from.flags.clear();
+    flag("storage.raw_retention_by_measurement", "=1d");
+    auto c2 = load(_from);
+    ASSERT_FALSE(c2);
+    EXPECT_EQ(c2.error().field, "storage.raw_retention_by_measurement");
+}
+
 TEST_F(config_test, integer_too_large_for_int64_is_out_of_range) {
     flag("http.port", "99999999999999999999999");
     EXPECT_EQ(load_error(),
