@@ -1997,8 +1997,10 @@ stats engine_impl::statistics() const {
             for (const auto& p : pt.parts)
                 for (const auto& e : p->all()) {
                     st.rollup_bytes += e.rollup_size;
-                    spans.push_back(
-                        {e.series, e.stats.first_ts, e.stats.last_ts, e.stats.count, true});
+                    // A downsampled entry holds rows, not points (statistics count raw points).
+                    if (!e.downsampled)
+                        spans.push_back(
+                            {e.series, e.stats.first_ts, e.stats.last_ts, e.stats.count, true});
                 }
     }
     std::sort(spans.begin(), spans.end(), [](const span_of& a, const span_of& b) {
