@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "naive_aggregate.h"
 #include "storage/io.h"
 #include "storage/part.h"
 #include "storage/storage.h"
@@ -378,27 +379,8 @@ void check_against(const engine& e, const reference& ref, const std::vector<valu
             std::vector<std::pair<int64_t, summary>> agg;
             ASSERT_TRUE(e.aggregate(id, from, to, step, agg).ok());
             // The straightforward computation.
-            std::vector<std::pair<int64_t, summary>> want;
-            std::vector<long double> sums;
-            for (auto it = b; it != en; ++it) {
-                int64_t bucket = it->first / step * step;
-                if (it->first % step < 0) bucket -= step;
-                double v = as_double(type, it->second);
-                if (want.empty() || want.back().first != bucket) {
-                    summary s;
-                    s.first = s.min = s.max = v;
-                    s.first_ts = it->first;
-                    want.emplace_back(bucket, s);
-                    sums.push_back(0);
-                }
-                auto& s = want.back().second;
-                ++s.count;
-                sums.back() += v;
-                s.min = std::min(s.min, v);
-                s.max = std::max(s.max, v);
-                s.last = v;
-                s.last_ts = it->first;
-            }
+            auto want = testing_ref::naive_aggregate(
+                b, en, step, [&](uint64_t raw) { return as_double(type, raw); });
             ASSERT_EQ(agg.size(), want.size())
                 << "from " << from << " to " << to << " step " << step;
             for (size_t k = 0; k < want.size(); ++k) {
@@ -412,8 +394,7 @@ void check_against(const engine& e, const reference& ref, const std::vector<valu
                 ASSERT_EQ(g.max, w.max);
                 ASSERT_EQ(g.first, w.first);
                 ASSERT_EQ(g.last, w.last);
-                double ws = static_cast<double>(sums[k]);
-                ASSERT_NEAR(g.sum, ws, 1e-9 * std::max(1.0, std::fabs(ws)) * g.count);
+                ASSERT_NEAR(g.sum, w.sum, 1e-9 * std::max(1.0, std::fabs(w.sum)) * g.count);
             }
         }
     }

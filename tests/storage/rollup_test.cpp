@@ -10,6 +10,7 @@
 #include <random>
 
 #include "common/time.h"
+#include "naive_aggregate.h"
 #include "storage/block.h"
 #include "storage/io.h"
 #include "storage/rollup.h"
@@ -30,30 +31,8 @@ using points = std::map<int64_t, double>;
 // The naive answer: every point, bucket by bucket, the sum in long double.
 std::vector<std::pair<int64_t, summary>> naive(const points& pts, int64_t from, int64_t to,
                                                int64_t step) {
-    std::vector<std::pair<int64_t, summary>> out;
-    std::vector<long double> sums;
-    for (auto it = pts.lower_bound(from); it != pts.end() && it->first < to; ++it) {
-        int64_t bucket = it->first / step * step;
-        if (it->first % step < 0) bucket -= step;
-        double v = it->second;
-        if (out.empty() || out.back().first != bucket) {
-            summary s;
-            s.first = s.min = s.max = v;
-            s.first_ts = it->first;
-            out.emplace_back(bucket, s);
-            sums.push_back(0);
-        }
-        auto& s = out.back().second;
-        ++s.count;
-        sums.back() += v;
-        s.min = std::min(s.min, v);
-        s.max = std::max(s.max, v);
-        s.last = v;
-        s.last_ts = it->first;
-    }
-    for (size_t i = 0; i < out.size(); ++i)
-        out[i].second.sum = static_cast<double>(sums[i]);
-    return out;
+    return testing_ref::naive_aggregate(pts.lower_bound(from), pts.lower_bound(to), step,
+                                        [](double v) { return v; });
 }
 
 void expect_same(const engine& e, series_id id, const points& pts, int64_t from, int64_t to,
