@@ -42,7 +42,8 @@ result<type_analytics> analytics_from_json(const boost::json::value& v);
 
 struct string_hash {
     using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept {
+    // Not noexcept on purpose: libstdc++ then caches each node's hash (see series_index.h).
+    size_t operator()(std::string_view s) const {
         return std::hash<std::string_view>{}(s);
     }
 };
