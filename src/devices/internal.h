@@ -43,9 +43,7 @@ result<type_analytics> analytics_from_json(const boost::json::value& v);
 struct string_hash {
     using is_transparent = void;
     // Not noexcept on purpose: libstdc++ then caches each node's hash (see series_index.h).
-    size_t operator()(std::string_view s) const {
-        return std::hash<std::string_view>{}(s);
-    }
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 template <typename V>
 using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
