@@ -339,6 +339,8 @@ await step("device types: create with expected ranges, edit a range, delete", as
   page.once("dialog", (d) => d.accept());
   await page.getByRole("button", { name: "Delete device type chiller" }).click();
   await page.getByText("Device type chiller deleted.").waitFor();
+  // The message shows as soon as the server answers; the list reloads right after it.
+  await row.waitFor({ state: "detached", timeout: 5000 }).catch(() => {});
   expect((await row.count()) === 0, "the row is gone");
   expect((await api("GET", "/api/v1/device-types/chiller")).status === 404, "the type is deleted on the server");
 });
@@ -387,6 +389,8 @@ await step("channels: a webhook's secret is never shown, only that it is set; ed
   page.once("dialog", (d) => d.accept());
   await page.getByRole("button", { name: "Delete channel ops-hook" }).click();
   await page.getByText("Channel ops-hook deleted.").waitFor();
+  // The message shows as soon as the server answers; the list reloads right after it.
+  await row.waitFor({ state: "detached", timeout: 5000 }).catch(() => {});
   expect((await row.count()) === 0, "the row is gone");
   expect((await api("GET", "/api/v1/channels/ops-hook")).status === 404, "the channel is deleted on the server");
 });
