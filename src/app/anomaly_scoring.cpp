@@ -2,7 +2,6 @@
 
 #include "query/query.h"
 
-#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -186,15 +185,11 @@ void anomaly_scoring::drain() {
 
 void anomaly_scoring::run() {
     // Scoring yields the CPU to writers and readers: under saturation the queue's bound
-    // sheds scoring work, never ingest throughput. SCHED_IDLE runs the thread only on a core
-    // nothing else wants: in A/B runs of the benchmark harness ingest with scoring on was 11 %
-    // faster than at nice 19 (which still takes a share of a busy core), and the queue drained
-    // as fast once the load stopped. The price: on a machine kept busy by other work, scoring
-    // waits, and what overflows the queue is counted as skipped
-    // (docs/decisions/0065-write-path-with-scoring.md). Nice 19 where SCHED_IDLE is refused.
-    sched_param idle{};
-    if (::sched_setscheduler(0, SCHED_IDLE, &idle) != 0)
-        ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
+    // sheds scoring work, never ingest throughput. (Linux: nice applies per thread.) Not
+    // SCHED_IDLE: it stops scoring whenever anything else runs on the machine, and the
+    // writers' waits it was to prevent are gone: the thread holds no lock they need
+    // (docs/decisions/0065-write-path-with-scoring.md).
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
     if (_on_start) _on_start();
     std::vector<job> work;
     std::vector<health_scoring::sample> health_work;

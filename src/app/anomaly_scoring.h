@@ -4,8 +4,8 @@
 // score in [0, 1], written as the series `<field>.anomaly` beside it (same measurement and
 // tags), so that it is stored, queried and charted like any other series.
 //
-// Scoring runs on a thread of its own at SCHED_IDLE (nice 19 where refused), fed by a bounded
-// queue: the write path only copies the points (a few ns each), so detection costs writers almost
+// Scoring runs on a thread of its own at nice 19, fed by a bounded queue:
+// the write path only copies the points (a few ns each), so detection costs writers almost
 // nothing. When writes arrive faster than the detector can score them, the queue's bound
 // holds memory flat and the excess points go unscored, counted in
 // clisonix_anomaly_points_skipped_total; the data itself is never affected. The scoring
