@@ -1793,6 +1793,18 @@ status engine_impl::aggregate(series_id id, int64_t from, int64_t to, int64_t st
     return {};
 }
 
+// The rows of one level of a block's rollups (none when the block keeps no such level); a
+// damaged section is an error naming the part.
+status read_rollup_level(const part& p, const part::entry& e, rollup::level l,
+                         std::vector<rollup::row>& rows) {
+    rows.clear();
+    auto blob = p.rollups(e);
+    if (!(rollup::levels(blob) & l)) return {};
+    if (auto s = rollup::read(blob, e.stats.first_ts, l, rows); !s)
+        return make_error(s.error().code, s.error().message + " (in " + p.path() + ")");
+    return {};
+}
+
 void engine_impl::count_query_work(const query_work& work) const {
     if (work.points_decoded > 0) {
         _points_decoded += work.points_decoded;
@@ -1814,14 +1826,8 @@ status engine_impl::aggregate_with_rollups(const part& p, const part::entry& e, 
                                            std::vector<sample>& pts, query_work& work) const {
     thread_local std::vector<rollup::row> hours, minutes;
     thread_local std::vector<std::pair<int64_t, int64_t>> covered;  // [first_ts, last_ts]
-    auto blob = p.rollups(e);
-    uint8_t levels = rollup::levels(blob);
-    auto read = [&](rollup::level l, std::vector<rollup::row>& rows) -> status {
-        rows.clear();
-        if (!(levels & l)) return {};
-        if (auto s = rollup::read(blob, e.stats.first_ts, l, rows); !s)
-            return make_error(s.error().code, s.error().message + " (in " + p.path() + ")");
-        return {};
+    auto read = [&](rollup::level l, std::vector<rollup::row>& rows) {
+        return read_rollup_level(p, e, l, rows);
     };
     auto fits = [&](const summary& st) {
         return st.first_ts >= from && st.last_ts < to &&
@@ -1909,14 +1915,8 @@ status engine_impl::aggregate_downsampled(const part& p, const part::entry& e, i
         whole.emplace_back(bucket_of(e.stats.first_ts, step), e.stats);
         return {};
     }
-    auto blob = p.rollups(e);
-    uint8_t levels = rollup::levels(blob);
-    auto read = [&](rollup::level l, std::vector<rollup::row>& rows) -> status {
-        rows.clear();
-        if (!(levels & l)) return {};
-        if (auto s = rollup::read(blob, e.stats.first_ts, l, rows); !s)
-            return make_error(s.error().code, s.error().message + " (in " + p.path() + ")");
-        return {};
+    auto read = [&](rollup::level l, std::vector<rollup::row>& rows) {
+        return read_rollup_level(p, e, l, rows);
     };
     if (auto s = read(rollup::hour, hours); !s) return s;
     if (hours.empty()) {  // rows cannot start before the start of time: the summary alone

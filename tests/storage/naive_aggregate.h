@@ -2,6 +2,8 @@
 // sum in long double.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <utility>
@@ -40,6 +42,23 @@ std::vector<std::pair<int64_t, summary>> naive_aggregate(It begin, It end, int64
     for (size_t i = 0; i < out.size(); ++i)
         out[i].second.sum = static_cast<double>(sums[i]);
     return out;
+}
+
+// Whether an aggregate's bucket equals the reference's in every field that must match exactly
+// (count, first/last timestamp, min, max, first, last); the sum is compared by each test with
+// its own tolerance.
+inline ::testing::AssertionResult same_exact_fields(const summary& got, const summary& want) {
+    auto differ = [](const char* field, auto g, auto w) {
+        return ::testing::AssertionFailure() << field << ": got " << g << ", want " << w;
+    };
+    if (got.count != want.count) return differ("count", got.count, want.count);
+    if (got.first_ts != want.first_ts) return differ("first_ts", got.first_ts, want.first_ts);
+    if (got.last_ts != want.last_ts) return differ("last_ts", got.last_ts, want.last_ts);
+    if (got.min != want.min) return differ("min", got.min, want.min);
+    if (got.max != want.max) return differ("max", got.max, want.max);
+    if (got.first != want.first) return differ("first", got.first, want.first);
+    if (got.last != want.last) return differ("last", got.last, want.last);
+    return ::testing::AssertionSuccess();
 }
 
 }  // namespace clisonix::storage::testing_ref

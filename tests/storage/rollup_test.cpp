@@ -49,13 +49,7 @@ void expect_same(const engine& e, series_id id, const points& pts, int64_t from,
         const auto& g = got[k].second;
         const auto& w = want[k].second;
         ASSERT_EQ(got[k].first, want[k].first);
-        ASSERT_EQ(g.count, w.count);
-        ASSERT_EQ(g.first_ts, w.first_ts);
-        ASSERT_EQ(g.last_ts, w.last_ts);
-        ASSERT_EQ(g.min, w.min);
-        ASSERT_EQ(g.max, w.max);
-        ASSERT_EQ(g.first, w.first);
-        ASSERT_EQ(g.last, w.last);
+        ASSERT_TRUE(testing_ref::same_exact_fields(g, w));
         // The mean, as the query API reports it, to 1e-9 relative.
         double gm = g.sum / static_cast<double>(g.count), wm = w.sum / static_cast<double>(w.count);
         ASSERT_NEAR(gm, wm, 1e-9 * std::max(1.0, std::fabs(wm)));
