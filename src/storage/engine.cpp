@@ -347,6 +347,7 @@ public:
     status apply_raw_retention(int64_t now) override;
     // The raw retention of a series' measurement (0: raw points are kept).
     int64_t raw_retention_of(series_id id) const;
+    bool keeps_rollups(series_id id) const;
     stats statistics() const override;
 
 private:
@@ -1177,7 +1178,7 @@ status engine_impl::write_frozen(const std::shared_ptr<frozen_head>& fh) {
                 raw.push_back(sorted[i].raw);
                 ++i;
             }
-            builders[day].add(id, type, ts, raw, h.strings);
+            builders[day].add(id, type, ts, raw, h.strings, keeps_rollups(id));
         }
     }
     std::vector<std::pair<int64_t, std::shared_ptr<part>>> made;
@@ -1326,7 +1327,7 @@ status engine_impl::compact_partition(int64_t day, const std::vector<std::shared
         bool past_raw_retention = raw_retention_now && raw_retention > 0 &&
                                   day_end(day) <= *raw_retention_now - raw_retention;
         if (!downsampled && !past_raw_retention) {
-            b.add(id, type, ts, raw, strs);
+            b.add(id, type, ts, raw, strs, keeps_rollups(id));
             continue;
         }
         // A series downsampled here stays so: points written into the day later join its
@@ -1372,6 +1373,14 @@ int64_t engine_impl::raw_retention_of(series_id id) const {
     for (const auto& [name, ns] : _opts.raw_retention_by_measurement)
         if (name == measurement) return ns;
     return _opts.raw_retention_ns;
+}
+
+// Series the platform derives from a device's data (anomaly scores, range flags, health)
+// keep no rollup rows: there are as many of them as data series, so rows would add a
+// third to the rollups' bytes for series that are read over short ranges (charts, rules).
+// Their aggregates decode the blocks; downsampled days still keep hourly rows for them.
+bool engine_impl::keeps_rollups(series_id id) const {
+    return id >= _index->size() || !is_derived_field(_index->at(id).info.field);
 }
 
 status engine_impl::apply_raw_retention(int64_t now) {

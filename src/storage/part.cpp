@@ -106,7 +106,8 @@ size_t tiered_merge_start(std::span<const uint64_t> sizes, size_t min_parts) {
 }
 
 void part_builder::add(series_id id, value_type type, std::span<const int64_t> ts,
-                       std::span<const uint64_t> raw, std::span<const std::string> strings) {
+                       std::span<const uint64_t> raw, std::span<const std::string> strings,
+                       bool rollups) {
     for (size_t b = 0; b < ts.size(); b += max_block_points) {
         size_t n = std::min<size_t>(max_block_points, ts.size() - b);
         size_t offset = _data.size();
@@ -121,7 +122,7 @@ void part_builder::add(series_id id, value_type type, std::span<const int64_t> t
         e.stats.first_ts = h.first_ts;
         e.stats.last_ts = h.last_ts;
         size_t rollups_at = _rollups.size();
-        rollup::build(type, ts.subspan(b, n), raw.subspan(b, n), _rollups);
+        if (rollups) rollup::build(type, ts.subspan(b, n), raw.subspan(b, n), _rollups);
         if (_rollups.size() - rollups_at > max_rollup_size) _rollups.resize(rollups_at);
         e.rollup_offset = rollups_at;
         e.rollup_size = static_cast<uint32_t>(_rollups.size() - rollups_at);

@@ -88,9 +88,10 @@ private:
 class part_builder {
 public:
     // Adds the points of one series (ascending, unique timestamps), cut into blocks of at
-    // most max_block_points, with each block's rollups.
+    // most max_block_points, with each block's rollups unless `rollups` is false.
     void add(series_id id, value_type type, std::span<const int64_t> ts,
-             std::span<const uint64_t> raw, std::span<const std::string> strings);
+             std::span<const uint64_t> raw, std::span<const std::string> strings,
+             bool rollups = true);
     // Adds the points of one numeric series as downsampled entries: per run of at most
     // max_block_points, its summary and rollups (the hourly level always) without the block.
     void add_downsampled(series_id id, value_type type, std::span<const int64_t> ts,

@@ -390,5 +390,46 @@ TEST(storage_rollups, thirty_days_of_1hz_data_at_hourly_steps_read_only_rollups)
     EXPECT_LT(after.rollup_bytes * 4, after.disk_bytes);
 }
 
+// Anomaly scores and health keep no rollup rows (as many series as the data, read over
+// short ranges): their aggregates decode the blocks and are exact all the same.
+TEST(storage_rollups, derived_series_keep_no_rows_and_aggregate_exactly) {
+    testing::temp_dir d;
+    options o;
+    o.dir = d.str() + "/tsdb";
+    auto opened = engine::open(o);
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    auto& e = *opened;
+    points ref;
+    write_batch b;
+    uint32_t data = *b.series("line,machine=m1 temperature", value_type::float64);
+    uint32_t score = *b.series("line,machine=m1 temperature.anomaly", value_type::float64);
+    for (int64_t ts = t0; ts < t0 + 4 * hour; ts += sec) {
+        double v = static_cast<double>((ts - t0) / sec % 1000) / 1000;
+        b.add(data, ts, v);
+        b.add(score, ts, v);
+        ref[ts] = v;
+    }
+    ASSERT_TRUE(e->write(b).ok());
+    ASSERT_TRUE(e->flush().ok());
+    const auto with_data_rows = e->statistics().rollup_bytes;
+    EXPECT_GT(with_data_rows, 0u);
+
+    auto before = e->statistics();
+    expect_same(*e, 0, ref, t0, t0 + 4 * hour, hour);
+    auto after = e->statistics();
+    EXPECT_EQ(after.query_points_decoded, before.query_points_decoded);
+    EXPECT_GE(after.query_rollup_rows_read - before.query_rollup_rows_read, 4u);
+
+    before = after;
+    expect_same(*e, 1, ref, t0, t0 + 4 * hour, hour);
+    expect_same(*e, 1, ref, t0 + 17 * minute, t0 + 3 * hour, minute);
+    after = e->statistics();
+    EXPECT_EQ(after.query_rollup_rows_read, before.query_rollup_rows_read);
+    EXPECT_GT(after.query_points_decoded, before.query_points_decoded);
+    // Compaction keeps it so: the rows on disk are the data series' alone.
+    ASSERT_TRUE(e->compact().ok());
+    EXPECT_EQ(e->statistics().rollup_bytes, with_data_rows);
+}
+
 }  // namespace
 }  // namespace clisonix::storage
