@@ -70,22 +70,6 @@ void push_back_shift(std::array<T, n>& a, size_t len, T x) {
     a[len - 1] = x;
 }
 
-// Close to cosine similarity; a zero vector is compared by the other's norm.
-double similarity(const std::array<double, artime_state::dims>& a,
-                  const std::array<double, artime_state::dims>& b) {
-    double na = 0, nb = 0, dot = 0;
-    for (int k = 0; k < artime_state::dims; ++k) {
-        na += a[k] * a[k];
-        nb += b[k] * b[k];
-        dot += a[k] * b[k];
-    }
-    na = std::sqrt(na);
-    nb = std::sqrt(nb);
-    if (na == 0) return 1 - nb;
-    if (nb == 0) return 1 - na;
-    return dot / (na * nb);
-}
-
 }  // namespace
 
 artime_state::fuzzy_art::fuzzy_art(int cap)
@@ -296,15 +280,38 @@ double artime_state::initial_vigilance(const std::vector<features>& batch) const
     // Order the learning windows from the least to the most typical (summed similarity to
     // all others), learn them at the initial vigilance, and take the mean best activation
     // over the later (typical) part: how similar ordinary windows are to each other.
+    // The sum over all others is one dot product with the sum of the unit vectors: O(m)
+    // rather than O(m^2) comparisons, which made the learning step of many series at once
+    // (a bulk load, a restart) the scorer's largest cost.
+    // The similarity of two windows is their cosine; a zero vector's similarity to another
+    // is 1 - the other's norm (1 to another zero vector).
     const size_t m = batch.size();
-    std::vector<double> sum(m, 0.0);
+    std::vector<double> norm(m), sum(m, 1.0);
+    features units{};
+    double zeros = 0, nonzero_norms = 0;  // count of zero vectors, sum of the others' norms
     for (size_t i = 0; i < m; ++i) {
-        sum[i] += 1.0;
-        for (size_t j = 0; j < i; ++j) {
-            const double s = similarity(batch[i], batch[j]);
-            sum[i] += s;
-            sum[j] += s;
+        double n = 0;
+        for (double x : batch[i])
+            n += x * x;
+        norm[i] = std::sqrt(n);
+        if (norm[i] == 0) {
+            ++zeros;
+            continue;
         }
+        nonzero_norms += norm[i];
+        for (int k = 0; k < dims; ++k)
+            units[k] += batch[i][k] / norm[i];
+    }
+    const double nonzero = static_cast<double>(m) - zeros;
+    for (size_t i = 0; i < m; ++i) {
+        if (norm[i] == 0) {
+            sum[i] += (zeros - 1) + (nonzero - nonzero_norms);
+            continue;
+        }
+        double dot = 0;
+        for (int k = 0; k < dims; ++k)
+            dot += batch[i][k] / norm[i] * units[k];
+        sum[i] += (dot - 1) + zeros * (1 - norm[i]);
     }
     std::vector<size_t> order(m);
     std::iota(order.begin(), order.end(), 0);
