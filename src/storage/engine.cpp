@@ -42,6 +42,12 @@ constexpr uint64_t point_bytes = sizeof(sample);
 constexpr uint64_t flush_share_divisor = 2;
 constexpr std::chrono::minutes flush_age{5};
 constexpr size_t compact_min_parts = 4;
+// A background flush leaves each series' newest points in the head, up to this far behind
+// its newest and at most this many (only the newest), so that points still arriving out of
+// order from concurrent writers land in the head beside them instead of overlapping the
+// block just written: a block that nothing overlaps answers aggregates from its rollups.
+constexpr int64_t keep_tail_ns = 5 * 60 * 1'000'000'000LL;
+constexpr size_t keep_tail_points = 32;
 constexpr std::chrono::seconds maintenance_every{30};
 // A full file system (see engine::writable): writes resume once this much more than the
 // reserve is free, so that they do not flap on and off around the reserve with each flush.
@@ -371,8 +377,9 @@ private:
     void become_leader();
     void resign_leader();
     status rotate_segment();
-    status freeze();
-    status flush_locked();
+    status freeze(bool keep_tail);
+    status flush_locked(bool keep_tail = false);
+    status background_flush();
     status write_frozen(const std::shared_ptr<frozen_head>& fh);
     void delete_segments_upto(uint64_t seq);
     // `raw_retention_now`: downsample the series past their raw retention as of then (only
@@ -418,6 +425,7 @@ private:
     std::vector<series_id> _touched;
     std::atomic<uint64_t> _head_bytes{0};
     std::atomic<uint64_t> _frozen_bytes{0};
+    uint64_t _covered_before = 0;  // the WAL segment the freeze before closed (leader only)
     std::atomic<int64_t> _head_since{0};
 
     // What readers snapshot: parts by partition and heads being flushed.
@@ -1085,7 +1093,12 @@ status engine_impl::write(const write_batch& batch) {
 
 // ---- flush -----------------------------------------------------------------------------
 
-status engine_impl::freeze() {
+// keep_tail (background flushes): each sorted numeric series keeps its newest points in the
+// head (keep_tail_ns, keep_tail_points), unless they were kept once already or their day is
+// past the raw retention. Their WAL segments then stay until the next flush has written them:
+// the frozen head covers only the segments of the freeze before (wal_seq). A crash replays
+// those segments, points already in parts included; the duplicates are identical.
+status engine_impl::freeze(bool keep_tail) {
     // As leader, no group is being written or applied: the head holds exactly the records
     // of the segments up to the current one, which is then closed.
     become_leader();
@@ -1102,24 +1115,61 @@ status engine_impl::freeze() {
                               "WAL rotation failed; flush postponed: " + s.error().message);
         }
         auto fh = std::make_shared<frozen_head>();
-        fh->wal_seq = covered;
+        const int64_t now = now_ns();
+        std::vector<series_id> still;  // series that keep points in the head
+        uint64_t kept_bytes = 0;
         std::unique_lock hl(_head_mutex);
         std::sort(_touched.begin(), _touched.end());
         fh->series.reserve(_touched.size());
         for (series_id id : _touched) {
             auto& slot = _index->at(id);
+            auto& h = slot.head;
             slot.in_touched = false;
-            if (slot.head.empty()) continue;
-            fh->points += slot.head.points.size();
-            slot.head_hint = static_cast<uint32_t>(
-                std::min<size_t>(slot.head.points.size() + slot.head.points.size() / 4, 1u << 16));
-            fh->series.emplace_back(id, std::move(slot.head));
-            slot.head = head_points{};
+            if (h.empty()) continue;
+            size_t cut = h.points.size();  // points [0, cut) are frozen
+            if (keep_tail && h.sorted && slot.info.type != value_type::string) {
+                int64_t floor = std::max(h.max_ts - keep_tail_ns, slot.kept_until);
+                size_t newest = h.points.size() - std::min(h.points.size(), keep_tail_points);
+                auto first_kept = std::upper_bound(
+                    h.points.begin() + static_cast<ptrdiff_t>(newest), h.points.end(), floor,
+                    [](int64_t t, const sample& p) { return t < p.ts; });
+                int64_t raw_retention = raw_retention_of(id);
+                if (first_kept != h.points.end() &&
+                    (raw_retention == 0 || day_end(day_of(first_kept->ts)) > now - raw_retention))
+                    cut = static_cast<size_t>(first_kept - h.points.begin());
+            }
+            slot.head_hint = static_cast<uint32_t>(std::min<size_t>(cut + cut / 4, 1u << 16));
+            if (cut == h.points.size()) {
+                fh->points += h.points.size();
+                fh->series.emplace_back(id, std::move(h));
+                h = head_points{};
+                continue;
+            }
+            head_points kept;
+            kept.points.assign(h.points.begin() + static_cast<ptrdiff_t>(cut), h.points.end());
+            kept.min_ts = kept.points.front().ts;
+            kept.max_ts = kept.points.back().ts;
+            slot.kept_until = kept.max_ts;
+            kept_bytes += kept.points.size() * point_bytes;
+            if (cut > 0) {
+                h.points.resize(cut);
+                h.max_ts = h.points.back().ts;
+                fh->points += cut;
+                fh->series.emplace_back(id, std::move(h));
+            }
+            h = std::move(kept);
+            slot.in_touched = true;
+            still.push_back(id);
         }
-        _touched.clear();
-        fh->bytes = _head_bytes.exchange(0);
+        _touched.swap(still);
+        // Kept points stay in the segments of this freeze: only those of the freeze before
+        // are covered once this head is in parts.
+        fh->wal_seq = _touched.empty() ? covered : _covered_before;
+        _covered_before = covered;
+        uint64_t held = _head_bytes.exchange(kept_bytes);
+        fh->bytes = held > kept_bytes ? held - kept_bytes : 0;
         _frozen_bytes += fh->bytes;
-        _head_since = 0;
+        _head_since = _touched.empty() ? 0 : steady_ns();
         std::lock_guard vl(_view_mutex);
         _frozen.push_back(std::move(fh));
     }
@@ -1137,9 +1187,19 @@ status engine_impl::flush() {
     return st;
 }
 
-status engine_impl::flush_locked() {
+// The head's flush when it is due (size or age): as flush(), keeping the series' newest
+// points in the head (freeze).
+status engine_impl::background_flush() {
+    if (_failed) return failed_error();
+    std::lock_guard lock(_maint_mutex);
+    auto st = flush_locked(true);
+    if (!st) note_out_of_space(st.error());
+    return st;
+}
+
+status engine_impl::flush_locked(bool keep_tail) {
     // Heads frozen earlier are written even when this freeze fails (a full disk): oldest first.
-    auto frozen = freeze();
+    auto frozen = freeze(keep_tail);
     std::vector<std::shared_ptr<frozen_head>> todo;
     {
         std::lock_guard vl(_view_mutex);
@@ -1479,7 +1539,8 @@ void engine_impl::background() {
         // the compressed parts it writes.
         if (_full && (bytes > 0 || _frozen_bytes.load() > 0)) due = true;
         if (due && !_failed && now >= next_flush) {
-            if (auto s = flush(); !s) {
+            // While full, everything goes, so that every WAL segment can be deleted.
+            if (auto s = _full ? flush() : background_flush(); !s) {
                 flush_pause = std::min(
                     std::max<int64_t>(flush_pause * 2, std::chrono::nanoseconds(1s).count()),
                     std::chrono::nanoseconds(flush_retry_max).count());

@@ -50,6 +50,9 @@ struct series_slot {
     head_points head;
     bool in_touched = false;  // listed in the engine's set of series with head points
     uint32_t head_hint = 0;   // points the head held at the last flush: reserved up front
+    // A background flush keeps the newest points of a series in the head (see the engine's
+    // freeze); points at or before this time were kept once and go with the next flush.
+    int64_t kept_until = INT64_MIN;
     bool has_last = false;
     sample last{};
     std::string last_string;
