@@ -24,6 +24,20 @@ void check(std::span<const uint8_t> in) {
     if (st.ok() && !h.ok()) __builtin_trap();
     if (st.ok() && (ts.size() != h->count || raw.size() != h->count || size > in.size()))
         __builtin_trap();
+    // As a block of a part (version 2: columns only), with an index entry made up from the
+    // input's size: whatever the entry claims, an error or exactly its count of points.
+    block::known entry;
+    entry.type = static_cast<value_type>(1 + in.size() % 4);
+    entry.count = static_cast<uint32_t>(in.size() % 257);
+    entry.first_ts = 1000;
+    entry.last_ts = 1000 + 10 * static_cast<int64_t>(entry.count > 0 ? entry.count - 1 : 0);
+    ts.clear();
+    raw.clear();
+    strings.clear();
+    auto with_entry = block::decode(in, ts, raw, &strings, &entry);
+    if (with_entry.ok() && !in.empty() && in[0] == 2 &&
+        (ts.size() != entry.count || raw.size() != entry.count))
+        __builtin_trap();
 }
 }  // namespace
 

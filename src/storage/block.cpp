@@ -12,6 +12,7 @@ namespace clisonix::storage::block {
 namespace {
 
 constexpr uint8_t format_version = 1;
+constexpr uint8_t columns_version = 2;  // inside parts: the index entry holds the rest
 
 error corrupt(std::string what) {
     return make_error("corrupt", "corrupt block: " + what);
@@ -104,32 +105,47 @@ struct parsed {
     size_t block_size = 0;
 };
 
-result<parsed> parse(std::span<const uint8_t> in) {
+result<parsed> parse(std::span<const uint8_t> in, const known* entry) {
     codec::reader r(in);
     parsed p;
     uint8_t version, type;
     if (!r.u8(version)) return corrupt("empty input");
-    if (version != format_version)
+    if (version == columns_version) {
+        if (!entry) return corrupt("a version 2 block is read with its part's index entry");
+        if (!r.u8(p.h.ts_codec) || !r.u8(p.h.value_codec) || !r.varint(p.ts_len) ||
+            !r.varint(p.value_len))
+            return corrupt("header truncated");
+        if (entry->count > max_points || static_cast<uint8_t>(entry->type) < 1 ||
+            static_cast<uint8_t>(entry->type) > 4)
+            return corrupt("index entry out of range");
+        p.h.type = entry->type;
+        p.h.count = entry->count;
+        p.h.first_ts = entry->first_ts;
+        p.h.last_ts = entry->last_ts;
+        p.h.stats = entry->stats;
+    } else if (version == format_version) {
+        if (!r.u8(type) || !r.u8(p.h.ts_codec) || !r.u8(p.h.value_codec))
+            return corrupt("header truncated");
+        if (type < 1 || type > 4) return corrupt("unknown value type " + std::to_string(type));
+        p.h.type = static_cast<value_type>(type);
+        uint64_t count, zfirst, span;
+        if (!r.varint(count) || !r.varint(p.ts_len) || !r.varint(p.value_len) ||
+            !r.varint(zfirst) || !r.varint(span))
+            return corrupt("header truncated");
+        if (count > max_points)
+            return corrupt("point count " + std::to_string(count) + " exceeds the limit of " +
+                           std::to_string(max_points));
+        p.h.count = static_cast<uint32_t>(count);
+        p.h.first_ts = codec::unzigzag(zfirst);
+        p.h.last_ts = static_cast<int64_t>(static_cast<uint64_t>(p.h.first_ts) + span);
+        p.h.stats.count = count;
+        p.h.stats.first_ts = p.h.first_ts;
+        p.h.stats.last_ts = p.h.last_ts;
+        if (count > 0 && numeric(p.h.type) && !get_summary(r, p.h.stats))
+            return corrupt("summary truncated or malformed");
+    } else {
         return corrupt("unknown format version " + std::to_string(version));
-    if (!r.u8(type) || !r.u8(p.h.ts_codec) || !r.u8(p.h.value_codec))
-        return corrupt("header truncated");
-    if (type < 1 || type > 4) return corrupt("unknown value type " + std::to_string(type));
-    p.h.type = static_cast<value_type>(type);
-    uint64_t count, zfirst, span;
-    if (!r.varint(count) || !r.varint(p.ts_len) || !r.varint(p.value_len) || !r.varint(zfirst) ||
-        !r.varint(span))
-        return corrupt("header truncated");
-    if (count > max_points)
-        return corrupt("point count " + std::to_string(count) + " exceeds the limit of " +
-                       std::to_string(max_points));
-    p.h.count = static_cast<uint32_t>(count);
-    p.h.first_ts = codec::unzigzag(zfirst);
-    p.h.last_ts = static_cast<int64_t>(static_cast<uint64_t>(p.h.first_ts) + span);
-    p.h.stats.count = count;
-    p.h.stats.first_ts = p.h.first_ts;
-    p.h.stats.last_ts = p.h.last_ts;
-    if (count > 0 && numeric(p.h.type) && !get_summary(r, p.h.stats))
-        return corrupt("summary truncated or malformed");
+    }
     p.header_len = static_cast<size_t>(r.pos() - in.data());
     if (p.ts_len > r.left() || p.value_len > r.left() - p.ts_len ||
         r.left() - p.ts_len - p.value_len < 4)
@@ -142,8 +158,11 @@ result<parsed> parse(std::span<const uint8_t> in) {
 
 }  // namespace
 
-header encode(value_type type, std::span<const int64_t> ts, std::span<const uint64_t> raw,
-              std::span<const std::string> strings, std::vector<uint8_t>& out) {
+namespace {
+
+header encode_block(value_type type, std::span<const int64_t> ts, std::span<const uint64_t> raw,
+                    std::span<const std::string> strings, std::vector<uint8_t>& out,
+                    uint8_t version) {
     // Per thread, so that a steady stream of flushes reuses the same memory.
     thread_local codec::scratch s;
     thread_local std::vector<uint8_t> ts_col, val_col;
@@ -163,20 +182,40 @@ header encode(value_type type, std::span<const int64_t> ts, std::span<const uint
     h.value_codec = codec::encode_values(type, raw.first(ts.size()), strings, val_col, s);
 
     size_t start = out.size();
-    codec::put_u8(out, format_version);
-    codec::put_u8(out, static_cast<uint8_t>(type));
-    codec::put_u8(out, h.ts_codec);
-    codec::put_u8(out, h.value_codec);
-    codec::put_varint(out, h.count);
-    codec::put_varint(out, ts_col.size());
-    codec::put_varint(out, val_col.size());
-    codec::put_varint(out, codec::zigzag(h.first_ts));
-    codec::put_varint(out, static_cast<uint64_t>(h.last_ts) - static_cast<uint64_t>(h.first_ts));
-    if (h.count > 0 && numeric(type)) put_summary(h.stats, out);
+    codec::put_u8(out, version);
+    if (version == columns_version) {
+        codec::put_u8(out, h.ts_codec);
+        codec::put_u8(out, h.value_codec);
+        codec::put_varint(out, ts_col.size());
+        codec::put_varint(out, val_col.size());
+    } else {
+        codec::put_u8(out, static_cast<uint8_t>(type));
+        codec::put_u8(out, h.ts_codec);
+        codec::put_u8(out, h.value_codec);
+        codec::put_varint(out, h.count);
+        codec::put_varint(out, ts_col.size());
+        codec::put_varint(out, val_col.size());
+        codec::put_varint(out, codec::zigzag(h.first_ts));
+        codec::put_varint(out,
+                          static_cast<uint64_t>(h.last_ts) - static_cast<uint64_t>(h.first_ts));
+        if (h.count > 0 && numeric(type)) put_summary(h.stats, out);
+    }
     out.insert(out.end(), ts_col.begin(), ts_col.end());
     out.insert(out.end(), val_col.begin(), val_col.end());
     codec::put_u32(out, codec::crc32c(std::span<const uint8_t>(out).subspan(start)));
     return h;
+}
+
+}  // namespace
+
+header encode(value_type type, std::span<const int64_t> ts, std::span<const uint64_t> raw,
+              std::span<const std::string> strings, std::vector<uint8_t>& out) {
+    return encode_block(type, ts, raw, strings, out, format_version);
+}
+
+header encode_columns(value_type type, std::span<const int64_t> ts, std::span<const uint64_t> raw,
+                      std::span<const std::string> strings, std::vector<uint8_t>& out) {
+    return encode_block(type, ts, raw, strings, out, columns_version);
 }
 
 void put_summary_values(const summary& s, std::vector<uint8_t>& out) {
@@ -189,16 +228,16 @@ size_t get_summary_values(std::span<const uint8_t> in, summary& s) {
     return static_cast<size_t>(r.pos() - in.data());
 }
 
-result<header> read_header(std::span<const uint8_t> in, size_t* block_size) {
-    auto p = parse(in);
+result<header> read_header(std::span<const uint8_t> in, size_t* block_size, const known* entry) {
+    auto p = parse(in, entry);
     if (!p) return p.error();
     if (block_size) *block_size = p->block_size;
     return p->h;
 }
 
 status decode(std::span<const uint8_t> in, std::vector<int64_t>& ts, std::vector<uint64_t>& raw,
-              std::vector<std::string>* strings) {
-    auto p = parse(in);
+              std::vector<std::string>* strings, const known* entry) {
+    auto p = parse(in, entry);
     if (!p) return p.error();
     const header& h = p->h;
     if (h.type == value_type::string && strings == nullptr)

@@ -62,15 +62,25 @@ size_t get_summary_values(std::span<const uint8_t> in, summary& s);
 header encode(value_type type, std::span<const int64_t> ts, std::span<const uint64_t> raw,
               std::span<const std::string> strings, std::vector<uint8_t>& out);
 
+// The same block without what a part's index entry already holds (type, count, time range,
+// summary): format version 2, about 30 bytes less per block. Read back with that entry.
+header encode_columns(value_type type, std::span<const int64_t> ts, std::span<const uint64_t> raw,
+                      std::span<const std::string> strings, std::vector<uint8_t>& out);
+
+// What a part's index entry says of its block: type, count, first_ts and last_ts are used.
+// A version 2 block is read only with it; a version 1 block ignores it.
+using known = header;
+
 // Reads the header of the block at the start of `in` and the block's total size in bytes.
 // `in` must hold the whole block: the checksum is verified, so a summary is never trusted
 // from damaged bytes. Errors: code "corrupt", the message says what is wrong.
-result<header> read_header(std::span<const uint8_t> in, size_t* block_size = nullptr);
+result<header> read_header(std::span<const uint8_t> in, size_t* block_size = nullptr,
+                           const known* entry = nullptr);
 
 // Decodes a whole block (verifying its checksum). Appends to ts/raw (and strings, whose
 // indexes raw then holds, offset by the size strings had before).
 status decode(std::span<const uint8_t> in, std::vector<int64_t>& ts, std::vector<uint64_t>& raw,
-              std::vector<std::string>* strings = nullptr);
+              std::vector<std::string>* strings = nullptr, const known* entry = nullptr);
 
 // Name of a codec id, for statistics and `clisonix` diagnostics ("gorilla+zstd", ...).
 std::string codec_name(uint8_t codec);

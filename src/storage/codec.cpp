@@ -572,6 +572,16 @@ uint8_t encode_numeric(value_type type, std::span<const uint64_t> raw, std::vect
                        scratch& s, uint8_t force) {
     auto want = [&](uint8_t codec) { return force == 0xff || force == codec; };
     if (all_equal(raw) && (want(val_const) || raw.size() == 1)) {
+        // A decimal reading such as 0.001 is 2 bytes as its exponent and mantissa, 9 as the
+        // varint of its 64-bit pattern (blocks of one point: health contributions, alarms).
+        int e = 0;
+        if (type == value_type::float64 && force == 0xff && to_decimal(raw.first(1), s.ints, e) &&
+            1 + varint_size(zigzag(s.ints[0])) <
+                varint_size(zigzag(static_cast<int64_t>(raw[0])))) {
+            put_u8(out, static_cast<uint8_t>(e));
+            put_varint(out, zigzag(s.ints[0]));
+            return codec_decimal | val_const;
+        }
         put_varint(out, zigzag(static_cast<int64_t>(raw[0])));
         return val_const;
     }

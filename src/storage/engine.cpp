@@ -202,6 +202,18 @@ struct accumulator {
     }
 };
 
+// What a part's index entry says of its block: blocks written since part format version 4
+// hold only their columns (docs/format/block.md, version 2).
+block::known known_of(const part::entry& e) {
+    block::known k;
+    k.type = e.type;
+    k.count = static_cast<uint32_t>(std::min<uint64_t>(e.stats.count, UINT32_MAX));
+    k.first_ts = e.stats.first_ts;
+    k.last_ts = e.stats.last_ts;
+    k.stats = e.stats;
+    return k;
+}
+
 struct frozen_head {
     std::vector<std::pair<series_id, head_points>> series;  // ascending id
     uint64_t wal_seq = 0;  // WAL segments up to this one are covered once this is in parts
@@ -584,7 +596,8 @@ void engine_impl::restore_last_from_parts() {
         ts.clear();
         raw.clear();
         strs.clear();
-        if (!block::decode(b.p->bytes(*b.e), ts, raw, &strs) || ts.empty()) {
+        const auto known = known_of(*b.e);
+        if (!block::decode(b.p->bytes(*b.e), ts, raw, &strs, &known) || ts.empty()) {
             slot.has_last = false;
             continue;
         }
@@ -1670,7 +1683,8 @@ status engine_impl::decode_block(const part& p, const part::entry& e, int64_t fr
     bool is_string = e.type == value_type::string;
     std::vector<std::string> local;
     std::vector<std::string>* strs = is_string ? (strings ? strings : &local) : nullptr;
-    if (auto s = block::decode(p.bytes(e), ts, raw, strs); !s)
+    const auto known = known_of(e);
+    if (auto s = block::decode(p.bytes(e), ts, raw, strs, &known); !s)
         return make_error(s.error().code, s.error().message + " (in " + p.path() + ")");
     if (ts.size() != e.stats.count)
         return make_error("corrupt", "corrupt part " + p.path() + ": block count mismatch");

@@ -21,11 +21,11 @@ namespace clisonix::storage {
 namespace {
 
 constexpr char magic[8] = {'C', 'L', 'X', 'P', 'A', 'R', 'T', '1'};
-// Version 1 parts (no rollups) still open; every part written is version 2, or version 3 when
-// it holds downsampled entries (so that a binary that cannot read them refuses the part).
-constexpr uint32_t format_version = 3;
-constexpr uint32_t rollups_version = 2;
-// Flags in the rollup trailer (version 3).
+// Versions 1 (no rollups), 2 (rollups) and 3 (downsampled entries) still open; every part
+// written is version 4: its blocks hold only their columns (block format version 2), the
+// index entry the rest, so that a binary that cannot read such blocks refuses the part.
+constexpr uint32_t format_version = 4;
+// Flags in the rollup trailer (version 3 and later).
 constexpr uint32_t flag_downsampled = 1;  // entries of size 0 whose points are gone
 constexpr uint32_t first_version = 1;
 constexpr size_t entry_bytes = 80;  // version 1
@@ -111,7 +111,7 @@ void part_builder::add(series_id id, value_type type, std::span<const int64_t> t
     for (size_t b = 0; b < ts.size(); b += max_block_points) {
         size_t n = std::min<size_t>(max_block_points, ts.size() - b);
         size_t offset = _data.size();
-        auto h = block::encode(type, ts.subspan(b, n), raw.subspan(b, n), strings, _data);
+        auto h = block::encode_columns(type, ts.subspan(b, n), raw.subspan(b, n), strings, _data);
         part::entry e{};
         e.series = id;
         e.type = type;
@@ -206,7 +206,7 @@ status part_builder::write(const std::string& path) {
     codec::put_u32(_data, downsampled ? flag_downsampled : 0);
     size_t f = _data.size();
     _data.insert(_data.end(), magic, magic + 8);
-    codec::put_u32(_data, downsampled ? format_version : rollups_version);
+    codec::put_u32(_data, format_version);
     codec::put_u32(_data, static_cast<uint32_t>(_entries.size()));
     codec::put_u64(_data, index_offset);
     codec::put_u32(_data, io::crc32c(_data.data() + index_offset, index_bytes));

@@ -70,6 +70,25 @@ bytes round_trip(value_type type, const std::vector<int64_t>& ts, const std::vec
     } else {
         EXPECT_EQ(d.raw, raw);
     }
+    // The same points as a part writes them (version 2: columns only), read with what the
+    // index entry knows; it is the version 1 block less its header fields and summary.
+    bytes columns;
+    auto ch = block::encode_columns(type, ts, raw, strings, columns);
+    EXPECT_EQ(ch.count, h.count);
+    EXPECT_EQ(ch.ts_codec, h.ts_codec);
+    EXPECT_EQ(ch.value_codec, h.value_codec);
+    EXPECT_LT(columns.size(), out.size());
+    decoded c;
+    auto cst = block::decode(columns, c.ts, c.raw, &c.strings, &h);
+    EXPECT_TRUE(cst.ok()) << (cst.ok() ? "" : cst.error().message);
+    EXPECT_EQ(c.ts, ts);
+    EXPECT_EQ(c.raw.size(), raw.size());
+    if (type != value_type::string) {
+        EXPECT_EQ(c.raw, raw);
+    }
+    size = 0;
+    EXPECT_TRUE(block::read_header(columns, &size, &h).ok());
+    EXPECT_EQ(size, columns.size());
     return out;
 }
 
@@ -341,6 +360,36 @@ TEST(block_size, regular_timestamps_cost_nothing) {
     EXPECT_EQ(back, ts);
 }
 
+// A block of one reading, or of one repeated reading, stores it as a decimal: 0.001 takes an
+// exponent byte and a one-byte mantissa instead of the 9-byte varint of its bit pattern.
+TEST(block_size, a_constant_decimal_is_stored_as_its_mantissa) {
+    for (double v : {0.001, 0.5, 42.25, -3.1}) {
+        for (size_t n : {1, 5}) {
+            codec::scratch s;
+            bytes col;
+            std::vector<uint64_t> raw(n, std::bit_cast<uint64_t>(v));
+            uint8_t got = codec::encode_values(value_type::float64, raw, {}, col, s);
+            EXPECT_EQ(codec::codec_name(got), "decimal-const") << v;
+            EXPECT_LE(col.size(), 3u) << v;
+            std::vector<uint64_t> back;
+            ASSERT_EQ(codec::decode_values(value_type::float64, got, col, static_cast<uint32_t>(n),
+                                           back, nullptr, 0),
+                      "");
+            EXPECT_EQ(back, raw) << v;
+        }
+    }
+    // Not a short decimal (0.1 + 0.2, zero): the 64-bit pattern as before.
+    for (double v : {0.1 + 0.2, 0.0}) {
+        codec::scratch s;
+        bytes col;
+        std::vector<uint64_t> raw(3, std::bit_cast<uint64_t>(v));
+        EXPECT_EQ(codec::codec_name(codec::encode_values(value_type::float64, raw, {}, col, s)),
+                  "const")
+            << v;
+    }
+    round_trip(value_type::float64, regular_ts(1), {std::bit_cast<uint64_t>(0.001)});
+}
+
 // The benchmark's workload (../shared/bench/gen.py): 10 s samples at sensor resolution.
 // Regressions in any codec show up here as a failed bound.
 TEST(block_size, benchmark_workload_under_one_byte_per_point) {
@@ -501,6 +550,38 @@ TEST(block_corrupt, every_truncation_is_an_error) {
             EXPECT_TRUE(d.ts.empty() && d.raw.empty() && d.strings.empty());
             EXPECT_FALSE(block::read_header(cut).ok());
         }
+    }
+}
+
+TEST(block_corrupt, a_columns_only_block_needs_its_index_entry) {
+    bytes columns;
+    std::vector<int64_t> ts = {1000, 2000, 3000};
+    std::vector<uint64_t> raw = {std::bit_cast<uint64_t>(1.5), std::bit_cast<uint64_t>(2.5),
+                                 std::bit_cast<uint64_t>(3.5)};
+    auto h = block::encode_columns(value_type::float64, ts, raw, {}, columns);
+    decoded d;
+    auto st = block::decode(columns, d.ts, d.raw);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().message,
+              "corrupt block: a version 2 block is read with its part's index entry");
+    // An entry that claims a point more than the columns hold. (The time range is the
+    // entry's alone: evenly spaced timestamps are stored as no bytes at all. The part's index
+    // checksum guards it.)
+    block::known wrong = h;
+    wrong.count = 4;
+    EXPECT_FALSE(block::decode(columns, d.ts, d.raw, nullptr, &wrong).ok());
+    EXPECT_TRUE(d.ts.empty() && d.raw.empty());
+    ASSERT_TRUE(block::decode(columns, d.ts, d.raw, nullptr, &h).ok());
+    EXPECT_EQ(d.ts, ts);
+    EXPECT_EQ(d.raw, raw);
+    // Every truncation and bit flip is an error, as for version 1.
+    for (size_t n = 0; n < columns.size(); ++n)
+        EXPECT_FALSE(block::decode(std::span(columns).first(n), d.ts, d.raw, nullptr, &h).ok());
+    for (size_t bit = 0; bit < columns.size() * 8; ++bit) {
+        bytes flipped = columns;
+        flipped[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+        decoded f;
+        EXPECT_FALSE(block::decode(flipped, f.ts, f.raw, nullptr, &h).ok()) << "bit " << bit;
     }
 }
 
