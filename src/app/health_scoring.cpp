@@ -80,6 +80,7 @@ struct health_scoring::device_state {
 
     double last_score = nan;
     std::vector<double> last_contributions;
+    std::vector<bool> contribution_stored;  // per column: its last stored contribution was > 0
     int64_t last_ts = 0;
     int64_t last_stored_ts = 0;
     bool stored_any = false;
@@ -211,8 +212,11 @@ void health_scoring::write_scores(device_state& d, int64_t ts, storage::write_ba
     ++d.rows_scored;
     // The score is stored once per interval, and at once when it crosses the watch (0.3) or
     // the abnormal (0.5) level; the contributions only with a crossing (they explain it, and
-    // rules that fire on it name them). A row for every point would store more health than
-    // data (11 series for 10 metrics), and irregular timestamps cost more than the values.
+    // rules that fire on it name them), and only the three largest of at least 0.01 (what
+    // a rule's note names), with a 0 for a metric stored before that is no longer among them,
+    // so that the latest stored contribution of every metric stays true. A row for every
+    // point would store more health than data (11 series for 10 metrics), and irregular
+    // timestamps cost more than the values.
     constexpr double watch_level = 0.3, abnormal_level = 0.5;
     const int level = (a.score >= watch_level) + (a.score >= abnormal_level);
     const bool every_row = _store_interval_ns == 0;
@@ -224,10 +228,27 @@ void health_scoring::write_scores(device_state& d, int64_t ts, storage::write_ba
     d.last_stored_ts = ts;
     d.last_stored_level = level;
     // Contributions before the score: a rule on health() that fires on this row names them.
-    if (detail)
-        for (size_t i = 0; i < d.score_keys.size() && i < d.last_contributions.size(); ++i)
+    if (detail) {
+        const size_t n = std::min(d.score_keys.size(), d.last_contributions.size());
+        d.contribution_stored.resize(n, false);
+        std::vector<size_t> top;  // the columns stored with a value, largest first
+        for (size_t i = 0; i < n; ++i)
+            if (every_row || analytics::round_score(d.last_contributions[i]) >= 0.01)
+                top.push_back(i);
+        const size_t named = every_row ? top.size() : std::min<size_t>(top.size(), 3);
+        std::partial_sort(
+            top.begin(), top.begin() + static_cast<ptrdiff_t>(named), top.end(),
+            [&](size_t a, size_t b) { return d.last_contributions[a] > d.last_contributions[b]; });
+        top.resize(named);
+        for (size_t i = 0; i < n; ++i) {
+            const bool named_here = std::find(top.begin(), top.end(), i) != top.end();
+            if (!named_here && !d.contribution_stored[i]) continue;
+            const double v = named_here ? analytics::round_score(d.last_contributions[i]) : 0.0;
             if (auto s = out.series(d.score_keys[i], storage::value_type::float64))
-                out.add(*s, ts, analytics::round_score(d.last_contributions[i]));
+                out.add(*s, ts, v);
+            d.contribution_stored[i] = v > 0;
+        }
+    }
     if (auto s = out.series(d.health_key, storage::value_type::float64))
         out.add(*s, ts, analytics::round_score(a.score));
 }
@@ -390,6 +411,7 @@ result<size_t> health_scoring::retrain(std::string_view device, int64_t from_ns,
         d.score_keys.push_back(d.prefix + " health." + m);
     d.health_key = d.prefix + " health";
     d.last_contributions.clear();
+    d.contribution_stored.clear();  // the columns may have changed
     d.last_score = nan;
     return rows.size();
 }

@@ -75,7 +75,7 @@ constexpr key_spec keys[] = {
     {"analytics.metrics", string, "*", 0, 0, {}, false, "Glob over metric names that get a `<metric>.anomaly` series (`*` = all, `temp*`)"},
     {"analytics.health", boolean, "true", 0, 0, {}, false, "One machine-health score per device over its numeric metrics (series `health`, `health.<metric>`)"},
     {"analytics.health_baseline", duration, "1h", seconds, 30 * 24 * hours, {}, false, "How long after a device's first point its health model learns normal before it scores"},
-    {"analytics.health_interval", duration, "1m", 0, 24 * hours, {}, false, "How often a device's health score is stored (data time); a score crossing the watch (0.3) or abnormal (0.5) level is stored at once, with its per-metric contributions `health.<metric>`; 0 = every row with contributions"},
+    {"analytics.health_interval", duration, "1m", 0, 24 * hours, {}, false, "How often a device's health score is stored (data time); a score crossing the watch (0.3) or abnormal (0.5) level is stored at once, with its three largest per-metric contributions `health.<metric>`; 0 = every row with all contributions"},
     {"analytics.health_max_devices", integer, "100000", 1, 10000000, {}, false, "Devices with a health model at most; further devices get none (counted in /metrics)"},
     {"ingest.max_line_bytes", size, "64KiB", 256, 16 * mib, {}, false, "Longest line-protocol line accepted (413 beyond)"},
     {"ingest.max_points_per_request", integer, "1000000", 1, 100000000, {}, false, "Points one write request may carry (413 beyond)"},

@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <thread>
 #include <utility>
 
@@ -219,10 +220,80 @@ TEST(health_test, learns_then_scores_and_names_the_shifted_metric_in_api_and_ala
     EXPECT_GE(regular, 12u) << "16 normal minutes and 5 abnormal ones, mostly at one level";
     ASSERT_FALSE(crossings.empty()) << "the vibration shift crosses 0.5";
     EXPECT_GE(crossings.back(), t0_ms + 160 * step_ms);
-    std::vector<int64_t> with_contributions;
-    for (const auto& [ts, v] : stored_points(srv, "m1", "health.vibration_rms"))
-        with_contributions.push_back(ts);
-    EXPECT_EQ(with_contributions, crossings);
+    // Contributions only at crossings, and the vibration shift's crossing names vibration.
+    auto vibration = stored_points(srv, "m1", "health.vibration_rms");
+    ASSERT_FALSE(vibration.empty());
+    for (const auto& [ts, v] : vibration)
+        EXPECT_NE(std::find(crossings.begin(), crossings.end(), ts), crossings.end()) << ts;
+    EXPECT_EQ(vibration.back().first, crossings.back());
+    EXPECT_GE(vibration.back().second, 0.01);
+}
+
+// Rows of a machine with five metrics a..e ~ 10: `shifted` are raised by 20 deviations.
+std::string five_metric_rows(int first, int last, noise& n, std::string_view shifted) {
+    std::string body;
+    for (int i = first; i < last; ++i) {
+        body += "telemetry,device=m5 ";
+        for (char m : std::string_view("abcde")) {
+            double v = 10 + 0.5 * n() + (shifted.find(m) != std::string_view::npos ? 10.0 : 0.0);
+            body += std::string(m == 'a' ? "" : ",") + m + "=" + std::to_string(v);
+        }
+        body += " " + std::to_string(t0_ms + i * step_ms) + "\n";
+    }
+    return body;
+}
+
+// At a crossing at most the three largest contributions (each at least 0.01) are stored, and
+// a metric named before but not now gets a 0, so that every metric's latest stored
+// contribution is true: what a rule's note names, not a stale value.
+TEST(health_test, a_crossing_stores_the_three_largest_contributions_and_zeroes_the_rest) {
+    server_process srv(
+        {"--set", "analytics.health_baseline=10m", "--set", "analytics.detector=off"});
+    noise n;
+    ASSERT_EQ(srv.post("/api/v1/write?precision=ms", five_metric_rows(0, 100, n, "")).status, 204);
+    // One row with a and b far off, ten minutes back to normal, then c, d and e shift.
+    ASSERT_EQ(srv.post("/api/v1/write?precision=ms", five_metric_rows(100, 101, n, "ab")).status,
+              204);
+    ASSERT_EQ(srv.post("/api/v1/write?precision=ms", five_metric_rows(101, 160, n, "")).status,
+              204);
+    ASSERT_EQ(srv.post("/api/v1/write?precision=ms", five_metric_rows(160, 190, n, "cde")).status,
+              204);
+    auto h = health_of(srv, "m5", [](const auto& d) {
+        return d.contains("at") && d.at("at") == t0_ms + 189 * step_ms;
+    });
+    ASSERT_EQ(h.at("state"), "trained") << boost::json::serialize(h);
+    std::map<int64_t, std::map<char, double>> at;  // crossing time -> metric -> contribution
+    for (std::vector<std::pair<int64_t, double>> got, before; char m : std::string("abcde")) {
+        for (int i = 0; i < 100; ++i) {  // until the scoring thread has written its last round
+            before = std::exchange(got, stored_points(srv, "m5", std::string("health.") + m));
+            if (!got.empty() && got == before) break;
+            std::this_thread::sleep_for(100ms);
+        }
+        for (const auto& [ts, v] : got)
+            at[ts][m] = v;
+    }
+    ASSERT_GE(at.size(), 2u) << "a crossing up with a and b, and one with c, d and e";
+    for (const auto& [ts, named] : at) {
+        size_t nonzero = 0;
+        for (const auto& [m, v] : named)
+            nonzero += v > 0;
+        EXPECT_LE(nonzero, 3u) << ts;
+    }
+    // The first crossing names a or b first; the last names only c, d and e, and a and b,
+    // named before, are zeroed by then.
+    const auto& first = at.begin()->second;
+    EXPECT_TRUE(first.contains('a') || first.contains('b'));
+    std::map<char, double> latest;
+    for (const auto& [ts, named] : at)
+        for (const auto& [m, v] : named)
+            latest[m] = v;
+    EXPECT_EQ(latest['a'], 0.0);
+    EXPECT_EQ(latest['b'], 0.0);
+    EXPECT_GT(latest['c'] + latest['d'] + latest['e'], 0.0);
+    for (const auto& [m, v] : at.rbegin()->second)
+        if (v > 0) {
+            EXPECT_NE(std::string_view("cde").find(m), std::string_view::npos) << m;
+        }
 }
 
 TEST(health_test, baseline_window_retrains_and_is_retrained_after_restart) {
