@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
 
 namespace clisonix::app {
 
@@ -166,7 +167,10 @@ void anomaly_scoring::enqueue(const storage::write_batch& batch) {
         }
         _queued.set(static_cast<double>(_queue.size() + _health_queue.size() + _unwritten));
     }
-    if (skipped) _skipped.inc(static_cast<double>(skipped));
+    if (skipped) {
+        _skipped.inc(static_cast<double>(skipped));
+        _skipped_points += skipped;
+    }
     _wake.notify_one();
 }
 
@@ -198,6 +202,10 @@ void anomaly_scoring::run() {
     storage::write_batch scores;
     std::vector<int64_t> batch_index;  // id -> index in `scores`, per round
     size_t taken = 0;                  // points of the round
+    // Scores handed to the writing thread at a time (about 1 MB of WAL record): writing one
+    // slice is short, so that writers never wait behind millions of scores.
+    constexpr size_t slice_points = 1 << 16;
+    constexpr int saturated_pause = 3;  // see below
     for (;;) {
         {
             std::unique_lock lock(_mutex);
@@ -225,36 +233,60 @@ void anomaly_scoring::run() {
         std::stable_sort(work.begin(), work.end(), [](const job& a, const job& b) {
             return a.id != b.id ? a.id < b.id : a.ts < b.ts;
         });
-        scores.clear();
-        batch_index.clear();
-        for (const auto& j : work) {
-            if (j.id >= batch_index.size()) batch_index.resize(j.id + 1, -1);
-            if (batch_index[j.id] < 0) {
-                auto index = scores.series(score_keys[j.id], storage::value_type::float64);
-                batch_index[j.id] = index ? *index : -2;
+        // In slices, scored and handed on in order: a series split between two slices keeps
+        // its time order.
+        for (size_t begin = 0; begin < work.size() || !health_work.empty();) {
+            const auto slice_start = std::chrono::steady_clock::now();
+            const uint64_t skipped_at_start = _skipped_points.load();
+            const size_t end = std::min(work.size(), begin + slice_points);
+            scores.clear();
+            batch_index.clear();
+            for (size_t k = begin; k < end; ++k) {
+                const job& j = work[k];
+                if (j.id >= batch_index.size()) batch_index.resize(j.id + 1, -1);
+                if (batch_index[j.id] < 0) {
+                    auto index = scores.series(score_keys[j.id], storage::value_type::float64);
+                    batch_index[j.id] = index ? *index : -2;
+                }
+                if (batch_index[j.id] < 0) continue;
+                scores.add(
+                    static_cast<uint32_t>(batch_index[j.id]), j.ts,
+                    analytics::round_score(detectors[j.detector]->score(j.id, j.ts, j.value)));
             }
-            if (batch_index[j.id] < 0) continue;
-            scores.add(static_cast<uint32_t>(batch_index[j.id]), j.ts,
-                       analytics::round_score(detectors[j.detector]->score(j.id, j.ts, j.value)));
+            const size_t anomaly_points = scores.point_count();
+            size_t slice_taken = end - begin;
+            if (!health_work.empty()) {
+                _health.score(health_work, scores);
+                slice_taken += health_work.size();
+                health_work.clear();
+            }
+            begin = end;
+            bool stopping;
+            {
+                std::unique_lock lock(_mutex);
+                stopping = _stop;
+                if (scores.empty()) {
+                    _unwritten -= slice_taken;
+                    _queued.set(
+                        static_cast<double>(_queue.size() + _health_queue.size() + _unwritten));
+                } else {
+                    _out_free.wait(lock, [this] { return !_out_full; });
+                    std::swap(scores, _out);
+                    _out_anomaly_points = anomaly_points;
+                    _out_taken = slice_taken;
+                    _out_full = true;
+                    _out_ready.notify_one();
+                }
+            }
+            // Writes outran the queue while this slice was scored: step aside three times as
+            // long, so that scoring takes at most a quarter of the time it could while the
+            // writers are that busy (more points go unscored, counted), and all of it again
+            // once they are not. nice 19 alone leaves it the cores whenever a writer waits.
+            if (_skipped_points.load() != skipped_at_start && !stopping)
+                std::this_thread::sleep_for((std::chrono::steady_clock::now() - slice_start) *
+                                            saturated_pause);
         }
-        const size_t anomaly_points = scores.point_count();
-        if (!health_work.empty()) _health.score(health_work, scores);
         work.clear();
-        health_work.clear();
-        std::unique_lock lock(_mutex);
-        if (scores.empty()) {
-            _unwritten -= taken;
-            _queued.set(static_cast<double>(_queue.size() + _health_queue.size() + _unwritten));
-            continue;
-        }
-        // Even when stopping: the writer writes what it is handed before it exits, so that
-        // the scores of a round are stored as they were when one thread did both.
-        _out_free.wait(lock, [this] { return !_out_full; });
-        std::swap(scores, _out);
-        _out_anomaly_points = anomaly_points;
-        _out_taken = taken;
-        _out_full = true;
-        _out_ready.notify_one();
     }
 }
 
