@@ -29,6 +29,15 @@ constexpr int64_t t0 = 1710028800LL * sec;  // 2024-03-10T00:00:00Z
 
 using points = std::map<int64_t, double>;
 
+// An engine on a fresh folder in `d` (a failure is reported; then null).
+std::unique_ptr<engine> open_in(const testing::temp_dir& d) {
+    options o;
+    o.dir = d.str() + "/tsdb";
+    auto opened = engine::open(o);
+    EXPECT_TRUE(opened.ok()) << opened.error().message;
+    return opened.ok() ? std::move(*opened) : nullptr;
+}
+
 // The naive answer: every point, bucket by bucket, the sum in long double.
 std::vector<std::pair<int64_t, summary>> naive(const points& pts, int64_t from, int64_t to,
                                                int64_t step) {
@@ -329,11 +338,8 @@ TEST(storage_rollups, version_1_parts_open_and_gain_rollups_when_compacted) {
 // runs the same for 100 series and prints the time.)
 TEST(storage_rollups, thirty_days_of_1hz_data_at_hourly_steps_read_only_rollups) {
     testing::temp_dir d;
-    options o;
-    o.dir = d.str() + "/tsdb";
-    auto opened = engine::open(o);
-    ASSERT_TRUE(opened.ok()) << opened.error().message;
-    auto& e = *opened;
+    auto e = open_in(d);
+    ASSERT_TRUE(e);
 #ifdef NDEBUG
     const int series = 2;
 #else
@@ -395,11 +401,8 @@ TEST(storage_rollups, thirty_days_of_1hz_data_at_hourly_steps_read_only_rollups)
 // short ranges): their aggregates decode the blocks and are exact all the same.
 TEST(storage_rollups, derived_series_keep_no_rows_and_aggregate_exactly) {
     testing::temp_dir d;
-    options o;
-    o.dir = d.str() + "/tsdb";
-    auto opened = engine::open(o);
-    ASSERT_TRUE(opened.ok()) << opened.error().message;
-    auto& e = *opened;
+    auto e = open_in(d);
+    ASSERT_TRUE(e);
     points ref;
     write_batch b;
     uint32_t data = *b.series("line,machine=m1 temperature", value_type::float64);
