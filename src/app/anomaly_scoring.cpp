@@ -205,7 +205,7 @@ void anomaly_scoring::run() {
     // Scores handed to the writing thread at a time (about 1 MB of WAL record): writing one
     // slice is short, so that writers never wait behind millions of scores.
     constexpr size_t slice_points = 1 << 16;
-    constexpr int saturated_pause = 3;  // see below
+    constexpr int saturated_pause = 7;  // see below
     for (;;) {
         {
             std::unique_lock lock(_mutex);
@@ -278,8 +278,8 @@ void anomaly_scoring::run() {
                     _out_ready.notify_one();
                 }
             }
-            // Writes outran the queue while this slice was scored: step aside three times as
-            // long, so that scoring takes at most a quarter of the time it could while the
+            // Writes outran the queue while this slice was scored: step aside seven times as
+            // long, so that scoring takes at most an eighth of the time it could while the
             // writers are that busy (more points go unscored, counted), and all of it again
             // once they are not. nice 19 alone leaves it the cores whenever a writer waits.
             if (_skipped_points.load() != skipped_at_start && !stopping)
