@@ -390,8 +390,8 @@ private:
     void resign_leader();
     status rotate_segment();
     status freeze(bool keep_tail);
-    status flush_locked(bool keep_tail = false);
-    status background_flush();
+    status flush_head(bool keep_tail);
+    status flush_locked(bool keep_tail);
     status write_frozen(const std::shared_ptr<frozen_head>& fh);
     void delete_segments_upto(uint64_t seq);
     // `raw_retention_now`: downsample the series past their raw retention as of then (only
@@ -697,7 +697,7 @@ engine_impl::~engine_impl() {
     if (!_index || !_segment) return;
     if (!_failed) {
         std::lock_guard lock(_maint_mutex);
-        if (auto s = flush_locked(); !s)
+        if (auto s = flush_locked(false); !s)
             log::error("storage: flush at close failed; the WAL keeps the data",
                        {{"error", s.error().message}});
     }
@@ -1191,21 +1191,17 @@ status engine_impl::freeze(bool keep_tail) {
 }
 
 status engine_impl::flush() {
-    if (_failed) return failed_error();
-    std::lock_guard lock(_maint_mutex);
-    auto st = flush_locked();
-    // Parts that cannot be written for want of space: the head stays in memory (and in the
-    // WAL), and writes stop until space is back, or the head would only grow.
-    if (!st) note_out_of_space(st.error());
-    return st;
+    return flush_head(false);
 }
 
-// The head's flush when it is due (size or age): as flush(), keeping the series' newest
+// keep_tail: the head's flush when it is due (size or age), which keeps the series' newest
 // points in the head (freeze).
-status engine_impl::background_flush() {
+status engine_impl::flush_head(bool keep_tail) {
     if (_failed) return failed_error();
     std::lock_guard lock(_maint_mutex);
-    auto st = flush_locked(true);
+    auto st = flush_locked(keep_tail);
+    // Parts that cannot be written for want of space: the head stays in memory (and in the
+    // WAL), and writes stop until space is back, or the head would only grow.
     if (!st) note_out_of_space(st.error());
     return st;
 }
@@ -1553,7 +1549,7 @@ void engine_impl::background() {
         if (_full && (bytes > 0 || _frozen_bytes.load() > 0)) due = true;
         if (due && !_failed && now >= next_flush) {
             // While full, everything goes, so that every WAL segment can be deleted.
-            if (auto s = _full ? flush() : background_flush(); !s) {
+            if (auto s = flush_head(!_full); !s) {
                 flush_pause = std::min(
                     std::max<int64_t>(flush_pause * 2, std::chrono::nanoseconds(1s).count()),
                     std::chrono::nanoseconds(flush_retry_max).count());
