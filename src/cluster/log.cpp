@@ -1,0 +1,345 @@
+// The telemetry log on NATS JetStream (nats.c): the stream, the publisher, the applier.
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "cluster/cluster.h"
+#include "ingest/ingest.h"
+#include "observe/observe.h"
+
+namespace clisonix::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+using clock = std::chrono::steady_clock;
+
+std::string nats_text(natsStatus s, jsErrCode jerr) {
+    std::string text = natsStatus_GetText(s);
+    if (jerr != 0) text += " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")";
+    return text;
+}
+
+int64_t ms_left(clock::time_point deadline) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+}
+
+// Engine errors that pass with time: the applier retries the same message rather than
+// skipping it, so that the stream order holds.
+bool transient(const error& e) {
+    return e.code == errc::overloaded || e.code == errc::storage_full ||
+           e.code == errc::unavailable;
+}
+
+class nats_log final : public telemetry_log {
+public:
+    nats_log(options opts, ingest::pipeline& sink) : _opts(std::move(opts)), _sink(sink) {
+        // Message ids unique across restarts of this node: a publish retried within this
+        // process keeps its id (JetStream stores it once), a new write never reuses one.
+        std::random_device rd;
+        _id_prefix = _opts.node_id + "-" + std::to_string(rd()) + std::to_string(rd()) + "-";
+    }
+    ~nats_log() override { stop(); }
+
+    status connect();
+    status publish(const storage::write_batch& batch) override;
+    void stop() override;
+
+private:
+    void apply_loop();
+    void apply_one(natsMsg* msg);
+
+    options _opts;
+    ingest::pipeline& _sink;
+    std::string _id_prefix;
+    std::atomic<uint64_t> _next_id{0};
+
+    natsOptions* _nats_opts = nullptr;
+    natsConnection* _conn = nullptr;
+    jsCtx* _js = nullptr;
+    natsSubscription* _sub = nullptr;
+
+    std::thread _applier;
+    std::atomic<bool> _stopping{false};
+    storage::write_batch _apply_batch;  // the applier thread's
+
+    std::mutex _mutex;
+    std::condition_variable _applied_cv;
+    uint64_t _applied = 0;  // highest stream sequence applied here
+    // Recent sequences this engine refused for good (a type conflict), so that the writer
+    // waiting for them hears why; bounded.
+    std::map<uint64_t, error> _refused;
+};
+
+status nats_log::connect() {
+    const auto deadline = clock::now() + _opts.start_timeout;
+    std::vector<const char*> urls;
+    for (const auto& u : _opts.nats_urls)
+        urls.push_back(u.c_str());
+    natsStatus s = natsOptions_Create(&_nats_opts);
+    if (s == NATS_OK) s = natsOptions_SetServers(_nats_opts, urls.data(), int(urls.size()));
+    if (s == NATS_OK) s = natsOptions_SetName(_nats_opts, ("clisonix-" + _opts.node_id).c_str());
+    // Reconnect for ever: a NATS server that dies is replaced by another of the list.
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(_nats_opts, -1);
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(_nats_opts, 250);
+    if (s == NATS_OK) s = natsOptions_SetTimeout(_nats_opts, 2000);
+    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(_nats_opts, true, nullptr, nullptr);
+    if (s != NATS_OK)
+        return make_error("invalid_config", "cluster.nats: " + nats_text(s, jsErrCode(0)),
+                          "cluster.nats");
+    s = natsConnection_Connect(&_conn, _nats_opts);
+    if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED)
+        return make_error("unavailable",
+                          "cannot connect to cluster.nats: " + nats_text(s, jsErrCode(0)));
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = _opts.publish_timeout.count();
+    if (s = natsConnection_JetStream(&_js, _conn, &jo); s != NATS_OK)
+        return make_error("unavailable", "JetStream context: " + nats_text(s, jsErrCode(0)));
+
+    // The stream, created idempotently: an identical stream is fine, and a stream made
+    // earlier with other settings is used as it is (its replicas are named in the log).
+    const std::string subjects = std::string(subject_prefix) + "*";
+    const char* subject_list[] = {subjects.c_str()};
+    const std::string name(stream_name);
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    sc.Name = name.c_str();
+    sc.Subjects = subject_list;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    sc.Replicas = _opts.stream_replicas;
+    for (;;) {
+        jsStreamInfo* si = nullptr;
+        jsErrCode jerr = jsErrCode(0);
+        s = js_AddStream(&si, _js, &sc, nullptr, &jerr);
+        if (si) jsStreamInfo_Destroy(si);
+        if (s == NATS_OK) break;
+        if (jerr == JSStreamNameExistErr) {
+            log::warn("the telemetry stream exists with other settings; used as it is",
+                      {{"stream", name}, {"replicas", _opts.stream_replicas}});
+            break;
+        }
+        if (ms_left(deadline) <= 0)
+            return make_error(
+                "unavailable",
+                "the telemetry stream " + name +
+                    " could not be created within cluster.start_timeout: " + nats_text(s, jerr));
+        std::this_thread::sleep_for(250ms);
+    }
+
+    // The node's durable consumer: every shard, in stream order, explicit acks. Created
+    // here and bound to, so that closing the subscription never deletes it.
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = _opts.node_id.c_str();
+    cc.AckPolicy = js_AckExplicit;
+    cc.DeliverPolicy = js_DeliverAll;
+    cc.FilterSubject = subjects.c_str();
+    cc.AckWait = int64_t(30) * 1'000'000'000;  // ns; a message applies far faster
+    cc.MaxAckPending = 4096;
+    for (;;) {
+        jsConsumerInfo* ci = nullptr;
+        jsErrCode jerr = jsErrCode(0);
+        s = js_AddConsumer(&ci, _js, name.c_str(), &cc, nullptr, &jerr);
+        if (ci) jsConsumerInfo_Destroy(ci);
+        if (s == NATS_OK) break;
+        if (ms_left(deadline) <= 0)
+            return make_error(
+                "unavailable",
+                "the consumer " + _opts.node_id +
+                    " could not be created within cluster.start_timeout: " + nats_text(s, jerr));
+        std::this_thread::sleep_for(250ms);
+    }
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = name.c_str();
+    so.Consumer = _opts.node_id.c_str();
+    jsErrCode jerr = jsErrCode(0);
+    if (s = js_PullSubscribe(&_sub, _js, subjects.c_str(), _opts.node_id.c_str(), nullptr, &so,
+                             &jerr);
+        s != NATS_OK)
+        return make_error("unavailable",
+                          "cannot subscribe to the telemetry stream: " + nats_text(s, jerr));
+    _applier = std::thread([this] { apply_loop(); });
+    log::info(
+        "cluster telemetry log ready",
+        {{"node", _opts.node_id}, {"shards", _opts.shards}, {"replicas", _opts.stream_replicas}});
+    return {};
+}
+
+void nats_log::stop() {
+    if (_stopping.exchange(true)) return;
+    if (_applier.joinable()) _applier.join();
+    if (_sub) natsSubscription_Destroy(_sub);
+    if (_js) jsCtx_Destroy(_js);
+    if (_conn) natsConnection_Destroy(_conn);
+    if (_nats_opts) natsOptions_Destroy(_nats_opts);
+    _sub = nullptr;
+    _js = nullptr;
+    _conn = nullptr;
+    _nats_opts = nullptr;
+}
+
+void nats_log::apply_loop() {
+    auto last_warning = clock::time_point{};
+    while (!_stopping) {
+        natsMsgList list{};
+        jsErrCode jerr = jsErrCode(0);
+        natsStatus s = natsSubscription_Fetch(&list, _sub, 256, 500, &jerr);
+        if (s == NATS_TIMEOUT) continue;
+        if (s != NATS_OK) {
+            if (clock::now() - last_warning > 5s) {
+                log::warn("cluster log: fetch failed, retrying", {{"error", nats_text(s, jerr)}});
+                last_warning = clock::now();
+            }
+            std::this_thread::sleep_for(200ms);
+            continue;
+        }
+        for (int i = 0; i < list.Count && !_stopping; ++i)
+            apply_one(list.Msgs[i]);
+        natsMsgList_Destroy(&list);
+    }
+}
+
+void nats_log::apply_one(natsMsg* msg) {
+    static metrics::counter applied =
+        metrics::global().get_counter("clisonix_cluster_applied_messages_total",
+                                      "Telemetry log messages this node applied to its engine");
+    static metrics::counter refused = metrics::global().get_counter(
+        "clisonix_cluster_refused_messages_total",
+        "Telemetry log messages this node's engine refused for good (acknowledged, not stored)");
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) return;  // not a JetStream message
+    const uint64_t seq = meta->Sequence.Stream;
+    jsMsgMetaData_Destroy(meta);
+
+    std::optional<error> failure;
+    std::string_view payload(natsMsg_GetData(msg), size_t(natsMsg_GetDataLength(msg)));
+    if (auto st = decode(payload, _apply_batch); !st) {
+        failure = st.error();
+    } else {
+        for (;;) {
+            auto written = _sink.apply(_apply_batch);
+            if (written) break;
+            if (!transient(written.error())) {
+                failure = written.error();
+                break;
+            }
+            // Retried in place: a later message must not overtake this one.
+            if (_stopping) return;  // not acknowledged: delivered again after a restart
+            std::this_thread::sleep_for(100ms);
+            if (auto again = decode(payload, _apply_batch); !again) {
+                failure = again.error();
+                break;
+            }
+        }
+    }
+    if (failure) {
+        refused.inc();
+        log::error("cluster log: message not applied",
+                   {{"sequence", seq}, {"error", failure->message}});
+    } else {
+        applied.inc();
+    }
+    // After the engine write returned (or refused for good): a crash before this line
+    // delivers the message again, and applying it twice stores the same points.
+    natsMsg_Ack(msg, nullptr);
+    {
+        std::lock_guard lock(_mutex);
+        if (failure) {
+            _refused.emplace(seq, *failure);
+            while (_refused.size() > 4096)
+                _refused.erase(_refused.begin());
+        }
+        _applied = std::max(_applied, seq);
+    }
+    _applied_cv.notify_all();
+}
+
+status nats_log::publish(const storage::write_batch& batch) {
+    static metrics::counter published =
+        metrics::global().get_counter("clisonix_cluster_published_messages_total",
+                                      "Telemetry log messages JetStream acknowledged to this node");
+    static metrics::counter failed = metrics::global().get_counter(
+        "clisonix_cluster_publish_failures_total",
+        "Writes answered 503 because JetStream did not acknowledge them in time");
+    if (batch.empty()) return {};
+    thread_local std::vector<uint32_t> shard_of_series;
+    thread_local std::string payload;
+    const auto& series = batch.series_entries();
+    shard_of_series.resize(series.size());
+    for (size_t i = 0; i < series.size(); ++i)
+        shard_of_series[i] = shard_of(series[i].key, _opts.shards);
+
+    const auto deadline = clock::now() + _opts.publish_timeout;
+    thread_local std::vector<uint64_t> sequences;
+    sequences.clear();
+    for (uint32_t shard = 0; shard < _opts.shards; ++shard) {
+        encode_shard(batch, shard_of_series, shard, payload);
+        if (payload.empty()) continue;
+        const std::string subject = std::string(subject_prefix) + std::to_string(shard);
+        const std::string id = _id_prefix + std::to_string(_next_id++);
+        for (;;) {
+            natsMsg* msg = nullptr;
+            natsStatus s =
+                natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(), int(payload.size()));
+            jsPubAck* ack = nullptr;
+            jsErrCode jerr = jsErrCode(0);
+            if (s == NATS_OK) {
+                jsPubOptions po;
+                jsPubOptions_Init(&po);
+                po.MsgId = id.c_str();  // the same id on every retry: stored once
+                po.MaxWait = std::clamp<int64_t>(ms_left(deadline), 1, 2000);
+                s = js_PublishMsg(&ack, _js, msg, &po, &jerr);
+            }
+            if (msg) natsMsg_Destroy(msg);
+            if (s == NATS_OK) {
+                sequences.push_back(ack->Sequence);
+                jsPubAck_Destroy(ack);
+                published.inc();
+                break;
+            }
+            if (ms_left(deadline) <= 0) {
+                failed.inc();
+                return make_error(
+                    "unavailable",
+                    "the cluster log (JetStream) did not acknowledge the write within " +
+                        std::to_string(_opts.publish_timeout.count()) +
+                        " ms (cluster.publish_timeout): " + nats_text(s, jerr) +
+                        "; nothing is lost by sending it again");
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+    }
+    if (sequences.empty() || _opts.apply_wait.count() == 0) return {};
+    const uint64_t last_seq = *std::max_element(sequences.begin(), sequences.end());
+
+    // Read your writes: the answer waits until this node's applier has the points.
+    std::unique_lock lock(_mutex);
+    if (!_applied_cv.wait_for(lock, _opts.apply_wait, [&] { return _applied >= last_seq; }))
+        return make_error("unavailable",
+                          "the write is stored in the cluster log but this node has not applied "
+                          "it within " +
+                              std::to_string(_opts.apply_wait.count()) +
+                              " ms (cluster.apply_wait); it will arrive");
+    for (uint64_t seq : sequences)
+        if (auto it = _refused.find(seq); it != _refused.end()) return it->second;
+    return {};
+}
+
+}  // namespace
+
+result<std::unique_ptr<telemetry_log>> telemetry_log::open(const options& opts,
+                                                           ingest::pipeline& sink) {
+    auto log = std::make_unique<nats_log>(opts, sink);
+    if (auto st = log->connect(); !st) return st.error();
+    return std::unique_ptr<telemetry_log>(std::move(log));
+}
+
+}  // namespace clisonix::cluster
