@@ -65,6 +65,10 @@ void encode_shard(const storage::write_batch& batch, std::span<const uint32_t> s
                   uint32_t shard, std::string& out);
 // Clears `out` and fills it from a payload; "corrupt" when the bytes do not parse.
 status decode(std::string_view payload, storage::write_batch& out);
+// Adds a payload's points after those in `out` (several messages applied as one write);
+// also "invalid_argument" when a key comes with another type than `out` has for it. On
+// error `out` holds part of the payload.
+status decode_append(std::string_view payload, storage::write_batch& out);
 
 // The node's connection to the cluster log: the publisher and the applier.
 class telemetry_log {

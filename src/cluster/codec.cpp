@@ -100,8 +100,13 @@ void encode_shard(const storage::write_batch& batch, std::span<const uint32_t> s
 
 status decode(std::string_view payload, storage::write_batch& out) {
     out.clear();
+    auto st = decode_append(payload, out);
+    if (!st) out.clear();
+    return st;
+}
+
+status decode_append(std::string_view payload, storage::write_batch& out) {
     auto corrupt = [&](const std::string& why) {
-        out.clear();
         return make_error("corrupt", "cluster log message: " + why);
     };
     reader r{payload};
@@ -116,7 +121,7 @@ status decode(std::string_view payload, storage::write_batch& out) {
         auto key = r.bytes(r.get<uint32_t>());
         if (!r.ok) break;
         auto idx = out.series(key, type);
-        if (!idx) return corrupt(idx.error().message);
+        if (!idx) return idx.error();  // another type than an earlier message gave the key
         table.emplace_back(*idx, type);
     }
     uint32_t point_count = r.get<uint32_t>();

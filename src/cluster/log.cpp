@@ -51,8 +51,24 @@ public:
     void stop() override;
 
 private:
+    struct outcome {
+        bool stopped = false;          // the node stops: leave the messages unacknowledged
+        std::optional<error> failure;  // refused for good
+    };
     void apply_loop();
-    void apply_one(natsMsg* msg);
+    void apply_run(std::span<natsMsg* const> run);
+    outcome write_retrying(std::span<natsMsg* const> run);
+    void finish(natsMsg* msg, const std::optional<error>& failure);
+
+    // One shard's part of a write on its way to JetStream.
+    struct part {
+        std::string subject, id, payload;
+        bool done = false;      // the asynchronous publish was answered
+        uint64_t sequence = 0;  // its stream sequence once acknowledged, else 0
+        std::string reason;     // why not, for the 503
+    };
+    static void on_async_ack(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* failure,
+                             void* closure);
 
     options _opts;
     ingest::pipeline& _sink;
@@ -62,6 +78,10 @@ private:
     natsOptions* _nats_opts = nullptr;
     natsConnection* _conn = nullptr;
     jsCtx* _js = nullptr;
+    jsCtx* _js_async = nullptr;  // its acknowledgements reach on_async_ack
+    std::mutex _publish_mutex;
+    std::condition_variable _publish_cv;
+    std::map<std::string, part*, std::less<>> _in_flight;  // by message id
     natsSubscription* _sub = nullptr;
 
     std::thread _applier;
@@ -100,6 +120,14 @@ status nats_log::connect() {
     jsOptions_Init(&jo);
     jo.Wait = _opts.publish_timeout.count();
     if (s = natsConnection_JetStream(&_js, _conn, &jo); s != NATS_OK)
+        return make_error("unavailable", "JetStream context: " + nats_text(s, jsErrCode(0)));
+    jsOptions async_jo;
+    jsOptions_Init(&async_jo);
+    async_jo.Wait = _opts.publish_timeout.count();
+    async_jo.PublishAsync.AckHandler = &nats_log::on_async_ack;
+    async_jo.PublishAsync.AckHandlerClosure = this;
+    async_jo.PublishAsync.MaxPending = 65536;
+    if (s = natsConnection_JetStream(&_js_async, _conn, &async_jo); s != NATS_OK)
         return make_error("unavailable", "JetStream context: " + nats_text(s, jsErrCode(0)));
 
     // The stream, created idempotently: an identical stream is fine, and a stream made
@@ -178,10 +206,12 @@ void nats_log::stop() {
     if (_applier.joinable()) _applier.join();
     if (_sub) natsSubscription_Destroy(_sub);
     if (_js) jsCtx_Destroy(_js);
+    if (_js_async) jsCtx_Destroy(_js_async);
     if (_conn) natsConnection_Destroy(_conn);
     if (_nats_opts) natsOptions_Destroy(_nats_opts);
     _sub = nullptr;
     _js = nullptr;
+    _js_async = nullptr;
     _conn = nullptr;
     _nats_opts = nullptr;
 }
@@ -201,44 +231,62 @@ void nats_log::apply_loop() {
             std::this_thread::sleep_for(200ms);
             continue;
         }
-        for (int i = 0; i < list.Count && !_stopping; ++i)
-            apply_one(list.Msgs[i]);
+        apply_run({list.Msgs, size_t(list.Count)});
         natsMsgList_Destroy(&list);
     }
 }
 
-void nats_log::apply_one(natsMsg* msg) {
+// A fetched run of messages is one engine write (one WAL fsync for all) when its messages
+// merge cleanly; else each message is written alone, so that a refusal is pinned on its own
+// message and the others are stored. Either way, in stream order.
+void nats_log::apply_run(std::span<natsMsg* const> run) {
+    if (run.size() > 1) {
+        auto merged = write_retrying(run);
+        if (merged.stopped) return;
+        if (!merged.failure) {
+            for (natsMsg* msg : run)
+                finish(msg, std::nullopt);
+            _applied_cv.notify_all();
+            return;
+        }
+    }
+    for (natsMsg* msg : run) {
+        auto alone = write_retrying({&msg, 1});
+        if (alone.stopped) return;
+        finish(msg, alone.failure);
+    }
+    _applied_cv.notify_all();
+}
+
+nats_log::outcome nats_log::write_retrying(std::span<natsMsg* const> run) {
+    for (;;) {
+        // Decoded again on every try: the pipeline's enrichers add points to the batch.
+        _apply_batch.clear();
+        for (natsMsg* msg : run) {
+            std::string_view payload(natsMsg_GetData(msg), size_t(natsMsg_GetDataLength(msg)));
+            if (auto st = decode_append(payload, _apply_batch); !st) return {false, st.error()};
+        }
+        auto written = _sink.apply(_apply_batch);
+        if (written) return {};
+        if (!transient(written.error())) return {false, written.error()};
+        // Retried in place: a later message must not overtake these. Not acknowledged when
+        // the node stops: delivered again after its restart.
+        if (_stopping) return {true, std::nullopt};
+        std::this_thread::sleep_for(100ms);
+    }
+}
+
+void nats_log::finish(natsMsg* msg, const std::optional<error>& failure) {
     static metrics::counter applied =
         metrics::global().get_counter("clisonix_cluster_applied_messages_total",
                                       "Telemetry log messages this node applied to its engine");
     static metrics::counter refused = metrics::global().get_counter(
         "clisonix_cluster_refused_messages_total",
         "Telemetry log messages this node's engine refused for good (acknowledged, not stored)");
-    jsMsgMetaData* meta = nullptr;
-    if (natsMsg_GetMetaData(&meta, msg) != NATS_OK) return;  // not a JetStream message
-    const uint64_t seq = meta->Sequence.Stream;
-    jsMsgMetaData_Destroy(meta);
-
-    std::optional<error> failure;
-    std::string_view payload(natsMsg_GetData(msg), size_t(natsMsg_GetDataLength(msg)));
-    if (auto st = decode(payload, _apply_batch); !st) {
-        failure = st.error();
-    } else {
-        for (;;) {
-            auto written = _sink.apply(_apply_batch);
-            if (written) break;
-            if (!transient(written.error())) {
-                failure = written.error();
-                break;
-            }
-            // Retried in place: a later message must not overtake this one.
-            if (_stopping) return;  // not acknowledged: delivered again after a restart
-            std::this_thread::sleep_for(100ms);
-            if (auto again = decode(payload, _apply_batch); !again) {
-                failure = again.error();
-                break;
-            }
-        }
+    uint64_t seq = 0;
+    if (jsMsgMetaData* meta = nullptr; natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        seq = meta->Sequence.Stream;
+        jsMsgMetaData_Destroy(meta);
     }
     if (failure) {
         refused.inc();
@@ -250,16 +298,29 @@ void nats_log::apply_one(natsMsg* msg) {
     // After the engine write returned (or refused for good): a crash before this line
     // delivers the message again, and applying it twice stores the same points.
     natsMsg_Ack(msg, nullptr);
-    {
-        std::lock_guard lock(_mutex);
-        if (failure) {
-            _refused.emplace(seq, *failure);
-            while (_refused.size() > 4096)
-                _refused.erase(_refused.begin());
-        }
-        _applied = std::max(_applied, seq);
+    std::lock_guard lock(_mutex);
+    if (failure) {
+        _refused.emplace(seq, *failure);
+        while (_refused.size() > 4096)
+            _refused.erase(_refused.begin());
     }
-    _applied_cv.notify_all();
+    _applied = std::max(_applied, seq);
+}
+
+void nats_log::on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* failure,
+                            void* closure) {
+    auto* self = static_cast<nats_log*>(closure);
+    const char* id = nullptr;
+    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id) {
+        std::lock_guard lock(self->_publish_mutex);
+        if (auto it = self->_in_flight.find(id); it != self->_in_flight.end()) {
+            it->second->done = true;
+            if (ack) it->second->sequence = ack->Sequence;
+            if (failure) it->second->reason = nats_text(failure->Err, failure->ErrCode);
+        }
+    }
+    self->_publish_cv.notify_all();
+    natsMsg_Destroy(msg);
 }
 
 status nats_log::publish(const storage::write_batch& batch) {
@@ -271,51 +332,101 @@ status nats_log::publish(const storage::write_batch& batch) {
         "Writes answered 503 because JetStream did not acknowledge them in time");
     if (batch.empty()) return {};
     thread_local std::vector<uint32_t> shard_of_series;
-    thread_local std::string payload;
     const auto& series = batch.series_entries();
     shard_of_series.resize(series.size());
     for (size_t i = 0; i < series.size(); ++i)
         shard_of_series[i] = shard_of(series[i].key, _opts.shards);
 
+    // Every shard's part is published at once and the acknowledgements awaited together (one
+    // round trip instead of one per shard); a part not acknowledged then is published again,
+    // one at a time with its id, until cluster.publish_timeout.
     const auto deadline = clock::now() + _opts.publish_timeout;
+    thread_local std::vector<part> parts;
+    size_t used = 0;
+    for (uint32_t shard = 0; shard < _opts.shards; ++shard) {
+        if (parts.size() <= used) parts.emplace_back();
+        part& p = parts[used];
+        encode_shard(batch, shard_of_series, shard, p.payload);
+        if (p.payload.empty()) continue;
+        p.subject = std::string(subject_prefix) + std::to_string(shard);
+        p.id = _id_prefix + std::to_string(_next_id++);
+        p.done = false;
+        p.sequence = 0;
+        p.reason = "no acknowledgement";
+        ++used;
+    }
+    {
+        std::lock_guard lock(_publish_mutex);
+        for (size_t i = 0; i < used; ++i)
+            _in_flight.emplace(parts[i].id, &parts[i]);
+    }
+    for (size_t i = 0; i < used; ++i) {
+        natsMsg* msg = nullptr;
+        part& p = parts[i];
+        natsStatus st = natsMsg_Create(&msg, p.subject.c_str(), nullptr, p.payload.data(),
+                                       int(p.payload.size()));
+        if (st == NATS_OK) {
+            jsPubOptions po;
+            jsPubOptions_Init(&po);
+            po.MsgId = p.id.c_str();  // the same id on every retry: stored once
+            po.MaxWait = std::clamp<int64_t>(ms_left(deadline), 1, 2000);
+            st = js_PublishMsgAsync(_js_async, &msg, &po);
+        }
+        if (st != NATS_OK) {  // no answer will come: retried below
+            std::lock_guard lock(_publish_mutex);
+            p.done = true;
+            p.reason = nats_text(st, jsErrCode(0));
+        }
+        if (msg) natsMsg_Destroy(msg);  // not taken by the library (the publish failed)
+    }
+    {
+        std::unique_lock lock(_publish_mutex);
+        _publish_cv.wait_until(lock, std::min(deadline, clock::now() + 2500ms), [&] {
+            for (size_t i = 0; i < used; ++i)
+                if (!parts[i].done) return false;
+            return true;
+        });
+        for (size_t i = 0; i < used; ++i)
+            _in_flight.erase(parts[i].id);
+    }
+
     thread_local std::vector<uint64_t> sequences;
     sequences.clear();
-    for (uint32_t shard = 0; shard < _opts.shards; ++shard) {
-        encode_shard(batch, shard_of_series, shard, payload);
-        if (payload.empty()) continue;
-        const std::string subject = std::string(subject_prefix) + std::to_string(shard);
-        const std::string id = _id_prefix + std::to_string(_next_id++);
-        for (;;) {
-            natsMsg* msg = nullptr;
-            natsStatus s =
-                natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(), int(payload.size()));
-            jsPubAck* ack = nullptr;
-            jsErrCode jerr = jsErrCode(0);
-            if (s == NATS_OK) {
-                jsPubOptions po;
-                jsPubOptions_Init(&po);
-                po.MsgId = id.c_str();  // the same id on every retry: stored once
-                po.MaxWait = std::clamp<int64_t>(ms_left(deadline), 1, 2000);
-                s = js_PublishMsg(&ack, _js, msg, &po, &jerr);
-            }
-            if (msg) natsMsg_Destroy(msg);
-            if (s == NATS_OK) {
-                sequences.push_back(ack->Sequence);
-                jsPubAck_Destroy(ack);
-                published.inc();
-                break;
-            }
+    for (size_t i = 0; i < used; ++i) {
+        part& p = parts[i];
+        while (p.sequence == 0) {
             if (ms_left(deadline) <= 0) {
                 failed.inc();
                 return make_error(
                     "unavailable",
                     "the cluster log (JetStream) did not acknowledge the write within " +
                         std::to_string(_opts.publish_timeout.count()) +
-                        " ms (cluster.publish_timeout): " + nats_text(s, jerr) +
+                        " ms (cluster.publish_timeout): " + p.reason +
                         "; nothing is lost by sending it again");
             }
-            std::this_thread::sleep_for(50ms);
+            natsMsg* msg = nullptr;
+            natsStatus st = natsMsg_Create(&msg, p.subject.c_str(), nullptr, p.payload.data(),
+                                           int(p.payload.size()));
+            jsPubAck* ack = nullptr;
+            jsErrCode jerr = jsErrCode(0);
+            if (st == NATS_OK) {
+                jsPubOptions po;
+                jsPubOptions_Init(&po);
+                po.MsgId = p.id.c_str();
+                po.MaxWait = std::clamp<int64_t>(ms_left(deadline), 1, 2000);
+                st = js_PublishMsg(&ack, _js, msg, &po, &jerr);
+            }
+            if (msg) natsMsg_Destroy(msg);
+            if (st == NATS_OK) {
+                p.sequence = ack->Sequence;
+                jsPubAck_Destroy(ack);
+            } else {
+                p.reason = nats_text(st, jerr);
+                std::this_thread::sleep_for(50ms);
+            }
         }
+        sequences.push_back(p.sequence);
+        published.inc();
     }
     if (sequences.empty() || _opts.apply_wait.count() == 0) return {};
     const uint64_t last_seq = *std::max_element(sequences.begin(), sequences.end());

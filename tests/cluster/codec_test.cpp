@@ -84,6 +84,26 @@ TEST(cluster_codec_test, the_shard_of_a_device_is_stable_and_ignores_the_metric)
     EXPECT_EQ(shard_of("cpu,host=a usage", 16), 2u);
 }
 
+TEST(cluster_codec_test, messages_merge_in_order_and_a_type_clash_between_them_is_refused) {
+    std::string first, second, clash;
+    storage::write_batch a, b, c;
+    a.add(*a.series("m,device=a v", storage::value_type::float64), 1000, 1.5);
+    b.add(*b.series("m,device=a v", storage::value_type::float64), 1000, 2.5);
+    c.add_int(*c.series("m,device=a v", storage::value_type::int64), 2000, 7);
+    encode_shard(a, std::vector<uint32_t>{0}, 0, first);
+    encode_shard(b, std::vector<uint32_t>{0}, 0, second);
+    encode_shard(c, std::vector<uint32_t>{0}, 0, clash);
+    storage::write_batch merged;
+    ASSERT_TRUE(decode_append(first, merged));
+    ASSERT_TRUE(decode_append(second, merged));
+    ASSERT_EQ(merged.series_count(), 1u);
+    ASSERT_EQ(merged.point_count(), 2u);
+    EXPECT_EQ(merged.points()[1].raw, std::bit_cast<uint64_t>(2.5));  // the later one last
+    auto refused = decode_append(clash, merged);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code, "invalid_argument");
+}
+
 TEST(cluster_codec_test, damaged_payloads_are_refused_as_corrupt) {
     storage::write_batch in;
     in.add(*in.series("m v", storage::value_type::float64), 1, 1.5);
