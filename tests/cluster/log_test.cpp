@@ -160,5 +160,25 @@ TEST(cluster_log_test, a_write_nats_does_not_acknowledge_is_a_503_naming_the_rea
         << refused.body;
 }
 
+TEST(cluster_log_test, half_a_cluster_config_is_refused_at_start_naming_the_key) {
+    testing::temp_dir data;
+    auto common = std::vector<std::string>{"serve", "--data", data.str(), "--port",
+                                           std::to_string(testing::free_port())};
+    auto run = [&](std::vector<std::string> extra) {
+        auto args = common;
+        args.insert(args.end(), extra.begin(), extra.end());
+        return testing::run_clisonix(args, {"CLISONIX_ADMIN_PASSWORD=test-admin-password-1"});
+    };
+    auto no_id = run({"--set", "cluster.nats=nats://127.0.0.1:4222"});
+    EXPECT_EQ(no_id.exit_code, 2);
+    EXPECT_NE(no_id.err.find("cluster.nats is set but cluster.node_id is empty"), std::string::npos)
+        << no_id.err;
+    auto dotted = run({"--set", "cluster.node_id=a.b", "--set", "cluster.nats=nats://x:1"});
+    EXPECT_EQ(dotted.exit_code, 2);
+    EXPECT_NE(dotted.err.find("cluster.node_id"), std::string::npos) << dotted.err;
+    EXPECT_NE(dotted.err.find("may hold only letters, digits, '-' and '_'"), std::string::npos)
+        << dotted.err;
+}
+
 }  // namespace
 }  // namespace clisonix
