@@ -100,7 +100,10 @@ TEST(cluster_log_test, writes_through_one_node_are_read_through_the_other_across
             "--set", "cluster.node_id=" + id,       "--set", "cluster.nats=" + urls,
             "--set", "cluster.publish_timeout=15s", "--set", "cluster.apply_wait=15s"};
     };
-    server_process node1(node_args("n1"));
+    const uint16_t mqtt_port = testing::free_port();
+    auto node1_args = node_args("n1");
+    node1_args.insert(node1_args.end(), {"--set", "mqtt.port=" + std::to_string(mqtt_port)});
+    server_process node1(node1_args);
     auto node2 = std::make_unique<server_process>(node_args("n2"));
 
     // Written through node 1: 204 once JetStream and node 1 have the points, so node 1
@@ -109,6 +112,18 @@ TEST(cluster_log_test, writes_through_one_node_are_read_through_the_other_across
     int64_t t0 = 1'764'892'800'000;
     auto first = node1.post("/api/v1/write?precision=ms", w.lines(20, 5, t0));
     ASSERT_EQ(first.status, 204) << first.body;
+    EXPECT_TRUE(holds_all(node1, w, 0ms));
+    EXPECT_TRUE(holds_all(*node2, w, 10s));
+
+    // MQTT telemetry takes the same path: the QoS 1 PUBACK comes once the log has it.
+    auto made = node1.post("/api/v1/devices/mqtt-1/token", "");
+    ASSERT_EQ(made.status, 201) << made.body;
+    std::string token(boost::json::parse(made.body).at("token").as_string());
+    process pub({"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(mqtt_port), "-u",
+                 token, "-q", "1", "-t", "v1/devices/me/telemetry", "-m",
+                 R"({"ts":1764892800000,"values":{"v":4.25}})"});
+    ASSERT_EQ(pub.wait(10s), 0) << pub.err();
+    w.expected["mqtt-1"][1'764'892'800'000] = 4.25;
     EXPECT_TRUE(holds_all(node1, w, 0ms));
     EXPECT_TRUE(holds_all(*node2, w, 10s));
 
