@@ -151,8 +151,8 @@ TEST(cluster_log_test, writes_through_one_node_are_read_through_the_other_across
 }
 
 TEST(cluster_log_test, a_write_nats_does_not_acknowledge_is_a_503_naming_the_reason) {
-    // A NATS server that accepts the connection but whose JetStream cannot form a quorum
-    // (the stream asks three replicas of a single server): the node does not start.
+    // One NATS server (a stream of one replica) takes the first write; once it is gone, no
+    // write is acknowledged: 503 after cluster.publish_timeout, never a 500, never a 204.
     nats_server lone;
     lone.proc = std::make_unique<process>(
         std::vector<std::string>{"/usr/sbin/nats-server", "-js", "-sd", lone.store.str(), "-a",
