@@ -29,6 +29,14 @@ int64_t ms_left(clock::time_point deadline) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
 }
 
+// One attempt at a JetStream call during start: at most 2 s, and not past the deadline.
+jsOptions bounded_wait(clock::time_point deadline) {
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Wait = std::clamp<int64_t>(ms_left(deadline), 100, 2000);
+    return o;
+}
+
 // Engine errors that pass with time: the applier retries the same message rather than
 // skipping it, so that the stream order holds.
 bool transient(const error& e) {
@@ -108,7 +116,11 @@ status nats_log::connect() {
     if (s == NATS_OK) s = natsOptions_SetMaxReconnect(_nats_opts, -1);
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(_nats_opts, 250);
     if (s == NATS_OK) s = natsOptions_SetTimeout(_nats_opts, 2000);
-    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(_nats_opts, true, nullptr, nullptr);
+    // With a callback the first connect is retried in the background (without one it would
+    // block for ever); the stream's creation below waits for it, up to start_timeout.
+    if (s == NATS_OK)
+        s = natsOptions_SetRetryOnFailedConnect(
+            _nats_opts, true, [](natsConnection*, void*) {}, nullptr);
     if (s != NATS_OK)
         return make_error("invalid_config", "cluster.nats: " + nats_text(s, jsErrCode(0)),
                           "cluster.nats");
@@ -145,7 +157,8 @@ status nats_log::connect() {
     for (;;) {
         jsStreamInfo* si = nullptr;
         jsErrCode jerr = jsErrCode(0);
-        s = js_AddStream(&si, _js, &sc, nullptr, &jerr);
+        jsOptions attempt = bounded_wait(deadline);
+        s = js_AddStream(&si, _js, &sc, &attempt, &jerr);
         if (si) jsStreamInfo_Destroy(si);
         if (s == NATS_OK) break;
         if (jerr == JSStreamNameExistErr) {
@@ -174,7 +187,8 @@ status nats_log::connect() {
     for (;;) {
         jsConsumerInfo* ci = nullptr;
         jsErrCode jerr = jsErrCode(0);
-        s = js_AddConsumer(&ci, _js, name.c_str(), &cc, nullptr, &jerr);
+        jsOptions attempt = bounded_wait(deadline);
+        s = js_AddConsumer(&ci, _js, name.c_str(), &cc, &attempt, &jerr);
         if (ci) jsConsumerInfo_Destroy(ci);
         if (s == NATS_OK) break;
         if (ms_left(deadline) <= 0)

@@ -195,5 +195,21 @@ TEST(cluster_log_test, half_a_cluster_config_is_refused_at_start_naming_the_key)
         << dotted.err;
 }
 
+TEST(cluster_log_test, without_nats_at_start_serve_gives_up_after_the_start_timeout) {
+    testing::temp_dir data;
+    auto started = std::chrono::steady_clock::now();
+    auto run = testing::run_clisonix(
+        {"serve", "--data", data.str(), "--port", std::to_string(testing::free_port()), "--set",
+         "cluster.node_id=n1", "--set",
+         "cluster.nats=nats://127.0.0.1:" + std::to_string(testing::free_port()), "--set",
+         "cluster.start_timeout=2s", "--set", "mqtt.enabled=false"},
+        {"CLISONIX_ADMIN_PASSWORD=test-admin-password-1"});
+    EXPECT_EQ(run.exit_code, 1);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 15s);
+    EXPECT_NE((run.out + run.err).find("could not be created within cluster.start_timeout"),
+              std::string::npos)
+        << run.out << run.err;
+}
+
 }  // namespace
 }  // namespace clisonix
