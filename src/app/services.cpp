@@ -303,6 +303,24 @@ std::optional<int> start_rules(services& s) {
     return std::nullopt;
 }
 
+std::optional<int> open_cluster(const config::config& cfg, services& s) {
+    auto opts = cluster::options_from(cfg);
+    if (!opts) {
+        std::cerr << "serve: " << opts.error().message << "\n";
+        return failed(exit_usage);
+    }
+    if (!*opts) return std::nullopt;  // a single node: the pipeline writes its engine itself
+    auto log = cluster::telemetry_log::open(**opts, *s.pipeline);
+    if (!log) {
+        log::error("cluster telemetry log unavailable", {{"error", log.error().message}});
+        return failed(exit_failure);
+    }
+    s.cluster_log = std::move(*log);
+    s.pipeline->replicate_through(
+        [log = s.cluster_log.get()](const storage::write_batch& b) { return log->publish(b); });
+    return std::nullopt;
+}
+
 // The built-in broker for devices (and users subscribing to clisonix/#). It writes through
 // the pipeline, so it starts after it and stops before the engine closes.
 void open_mqtt(const config::config& cfg, services& s) {

@@ -17,6 +17,7 @@
 
 #include "app/anomaly_scoring.h"
 #include "auth/auth.h"
+#include "cluster/cluster.h"
 #include "config/config.h"
 #include "devices/devices.h"
 #include "forecast/forecast.h"
@@ -81,6 +82,10 @@ struct services {
     std::unique_ptr<notifier_sink> rules_sink;
     std::unique_ptr<rules::engine> rules;
     scoring_detach detach_rules;
+    // The replicated telemetry log (cluster.nats set), else null. Its applier writes
+    // through the pipeline into the engine and its listeners, so it stops before them; the
+    // broker, which publishes through it, stops before it.
+    std::unique_ptr<cluster::telemetry_log> cluster_log;
     std::unique_ptr<mqtt::broker> mqtt_broker;  // null when mqtt.enabled is false
 };
 
@@ -94,6 +99,9 @@ void start_scoring(const config::config& cfg, services& s);
 std::optional<int> open_notify_and_live(const config::config& cfg, services& s);
 // Rules and alarms over every durable batch and every batch of scores.
 std::optional<int> start_rules(services& s);
+// In a cluster (cluster.nats set): the telemetry log, after every pipeline listener is in
+// place (its applier starts applying at once) and before anything submits.
+std::optional<int> open_cluster(const config::config& cfg, services& s);
 // The MQTT broker, when enabled; it listens once the HTTP port is ours (run_server).
 void open_mqtt(const config::config& cfg, services& s);
 

@@ -30,6 +30,14 @@ using enum value_type;
 
 std::string check_duration_list(std::string_view text);
 
+// A NATS durable consumer name: no dots, wildcards or spaces; kept to a plain alphabet.
+std::string check_node_id(std::string_view text) {
+    for (char c : text)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_')
+            return "may hold only letters, digits, '-' and '_'";
+    return {};
+}
+
 // Adding a setting is one line here: env name, validation, `config show` and the README
 // reference all follow from it. Keep the order the README should list them in.
 // clang-format off
@@ -56,6 +64,13 @@ constexpr key_spec keys[] = {
     {"gateway.trusted_proxies", string, "", 0, 0, {}, false, "Comma-separated proxy addresses or CIDR blocks whose X-Forwarded-For is believed"},
     {"gateway.cors_origins", string, "", 0, 0, {}, false, "Comma-separated origins allowed to call the API from a browser (`https://host:port`)"},
     {"redis.url", string, "", 0, 0, {}, true, "Redis for rate limits shared by several nodes: `redis://[:password@]host[:port][/db]`; empty = in-process"},
+    {"cluster.node_id", string, "", 0, 0, {}, false, "This node's id in a cluster (letters, digits, `-`, `_`): the name of its durable consumer of the telemetry log; empty = no cluster", check_node_id},
+    {"cluster.nats", string, "", 0, 0, {}, false, "Comma-separated NATS servers (`nats://host:port`) holding the replicated telemetry log (JetStream); empty = a single node writing only its own engine"},
+    {"cluster.shards", integer, "16", 1, 1024, {}, false, "Shards of the telemetry log (subject `clisonix.telemetry.<shard>`, by a hash of the device); the same on every node"},
+    {"cluster.stream_replicas", integer, "3", 1, 5, {}, false, "Copies JetStream keeps of the telemetry log (at most the number of NATS servers); a write is acknowledged once a majority stored it"},
+    {"cluster.publish_timeout", duration, "5s", 100, 10 * minutes, {}, false, "How long a write waits for JetStream to acknowledge it (retried with the same message id meanwhile); beyond it the write gets 503 `unavailable`"},
+    {"cluster.apply_wait", duration, "5s", 0, 10 * minutes, {}, false, "How long a write acknowledged by JetStream waits for this node to apply it, so that the writer reads it here; beyond it 503 `unavailable` (the points stay in the log and arrive)"},
+    {"cluster.start_timeout", duration, "30s", seconds, hours, {}, false, "How long `serve` waits at start for the NATS servers and the telemetry stream before it gives up"},
     {"data.dir", string, "./data", 0, 0, {}, false, "Directory for the database, logs and time-series data"},
     {"web.dir", string, "", 0, 0, {}, false, "Built dashboard (index.html, assets/) served at `/`; empty = `web/` next to the binary, else `../web/dist` from it, else the source tree's `web/dist`"},
     {"log.level", enumeration, "info", 0, 0, "trace|debug|info|warn|error", false, "Lowest level written"},

@@ -107,10 +107,19 @@ public:
 
     explicit pipeline(storage::engine& engine) : _engine(engine) {}
 
-    // admit(batch), enrichers, then engine.write(batch); on success every listener sees the
-    // batch (with the derived points), in the order added. The engine's error comes back
-    // unchanged ("invalid_argument", "overloaded" ...).
+    // admit(batch), then apply(batch), or in a cluster the replicator (see below). The
+    // engine's error comes back unchanged ("invalid_argument", "overloaded" ...).
     status submit(storage::write_batch& batch);
+    // Enrichers, then engine.write(batch); on success every listener sees the batch (with the
+    // derived points), in the order added. In a cluster, the applier of the telemetry log
+    // calls it for every message (the series quota was checked by the node that took it).
+    status apply(storage::write_batch& batch);
+
+    // In a cluster, submit() hands admitted batches to `r` (the telemetry log, src/cluster)
+    // instead of applying them; the log applies them on every node through apply().
+    // Before the first submit.
+    using replicator = std::function<status(const storage::write_batch&)>;
+    void replicate_through(replicator r) { _replicator = std::move(r); }
 
     // The most distinct series one device (the `device` tag) may have, derived series
     // (`.anomaly`, `.out_of_range` ...) not counted; 0 = no bound (ingest.max_series_per_device).
@@ -134,6 +143,7 @@ private:
     std::shared_ptr<series_quota> _quota;
     std::vector<enricher> _enrichers;
     std::vector<listener> _listeners;
+    replicator _replicator;
 };
 
 // POST /api/v1/write, /write (InfluxDB 1.x), /api/v2/write (InfluxDB 2.x) with line

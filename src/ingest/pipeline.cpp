@@ -9,6 +9,12 @@ namespace clisonix::ingest {
 status pipeline::submit(storage::write_batch& batch) {
     if (batch.empty()) return {};
     if (auto st = admit(batch); !st) return st;
+    if (_replicator) return _replicator(batch);
+    return apply(batch);
+}
+
+status pipeline::apply(storage::write_batch& batch) {
+    if (batch.empty()) return {};
     const size_t received = batch.point_count();
     for (const auto& e : _enrichers)
         e(batch);
