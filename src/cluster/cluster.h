@@ -9,7 +9,7 @@
 // writes). Every node applies every shard, in stream order, through a durable consumer named
 // after its node id, into its local engine, acknowledging a message only once the engine
 // write returned; a restarted node resumes from its consumer and catches up.
-// docs/format/cluster-log.md is the payload; docs/decisions/9101-cluster-telemetry-log.md
+// docs/format/cluster-log.md is the payload; docs/decisions/0071-cluster-telemetry-log.md
 // the design.
 //
 // Thread safety: telemetry_log::publish may be called from any thread.
