@@ -156,6 +156,12 @@ constexpr migration product_migrations[] = {
     // What an alarm's rule kind adds to it, as a JSON object (a forecast crossing's expected,
     // earliest and latest times); '' for none.
     {17, "alarm_details", "ALTER TABLE alarms ADD COLUMN details TEXT NOT NULL DEFAULT ''"},
+    // Outbox rows claimed by one dispatcher (its node id) until a lease runs out, so that
+    // several processes on one database deliver each row once, and a dead process's rows
+    // go to another after the lease. NULL: unclaimed.
+    {18, "notification_outbox_claims",
+     "ALTER TABLE notification_outbox ADD COLUMN claimed_by TEXT; "
+     "ALTER TABLE notification_outbox ADD COLUMN claimed_until BIGINT"},
 };
 
 constexpr std::string_view create_schema_migrations =

@@ -69,6 +69,8 @@ public:
         return "http://127.0.0.1:" + std::to_string(_port) + path;
     }
     void set_status(int status) { _status = status; }
+    // Holds each answer this long after recording the request (a slow endpoint).
+    void set_delay(std::chrono::milliseconds delay) { _delay_ms = static_cast<int>(delay.count()); }
 
     void start() {
         if (_thread.joinable()) return;
@@ -174,12 +176,15 @@ private:
             _requests.push_back(std::move(r));
         }
         _cv.notify_all();
+        if (int delay = _delay_ms; delay > 0)
+            std::this_thread::sleep_for(std::chrono::milliseconds(delay));
         ::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
     }
 
     uint16_t _port;
     int _fd = -1;
     std::atomic<int> _status{200};
+    std::atomic<int> _delay_ms{0};
     std::atomic<bool> _stopping{false};
     std::thread _thread;
     std::mutex _mutex;
