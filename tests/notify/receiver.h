@@ -50,6 +50,7 @@ struct received_request {
     std::string target;
     std::map<std::string, std::string> headers;  // names in lower case
     std::string body;
+    std::chrono::steady_clock::time_point at;  // when it arrived
     std::string header(const std::string& name) const {
         auto it = headers.find(name);
         return it == headers.end() ? std::string() : it->second;
@@ -138,6 +139,7 @@ private:
             header_end = data.find("\r\n\r\n");
         }
         received_request r;
+        r.at = std::chrono::steady_clock::now();
         std::string head = data.substr(0, header_end);
         size_t line_end = head.find("\r\n");
         std::string first = head.substr(0, line_end);
