@@ -194,6 +194,7 @@ int serve(const config::config& cfg) {
     start_forecasts(cfg, s);
     if (auto failed = open_notify_and_live(cfg, s)) return *failed;
     if (auto failed = start_rules(s)) return *failed;
+    follow_changes(cfg, s);
     open_mqtt(cfg, s);
     http::router routes;
     build_router(routes, cfg, s);

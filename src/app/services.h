@@ -82,6 +82,9 @@ struct services {
     std::unique_ptr<rules::engine> rules;
     scoring_detach detach_rules;
     std::unique_ptr<mqtt::broker> mqtt_broker;  // null when mqtt.enabled is false
+    // Changes other processes sharing a PostgreSQL store made, for the caches above; last,
+    // so that it stops before the parts its handlers call.
+    std::unique_ptr<meta::change_feed> changes;
 };
 
 // Each returns nothing when it worked, else the exit code (it has logged or printed why).
@@ -94,6 +97,9 @@ void start_scoring(const config::config& cfg, services& s);
 std::optional<int> open_notify_and_live(const config::config& cfg, services& s);
 // Rules and alarms over every durable batch and every batch of scores.
 std::optional<int> start_rules(services& s);
+// Caches follow the changes other processes sharing a PostgreSQL store make (after
+// start_rules; nothing to follow on SQLite).
+void follow_changes(const config::config& cfg, services& s);
 // The MQTT broker, when enabled; it listens once the HTTP port is ours (run_server).
 void open_mqtt(const config::config& cfg, services& s);
 

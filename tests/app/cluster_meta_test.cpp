@@ -1,15 +1,18 @@
 // Two Clisonix processes on one real PostgreSQL (Debian's, started by scripts/pg-test-server in
-// a temp dir): the outbox is delivered by one node per row, and a node killed while holding
-// claims leaves its rows to the other after the lease.
+// a temp dir): what one node changes reaches the other's caches, the outbox is delivered by
+// one node per row, and a node killed while holding claims leaves its rows to the other after
+// the lease.
 #include <gtest/gtest.h>
 
 #include <csignal>
 #include <cstdlib>
+#include <iostream>
 #include <map>
 #include <thread>
 
 #include <boost/json.hpp>
 
+#include "common/time.h"
 #include "notify/receiver.h"
 #include "support/test_support.h"
 
@@ -70,6 +73,80 @@ int64_t send_test(server_process& node) {
     EXPECT_EQ(r.status, 202) << r.body;
     if (r.status / 100 != 2) return -1;
     return json::parse(r.body).at("id").as_int64();
+}
+
+TEST(cluster_meta_test, a_type_device_and_rule_made_on_one_node_fire_on_the_other) {
+    postgres_server pg;
+    server_process a(node_flags(), node_env(pg));
+    server_process b(node_flags(), node_env(pg));
+    // B has loaded its (empty) devices and rules before A makes any.
+    ASSERT_EQ(b.get("/api/v1/rules").status, 200);
+
+    auto type =
+        a.post("/api/v1/device-types",
+               R"({"name":"pump","metrics":{"temperature":{"min":0,"max":80}}})", json_header);
+    ASSERT_EQ(type.status, 201) << type.body;
+    auto device = a.post("/api/v1/devices", R"({"name":"pump-1","type":"pump"})", json_header);
+    ASSERT_EQ(device.status, 201) << device.body;
+    // Scoped by type: B must know both the rule and which type pump-1 has.
+    auto rule = a.post("/api/v1/rules", R"({"name":"pump hot","scope":{"device_type":"pump"},
+        "severity":"major","condition":"temperature > 80"})",
+                       json_header);
+    ASSERT_EQ(rule.status, 201) << rule.body;
+    const auto made = std::chrono::steady_clock::now();
+
+    // Points written through B fire the rule once B has heard of the changes.
+    int64_t total = 0;
+    int64_t ts = now_ms();
+    while (total == 0 && std::chrono::steady_clock::now() - made < 2s) {
+        auto w = b.post("/api/v1/write?precision=ms",
+                        "telemetry,device=pump-1 temperature=95 " + std::to_string(++ts) + "\n");
+        ASSERT_EQ(w.status, 204) << w.body;
+        auto alarms = b.get("/api/v1/alarms?status=active");
+        ASSERT_EQ(alarms.status, 200) << alarms.body;
+        total = json::parse(alarms.body).at("total").as_int64();
+        if (total == 0) std::this_thread::sleep_for(50ms);
+    }
+    const auto took = std::chrono::steady_clock::now() - made;
+    EXPECT_EQ(total, 1) << "B did not fire A's rule within 2 s";
+    std::cout << "rule and device from A fired on B after "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
+    auto alarm = json::parse(b.get("/api/v1/alarms?status=active").body).at("alarms").at(0);
+    EXPECT_EQ(alarm.at("device"), "pump-1");
+    EXPECT_EQ(alarm.at("severity"), "major");
+}
+
+TEST(cluster_meta_test, an_api_key_revoked_on_one_node_stops_working_on_the_other) {
+    postgres_server pg;
+    server_process a(node_flags(), node_env(pg));
+    server_process b(node_flags(), node_env(pg));
+    auto created =
+        a.post("/api/v1/apikeys", R"({"name":"telegraf","role":"operator"})", json_header);
+    ASSERT_EQ(created.status, 201) << created.body;
+    const std::string key(json::parse(created.body).at("key").as_string());
+    const std::string id(json::parse(created.body).at("id").as_string());
+    auto me = [&](server_process& node) {
+        return testing::http_request(node.port(), "GET", "/api/v1/auth/me", {},
+                                     {"Authorization: Token " + key})
+            .status;
+    };
+    ASSERT_EQ(me(b), 200);  // verified, and now cached, on B
+
+    auto revoked = testing::http_request(a.port(), "DELETE", "/api/v1/apikeys/" + id, {},
+                                         {"Authorization: Bearer " + a.token()});
+    ASSERT_EQ(revoked.status, 204) << revoked.body;
+    const auto at = std::chrono::steady_clock::now();
+    int status = me(b);
+    while (status == 200 && std::chrono::steady_clock::now() - at < 2s) {
+        std::this_thread::sleep_for(20ms);
+        status = me(b);
+    }
+    EXPECT_EQ(status, 401) << "the revoked key still works on B after 2 s";
+    std::cout << "key revoked on A refused on B after "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - at)
+                     .count()
+              << " ms\n";
 }
 
 TEST(cluster_meta_test, each_outbox_row_is_delivered_once_with_two_dispatchers) {
