@@ -323,6 +323,9 @@ void follow_changes(const config::config& cfg, services& s) {
     });
     s.changes->subscribe({"api_keys", "users"},
                          [auth = s.auth.get()] { auth->forget_cached_api_keys(); });
+    // Rows enqueued through another node go out now, not at this dispatcher's idle poll.
+    s.changes->subscribe({"notification_outbox"},
+                         [notifier = s.notifier.get()] { notifier->wake(); });
 }
 
 // The built-in broker for devices (and users subscribing to clisonix/#). It writes through

@@ -165,7 +165,8 @@ constexpr migration product_migrations[] = {
     // Change notices for the caches of every process sharing a PostgreSQL store
     // (meta::change_feed): NOTIFY in the changing transaction, the table's name as payload.
     // Last-seen times are written all the time and cached by nobody else, so an UPDATE of
-    // devices counts only for the columns a cache holds. SQLite: one process, nothing to do.
+    // devices counts only for the columns a cache holds. New outbox rows wake every
+    // dispatcher. SQLite: one process, nothing to do.
     {19, "change_notices", "SELECT 1",
      "CREATE FUNCTION clisonix_meta_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
      "PERFORM pg_notify('clisonix_meta', TG_TABLE_NAME); RETURN NULL; END $$; "
@@ -193,6 +194,8 @@ constexpr migration product_migrations[] = {
      "CREATE TRIGGER notification_channels_changed AFTER INSERT OR UPDATE OR DELETE ON "
      "notification_channels FOR EACH STATEMENT "
      "EXECUTE FUNCTION clisonix_meta_changed(); "
+     "CREATE TRIGGER notification_outbox_added AFTER INSERT ON notification_outbox FOR EACH "
+     "STATEMENT EXECUTE FUNCTION clisonix_meta_changed(); "
      "CREATE TRIGGER settings_changed AFTER INSERT OR UPDATE OR DELETE ON settings FOR EACH "
      "STATEMENT "
      "EXECUTE FUNCTION clisonix_meta_changed()"},

@@ -181,7 +181,6 @@ TEST(cluster_meta_test, rows_claimed_by_a_killed_node_go_to_the_other_after_the_
     postgres_server pg;
     testing::receiver rx;
     server_process a(node_flags(), node_env(pg));
-    server_process b(node_flags(), node_env(pg));
     auto made =
         a.post("/api/v1/channels", R"({"name":"ops","type":"webhook","url":")" + rx.url() + R"("})",
                json_header);
@@ -198,7 +197,8 @@ TEST(cluster_meta_test, rows_claimed_by_a_killed_node_go_to_the_other_after_the_
     a.proc().wait(5s);
     rx.set_delay(0ms);
 
-    // Node B learns of the outbox through its own next event; A's rows are still claimed.
+    // Node B starts while A's rows are still claimed, and adds one of its own.
+    server_process b(node_flags(), node_env(pg));
     ids.push_back(send_test(b));
     ASSERT_TRUE(rx.wait_for(ids.size() + 1, 15s))
         << "only " << rx.count() << " of " << ids.size() + 1 << " arrived";
