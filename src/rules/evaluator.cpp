@@ -682,9 +682,11 @@ void engine::check_forecasts() {
 
 status engine::reload_rules() {
     auto& m = *_impl;
+    // Read under the mutex, as create_rule writes: a rule this process creates meanwhile is
+    // either in the rows or created after the swap, never dropped by it.
+    std::unique_lock lock(m.mutex);
     auto rows = detail::load_rules(m.store);
     if (!rows) return rows.error();
-    std::unique_lock lock(m.mutex);
     decltype(m.rules) next;
     for (auto& r : *rows) {
         auto* old = m.rule_by_id(r.id);
