@@ -70,8 +70,15 @@ public:
         return "http://127.0.0.1:" + std::to_string(_port) + path;
     }
     void set_status(int status) { _status = status; }
-    // Holds each answer this long after recording the request (a slow endpoint).
-    void set_delay(std::chrono::milliseconds delay) { _delay_ms = static_cast<int>(delay.count()); }
+    // Holds each answer this long after recording the request (a slow endpoint); a new
+    // delay cuts the wait in progress short when it is shorter.
+    void set_delay(std::chrono::milliseconds delay) {
+        {
+            std::lock_guard lock(_mutex);
+            _delay_ms = static_cast<int>(delay.count());
+        }
+        _cv.notify_all();
+    }
 
     void start() {
         if (_thread.joinable()) return;
@@ -95,6 +102,7 @@ public:
     void stop() {
         if (!_thread.joinable()) return;
         _stopping = true;
+        _cv.notify_all();  // ends a delayed answer's wait
         _thread.join();
         ::close(_fd);
         _fd = -1;
@@ -178,15 +186,21 @@ private:
             _requests.push_back(std::move(r));
         }
         _cv.notify_all();
-        if (int delay = _delay_ms; delay > 0)
-            std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+        {
+            const auto from = std::chrono::steady_clock::now();
+            std::unique_lock lock(_mutex);
+            _cv.wait_until(lock, from + std::chrono::milliseconds(_delay_ms), [&] {
+                return _stopping || std::chrono::steady_clock::now() >=
+                                        from + std::chrono::milliseconds(_delay_ms);
+            });
+        }
         ::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
     }
 
     uint16_t _port;
     int _fd = -1;
     std::atomic<int> _status{200};
-    std::atomic<int> _delay_ms{0};
+    int _delay_ms = 0;  // guarded by _mutex
     std::atomic<bool> _stopping{false};
     std::thread _thread;
     std::mutex _mutex;
