@@ -128,7 +128,9 @@ int run_server(const config::config& cfg, services& s, const http::router& route
     s.notifier->start();
     bool drained = server.run(/*handle_signals=*/true);
     // Undelivered notifications stay in the outbox for the next start. First, so that no
-    // delivery publishes through a broker that is stopping.
+    // delivery publishes through a broker that is stopping. The change feed before it: its
+    // handlers reload and wake the parts that are stopping now.
+    s.changes.reset();
     s.notifier->stop();
     if (s.mqtt_broker)
         s.mqtt_broker->stop();  // before the engine closes: its last batch is written
@@ -194,6 +196,7 @@ int serve(const config::config& cfg) {
     start_forecasts(cfg, s);
     if (auto failed = open_notify_and_live(cfg, s)) return *failed;
     if (auto failed = start_rules(s)) return *failed;
+    follow_changes(cfg, s);
     if (auto failed = open_cluster(cfg, s)) return *failed;
     open_mqtt(cfg, s);
     http::router routes;

@@ -321,6 +321,31 @@ std::optional<int> open_cluster(const config::config& cfg, services& s) {
     return std::nullopt;
 }
 
+void follow_changes(const config::config& cfg, services& s) {
+    auto feed = meta::open_change_feed(cfg.get_string("meta.url"),
+                                       [](const std::string& event) { log::info(event, {}); });
+    if (!feed) {
+        log::warn("metadata change feed unavailable", {{"error", feed.error().message}});
+        return;
+    }
+    s.changes = std::move(*feed);
+    // The registry's reload tells its change listeners, the rules engine's scopes among them.
+    s.changes->subscribe({"device_types", "devices", "graph_nodes", "assets", "relations"},
+                         [registry = s.registry.get()] {
+                             if (auto st = registry->reload(); !st)
+                                 log::warn("devices not reloaded", {{"error", st.error().message}});
+                         });
+    s.changes->subscribe({"rules"}, [rules = s.rules.get()] {
+        if (auto st = rules->reload_rules(); !st)
+            log::warn("rules not reloaded", {{"error", st.error().message}});
+    });
+    s.changes->subscribe({"api_keys", "users"},
+                         [auth = s.auth.get()] { auth->forget_cached_api_keys(); });
+    // Rows enqueued through another node go out now, not at this dispatcher's idle poll.
+    s.changes->subscribe({"notification_outbox"},
+                         [notifier = s.notifier.get()] { notifier->wake(); });
+}
+
 // The built-in broker for devices (and users subscribing to clisonix/#). It writes through
 // the pipeline, so it starts after it and stops before the engine closes.
 void open_mqtt(const config::config& cfg, services& s) {

@@ -87,6 +87,9 @@ struct services {
     // broker, which publishes through it, stops before it.
     std::unique_ptr<cluster::telemetry_log> cluster_log;
     std::unique_ptr<mqtt::broker> mqtt_broker;  // null when mqtt.enabled is false
+    // Changes other processes sharing a PostgreSQL store made, for the caches above; last,
+    // so that it stops before the parts its handlers call.
+    std::unique_ptr<meta::change_feed> changes;
 };
 
 // Each returns nothing when it worked, else the exit code (it has logged or printed why).
@@ -102,6 +105,9 @@ std::optional<int> start_rules(services& s);
 // In a cluster (cluster.nats set): the telemetry log, after every pipeline listener is in
 // place (its applier starts applying at once) and before anything submits.
 std::optional<int> open_cluster(const config::config& cfg, services& s);
+// Caches follow the changes other processes sharing a PostgreSQL store make (after
+// start_rules; nothing to follow on SQLite).
+void follow_changes(const config::config& cfg, services& s);
 // The MQTT broker, when enabled; it listens once the HTTP port is ours (run_server).
 void open_mqtt(const config::config& cfg, services& s);
 

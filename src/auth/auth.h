@@ -225,6 +225,9 @@ public:
     // or call back here. Add listeners before serving. Revocations made by another process
     // (`clisonix user disable` on the same store, another node on PostgreSQL) are not seen.
     void on_revoked(revocation_listener listener);
+    // Drops the API keys verified recently, so that the next use of each is checked against
+    // the store again: the server calls it when another process changed keys or users.
+    void forget_cached_api_keys();
 
     // Resolves a credential: `scheme` is "Bearer" or "Token" (case-insensitive), `token` what
     // follows. Errors: "invalid_token" with a message saying why.

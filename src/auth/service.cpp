@@ -922,6 +922,11 @@ result<principal> auth_service::authenticate(std::string_view scheme, std::strin
 
 // ---- audit -------------------------------------------------------------------------------
 
+void auth_service::forget_cached_api_keys() {
+    std::lock_guard lock(_impl->api_key_cache_mutex);
+    _impl->api_key_cache.clear();
+}
+
 void auth_service::on_revoked(revocation_listener listener) {
     std::lock_guard lock(_impl->listeners_mutex);
     _impl->listeners.push_back(std::move(listener));

@@ -145,6 +145,7 @@ constexpr key_spec keys[] = {
     {"notify.breaker_window", duration, "10s", 100, hours, {}, false, "Rolling window over which the breaker counts calls (10 buckets)"},
     {"notify.breaker_min_volume", integer, "5", 1, 100000, {}, false, "Calls in the window before a breaker may open"},
     {"notify.breaker_reset_timeout", duration, "30s", 10, hours, {}, false, "Time a breaker stays open before it lets one trial call through (half-open)"},
+    {"notify.claim_lease", duration, "60s", 100, hours, {}, false, "How long a node may hold the outbox rows it claimed before another node sharing the PostgreSQL meta store takes them over (set it above a batch's delivery time)"},
     {"notify.webhook_allow", string, "", 0, 0, {}, false, "Comma-separated CIDR blocks and host names webhooks may reach although loopback, link-local, private (RFC 1918, fc00::/7, 100.64/10), unspecified or multicast (on-site receivers: `10.20.0.0/16,alarms.plant.local`)"},
     {"notify.secret_key", string, "", 0, 0, {}, true, "Key encrypting channel secrets at rest (32+ characters; nodes sharing a PostgreSQL need the same one); empty = generated once into `<data.dir>/notify.key` (mode 0600)"},
     {"live.max_queue_bytes", size, "1MiB", kib, gib, {}, false, "Bytes queued for one live WebSocket client; a client that falls further behind is closed (1008, slow consumer)"},

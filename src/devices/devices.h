@@ -229,6 +229,9 @@ public:
 
     // Loads the devices and types into memory and starts the last-seen flusher.
     status start();
+    // Reads the devices and types again (changed by another process sharing the store),
+    // keeping what only this process knows of a device (unflushed last-seen, connected).
+    status reload();
     // Flushes last-seen times and stops the flusher (idempotent).
     void stop();
     // Writes pending last-seen times now.

@@ -274,7 +274,7 @@ registry::~registry() {
     stop();
 }
 
-status registry::start() {
+status registry::reload() {
     auto types = _impl->store.query(type_columns);
     if (!types) return types.error();
     auto devs = _impl->store.query("SELECT id, name, type, last_seen FROM devices");
@@ -287,18 +287,36 @@ status registry::start() {
             _impl->types[t.name] =
                 type_state{t.offline_timeout_ms, std::move(t.metrics), std::move(t.analytics)};
         }
+        // A device still known keeps its state: last-seen times not flushed yet and the
+        // connection flag live only here.
+        auto known = std::move(_impl->devices);
         _impl->devices.clear();
         for (const auto& row : devs->data) {
-            auto d = std::make_shared<device_state>();
-            d->id = as_int(row[0]);
-            d->name = as_text(row[1]);
+            const int64_t id = as_int(row[0]);
+            const std::string name = as_text(row[1]);
+            auto it = known.find(name);
+            std::shared_ptr<device_state> d;
+            if (it != known.end() && it->second->id == id) {
+                d = it->second;
+                const int64_t stored = as_int(row[3]);
+                if (stored > d->last_seen.load()) d->last_seen = stored;
+            } else {
+                d = std::make_shared<device_state>();
+                d->id = id;
+                d->name = name;
+                d->last_seen = as_int(row[3]);
+                d->flushed = d->last_seen.load();
+            }
             d->type = as_text(row[2]);
-            d->last_seen = as_int(row[3]);
-            d->flushed = d->last_seen.load();
-            _impl->devices[d->name] = std::move(d);
+            _impl->devices[name] = std::move(d);
         }
     }
     _impl->invalidate();
+    return {};
+}
+
+status registry::start() {
+    if (auto st = reload(); !st) return st;
     std::lock_guard lock(_impl->flush_mutex);
     if (_impl->started) return {};
     _impl->started = true;

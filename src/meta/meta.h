@@ -87,6 +87,29 @@ result<std::unique_ptr<store>> open(std::string_view url, std::string_view data_
 result<std::unique_ptr<store>> open_with(std::string_view url, std::string_view data_dir,
                                          std::span<const migration> list);
 
+// Hears of changes to the store's tables committed by any process sharing it, so that a
+// process can drop what it caches of them. On PostgreSQL, triggers (migration 19) send
+// NOTIFY clisonix_meta with the table's name in the changing transaction, delivered at its
+// commit; the feed LISTENs on a connection of its own. After that connection was lost and
+// restored (changes in between are unknown) and on its first connect, every handler runs.
+// SQLite has one process: its feed hears nothing.
+class change_feed {
+public:
+    using handler = std::function<void()>;
+    virtual ~change_feed() = default;  // stops the feed's thread
+    // `invalidate` runs on the feed's thread, once per batch of notices naming any of
+    // `tables`; it must not block for long (notices wait meanwhile).
+    virtual void subscribe(std::vector<std::string> tables, handler invalidate) = 0;
+};
+
+// The feed of the store at `url` (as open() takes it), its thread started. `on_event` hears
+// of connections lost and restored, for the log.
+result<std::unique_ptr<change_feed>> open_change_feed(
+    std::string_view url, std::function<void(const std::string& event)> on_event = {});
+
+// The channel of the change notices (for tests and tools that listen themselves).
+inline constexpr std::string_view change_channel = "clisonix_meta";
+
 // `url` with any password replaced by "****", for messages and logs.
 std::string redact_url(std::string_view url);
 

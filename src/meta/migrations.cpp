@@ -156,6 +156,49 @@ constexpr migration product_migrations[] = {
     // What an alarm's rule kind adds to it, as a JSON object (a forecast crossing's expected,
     // earliest and latest times); '' for none.
     {17, "alarm_details", "ALTER TABLE alarms ADD COLUMN details TEXT NOT NULL DEFAULT ''"},
+    // Outbox rows claimed by one dispatcher (its node id) until a lease runs out, so that
+    // several processes on one database deliver each row once, and a dead process's rows
+    // go to another after the lease. NULL: unclaimed.
+    {18, "notification_outbox_claims",
+     "ALTER TABLE notification_outbox ADD COLUMN claimed_by TEXT; "
+     "ALTER TABLE notification_outbox ADD COLUMN claimed_until BIGINT"},
+    // Change notices for the caches of every process sharing a PostgreSQL store
+    // (meta::change_feed): NOTIFY in the changing transaction, the table's name as payload.
+    // Last-seen times are written all the time and cached by nobody else, so an UPDATE of
+    // devices counts only for the columns a cache holds. New outbox rows wake every
+    // dispatcher. SQLite: one process, nothing to do.
+    {19, "change_notices", "SELECT 1",
+     "CREATE FUNCTION clisonix_meta_changed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+     "PERFORM pg_notify('clisonix_meta', TG_TABLE_NAME); RETURN NULL; END $$; "
+     "CREATE TRIGGER device_types_changed AFTER INSERT OR UPDATE OR DELETE ON device_types FOR "
+     "EACH STATEMENT "
+     "EXECUTE FUNCTION clisonix_meta_changed(); "
+     "CREATE TRIGGER devices_changed AFTER INSERT OR DELETE OR UPDATE OF name, type, label, "
+     "description ON devices FOR EACH STATEMENT "
+     "EXECUTE FUNCTION clisonix_meta_changed(); "
+     "CREATE TRIGGER graph_nodes_changed AFTER INSERT OR UPDATE OR DELETE ON graph_nodes FOR EACH "
+     "STATEMENT "
+     "EXECUTE FUNCTION clisonix_meta_changed(); "
+     "CREATE TRIGGER assets_changed AFTER INSERT OR UPDATE OR DELETE ON assets FOR EACH STATEMENT "
+     "EXECUTE FUNCTION clisonix_meta_changed(); "
+     "CREATE TRIGGER relations_changed AFTER INSERT OR UPDATE OR DELETE ON relations FOR EACH "
+     "STATEMENT "
+     "EXECUTE FUNCTION clisonix_meta_changed(); "
+     "CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE ON rules FOR EACH STATEMENT "
+     "EXECUTE FUNCTION clisonix_meta_changed(); "
+     "CREATE TRIGGER api_keys_changed AFTER INSERT OR UPDATE OR DELETE ON api_keys FOR EACH "
+     "STATEMENT "
+     "EXECUTE FUNCTION clisonix_meta_changed(); "
+     "CREATE TRIGGER users_changed AFTER INSERT OR UPDATE OR DELETE ON users FOR EACH STATEMENT "
+     "EXECUTE FUNCTION clisonix_meta_changed(); "
+     "CREATE TRIGGER notification_channels_changed AFTER INSERT OR UPDATE OR DELETE ON "
+     "notification_channels FOR EACH STATEMENT "
+     "EXECUTE FUNCTION clisonix_meta_changed(); "
+     "CREATE TRIGGER notification_outbox_added AFTER INSERT ON notification_outbox FOR EACH "
+     "STATEMENT EXECUTE FUNCTION clisonix_meta_changed(); "
+     "CREATE TRIGGER settings_changed AFTER INSERT OR UPDATE OR DELETE ON settings FOR EACH "
+     "STATEMENT "
+     "EXECUTE FUNCTION clisonix_meta_changed()"},
 };
 
 constexpr std::string_view create_schema_migrations =

@@ -5,7 +5,10 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <random>
 #include <thread>
+
+#include <unistd.h>
 
 #include <boost/json.hpp>
 
@@ -29,6 +32,7 @@ result<options> options_from(const config::config& cfg) {
     o.breaker.rolling_window = cfg.get_duration("notify.breaker_window");
     o.breaker.volume_threshold = static_cast<int>(cfg.get_int("notify.breaker_min_volume"));
     o.breaker.reset_timeout = cfg.get_duration("notify.breaker_reset_timeout");
+    o.claim_lease = cfg.get_duration("notify.claim_lease");
     o.webhook_allow = cfg.get_string("notify.webhook_allow");
     if (auto allow = detail::egress_policy::parse(o.webhook_allow); !allow) return allow.error();
     auto key = detail::secret_key_from(cfg);
@@ -90,6 +94,31 @@ result<int64_t> insert_row(meta::store& tx, std::string_view channel_name,
     return as_int(r->data[0][0]);
 }
 
+// Names this process in claimed_by: the host and pid for an admin reading the outbox, and
+// random bits so that a restarted process with a recycled pid is not taken for the old one.
+std::string make_node_id() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    std::random_device rd;
+    char suffix[17];
+    std::snprintf(suffix, sizeof suffix, "%08x%08x", rd(), rd());
+    return std::string(host) + ":" + std::to_string(::getpid()) + ":" + suffix;
+}
+
+// Due rows of one channel that no live claim holds, claimed in one statement. On PostgreSQL,
+// SKIP LOCKED lets concurrent dispatchers pass over each other's rows instead of waiting for
+// them; SQLite has one writer, so the statement alone is atomic.
+std::string claim_sql(std::string_view backend) {
+    std::string sql =
+        "UPDATE notification_outbox SET claimed_by = $4, claimed_until = $5 WHERE id IN (SELECT "
+        "id FROM notification_outbox WHERE channel = $1 AND state = 'pending' AND "
+        "next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until <= $2) ORDER BY id "
+        "LIMIT $3";
+    if (backend == "postgres") sql += " FOR UPDATE SKIP LOCKED";
+    sql += ") RETURNING id, event, attempts";
+    return sql;
+}
+
 }  // namespace
 
 struct notifier::impl {
@@ -98,6 +127,8 @@ struct notifier::impl {
     publish_fn publish;
     resilience::breaker_registry breakers;
     detail::egress_policy egress;
+    const std::string node_id = make_node_id();
+    const std::string claim = claim_sql(store.backend());
 
     metrics::gauge pending;
     struct by_type {
@@ -166,8 +197,9 @@ struct notifier::impl {
             m.delivered.inc();
             done = store.execute(
                 "UPDATE notification_outbox SET state = 'delivered', attempts = $2, "
-                "delivered_at = $3, last_error = '' WHERE id = $1 AND state = 'pending'",
-                std::array<meta::value, 3>{id, attempt, now});
+                "delivered_at = $3, last_error = '', claimed_by = NULL, claimed_until = NULL "
+                "WHERE id = $1 AND state = 'pending' AND claimed_by = $4",
+                std::array<meta::value, 4>{id, attempt, now, node_id});
         } else {
             m.failed.inc();
             std::string why = outcome.error().message.substr(0, 500);
@@ -177,8 +209,9 @@ struct notifier::impl {
                           {{"id", id}, {"channel", c.name}, {"attempts", attempt}, {"error", why}});
                 done = store.execute(
                     "UPDATE notification_outbox SET state = 'dead', attempts = $2, "
-                    "last_error = $3 WHERE id = $1 AND state = 'pending'",
-                    std::array<meta::value, 3>{id, attempt, why});
+                    "last_error = $3, claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND "
+                    "state = 'pending' AND claimed_by = $4",
+                    std::array<meta::value, 4>{id, attempt, why, node_id});
             } else {
                 auto delay = resilience::backoff(static_cast<int>(attempt), opts.backoff_base,
                                                  opts.backoff_max);
@@ -189,13 +222,30 @@ struct notifier::impl {
                                                           {"error", why}});
                 done = store.execute(
                     "UPDATE notification_outbox SET attempts = $2, next_attempt_at = $3, "
-                    "last_error = $4 WHERE id = $1 AND state = 'pending'",
-                    std::array<meta::value, 4>{id, attempt, now + delay.count(), why});
+                    "last_error = $4, claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND "
+                    "state = 'pending' AND claimed_by = $5",
+                    std::array<meta::value, 5>{id, attempt, now + delay.count(), why, node_id});
             }
         }
-        if (!done)
+        if (!done) {
             log::error("notify: cannot record a delivery outcome",
                        {{"id", id}, {"error", done.error().message}});
+        } else if (*done == 0) {
+            // The lease ran out and another process claimed the row (and may deliver it
+            // again), or the row was deleted with its channel: its outcome is not ours.
+            log::warn("notify: claim lost before the outcome was recorded",
+                      {{"id", id}, {"channel", c.name}});
+        }
+    }
+
+    // Gives back this process's claims on a channel's rows it will not deliver in this pass
+    // (stop, an open breaker, a lease too short for another attempt).
+    void release_claims(const std::string& channel_name) {
+        auto r = store.execute(
+            "UPDATE notification_outbox SET claimed_by = NULL, claimed_until = NULL WHERE "
+            "channel = $1 AND claimed_by = $2 AND state = 'pending'",
+            std::array<meta::value, 2>{channel_name, node_id});
+        if (!r) log::warn("notify: cannot release outbox claims", {{"error", r.error().message}});
     }
 
     void update_pending_gauge() {
@@ -210,7 +260,7 @@ struct notifier::impl {
         update_pending_gauge();
         auto due = store.query(
             "SELECT DISTINCT channel FROM notification_outbox WHERE state = 'pending' AND "
-            "next_attempt_at <= $1",
+            "next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1)",
             std::array<meta::value, 1>{now});
         if (!due) {
             log::warn("notify: cannot read the outbox", {{"error", due.error().message}});
@@ -239,18 +289,37 @@ struct notifier::impl {
                 wait = std::min(wait, std::max(breaker.retry_in(), std::chrono::milliseconds(1)));
                 continue;
             }
+            const int64_t claimed_until = now_ms() + opts.claim_lease.count();
             auto rows = store.query(
-                "SELECT id, event, attempts FROM notification_outbox WHERE channel = $1 AND "
-                "state = 'pending' AND next_attempt_at <= $2 ORDER BY id LIMIT $3",
-                std::array<meta::value, 3>{name, now, int64_t{opts.batch}});
+                claim,
+                std::array<meta::value, 5>{name, now, int64_t{opts.batch}, node_id, claimed_until});
             if (!rows) {
-                log::warn("notify: cannot read the outbox", {{"error", rows.error().message}});
+                log::warn("notify: cannot claim outbox rows", {{"error", rows.error().message}});
                 return 1s;
             }
+            // RETURNING follows no ORDER BY: oldest first, as enqueued.
+            std::sort(rows->data.begin(), rows->data.end(),
+                      [](const auto& x, const auto& y) { return as_int(x[0]) < as_int(y[0]); });
+            const int64_t timeout =
+                ch->timeout_ms > 0 ? ch->timeout_ms : opts.webhook_timeout.count();
+            bool given_back = false;
+            int attempted = 0;
             for (const auto& r : rows->data) {
-                if (stop_requested()) return 0ms;
+                if (stop_requested()) {
+                    release_claims(name);
+                    return 0ms;
+                }
+                if (attempted > 0 && now_ms() + timeout >= claimed_until) {
+                    // An attempt could outlast the lease and overlap another process's (the
+                    // first always goes, or a lease shorter than the timeout would stall).
+                    release_claims(name);
+                    given_back = true;
+                    more = true;
+                    break;
+                }
                 const int64_t id = as_int(r[0]);
                 const std::string event = as_text(r[1]);
+                ++attempted;
                 bool ran = false;
                 auto outcome = resilience::call(breaker, [&]() -> status {
                     ran = true;
@@ -261,20 +330,24 @@ struct notifier::impl {
                     // without spending attempts, until it lets a trial through.
                     wait =
                         std::min(wait, std::max(breaker.retry_in(), std::chrono::milliseconds(1)));
+                    release_claims(name);
+                    given_back = true;
                     break;
                 }
                 record(*ch, id, as_int(r[2]), outcome);
             }
-            if (rows->data.size() >= static_cast<size_t>(opts.batch)) more = true;
+            if (!given_back && rows->data.size() >= static_cast<size_t>(opts.batch)) more = true;
         }
         update_pending_gauge();
         if (more) return 0ms;
         // The next moment something is due: per channel, its earliest row, or for a channel
         // whose breaker is open, the moment it lets a trial through. Rows that failed during
-        // this pass may already be due again.
+        // this pass may already be due again. Rows another process holds are due when its
+        // lease runs out (it may have died).
         auto next = store.query(
-            "SELECT channel, MIN(next_attempt_at) FROM notification_outbox WHERE state = "
-            "'pending' GROUP BY channel");
+            "SELECT channel, MIN(CASE WHEN claimed_until > next_attempt_at THEN claimed_until ELSE "
+            "next_attempt_at END) FROM notification_outbox WHERE state = 'pending' GROUP BY "
+            "channel");
         if (!next) return 1s;
         const int64_t after = now_ms();
         for (const auto& row : next->data) {
@@ -572,7 +645,8 @@ result<notification> notifier::retry(int64_t id) {
     // before a second read could run.
     auto r = _impl->store.query(
         "UPDATE notification_outbox SET state = 'pending', attempts = 0, next_attempt_at = $2, "
-        "last_error = '' WHERE id = $1 AND state = 'dead' RETURNING " +
+        "last_error = '', claimed_by = NULL, claimed_until = NULL WHERE id = $1 AND state = "
+        "'dead' RETURNING " +
             std::string(outbox_columns),
         std::array<meta::value, 2>{id, now_ms()});
     if (!r) return r.error();

@@ -29,6 +29,11 @@
 // next start: delivery is at least once, and the order of one channel's events is not
 // guaranteed once retries happen.
 //
+// Several processes may share one PostgreSQL store: a dispatcher claims due rows for
+// options::claim_lease (claimed_by/claimed_until, `FOR UPDATE SKIP LOCKED`), so no two
+// deliver a row at once, and rows claimed by a process that died go to another after the
+// lease. See docs/decisions/0072-cluster-metadata-and-outbox.md.
+//
 // Metrics: clisonix_notifications_delivered_total{type}, _failed_total{type} (attempts that
 // failed), _dead_total{type}, clisonix_notifications_pending (gauge), and the breakers'.
 //
@@ -61,7 +66,11 @@ struct options {
     std::chrono::milliseconds backoff_max{5 * 60 * 1000};
     std::chrono::milliseconds webhook_timeout{5000};  // for channels without timeout_ms
     resilience::breaker_options breaker;
-    int batch = 100;  // rows of one channel read per dispatcher pass
+    int batch = 100;  // rows of one channel claimed per dispatcher pass
+    // How long claimed rows stay this process's before another process may take them over
+    // (it then delivers them again: at least once). Rows whose channel timeout no longer fits
+    // in the lease are given back rather than delivered late.
+    std::chrono::milliseconds claim_lease{60 * 1000};
     // Comma-separated CIDR blocks, addresses and host names webhooks may reach although
     // they are loopback, link-local, private, CGNAT, unspecified, multicast or reserved.
     std::string webhook_allow;

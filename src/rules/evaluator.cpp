@@ -680,6 +680,43 @@ void engine::check_forecasts() {
     _impl->check_forecasts();
 }
 
+status engine::reload_rules() {
+    auto& m = *_impl;
+    // Read under the mutex, as create_rule writes: a rule this process creates meanwhile is
+    // either in the rows or created after the swap, never dropped by it.
+    std::unique_lock lock(m.mutex);
+    auto rows = detail::load_rules(m.store);
+    if (!rows) return rows.error();
+    decltype(m.rules) next;
+    for (auto& r : *rows) {
+        auto* old = m.rule_by_id(r.id);
+        if (old && old->doc.updated_at == r.updated_at) {
+            next[r.id] = std::move(m.rules[r.id]);  // unchanged: its state goes on
+            continue;
+        }
+        auto c = m.compile(r, /*check_channels=*/false);
+        if (!c) {
+            log::warn("rule not loaded", {{"rule", r.name}, {"error", c.error().message}});
+            continue;
+        }
+        // As in update_rule: open alarms stay open under the new definition.
+        if (old) {
+            for (auto& [device, st] : old->states) {
+                if (!st.open) continue;
+                auto& ns = (*c)->state_for(device);
+                ns.open = true;
+                ns.fired = true;
+                ns.current = st.current;
+            }
+        }
+        next[r.id] = std::move(*c);
+    }
+    m.rules = std::move(next);
+    m.reindex();
+    m.scope_expiry = 0;
+    return {};
+}
+
 void engine::refresh_scopes() {
     std::lock_guard lock(_impl->mutex);
     _impl->scope_expiry = 0;

@@ -226,6 +226,10 @@ public:
     // last evaluation asks options::forecast for each device it has data of, outside the
     // engine's mutex (the timer thread calls it after check_no_data; tests call it).
     void check_forecasts();
+    // Reads the rules again (changed by another process sharing the store): a rule whose
+    // updated_at is unchanged keeps its state, a changed one keeps its open alarms, a rule
+    // gone is dropped (its alarms were cleared by the process that deleted it).
+    status reload_rules();
     // Forget cached scope answers (devices moved between assets, types changed); the
     // server calls it on every devices::registry change.
     void refresh_scopes();

@@ -352,6 +352,44 @@ TEST_P(registry_contract, online_from_last_seen_and_flushed_to_the_store) {
     EXPECT_TRUE(reg->get_device("on-1")->online);
 }
 
+// A second registry on the same store plays another process sharing it: what it creates or
+// changes reaches this registry's mirror at reload(), which keeps what only this one knows.
+TEST_P(registry_contract, reload_sees_another_registrys_changes_and_keeps_unflushed_times) {
+    auto other = make_registry();
+    ASSERT_TRUE(reg->create_device({"kept-1", "sensor", "", ""}, by).ok());
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    reg->seen("kept-1", now);  // not flushed yet
+
+    device_type t;
+    t.name = "thermo";
+    t.metrics["temperature"] = {"C", 0.0, 100.0};
+    ASSERT_TRUE(other->create_type(t).ok());
+    ASSERT_TRUE(other->create_device({"th-9", "thermo", "", ""}, by).ok());
+    auto flagged = [&] {
+        storage::write_batch b;
+        auto temp = *b.series("telemetry,device=th-9 temperature", storage::value_type::float64);
+        b.add(temp, 1000, 150.0);
+        reg->enrich(b);
+        return b.series_count() == 2;
+    };
+    EXPECT_FALSE(flagged());  // this mirror has not heard of th-9 yet
+    const uint64_t before = reg->generation();
+
+    ASSERT_TRUE(reg->reload().ok());
+    EXPECT_TRUE(flagged());
+    EXPECT_NE(reg->generation(), before);
+    EXPECT_EQ(*reg->type_of("th-9"), "thermo");
+    EXPECT_EQ(*reg->get_device("kept-1")->last_seen, now);
+    EXPECT_TRUE(reg->get_device("kept-1")->online);
+
+    // A device deleted elsewhere leaves the mirror.
+    ASSERT_TRUE(other->delete_device("th-9", by).ok());
+    ASSERT_TRUE(reg->reload().ok());
+    EXPECT_FALSE(flagged());
+}
+
 TEST_P(registry_contract, out_of_range_points_are_flagged_beside_them) {
     device_type t;
     t.name = "thermo";

@@ -5,7 +5,13 @@
 #include <gmock/gmock.h>
 
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <limits>
+#include <mutex>
+#include <thread>
 
 #include "meta/contract.h"
 #include "support/pg_test_db.h"
@@ -119,6 +125,76 @@ TEST_F(meta_postgres, migration_with_a_postgres_variant_uses_it) {
     auto s = open_with(_db->url(), "", list);
     ASSERT_TRUE(s.ok()) << s.error().message;
     EXPECT_EQ(*(*s)->execute("INSERT INTO w DEFAULT VALUES"), 1);
+}
+
+}  // namespace
+}  // namespace clisonix::meta::testing
+
+namespace clisonix::meta::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Counts the calls of one change_feed handler and lets a test wait for the next ones.
+struct call_counter {
+    std::mutex mutex;
+    std::condition_variable cv;
+    int calls = 0;
+    void operator()() {
+        std::lock_guard lock(mutex);
+        ++calls;
+        cv.notify_all();
+    }
+    bool wait_for(int n, std::chrono::milliseconds timeout) {
+        std::unique_lock lock(mutex);
+        return cv.wait_for(lock, timeout, [&] { return calls >= n; });
+    }
+    int count() {
+        std::lock_guard lock(mutex);
+        return calls;
+    }
+};
+
+// A change committed through one connection reaches the feed of another, only for the tables
+// a handler names, and only at the commit; a lost feed connection reconnects and calls every
+// handler, since what changed meanwhile is unknown.
+TEST_F(meta_postgres, the_change_feed_hears_commits_and_calls_everyone_after_a_reconnect) {
+    auto s = open(_db->url(), "/nonexistent");
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    auto feed = open_change_feed(_db->url());
+    ASSERT_TRUE(feed.ok()) << feed.error().message;
+    call_counter types, keys;
+    (*feed)->subscribe({"device_types"}, std::ref(types));
+    (*feed)->subscribe({"api_keys"}, std::ref(keys));
+    // The first connect calls both (nothing is known of what came before).
+    ASSERT_TRUE(types.wait_for(1, 5s));
+    ASSERT_TRUE(keys.wait_for(1, 5s));
+
+    std::atomic<bool> inserted{false};
+    auto tx = (*s)->transaction([&](store& t) -> status {
+        auto r = t.execute(
+            "INSERT INTO device_types (name, description, metrics, offline_timeout_ms, "
+            "created_at, updated_at) VALUES ('pump', '', '{}', 0, 0, 0)");
+        if (!r) return r.error();
+        inserted = true;
+        std::this_thread::sleep_for(300ms);
+        // Not before the commit: another process would reload the old rows.
+        EXPECT_EQ(types.count(), 1);
+        return {};
+    });
+    ASSERT_TRUE(tx.ok()) << tx.error().message;
+    ASSERT_TRUE(inserted);
+    EXPECT_TRUE(types.wait_for(2, 2s));
+    EXPECT_EQ(keys.count(), 1);
+
+    // The feed's connection is cut by the server: it reconnects and calls everyone.
+    ASSERT_TRUE(pg_admin(_db->server(),
+                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+                         "'" +
+                             _db->name() + "' AND query LIKE 'LISTEN%'")
+                    .ok());
+    EXPECT_TRUE(types.wait_for(3, 5s));
+    EXPECT_TRUE(keys.wait_for(2, 5s));
 }
 
 }  // namespace

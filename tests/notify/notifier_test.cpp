@@ -3,10 +3,12 @@
 // cycle, retries until dead and back, MQTT channels, and a restart that loses nothing.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdio>
 #include <set>
 #include <thread>
 
+#include "common/time.h"
 #include "notify/notify.h"
 #include "notify/receiver.h"
 #include "support/test_support.h"
@@ -361,6 +363,34 @@ TEST(NOTIFIER_TEST, five_hundred_events_arrive_once_each) {
     EXPECT_EQ(rx.count(), 500u);
     EXPECT_EQ(ids.size(), 500u);
     std::printf("delivered 500 webhooks in %.3f s (%.0f/s)\n", took, 500 / took);
+}
+
+// A row claimed by another process (one sharing the store, here one that died) is left to it
+// until its lease runs out, then delivered here, and the claim is gone once it is recorded.
+TEST(NOTIFIER_TEST, a_row_another_process_claimed_waits_for_its_lease) {
+    receiver rx;
+    fixture f;
+    f.webhook("ops", rx.url(), "k");
+    const auto claimed = std::chrono::steady_clock::now();
+    auto st = f.store->transaction([&](meta::store& tx) -> status {
+        if (auto ok = f.n->enqueue(tx, {"ops"}, alarm_event(1)); !ok) return ok;
+        auto r = tx.execute(
+            "UPDATE notification_outbox SET claimed_by = 'other:1:dead', claimed_until = $1",
+            std::array<meta::value, 1>{now_ms() + 500});
+        if (!r) return r.error();
+        return {};
+    });
+    ASSERT_TRUE(st.ok()) << st.error().message;
+    f.n->wake();
+    EXPECT_FALSE(rx.wait_for(1, 300ms)) << "delivered while another process held it";
+    ASSERT_TRUE(rx.wait_for(1, 5s));
+    EXPECT_GE(rx.requests()[0].at - claimed, 450ms);
+    ASSERT_EQ(f.wait_state("delivered", 1), 1);
+    auto r = f.store->query("SELECT claimed_by, claimed_until FROM notification_outbox");
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(std::holds_alternative<std::monostate>(r->data.at(0).at(0)));
+    EXPECT_TRUE(std::holds_alternative<std::monostate>(r->data.at(0).at(1)));
+    EXPECT_EQ(rx.count(), 1u);
 }
 
 TEST(NOTIFIER_TEST, deleting_a_channel_makes_its_undelivered_notifications_dead) {

@@ -50,6 +50,7 @@ struct received_request {
     std::string target;
     std::map<std::string, std::string> headers;  // names in lower case
     std::string body;
+    std::chrono::steady_clock::time_point at;  // when it arrived
     std::string header(const std::string& name) const {
         auto it = headers.find(name);
         return it == headers.end() ? std::string() : it->second;
@@ -69,6 +70,15 @@ public:
         return "http://127.0.0.1:" + std::to_string(_port) + path;
     }
     void set_status(int status) { _status = status; }
+    // Holds each answer this long after recording the request (a slow endpoint); a new
+    // delay cuts the wait in progress short when it is shorter.
+    void set_delay(std::chrono::milliseconds delay) {
+        {
+            std::lock_guard lock(_mutex);
+            _delay_ms = static_cast<int>(delay.count());
+        }
+        _cv.notify_all();
+    }
 
     void start() {
         if (_thread.joinable()) return;
@@ -92,6 +102,7 @@ public:
     void stop() {
         if (!_thread.joinable()) return;
         _stopping = true;
+        _cv.notify_all();  // ends a delayed answer's wait
         _thread.join();
         ::close(_fd);
         _fd = -1;
@@ -136,6 +147,7 @@ private:
             header_end = data.find("\r\n\r\n");
         }
         received_request r;
+        r.at = std::chrono::steady_clock::now();
         std::string head = data.substr(0, header_end);
         size_t line_end = head.find("\r\n");
         std::string first = head.substr(0, line_end);
@@ -174,12 +186,21 @@ private:
             _requests.push_back(std::move(r));
         }
         _cv.notify_all();
+        {
+            const auto from = std::chrono::steady_clock::now();
+            std::unique_lock lock(_mutex);
+            _cv.wait_until(lock, from + std::chrono::milliseconds(_delay_ms), [&] {
+                return _stopping || std::chrono::steady_clock::now() >=
+                                        from + std::chrono::milliseconds(_delay_ms);
+            });
+        }
         ::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
     }
 
     uint16_t _port;
     int _fd = -1;
     std::atomic<int> _status{200};
+    int _delay_ms = 0;  // guarded by _mutex
     std::atomic<bool> _stopping{false};
     std::thread _thread;
     std::mutex _mutex;

@@ -174,6 +174,41 @@ TEST_F(RULES_ENGINE_FIXTURE,
     EXPECT_EQ(_sink.wakes, 2);
 }
 
+// A second engine on the same store plays another process sharing it: its rules reach this
+// engine at reload_rules(), and a changed rule keeps the alarm this engine has open.
+TEST_F(RULES_ENGINE_FIXTURE, reload_takes_another_engines_rules_and_keeps_open_alarms) {
+    options o;
+    o.clock = [this] { return _now.load(); };
+    o.no_data_interval = std::chrono::milliseconds(0);
+    engine other(*_store, _hooks, &_sink, o);
+    ASSERT_TRUE(other.start().ok());
+    auto made = other.create_rule(make("hot", "temperature > 80", "temperature < 75"));
+    ASSERT_TRUE(made.ok()) << made.error().message;
+
+    write("pump-1", "temperature", _now += minute, 90);
+    EXPECT_TRUE(alarms().empty()) << "not heard of yet";
+    ASSERT_TRUE(_engine->reload_rules().ok());
+    write("pump-1", "temperature", _now += minute, 91);
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].severity, "major");
+    EXPECT_EQ(a[0].count, 1);
+
+    _now += minute;
+    auto changed = make("hot", "temperature > 85", "temperature < 75");
+    changed.severity = "critical";
+    ASSERT_TRUE(other.update_rule(made->id, changed).ok());
+    ASSERT_TRUE(_engine->reload_rules().ok());
+    // Below the new threshold, above the clear: the open alarm neither clears nor repeats.
+    write("pump-1", "temperature", _now += minute, 83);
+    write("pump-1", "temperature", _now += minute, 95);
+    a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].status, "active");
+    EXPECT_EQ(a[0].count, 2) << "the changed rule went on with the open alarm";
+    EXPECT_EQ(_engine->statistics().rules, 1u);
+}
+
 TEST_F(RULES_ENGINE_FIXTURE, oscillation_around_the_threshold_never_fires) {
     add(make("pump hot", "temperature > 80 for 5m", "temperature < 75"));
     for (int i = 0; i < 120; ++i)
