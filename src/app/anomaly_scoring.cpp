@@ -167,10 +167,7 @@ void anomaly_scoring::enqueue(const storage::write_batch& batch) {
         }
         _queued.set(static_cast<double>(_queue.size() + _health_queue.size() + _unwritten));
     }
-    if (skipped) {
-        _skipped.inc(static_cast<double>(skipped));
-        _skipped_points += skipped;
-    }
+    if (skipped) _skipped.inc(static_cast<double>(skipped));
     _wake.notify_one();
 }
 
@@ -237,7 +234,7 @@ void anomaly_scoring::run() {
         // its time order.
         for (size_t begin = 0; begin < work.size() || !health_work.empty();) {
             const auto slice_start = std::chrono::steady_clock::now();
-            const uint64_t skipped_at_start = _skipped_points.load();
+            const double skipped_at_start = _skipped.value();
             const size_t end = std::min(work.size(), begin + slice_points);
             scores.clear();
             batch_index.clear();
@@ -282,7 +279,7 @@ void anomaly_scoring::run() {
             // long, so that scoring takes at most an eighth of the time it could while the
             // writers are that busy (more points go unscored, counted), and all of it again
             // once they are not. nice 19 alone leaves it the cores whenever a writer waits.
-            if (_skipped_points.load() != skipped_at_start && !stopping)
+            if (_skipped.value() != skipped_at_start && !stopping)
                 std::this_thread::sleep_for((std::chrono::steady_clock::now() - slice_start) *
                                             saturated_pause);
         }

@@ -145,7 +145,6 @@ private:
     std::vector<std::string> _new_score_keys;   // "<key>.anomaly" of the ids the scoring
                                                 // thread has not taken yet, guarded by _mutex
     metrics::counter _scored, _skipped;
-    std::atomic<uint64_t> _skipped_points{0};  // the counter above, readable by the scorer
     metrics::gauge _queued;    // points waiting, for operators and the benchmark's prep step
     std::mutex _scored_mutex;  // held while the callback runs
     std::function<void(const storage::write_batch&)> _on_scored;  // guarded by _scored_mutex
