@@ -91,6 +91,17 @@ struct engine::impl {
             st.forecasts.assign(syms.forecasts.size(), 0);
             return st;
         }
+        // A changed rule keeps the open alarms of its previous definition (update_rule and a
+        // reload alike); everything else starts afresh.
+        void keep_open_alarms(const compiled& before) {
+            for (const auto& [device, st] : before.states) {
+                if (!st.open) continue;
+                auto& ns = state_for(device);
+                ns.open = true;
+                ns.fired = true;
+                ns.current = st.current;
+            }
+        }
     };
 
     struct target {

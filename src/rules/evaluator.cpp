@@ -699,16 +699,7 @@ status engine::reload_rules() {
             log::warn("rule not loaded", {{"rule", r.name}, {"error", c.error().message}});
             continue;
         }
-        // As in update_rule: open alarms stay open under the new definition.
-        if (old) {
-            for (auto& [device, st] : old->states) {
-                if (!st.open) continue;
-                auto& ns = (*c)->state_for(device);
-                ns.open = true;
-                ns.fired = true;
-                ns.current = st.current;
-            }
-        }
+        if (old) (*c)->keep_open_alarms(*old);
         next[r.id] = std::move(*c);
     }
     m.rules = std::move(next);
@@ -761,14 +752,7 @@ result<rule> engine::update_rule(int64_t id, rule r) {
     auto c = m.compile(r);
     if (!c) return c.error();
     if (auto st = detail::update_rule(m.store, r); !st) return st.error();
-    // Open alarms stay open under the new definition; everything else starts afresh.
-    for (auto& [device, st] : old->states) {
-        if (!st.open) continue;
-        auto& ns = (*c)->state_for(device);
-        ns.open = true;
-        ns.fired = true;
-        ns.current = st.current;
-    }
+    (*c)->keep_open_alarms(*old);
     m.rules[id] = std::move(*c);
     m.reindex();
     return r;
