@@ -95,23 +95,29 @@ int main(int argc, char** argv) {
                 static_cast<double>(st0.disk_bytes) / static_cast<double>(st0.points),
                 static_cast<unsigned long long>(st0.rollup_bytes),
                 static_cast<double>(st0.rollup_bytes) / static_cast<double>(st0.points));
-    for (int64_t step : {day, hour, 60 * sec}) {
-        auto before = e->statistics();
-        start = clock_type::now();
+    // Every series over all the days at `step`: the buckets, or -1 after an error (printed).
+    auto aggregate_all = [&](int64_t step) -> long long {
         std::vector<std::pair<int64_t, summary>> agg;
-        size_t buckets = 0;
+        long long buckets = 0;
         for (int s = 0; s < series; ++s) {
             if (auto st = e->aggregate(static_cast<series_id>(s), t0, t0 + days * day, step, agg);
                 !st) {
                 std::fprintf(stderr, "aggregate: %s\n", st.error().message.c_str());
-                return 1;
+                return -1;
             }
-            buckets += agg.size();
+            buckets += static_cast<long long>(agg.size());
         }
+        return buckets;
+    };
+    for (int64_t step : {day, hour, 60 * sec}) {
+        auto before = e->statistics();
+        start = clock_type::now();
+        const long long buckets = aggregate_all(step);
+        if (buckets < 0) return 1;
         double query_s = seconds_since(start);
         auto after = e->statistics();
         std::printf(
-            "step %llds: %d series x %d days in %.1f ms, %zu buckets, points decoded %llu, "
+            "step %llds: %d series x %d days in %.1f ms, %lld buckets, points decoded %llu, "
             "rollup rows read %llu\n",
             static_cast<long long>(step / sec), series, days, query_s * 1e3, buckets,
             static_cast<unsigned long long>(after.query_points_decoded -
@@ -160,17 +166,9 @@ int main(int argc, char** argv) {
                 static_cast<double>(st1.disk_bytes) / static_cast<double>(st0.points));
     for (int64_t step : {day, hour, 60 * sec}) {
         start = clock_type::now();
-        std::vector<std::pair<int64_t, summary>> agg;
-        size_t buckets = 0;
-        for (int s = 0; s < series; ++s) {
-            if (auto st = e->aggregate(static_cast<series_id>(s), t0, t0 + days * day, step, agg);
-                !st) {
-                std::fprintf(stderr, "aggregate: %s\n", st.error().message.c_str());
-                return 1;
-            }
-            buckets += agg.size();
-        }
-        std::printf("downsampled, step %llds: %.1f ms, %zu buckets\n",
+        const long long buckets = aggregate_all(step);
+        if (buckets < 0) return 1;
+        std::printf("downsampled, step %llds: %.1f ms, %lld buckets\n",
                     static_cast<long long>(step / sec), seconds_since(start) * 1e3, buckets);
     }
     e.reset();
