@@ -166,6 +166,17 @@ TEST(cluster_script_test, up_serves_through_nginx_survives_a_killed_node_and_dow
         << page.header("content-type");
     EXPECT_NE(page.body.find("<title>Clisonix</title>"), std::string::npos) << page.body;
 
+    // The live WebSocket through nginx: the upgrade reaches a node and comes back.
+    testing::connection live(entry);
+    ASSERT_TRUE(
+        live.send("GET /api/v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: bearer, " +
+                  token + "\r\n\r\n"));
+    auto upgraded = live.read_response(1s);  // a 101 has no length: read until the timeout
+    EXPECT_EQ(upgraded.status, 101) << upgraded.body;
+    EXPECT_EQ(upgraded.header("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+
     // MQTT QoS 1 through nginx's stream proxy, with a device token made through nginx.
     auto made = testing::http_request(entry, "POST", "/api/v1/devices/mqtt-7/token", {}, auth);
     ASSERT_EQ(made.status, 201) << made.body;
