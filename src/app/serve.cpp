@@ -164,7 +164,7 @@ rules::audit_fn audit_through(auth::auth_service& auth) {
 }  // namespace
 
 void build_router(http::router& routes, const config::config& cfg, services& s) {
-    add_system_routes(routes, *s.store, *s.engine);
+    add_system_routes(routes, *s.store, *s.engine, s.cluster_log.get());
     auth::add_routes(routes, *s.auth);
     add_storage_routes(routes, *s.engine);
     add_health_routes(routes, *s.scoring, *s.registry, s.settings_of);

@@ -118,7 +118,9 @@ void start_forecasts(const config::config& cfg, services& s);
 void build_router(http::router& routes, const config::config& cfg, services& s);
 // Health, readiness (the metadata store answers, the engine takes writes), metrics and the
 // API description.
-void add_system_routes(http::router& routes, meta::store& store, storage::engine& engine);
+// `cluster_log` may be null (a single node).
+void add_system_routes(http::router& routes, meta::store& store, storage::engine& engine,
+                       const cluster::telemetry_log* cluster_log);
 // Operating the engine by hand: statistics, flush and compaction.
 void add_storage_routes(http::router& routes, storage::engine& engine);
 // Machine health per device: its state and latest assessment, and retraining on a window.

@@ -71,6 +71,7 @@ constexpr key_spec keys[] = {
     {"cluster.publish_timeout", duration, "5s", 100, 10 * minutes, {}, false, "How long a write waits for JetStream to acknowledge it (retried with the same message id meanwhile); beyond it the write gets 503 `unavailable`"},
     {"cluster.apply_wait", duration, "5s", 0, 10 * minutes, {}, false, "How long a write acknowledged by JetStream waits for this node to apply it, so that the writer reads it here; beyond it 503 `unavailable` (the points stay in the log and arrive)"},
     {"cluster.start_timeout", duration, "30s", seconds, hours, {}, false, "How long `serve` waits at start for the NATS servers and the telemetry stream before it gives up"},
+    {"cluster.stream_max_age", duration, "72h", seconds, 3650 * 24 * hours, {}, false, "How long the telemetry log keeps a message (JetStream MaxAge; the same on every node): a node away longer must start from a copy of another node's data directory (docs/cluster.md); its disk is about ingest rate x 20 bytes/point x this age on each NATS server"},
     {"data.dir", string, "./data", 0, 0, {}, false, "Directory for the database, logs and time-series data"},
     {"web.dir", string, "", 0, 0, {}, false, "Built dashboard (index.html, assets/) served at `/`; empty = `web/` next to the binary, else `../web/dist` from it, else the source tree's `web/dist`"},
     {"log.level", enumeration, "info", 0, 0, "trace|debug|info|warn|error", false, "Lowest level written"},

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <boost/json.hpp>
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -148,6 +149,60 @@ TEST(cluster_log_test, writes_through_one_node_are_read_through_the_other_across
     }
     EXPECT_TRUE(holds_all(node1, w, 0ms));
     EXPECT_TRUE(holds_all(node2_again, w, 10s));
+}
+
+// The log keeps messages for cluster.stream_max_age. A node away longer lacks what the log
+// dropped meanwhile: it says so on /readyz instead of answering with holes. A node started
+// on a copy of another node's data directory starts after what that copy holds.
+TEST(cluster_log_test, a_node_away_longer_than_the_log_keeps_is_not_ready_until_given_a_copy) {
+    nats_server lone;
+    lone.proc = std::make_unique<process>(
+        std::vector<std::string>{"/usr/sbin/nats-server", "-js", "-sd", lone.store.str(), "-a",
+                                 "127.0.0.1", "-p", std::to_string(lone.client_port)});
+    for (int i = 0; i < 100 && !testing::connection(lone.client_port).connected(); ++i)
+        std::this_thread::sleep_for(50ms);
+    auto args = [&](const std::string& id) {
+        return std::vector<std::string>{
+            "--set", "cluster.node_id=" + id,     "--set", "cluster.nats=" + lone.url(),
+            "--set", "cluster.stream_replicas=1", "--set", "cluster.stream_max_age=2s",
+            "--set", "mqtt.enabled=false"};
+    };
+    auto node1 = std::make_unique<server_process>(args("n1"));
+    auto node2 = std::make_unique<server_process>(args("n2"));
+    writes w;
+    const int64_t t0 = 1'764'892'800'000;
+    ASSERT_EQ(node1->post("/api/v1/write?precision=ms", w.lines(3, 5, t0)).status, 204);
+    ASSERT_TRUE(holds_all(*node2, w, 10s));
+    EXPECT_EQ(node2->get("/readyz").status, 200);
+
+    // Node 2 away while node 1 takes more, for longer than the log keeps it.
+    node2->proc().signal(SIGKILL);
+    node2->proc().wait();
+    ASSERT_EQ(node1->post("/api/v1/write?precision=ms", w.lines(3, 5, t0 + 60'000)).status, 204);
+    std::this_thread::sleep_for(4s);
+    server_process node2_back(server_process::on{node2->data()}, args("n2"));
+    auto not_ready = node2_back.get("/readyz");
+    EXPECT_EQ(not_ready.status, 503) << not_ready.body;
+    EXPECT_NE(not_ready.body.find("this node missed telemetry log messages"), std::string::npos)
+        << not_ready.body;
+    EXPECT_NE(not_ready.body.find("older than cluster.stream_max_age"), std::string::npos)
+        << not_ready.body;
+    EXPECT_EQ(node1->get("/readyz").status, 200) << "node 1 applied everything in time";
+
+    // A new node on a copy of node 1's data directory (node 1 stopped for a consistent
+    // copy) holds everything and is ready; node 1, back, hears what the new node takes.
+    node1->proc().signal(SIGTERM);
+    ASSERT_EQ(node1->proc().wait(), 0);
+    testing::temp_dir copy{"clisonix-copy"};
+    std::filesystem::copy(node1->data().path(), copy.path(),
+                          std::filesystem::copy_options::recursive |
+                              std::filesystem::copy_options::overwrite_existing);
+    server_process node3(server_process::on{copy}, args("n3"));
+    EXPECT_EQ(node3.get("/readyz").status, 200) << node3.get("/readyz").body;
+    EXPECT_TRUE(holds_all(node3, w, 0ms));
+    server_process node1_back(server_process::on{node1->data()}, args("n1"));
+    ASSERT_EQ(node3.post("/api/v1/write?precision=ms", w.lines(3, 5, t0 + 120'000)).status, 204);
+    EXPECT_TRUE(holds_all(node1_back, w, 10s));
 }
 
 TEST(cluster_log_test, a_write_nats_does_not_acknowledge_is_a_503_naming_the_reason) {
