@@ -131,6 +131,7 @@ int run_server(const config::config& cfg, services& s, const http::router& route
     // delivery publishes through a broker that is stopping. The change feed before it: its
     // handlers reload and wake the parts that are stopping now.
     s.changes.reset();
+    if (s.cluster_log) s.cluster_log->stop_notices();  // as the change feed, for the same reason
     s.notifier->stop();
     if (s.mqtt_broker)
         s.mqtt_broker->stop();  // before the engine closes: its last batch is written
@@ -199,6 +200,7 @@ int serve(const config::config& cfg) {
     follow_changes(cfg, s);
     if (auto failed = open_cluster(cfg, s)) return *failed;
     open_mqtt(cfg, s);
+    relay_between_nodes(s);
     http::router routes;
     build_router(routes, cfg, s);
     return run_server(cfg, s, routes);

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -94,6 +95,18 @@ public:
     // or not applied here within apply_wait; the message names which), or the engine's error
     // when this node's engine refused the points (a type conflict: "invalid_argument").
     virtual status publish(const storage::write_batch& batch) = 0;
+
+    // Notices between the nodes on NATS core subject `clisonix.notice.<topic>`: at most once,
+    // to the nodes connected at that moment, nothing kept (what a notice announces is also in
+    // the metadata store). Every other node's handlers of `topic` hear `payload`; this node's
+    // do not. "unavailable" when NATS does not take it.
+    virtual status broadcast(std::string_view topic, std::string_view payload) = 0;
+    // Subscribes at once; `handler` runs on a NATS thread, one notice at a time.
+    virtual void on_broadcast(std::string_view topic,
+                              std::function<void(std::string_view payload)> handler) = 0;
+    // Unsubscribes every handler (none runs after it returns), before the parts they call
+    // stop; stop() does it too.
+    virtual void stop_notices() = 0;
 
     // Whether this node holds everything the log ever held: "unavailable" naming the
     // messages it missed when the log dropped them (older than cluster.stream_max_age)

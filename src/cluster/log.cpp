@@ -59,6 +59,10 @@ public:
     status connect();
     status publish(const storage::write_batch& batch) override;
     status ready() const override;
+    status broadcast(std::string_view topic, std::string_view payload) override;
+    void on_broadcast(std::string_view topic,
+                      std::function<void(std::string_view)> handler) override;
+    void stop_notices() override;
     void stop() override;
 
 private:
@@ -96,6 +100,13 @@ private:
     std::condition_variable _publish_cv;
     std::map<std::string, part*, std::less<>> _in_flight;  // by message id
     natsSubscription* _sub = nullptr;
+    // on_broadcast's subscriptions and handlers (a handler's address is its closure).
+    struct notice_handler {
+        std::string self;  // this node's id: its own notices are skipped
+        std::function<void(std::string_view)> handler;
+    };
+    std::vector<std::unique_ptr<notice_handler>> _notice_handlers;
+    std::vector<natsSubscription*> _notice_subs;
 
     std::thread _applier;
     std::atomic<bool> _stopping{false};
@@ -320,8 +331,57 @@ void nats_log::record_applied() {
     if (!ec) _recorded = applied;
 }
 
+// A notice's payload is the sender's node id, a newline, then the notice.
+status nats_log::broadcast(std::string_view topic, std::string_view payload) {
+    const std::string subject = "clisonix.notice." + std::string(topic);
+    std::string data = _opts.node_id + "\n";
+    data += payload;
+    natsStatus s = natsConnection_Publish(_conn, subject.c_str(), data.data(), int(data.size()));
+    if (s != NATS_OK)
+        return make_error("unavailable", "cluster notice " + std::string(topic) +
+                                             " not sent: " + nats_text(s, jsErrCode(0)));
+    return {};
+}
+
+void nats_log::on_broadcast(std::string_view topic, std::function<void(std::string_view)> handler) {
+    auto h = std::make_unique<notice_handler>(notice_handler{_opts.node_id, std::move(handler)});
+    const std::string subject = "clisonix.notice." + std::string(topic);
+    natsSubscription* sub = nullptr;
+    natsStatus s = natsConnection_Subscribe(
+        &sub, _conn, subject.c_str(),
+        [](natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+            auto* h = static_cast<notice_handler*>(closure);
+            std::string_view data(natsMsg_GetData(msg), size_t(natsMsg_GetDataLength(msg)));
+            const size_t nl = data.find('\n');
+            if (nl != std::string_view::npos && data.substr(0, nl) != h->self)
+                h->handler(data.substr(nl + 1));
+            natsMsg_Destroy(msg);
+        },
+        h.get());
+    if (s != NATS_OK) {
+        log::error("cluster notices not subscribed",
+                   {{"topic", std::string(topic)}, {"error", nats_text(s, jsErrCode(0))}});
+        return;
+    }
+    _notice_subs.push_back(sub);
+    _notice_handlers.push_back(std::move(h));
+}
+
+void nats_log::stop_notices() {
+    for (natsSubscription* sub : _notice_subs) {
+        // Drained: no more notices, and the one a handler may be running has returned.
+        if (natsSubscription_Drain(sub) == NATS_OK)
+            natsSubscription_WaitForDrainCompletion(sub, 2000);
+        else
+            natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    _notice_subs.clear();
+}
+
 void nats_log::stop() {
     if (_stopping.exchange(true)) return;
+    stop_notices();
     if (_applier.joinable()) _applier.join();
     record_applied();
     if (_sub) natsSubscription_Destroy(_sub);
