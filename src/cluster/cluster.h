@@ -10,7 +10,7 @@
 // after its node id, into its local engine, acknowledging a message only once the engine
 // write returned; a restarted node resumes from its consumer and catches up.
 // docs/format/cluster-log.md is the payload; docs/decisions/0071-cluster-telemetry-log.md
-// the design.
+// the design; docs/cluster.md the whole layout, its failures and limits.
 //
 // Thread safety: telemetry_log::publish may be called from any thread.
 #pragma once
