@@ -1,14 +1,18 @@
 // deploy/: the systemd units pass `systemd-analyze verify` and stay hardened, the NATS config
-// is one nats-server accepts, and every CLISONIX_* variable the units, the container files and
-// the Kubernetes manifests set is a key of the config schema with a value it accepts, so that
-// a renamed key or a typo cannot ship in an example. (The container and Kubernetes files are
-// otherwise not run here: there is no container runtime on this machine.)
+// is one nats-server accepts and three servers running it make the JetStream cluster a node
+// writes through with the env file's credentials, and every CLISONIX_* variable the units, the
+// container files and the Kubernetes manifests set is a key of the config schema with a value it
+// accepts, so that a renamed key or a typo cannot ship in an example. (The container and Kubernetes
+// files are otherwise not run here: there is no container runtime on this machine.)
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <boost/json.hpp>
 #include <filesystem>
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/test_support.h"
@@ -20,6 +24,7 @@ namespace fs = std::filesystem;
 using testing::process;
 using testing::read_file;
 using testing::run_clisonix;
+using testing::server_process;
 using testing::temp_dir;
 using testing::write_file;
 
@@ -205,6 +210,100 @@ TEST(DeployNats, TheServersConfigIsValidWithItsServerName) {
         EXPECT_NE(unnamed.exit_code, 0);
         EXPECT_NE(unnamed.output.find("NATS_SERVER_NAME"), std::string::npos) << unnamed.output;
     }
+}
+
+// One server of deploy/systemd/nats-server.conf on loopback: the file as shipped, with only
+// the addresses, the store and the size cap replaced.
+struct shipped_nats {
+    temp_dir dir{"clisonix-nats"};
+    uint16_t client_port = testing::free_port();
+    uint16_t route_port = testing::free_port();
+    uint16_t monitor_port = testing::free_port();
+    std::unique_ptr<process> proc;
+
+    void start(int index, const std::vector<shipped_nats>& all) {
+        std::string conf = read_file(deploy_dir / "systemd" / "nats-server.conf");
+        auto replace = [&conf](const std::string& from, const std::string& to) {
+            ASSERT_NE(conf.find(from), std::string::npos) << from;
+            conf = replace_all(conf, from, to);
+        };
+        replace("listen: 0.0.0.0:4222", "listen: 127.0.0.1:" + std::to_string(client_port));
+        replace("listen: 0.0.0.0:6222", "listen: 127.0.0.1:" + std::to_string(route_port));
+        replace("http: 127.0.0.1:8222", "http: 127.0.0.1:" + std::to_string(monitor_port));
+        replace("store_dir: /var/lib/nats ", "store_dir: " + dir.str() + " ");
+        replace("max_file_store: 200G", "max_file_store: 1G");
+        for (size_t k = 0; k < all.size(); ++k)
+            replace("@nats" + std::to_string(k + 1) + ".plant.example:6222",
+                    "@127.0.0.1:" + std::to_string(all[k].route_port));
+        write_file(dir.path() / "nats-server.conf", conf);
+        proc = std::make_unique<process>(
+            std::vector<std::string>{"/usr/sbin/nats-server", "-c",
+                                     (dir.path() / "nats-server.conf").string()},
+            std::vector<std::string>{"NATS_SERVER_NAME=nats" + std::to_string(index + 1)});
+    }
+};
+
+// The value of `name` in the env file, as written there.
+std::string env_value(const std::string& name) {
+    for (const auto& line : env_lines(read_file(deploy_dir / "systemd" / "clisonix.env"), name))
+        if (line.starts_with(name + "=")) return line.substr(name.size() + 1);
+    return {};
+}
+
+TEST(DeployNats, ThreeShippedServersCarryANodeThatUsesTheEnvFilesCredentials) {
+    std::vector<shipped_nats> nats(3);
+    for (int i = 0; i < 3; ++i)
+        nats[i].start(i, nats);
+    // The node's URLs are the env file's, user and password included; only the hosts differ.
+    std::string urls = env_value("CLISONIX_CLUSTER_NATS");
+    ASSERT_NE(urls.find("nats://clisonix:change-me-nats-password@"), std::string::npos) << urls;
+    for (int i = 0; i < 3; ++i)
+        urls = replace_all(urls, "nats" + std::to_string(i + 1) + ".plant.example:4222",
+                           "127.0.0.1:" + std::to_string(nats[i].client_port));
+    for (auto& n : nats)
+        for (int i = 0; i < 100 && !testing::connection(n.client_port).connected(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+
+    server_process node({"--set", "cluster.node_id=" + env_value("CLISONIX_CLUSTER_NODE_ID"),
+                         "--set", "cluster.nats=" + urls, "--set",
+                         "cluster.stream_replicas=" + env_value("CLISONIX_CLUSTER_STREAM_REPLICAS"),
+                         "--set", "cluster.publish_timeout=15s"});
+    auto write = [&node](int64_t ms, double v) {
+        return node.post(
+            "/api/v1/write?precision=ms",
+            "telemetry,device=press-1 v=" + std::to_string(v) + " " + std::to_string(ms));
+    };
+    auto first = write(1'764'892'800'000, 1.25);
+    ASSERT_EQ(first.status, 204) << first.body;
+
+    // The stream holds 3 replicas, one on each server, as the unit's comments promise.
+    auto jsz = testing::http_request(nats[0].monitor_port, "GET",
+                                     "/jsz?accounts=true&streams=true&config=true");
+    ASSERT_EQ(jsz.status, 200);
+    EXPECT_NE(jsz.body.find("\"CLISONIX_TELEMETRY\""), std::string::npos) << jsz.body;
+    EXPECT_NE(jsz.body.find("\"num_replicas\": 3"), std::string::npos) << jsz.body;
+
+    // One of the three killed: the other two are a quorum, the next write is acknowledged.
+    nats[0].proc->signal(SIGKILL);
+    nats[0].proc->wait();
+    auto second = write(1'764'892'801'000, 2.5);
+    ASSERT_EQ(second.status, 204) << second.body;
+    auto read = node.get("/api/v1/query?device=press-1&metric=v&from=0&to=4102444800000");
+    ASSERT_EQ(read.status, 200) << read.body;
+    auto points = boost::json::parse(read.body).at("series").at(0).at("points").as_array();
+    ASSERT_EQ(points.size(), 2u) << read.body;
+    EXPECT_EQ(points[1].as_array()[1].to_number<double>(), 2.5);
+
+    // A wrong password is refused by the shipped authorization block: the node gives up at
+    // start, naming the stream.
+    std::string wrong = replace_all(urls, "change-me-nats-password", "wrong-password");
+    temp_dir data("clisonix-data");
+    auto refused = run_clisonix(
+        {"serve", "--port", std::to_string(testing::free_port()), "--data", data.str(), "--set",
+         "http.bind=127.0.0.1", "--set", "mqtt.enabled=false", "--set", "cluster.node_id=n9",
+         "--set", "cluster.nats=" + wrong, "--set", "cluster.start_timeout=2s"},
+        {"CLISONIX_ADMIN_PASSWORD=" + std::string(testing::test_admin_password)});
+    EXPECT_EQ(refused.exit_code, 1) << refused.err;
 }
 
 }  // namespace
