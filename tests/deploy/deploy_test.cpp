@@ -267,7 +267,7 @@ TEST(DeployNats, ThreeShippedServersCarryANodeThatUsesTheEnvFilesCredentials) {
     server_process node({"--set", "cluster.node_id=" + env_value("CLISONIX_CLUSTER_NODE_ID"),
                          "--set", "cluster.nats=" + urls, "--set",
                          "cluster.stream_replicas=" + env_value("CLISONIX_CLUSTER_STREAM_REPLICAS"),
-                         "--set", "cluster.publish_timeout=15s"});
+                         "--set", "cluster.publish_timeout=3s"});
     auto write = [&node](int64_t ms, double v) {
         return node.post(
             "/api/v1/write?precision=ms",
@@ -293,6 +293,26 @@ TEST(DeployNats, ThreeShippedServersCarryANodeThatUsesTheEnvFilesCredentials) {
     auto points = boost::json::parse(read.body).at("series").at(0).at("points").as_array();
     ASSERT_EQ(points.size(), 2u) << read.body;
     EXPECT_EQ(points[1].as_array()[1].to_number<double>(), 2.5);
+
+    // Two of the three gone: no quorum, so a write is refused after cluster.publish_timeout
+    // (docs/cluster.md, failures) ...
+    nats[1].proc->signal(SIGKILL);
+    nats[1].proc->wait();
+    auto refused_write = write(1'764'892'802'000, 3.75);
+    EXPECT_EQ(refused_write.status, 503) << refused_write.body;
+    EXPECT_NE(refused_write.body.find("nothing is lost by sending it again"), std::string::npos)
+        << refused_write.body;
+    // ... and once one of them is back on its store, the same write is acknowledged again
+    // without restarting the node.
+    nats[0].start(0, nats);
+    int status = 0;
+    for (int attempt = 0; attempt < 10 && status != 204; ++attempt)
+        status = write(1'764'892'802'000, 3.75).status;
+    EXPECT_EQ(status, 204);
+    read = node.get("/api/v1/query?device=press-1&metric=v&from=0&to=4102444800000");
+    points = boost::json::parse(read.body).at("series").at(0).at("points").as_array();
+    ASSERT_EQ(points.size(), 3u) << read.body;
+    EXPECT_EQ(points[2].as_array()[1].to_number<double>(), 3.75);
 
     // A wrong password is refused by the shipped authorization block: the node gives up at
     // start, naming the stream.
