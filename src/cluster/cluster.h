@@ -14,7 +14,7 @@
 // directory starts its consumer after that sequence, and a node that was away longer than
 // the log keeps messages reports the gap (ready()) instead of answering with holes.
 // docs/format/cluster-log.md is the payload; docs/decisions/0071-cluster-telemetry-log.md
-// the design.
+// the design; docs/cluster.md the whole layout, its failures and limits.
 //
 // Thread safety: telemetry_log::publish may be called from any thread.
 #pragma once

@@ -65,7 +65,7 @@ constexpr key_spec keys[] = {
     {"gateway.cors_origins", string, "", 0, 0, {}, false, "Comma-separated origins allowed to call the API from a browser (`https://host:port`)"},
     {"redis.url", string, "", 0, 0, {}, true, "Redis for rate limits shared by several nodes: `redis://[:password@]host[:port][/db]`; empty = in-process"},
     {"cluster.node_id", string, "", 0, 0, {}, false, "This node's id in a cluster (letters, digits, `-`, `_`): the name of its durable consumer of the telemetry log; empty = no cluster", check_node_id},
-    {"cluster.nats", string, "", 0, 0, {}, false, "Comma-separated NATS servers (`nats://host:port`) holding the replicated telemetry log (JetStream); empty = a single node writing only its own engine"},
+    {"cluster.nats", string, "", 0, 0, {}, true, "Comma-separated NATS servers (`nats://host:port`, or `nats://user:password@host:port`) holding the replicated telemetry log (JetStream); empty = a single node writing only its own engine"},
     {"cluster.shards", integer, "16", 1, 1024, {}, false, "Shards of the telemetry log (subject `clisonix.telemetry.<shard>`, by a hash of the device); the same on every node"},
     {"cluster.stream_replicas", integer, "3", 1, 5, {}, false, "Copies JetStream keeps of the telemetry log (at most the number of NATS servers); a write is acknowledged once a majority stored it"},
     {"cluster.publish_timeout", duration, "5s", 100, 10 * minutes, {}, false, "How long a write waits for JetStream to acknowledge it (retried with the same message id meanwhile); beyond it the write gets 503 `unavailable`"},
