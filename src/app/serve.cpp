@@ -79,6 +79,22 @@ std::vector<http::middleware> middleware_chain(const gateway::settings& gw,
             gateway::validate_json(routes)};
 }
 
+// In a cluster, a node that has not yet applied what the log held when it started answers
+// 503 to everything but the probes and /metrics, so that a load balancer (nginx passes a GET
+// on to the next node on 503) sends nobody to the hole its downtime left.
+http::middleware cluster_gate(const cluster::telemetry_log& log) {
+    return [&log](http::request& req, const http::next& call_next) {
+        if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics")
+            return call_next(req);
+        if (auto st = log.caught_up(); !st) {
+            auto r = http::response::error(503, st.error().code, st.error().message);
+            r.headers.emplace_back("Retry-After", "1");
+            return r;
+        }
+        return call_next(req);
+    };
+}
+
 // Serves until SIGTERM/SIGINT: the gateway, the HTTP server, then the MQTT port and the
 // notification dispatcher; stops them in reverse.
 int run_server(const config::config& cfg, services& s, const http::router& routes) {
@@ -104,6 +120,7 @@ int run_server(const config::config& cfg, services& s, const http::router& route
         return fail(exit_usage);
     }
     auto chain = middleware_chain(*gw, *limiter, *s.auth, routes);
+    if (s.cluster_log) chain.insert(chain.begin() + 2, cluster_gate(*s.cluster_log));
     // Last: the dashboard answers only what no route matched (GET /, /assets/*, client routes).
     chain.push_back(serve_web(web_directory(cfg)));
     http::server server(opts, routes, std::move(chain));

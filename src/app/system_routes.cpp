@@ -93,10 +93,14 @@ void add_system_routes(http::router& routes, meta::store& store, storage::engine
                     if (auto st = engine.writable(); !st)
                         return http::response::error(503, st.error().code,
                                                      "storage: " + st.error().message);
-                    if (cluster_log)
+                    if (cluster_log) {
                         if (auto st = cluster_log->ready(); !st)
                             return http::response::error(503, st.error().code,
                                                          "cluster: " + st.error().message);
+                        if (auto st = cluster_log->caught_up(); !st)
+                            return http::response::error(503, st.error().code,
+                                                         "cluster: " + st.error().message);
+                    }
                     return http::response::json(200, R"({"status":"ready"})");
                 }});
     routes.add({http::method::get, "/metrics", "Prometheus metrics", http::permission::read,

@@ -108,6 +108,12 @@ public:
     // stop; stop() does it too.
     virtual void stop_notices() = 0;
 
+    // Whether this node has applied what the log held when it started (or found nothing left
+    // to fetch): "unavailable" naming how far it is until then. A restarted node answers
+    // requests only once this holds (serve's cluster gate), so that nobody reads the hole its
+    // downtime left; once true it stays true.
+    virtual status caught_up() const = 0;
+
     // Whether this node holds everything the log ever held: "unavailable" naming the
     // messages it missed when the log dropped them (older than cluster.stream_max_age)
     // before this node applied them; /readyz answers 503 with it.

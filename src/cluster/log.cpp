@@ -59,6 +59,7 @@ public:
     status connect();
     status publish(const storage::write_batch& batch) override;
     status ready() const override;
+    status caught_up() const override;
     status broadcast(std::string_view topic, std::string_view payload) override;
     void on_broadcast(std::string_view topic,
                       std::function<void(std::string_view)> handler) override;
@@ -112,7 +113,7 @@ private:
     std::atomic<bool> _stopping{false};
     storage::write_batch _apply_batch;  // the applier thread's
 
-    std::mutex _mutex;
+    mutable std::mutex _mutex;
     std::condition_variable _applied_cv;
     uint64_t _applied = 0;   // highest stream sequence applied here
     uint64_t _recorded = 0;  // what the applied file says (the applier thread's)
@@ -120,6 +121,8 @@ private:
     // Stream sequences the log dropped before this node applied them: [first, last], or
     // first == 0 for none. Set at start.
     uint64_t _missed_first = 0, _missed_last = 0;
+    uint64_t _start_last = 0;  // the stream's last sequence when this node started
+    std::atomic<bool> _caught_up{false};
     // Recent sequences this engine refused for good (a type conflict), so that the writer
     // waiting for them hears why; bounded.
     std::map<uint64_t, error> _refused;
@@ -251,6 +254,9 @@ status nats_log::connect() {
         s = js_GetStreamInfo(&si, _js, name.c_str(), &attempt, &jerr);
         if (s == NATS_OK && si) {
             const uint64_t held = std::max(ack_floor, _recorded);
+            _applied = held;
+            _start_last = si->State.LastSeq;
+            if (_start_last <= held) _caught_up = true;
             const uint64_t dropped_through = si->State.FirstSeq > 0 ? si->State.FirstSeq - 1 : 0;
             if (dropped_through > held) {
                 _missed_first = held + 1;
@@ -300,6 +306,19 @@ status nats_log::ready() const {
                           ", which the log dropped (older than cluster.stream_max_age) before "
                           "it applied them; start it on a copy of another node's data "
                           "directory (docs/cluster.md)");
+}
+
+status nats_log::caught_up() const {
+    if (_caught_up) return {};
+    uint64_t applied;
+    {
+        std::lock_guard lock(_mutex);
+        applied = _applied;
+    }
+    return make_error("unavailable", "catching up on the telemetry log: applied through sequence " +
+                                         std::to_string(applied) + " of " +
+                                         std::to_string(_start_last) +
+                                         " when this node started; try another node");
 }
 
 // The last stream sequence the engine in state_dir holds, 0 when none is recorded.
@@ -402,7 +421,10 @@ void nats_log::apply_loop() {
         natsMsgList list{};
         jsErrCode jerr = jsErrCode(0);
         natsStatus s = natsSubscription_Fetch(&list, _sub, 256, 500, &jerr);
-        if (s == NATS_TIMEOUT) continue;
+        if (s == NATS_TIMEOUT) {
+            _caught_up = true;  // nothing left to fetch
+            continue;
+        }
         if (s != NATS_OK) {
             if (clock::now() - last_warning > 5s) {
                 log::warn("cluster log: fetch failed, retrying", {{"error", nats_text(s, jerr)}});
@@ -413,6 +435,10 @@ void nats_log::apply_loop() {
         }
         apply_run({list.Msgs, size_t(list.Count)});
         natsMsgList_Destroy(&list);
+        if (!_caught_up) {
+            std::lock_guard lock(_mutex);
+            if (_applied >= _start_last) _caught_up = true;
+        }
         if (clock::now() - _recorded_at > 1s) {
             record_applied();
             _recorded_at = clock::now();
