@@ -475,6 +475,28 @@ void relay_between_nodes(services& s) {
         for (const auto& close : s.session_closers)
             close(r);
     });
+    // Every node raises, repeats and clears the alarms of the points it applies and tells its
+    // own live clients; what a person does through one node (acknowledge, clear) is told to
+    // the others' live clients by this notice.
+    s.rules->add_alarm_listener([nodes](const std::string& event) {
+        boost::system::error_code ec;
+        auto doc = boost::json::parse(event, ec);
+        if (ec || !doc.is_object()) return;
+        const auto* name = doc.as_object().if_contains("event");
+        const auto* alarm = doc.as_object().if_contains("alarm");
+        if (!name || !name->is_string() || !alarm || !alarm->is_object()) return;
+        const auto* by = alarm->as_object().if_contains("cleared_by");
+        const bool by_person = name->as_string() == "alarm.acknowledged" ||
+                               (name->as_string() == "alarm.cleared" && by && by->is_string() &&
+                                by->as_string() != "system");
+        if (by_person)
+            if (auto st = nodes->broadcast("alarm", event); !st)
+                log::warn("alarm event not announced to the other nodes",
+                          {{"error", st.error().message}});
+    });
+    nodes->on_broadcast("alarm", [hub = s.live_hub.get()](std::string_view event) {
+        hub->publish_alarm(std::string(event));
+    });
     if (!s.mqtt_broker) return;
     // The notice is the device's name, a newline, and the changed attributes' JSON.
     s.registry->on_shared_attributes([nodes](const std::string& d, const std::string& json) {

@@ -114,8 +114,9 @@ void follow_changes(const config::config& cfg, services& s);
 // The MQTT broker, when enabled; it listens once the HTTP port is ours (run_server).
 void open_mqtt(const config::config& cfg, services& s);
 // In a cluster, what one node does that clients on the others must hear, as notices through
-// the cluster (after open_mqtt): a revoked credential ends its sessions on every node, and
-// shared attributes reach the device's MQTT session wherever it is connected.
+// the cluster (after open_mqtt): a revoked credential ends its sessions on every node,
+// shared attributes reach the device's MQTT session wherever it is connected, and an alarm a
+// person acknowledged or cleared reaches every node's live clients.
 void relay_between_nodes(services& s);
 
 // The forecast service and its background predicted-to-cross list (forecast.* keys).

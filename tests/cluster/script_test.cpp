@@ -10,6 +10,7 @@
 #include <map>
 #include <thread>
 
+#include "live/ws_client.h"
 #include "support/test_support.h"
 
 namespace clisonix {
@@ -214,6 +215,41 @@ TEST(cluster_script_test, up_serves_through_nginx_survives_a_killed_node_and_dow
     auto ended = session.wait(10s);
     EXPECT_TRUE(ended.has_value()) << "the session on n3 outlived its token, rotated on n1";
     EXPECT_NE(session.err().find("Connection Refused"), std::string::npos) << session.err();
+
+    // An alarm raised by a rule made through n1 on points written through n2 is one alarm in
+    // the cluster; a live client on n3 hears it created once, and acknowledged through n1.
+    const uint16_t n3_http = port_of(nodes[2].at("http"));
+    testing::ws_client::options live_opts;
+    live_opts.protocols = "bearer, " + token;
+    testing::ws_client live3(n3_http, live_opts);
+    ASSERT_EQ(live3.status(), 101);
+    ASSERT_TRUE(live3.read().has_value());  // hello
+    ASSERT_TRUE(live3.send(R"({"type":"subscribe","telemetry":{"devices":[]},"alarms":true})"));
+    ASSERT_TRUE(live3.read().has_value());  // subscribed
+    auto rule = testing::http_request(
+        n1_http, "POST", "/api/v1/rules",
+        R"({"name":"press hot","scope":{"device":"press-9"},"severity":"major","condition":"v > 80","clear":"v < 75"})",
+        {auth[0], json_header});
+    ASSERT_EQ(rule.status, 201) << rule.body;
+    std::this_thread::sleep_for(500ms);  // the other nodes reload their rules (change feed)
+    auto hot = testing::http_request(n2, "POST", "/api/v1/write?precision=ms",
+                                     "telemetry,device=press-9 v=91.5 1764892800000\n", auth);
+    ASSERT_EQ(hot.status, 204) << hot.body;
+    auto created = live3.read();
+    ASSERT_TRUE(created.has_value());
+    auto created_doc = json::parse(*created);
+    EXPECT_EQ(created_doc.at("event"), "alarm.created") << *created;
+    const int64_t alarm_id = created_doc.at("alarm").at("id").as_int64();
+    auto ack = testing::http_request(
+        n1_http, "POST", "/api/v1/alarms/" + std::to_string(alarm_id) + "/ack", {}, auth);
+    ASSERT_EQ(ack.status, 200) << ack.body;
+    auto acked = live3.read();
+    ASSERT_TRUE(acked.has_value());
+    EXPECT_EQ(json::parse(*acked).at("event"), "alarm.acknowledged") << *acked;
+    EXPECT_FALSE(live3.read(1s).has_value()) << "each change once on n3";
+    auto listed = testing::http_request(entry, "GET", "/api/v1/alarms?device=press-9", {}, auth);
+    ASSERT_EQ(listed.status, 200) << listed.body;
+    EXPECT_EQ(json::parse(listed.body).at("total"), 1) << listed.body;
 
     auto status = run_script({"status", "--dir", dir});
     EXPECT_EQ(status.exit_code, 0) << status.err;
