@@ -79,6 +79,27 @@ std::vector<http::middleware> middleware_chain(const gateway::settings& gw,
             gateway::validate_json(routes)};
 }
 
+// Failed logins and lockouts in the limiter's Redis (redis.url), so that they hold on every
+// node behind one address.
+class login_failures final : public auth::shared_failures {
+public:
+    explicit login_failures(std::shared_ptr<gateway::rate_limiter> limiter)
+        : _limiter(std::move(limiter)) {}
+    std::optional<int64_t> count(std::string_view key, std::chrono::milliseconds window) override {
+        return _limiter->count(key, window);
+    }
+    std::optional<bool> lock(std::string_view key, std::chrono::milliseconds duration) override {
+        return _limiter->lock(key, duration);
+    }
+    std::optional<std::chrono::milliseconds> locked_for(std::string_view key) override {
+        return _limiter->locked_for(key);
+    }
+    void forget(std::string_view key) override { _limiter->forget(key); }
+
+private:
+    std::shared_ptr<gateway::rate_limiter> _limiter;
+};
+
 // In a cluster, a node that has not yet applied what the log held when it started answers
 // 503 to everything but the probes and /metrics, so that a load balancer (nginx passes a GET
 // on to the next node on 503) sends nobody to the hole its downtime left.
@@ -119,6 +140,7 @@ int run_server(const config::config& cfg, services& s, const http::router& route
         std::cerr << limiter.error().message << "\n";
         return fail(exit_usage);
     }
+    if (!gw->redis_url.empty()) s.auth->share_failures(std::make_shared<login_failures>(*limiter));
     auto chain = middleware_chain(*gw, *limiter, *s.auth, routes);
     if (s.cluster_log) chain.insert(chain.begin() + 2, cluster_gate(*s.cluster_log));
     // Last: the dashboard answers only what no route matched (GET /, /assets/*, client routes).

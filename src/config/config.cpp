@@ -63,7 +63,7 @@ constexpr key_spec keys[] = {
     {"gateway.device_window", duration, "1m", seconds, 24 * hours, {}, false, "Window of `gateway.device_limit`"},
     {"gateway.trusted_proxies", string, "", 0, 0, {}, false, "Comma-separated proxy addresses or CIDR blocks whose X-Forwarded-For is believed"},
     {"gateway.cors_origins", string, "", 0, 0, {}, false, "Comma-separated origins allowed to call the API from a browser (`https://host:port`)"},
-    {"redis.url", string, "", 0, 0, {}, true, "Redis for rate limits shared by several nodes: `redis://[:password@]host[:port][/db]`; empty = in-process"},
+    {"redis.url", string, "", 0, 0, {}, true, "Redis for rate limits and failed-login lockouts shared by several nodes: `redis://[:password@]host[:port][/db]`; empty = in-process"},
     {"cluster.node_id", string, "", 0, 0, {}, false, "This node's id in a cluster (letters, digits, `-`, `_`): the name of its durable consumer of the telemetry log; empty = no cluster", check_node_id},
     {"cluster.nats", string, "", 0, 0, {}, true, "Comma-separated NATS servers (`nats://host:port`, or `nats://user:password@host:port`) holding the replicated telemetry log (JetStream); empty = a single node writing only its own engine"},
     {"cluster.shards", integer, "16", 1, 1024, {}, false, "Shards of the telemetry log (subject `clisonix.telemetry.<shard>`, by a hash of the device); the same on every node"},
