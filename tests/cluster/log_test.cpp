@@ -32,6 +32,14 @@ struct nats_server {
             "clisonix-test", "--cluster", "nats://127.0.0.1:" + std::to_string(route_port),
             "--routes", routes});
     }
+    // One server without routes (a stream of one replica), accepting clients on return.
+    void start_alone() {
+        proc = std::make_unique<process>(
+            std::vector<std::string>{"/usr/sbin/nats-server", "-js", "-sd", store.str(), "-a",
+                                     "127.0.0.1", "-p", std::to_string(client_port)});
+        for (int i = 0; i < 100 && !testing::connection(client_port).connected(); ++i)
+            std::this_thread::sleep_for(50ms);
+    }
     std::string url() const { return "nats://127.0.0.1:" + std::to_string(client_port); }
 };
 
@@ -157,11 +165,7 @@ TEST(cluster_log_test, writes_through_one_node_are_read_through_the_other_across
 // on a copy of another node's data directory starts after what that copy holds.
 TEST(cluster_log_test, a_node_away_longer_than_the_log_keeps_is_not_ready_until_given_a_copy) {
     nats_server lone;
-    lone.proc = std::make_unique<process>(
-        std::vector<std::string>{"/usr/sbin/nats-server", "-js", "-sd", lone.store.str(), "-a",
-                                 "127.0.0.1", "-p", std::to_string(lone.client_port)});
-    for (int i = 0; i < 100 && !testing::connection(lone.client_port).connected(); ++i)
-        std::this_thread::sleep_for(50ms);
+    lone.start_alone();
     auto args = [&](const std::string& id) {
         return std::vector<std::string>{
             "--set", "cluster.node_id=" + id,     "--set", "cluster.nats=" + lone.url(),
@@ -211,11 +215,7 @@ TEST(cluster_log_test, a_node_away_longer_than_the_log_keeps_is_not_ready_until_
 // the whole answer, never a partial one.
 TEST(cluster_log_test, a_restarted_node_answers_only_once_it_has_caught_up) {
     nats_server lone;
-    lone.proc = std::make_unique<process>(
-        std::vector<std::string>{"/usr/sbin/nats-server", "-js", "-sd", lone.store.str(), "-a",
-                                 "127.0.0.1", "-p", std::to_string(lone.client_port)});
-    for (int i = 0; i < 100 && !testing::connection(lone.client_port).connected(); ++i)
-        std::this_thread::sleep_for(50ms);
+    lone.start_alone();
     auto args = [&](const std::string& id) {
         return std::vector<std::string>{
             "--set", "cluster.node_id=" + id,     "--set", "cluster.nats=" + lone.url(),
@@ -269,11 +269,7 @@ TEST(cluster_log_test, a_write_nats_does_not_acknowledge_is_a_503_naming_the_rea
     // One NATS server (a stream of one replica) takes the first write; once it is gone, no
     // write is acknowledged: 503 after cluster.publish_timeout, never a 500, never a 204.
     nats_server lone;
-    lone.proc = std::make_unique<process>(
-        std::vector<std::string>{"/usr/sbin/nats-server", "-js", "-sd", lone.store.str(), "-a",
-                                 "127.0.0.1", "-p", std::to_string(lone.client_port)});
-    for (int i = 0; i < 100 && !testing::connection(lone.client_port).connected(); ++i)
-        std::this_thread::sleep_for(50ms);
+    lone.start_alone();
     server_process node({"--set", "cluster.node_id=solo", "--set", "cluster.nats=" + lone.url(),
                          "--set", "cluster.stream_replicas=1", "--set",
                          "cluster.publish_timeout=1s"});
