@@ -5,7 +5,7 @@
 # this machine. The workload is write_load.py's 1,000-point line-protocol requests with 1 and
 # 4 connections per entry point; scoring and health off, so that the log is what is measured.
 #
-#   bench/cluster/run.sh [SECONDS]     (default 5 per step; the whole run takes ~2 minutes)
+#   bench/cluster/run.sh [SECONDS]     (default 5 per step; the whole run takes ~2.5 minutes)
 #
 # Needs build/clisonix, nats-server, nginx, redis-server, PostgreSQL (scripts/setup) and
 # build/bench/jetstream_publish (cmake -S . -B build -DCLISONIX_BUILD_BENCH=ON, then
@@ -14,7 +14,11 @@
 # Steps:
 #   single 1|4        one node alone (no cluster config), 1 and 4 connections
 #   nginx 1|4         the cluster through nginx (which spreads requests over n1 n2 n3)
+#   n1 1|4            the cluster's node n1 directly (one entry point, no nginx)
 #   spread 3x1|3x4    the cluster's three nodes directly, 1 and 4 connections to each
+#   nginx-buf 1|4     nginx again, its rendered config given client_body_buffer_size 1m
+#                     (bench/README.md: a 1,000-point body is ~47 KB, above nginx's default
+#                     16 KB, and nginx then spools it to a file, which costs ~45 ms here)
 #   wide              the cluster through n1, 1 connection, 1,000 devices x 1 point per
 #                     request: the log's worst case (one point per series per message)
 #   jetstream 10|64   CLISONIX_PUBLISH_BENCH (made like the telemetry stream) on the same
@@ -107,6 +111,10 @@ load "nginx 1" "${single_rate[1]}" "$nginx_port" 1 --tag nginx1
 points=$((points + last_points))
 load "nginx 4" "${single_rate[4]}" "$nginx_port" 4 --tag nginx4
 points=$((points + last_points))
+load "n1 1" "${single_rate[1]}" "$n1_port" 1 --tag n1-1
+points=$((points + last_points))
+load "n1 4" "${single_rate[4]}" "$n1_port" 4 --tag n1-4
+points=$((points + last_points))
 load "spread 3x1" "${single_rate[1]}" "$node_ports" 1 --tag spread1
 points=$((points + last_points))
 load "spread 3x4" "${single_rate[4]}" "$node_ports" 4 --tag spread4
@@ -115,6 +123,11 @@ read -r messages1 bytes1 < <(stream_state)
 load "wide" "" "$n1_port" 1 --tag wide --wide
 wide_points=$last_points
 read -r messages2 bytes2 < <(stream_state)
+sed -i 's/^\( *client_max_body_size .*\)$/\1\n    client_body_buffer_size 1m;/' "$work/cluster/nginx/nginx.conf"
+nginx -e "$work/cluster/logs/nginx.log" -c "$work/cluster/nginx/nginx.conf" -s reload
+sleep 1
+load "nginx-buf 1" "${single_rate[1]}" "$nginx_port" 1 --tag nginxbuf1
+load "nginx-buf 4" "${single_rate[4]}" "$nginx_port" 4 --tag nginxbuf4
 
 # The telemetry log's messages for the batched workload: their size and points each.
 read -r per_message points_per_message bytes_per_point wide_bytes_per_point < <(python3 -c "
