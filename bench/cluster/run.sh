@@ -76,9 +76,11 @@ stream_state() {  # prints "messages bytes" of the telemetry stream
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; ${seconds}s per step"
 
 single=$(port)
+single_settings=()
+for s in $settings; do single_settings+=(--set "$s"); done
 CLISONIX_ADMIN_PASSWORD=test-admin-password-1 "$binary" serve --port "$single" \
   --data "$work/single" --set http.bind=127.0.0.1 --set mqtt.enabled=false \
-  $(for s in $settings; do printf -- '--set %s ' "$s"; done) >"$work/single.log" 2>&1 &
+  "${single_settings[@]}" >"$work/single.log" 2>&1 &
 single_pid=$!
 wait_http "$single"
 load "single 1" "" "$single" 1
