@@ -16,9 +16,6 @@
 #   nginx 1|4         the cluster through nginx (which spreads requests over n1 n2 n3)
 #   n1 1|4            the cluster's node n1 directly (one entry point, no nginx)
 #   spread 3x1|3x4    the cluster's three nodes directly, 1 and 4 connections to each
-#   nginx-buf 1|4     nginx again, its rendered config given client_body_buffer_size 1m
-#                     (bench/README.md: a 1,000-point body is ~47 KB, above nginx's default
-#                     16 KB, and nginx then spools it to a file, which costs ~45 ms here)
 #   wide              the cluster through n1, 1 connection, 1,000 devices x 1 point per
 #                     request: the log's worst case (one point per series per message)
 #   jetstream 10|64   CLISONIX_PUBLISH_BENCH (made like the telemetry stream) on the same
@@ -31,6 +28,8 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-5}
 binary=${CLISONIX_BINARY:-$PWD/build/clisonix}
 publisher=${CLISONIX_JETSTREAM_PUBLISH:-$PWD/build/bench/jetstream_publish}
+# The server takes every CLISONIX_* variable for a setting and refuses unknown ones.
+unset CLISONIX_JETSTREAM_PUBLISH CLISONIX_BINARY
 for tool in "$binary" "$publisher"; do
   [[ -x $tool ]] || {
     echo "run.sh: $tool is missing; build it: cmake -S . -B build -DCLISONIX_BUILD_BENCH=ON &&" \
@@ -125,11 +124,6 @@ read -r messages1 bytes1 < <(stream_state)
 load "wide" "" "$n1_port" 1 --tag wide --wide
 wide_points=$last_points
 read -r messages2 bytes2 < <(stream_state)
-sed -i 's/^\( *client_max_body_size .*\)$/\1\n    client_body_buffer_size 1m;/' "$work/cluster/nginx/nginx.conf"
-nginx -e "$work/cluster/logs/nginx.log" -c "$work/cluster/nginx/nginx.conf" -s reload
-sleep 1
-load "nginx-buf 1" "${single_rate[1]}" "$nginx_port" 1 --tag nginxbuf1
-load "nginx-buf 4" "${single_rate[4]}" "$nginx_port" 4 --tag nginxbuf4
 
 # The telemetry log's messages for the batched workload: their size and points each.
 read -r per_message points_per_message bytes_per_point wide_bytes_per_point < <(python3 -c "
