@@ -199,6 +199,11 @@ constexpr migration product_migrations[] = {
      "CREATE TRIGGER settings_changed AFTER INSERT OR UPDATE OR DELETE ON settings FOR EACH "
      "STATEMENT "
      "EXECUTE FUNCTION clisonix_meta_changed()"},
+    // The data time (ms) of the point that cleared an alarm (0: cleared by a person, by its
+    // rule's removal, or before this column). Cluster nodes evaluating the same points
+    // recognise an incident already raised and cleared by another node from any point inside
+    // it, not only its first (docs/decisions/0073-alarms-once-in-a-cluster.md).
+    {20, "alarm_cleared_ts", "ALTER TABLE alarms ADD COLUMN cleared_ts BIGINT NOT NULL DEFAULT 0"},
 };
 
 constexpr std::string_view create_schema_migrations =

@@ -93,7 +93,7 @@ void engine::impl::refresh(compiled& c, state& st, int64_t ts, double value, std
 }
 
 bool engine::impl::clear_alarm(compiled& c, state& st, std::string_view who,
-                               std::string_view ev_name) {
+                               std::string_view ev_name, int64_t point_ts) {
     remember(st);
     const int64_t now = opts.clock();
     alarm a = st.current;
@@ -101,7 +101,7 @@ bool engine::impl::clear_alarm(compiled& c, state& st, std::string_view who,
     a.cleared_by = who;
     a.cleared_at = now;
     a.updated_at = now;
-    changes.push_back({&c, &st, change::what::clear, a, ev_name, now});
+    changes.push_back({&c, &st, change::what::clear, a, ev_name, now, false, point_ts});
     st.open = false;
     st.current = std::move(a);
     return true;
@@ -111,8 +111,9 @@ bool engine::impl::clear_alarm(compiled& c, state& st, std::string_view who,
 // alarm change is attempted once per node; the store lets the first attempt through and
 // the others find it made (docs/decisions/0073-alarms-once-in-a-cluster.md):
 // - create: the open-alarm index admits one open alarm per (rule, device), and an alarm
-//   already created for the same first point (perhaps cleared since, by a node ahead of this
-//   one) is not created again: a replay of the same data is not a new incident;
+//   already created for the same first point, or cleared by a point after this one (by a
+//   node ahead of this one, or before this node restarted in the middle of the incident), is
+//   not created again: a replay of the same data is not a new incident;
 // - repeat: only a count the store has not reached yet, only while the alarm is open;
 // - refresh: only while open and when the message or details differ;
 // - clear: only while open.
@@ -135,8 +136,8 @@ status engine::impl::apply(meta::store& tx, change& ch) {
                 "repeat_count, first_at, last_at, last_value, message, created_at, "
                 "updated_at, details) SELECT $1, $2, $3, $4, 'active', 1, 1, $5, $6, $7, $8, $9, "
                 "$10, $11 WHERE NOT EXISTS (SELECT 1 FROM alarms WHERE rule_id = $1 AND "
-                "device = $3 AND (is_open = 1 OR first_at = $5)) ON CONFLICT DO NOTHING "
-                "RETURNING id",
+                "device = $3 AND (is_open = 1 OR first_at = $5 OR (first_at <= $5 AND $5 < "
+                "cleared_ts))) ON CONFLICT DO NOTHING RETURNING id",
                 std::array<meta::value, 11>{a.rule_id, a.rule_name, a.device, a.severity,
                                             a.first_at, a.last_at, a.value, a.message, a.created_at,
                                             a.updated_at, a.details});
@@ -147,7 +148,8 @@ status engine::impl::apply(meta::store& tx, change& ch) {
             }
             auto made = tx.query(
                 "SELECT id FROM alarms WHERE rule_id = $1 AND device = $2 AND "
-                "(is_open = 1 OR first_at = $3) ORDER BY is_open DESC, id DESC LIMIT 1",
+                "(is_open = 1 OR first_at = $3 OR (first_at <= $3 AND $3 < cleared_ts)) "
+                "ORDER BY is_open DESC, id DESC LIMIT 1",
                 std::array<meta::value, 3>{a.rule_id, a.device, a.first_at});
             if (!made) return made.error();
             if (made->data.empty()) return make_error("internal", "no alarm id returned");
@@ -178,8 +180,9 @@ status engine::impl::apply(meta::store& tx, change& ch) {
         case change::what::clear: {
             auto r = tx.execute(
                 "UPDATE alarms SET status = 'cleared', is_open = 0, cleared_by = $1, "
-                "cleared_at = $2, updated_at = $3 WHERE id = $4 AND is_open = 1",
-                std::array<meta::value, 4>{a.cleared_by, a.cleared_at, a.updated_at, a.id});
+                "cleared_at = $2, updated_at = $3, cleared_ts = $5 WHERE id = $4 AND is_open = 1",
+                std::array<meta::value, 5>{a.cleared_by, a.cleared_at, a.updated_at, a.id,
+                                           ch.point_ts});
             if (!r) return r.error();
             if (*r == 0) return adopt(a.id);
             return {};

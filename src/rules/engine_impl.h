@@ -178,6 +178,8 @@ struct engine::impl {
         // Another engine on the same store (a cluster node evaluating the same points) made
         // this change first: it is not written or notified again; `a` is the store's alarm.
         bool lost = false;
+        // clear: the data time (ms) of the point that cleared it; 0 when no point did.
+        int64_t point_ts = 0;
     };
     struct saved {
         state* st;
@@ -226,7 +228,9 @@ struct engine::impl {
               std::string details = {});
     void refresh(compiled& c, state& st, int64_t ts, double value, std::string msg,
                  std::string details);
-    bool clear_alarm(compiled& c, state& st, std::string_view who, std::string_view ev_name);
+    // `point_ts`: the data time (ms) of the point that cleared it, 0 when no point did.
+    bool clear_alarm(compiled& c, state& st, std::string_view who, std::string_view ev_name,
+                     int64_t point_ts = 0);
     status apply(meta::store& tx, change& ch);
     bool flush();
     void dispatch(std::unique_lock<std::mutex>& lock);

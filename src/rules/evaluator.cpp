@@ -334,14 +334,14 @@ void engine::impl::step(compiled& c, state& st, bool holds, double value, int64_
     if (!c.clear.empty()) {
         detail::eval_context ctx{st.values.data(), st.means.data(), st.forecasts.data()};
         if (detail::evaluate(c.clear, c.clear.root, ctx) != 0)
-            clear_alarm(c, st, "system", "alarm.cleared");
+            clear_alarm(c, st, "system", "alarm.cleared", ts);
         return;
     }
     if (c.clear_after_ms > 0) {
         if (st.false_since < 0) st.false_since = ts;
         if (ts - st.false_since < c.clear_after_ms) return;
     }
-    clear_alarm(c, st, "system", "alarm.cleared");
+    clear_alarm(c, st, "system", "alarm.cleared", ts);
 }
 
 // "; mostly vibration_rms (0.41), current (0.22)": the largest contributions to the

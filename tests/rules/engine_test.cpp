@@ -305,6 +305,32 @@ TEST_F(RULES_ENGINE_FIXTURE, two_engines_on_one_store_raise_and_notify_each_inci
     EXPECT_EQ(alarms()[0].status, "acknowledged");
     EXPECT_EQ(alarms()[0].count, 2);
     EXPECT_EQ(other_status, "acknowledged");
+    both(_now += minute, 50);
+    ASSERT_EQ(alarms()[0].status, "cleared");
+
+    // A node restarted in the middle of an incident that the others raised and cleared
+    // meanwhile sees only its tail: the store knows the point that cleared it, so the tail
+    // raises nothing (and notifies nothing).
+    const int64_t fourth = _now += minute;
+    write("pump-1", "temperature", fourth, 99);
+    write("pump-1", "temperature", fourth + minute, 98);
+    write("pump-1", "temperature", fourth + 2 * minute, 40);
+    ASSERT_EQ(alarms().size(), 5u);
+    ASSERT_EQ(alarms()[0].status, "cleared");
+    before = notified().size();
+    recording_sink restarted_sink;
+    engine restarted(*_store, _hooks, &restarted_sink, o);
+    ASSERT_TRUE(restarted.start().ok());
+    storage::write_batch tail;
+    auto tail_key =
+        tail.series("telemetry,device=pump-1 temperature", storage::value_type::float64);
+    tail.add(*tail_key, (fourth + minute) * 1'000'000, 98.0);
+    tail.add(*tail_key, (fourth + 2 * minute) * 1'000'000, 40.0);
+    restarted.observe(tail);
+    EXPECT_EQ(alarms().size(), 5u) << "the tail of a cleared incident is not a new one";
+    EXPECT_TRUE(restarted_sink.enqueued.empty());
+    EXPECT_EQ(notified().size(), before);
+    restarted.stop();
     other.stop();
 }
 
