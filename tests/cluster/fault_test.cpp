@@ -172,7 +172,14 @@ private:
     // The script's last stdout line, or nullopt (then _last_err says why).
     std::optional<std::string> run(std::vector<std::string> args,
                                    std::chrono::milliseconds timeout) {
-        std::vector<std::string> argv{"bash",
+        // The nodes inherit the script's environment, and a node refuses CLISONIX_* names
+        // it does not know: this test's own settings stay out.
+        std::vector<std::string> argv{"/usr/bin/env",
+                                      "-u",
+                                      "CLISONIX_FAULT_KILLS",
+                                      "-u",
+                                      "CLISONIX_FAULT_SEED",
+                                      "/bin/bash",
                                       std::string(CLISONIX_SOURCE_DIR) + "/scripts/cluster"};
         argv.insert(argv.end(), args.begin(), args.end());
         testing::process p(argv, _env, CLISONIX_SOURCE_DIR);
@@ -535,7 +542,8 @@ private:
     auto note = [&](const std::string& what) {
         if (problems.size() < 2000) problems += "\n  " + what;
     };
-    for (const auto& s : json::parse(raw.body).at("series").as_array())
+    const auto raw_doc = json::parse(raw.body);
+    for (const auto& s : raw_doc.at("series").as_array())
         for (const auto& p : s.at("points").as_array()) {
             int64_t ts = p.as_array()[0].to_number<int64_t>();
             double v = p.as_array()[1].to_number<double>();
@@ -566,7 +574,8 @@ private:
         note("count query answered " + std::to_string(count.status) + " " + count.body);
     } else {
         double counted = 0;
-        for (const auto& s : json::parse(count.body).at("series").as_array())
+        const auto count_doc = json::parse(count.body);
+        for (const auto& s : count_doc.at("series").as_array())
             for (const auto& p : s.at("points").as_array())
                 counted += p.as_array()[1].to_number<double>();
         if (counted != static_cast<double>(total))
@@ -798,7 +807,8 @@ TEST(cluster_fault_test, kills_lose_and_double_nothing_acknowledged) {
             if (n.status != 200)
                 return ::testing::AssertionFailure() << "notifications: " << n.status << n.body;
             std::string undelivered;
-            for (const auto& row : json::parse(n.body).at("notifications").as_array()) {
+            const auto doc = json::parse(n.body);
+            for (const auto& row : doc.at("notifications").as_array()) {
                 if (row.at("channel") != "ops") continue;
                 outbox[row.at("id").as_int64()] =
                     std::string(row.at("event").at("event").as_string());
