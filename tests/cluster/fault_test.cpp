@@ -253,6 +253,23 @@ public:
     int64_t batches_acked() const { return _acked; }
     int64_t failures() const { return _failures; }
     int64_t last_ts() const { return _last_ts; }
+    // Milliseconds from `t` until a batch was acknowledged after it (waiting up to
+    // `timeout`), or nullopt.
+    std::optional<int64_t> acked_after(steady::time_point t, std::chrono::milliseconds timeout) {
+        const auto deadline = steady::now() + timeout;
+        while (true) {
+            const auto last = steady::time_point(steady::duration(_last_ack));
+            if (last > t)
+                return std::chrono::duration_cast<std::chrono::milliseconds>(last - t).count();
+            if (steady::now() >= deadline) return std::nullopt;
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    // The timestamp of each incident's first point above 1000: its alarm's first_at.
+    std::vector<int64_t> incident_starts() {
+        std::lock_guard lock(_starts_mutex);
+        return _incident_starts;
+    }
 
 private:
     void loop() {
@@ -295,8 +312,13 @@ private:
             }
             if (acked) {
                 ++_acked;
+                _last_ack = steady::now().time_since_epoch().count();
                 for (const auto& [device, t, v] : points)
                     _book.record_acked(device, t, v);
+                if (phase == 1) {
+                    std::lock_guard lock(_starts_mutex);
+                    _incident_starts.push_back(ts);
+                }
                 if (phase > 0 && ++phase > incident_high + incident_low) {
                     phase = 0;
                     ++_incidents_done;
@@ -316,6 +338,9 @@ private:
     std::atomic<bool> _stop{false};
     std::atomic<int> _incidents_requested{0}, _incidents_started{0}, _incidents_done{0};
     std::atomic<int64_t> _acked{0}, _failures{0}, _last_ts{0};
+    std::atomic<steady::rep> _last_ack{0};
+    std::mutex _starts_mutex;
+    std::vector<int64_t> _incident_starts;
     std::thread _thread;
 };
 
@@ -685,6 +710,150 @@ TEST(cluster_fault_test, kills_lose_and_double_nothing_acknowledged) {
         incident_at.push_back(kills * (2 * j + 1) / (2 * incidents));
     int64_t worst_recovery = 0;
     std::string worst_recovery_kill;
+    std::vector<std::string> slow_recoveries, silent_live, no_writes;
+    int64_t worst_write_gap = 0;
+    std::string worst_write_kill;
+    for (int k = 0; k < kills; ++k) {
+        for (int at : incident_at)
+            if (at == k) writer.request_incident();
+        const std::string victim = names[rng() % names.size()];
+        sequence.push_back(victim);
+        const auto killed = steady::now();
+        cluster.kill(victim);
+        // Queries through nginx: the time until three answers in a row are 200.
+        int in_a_row = 0;
+        std::optional<int64_t> recovered;
+        int64_t first_of_run = 0;
+        while (ms_since(killed) < 10'000) {
+            const int64_t at = ms_since(killed);
+            auto q = call(http, "GET",
+                          "/api/v1/query?device=h-0&metric=v&agg=count&from=" + std::to_string(t0),
+                          {}, {"Authorization: Token " + key}, 2s);
+            if (q.status == 200) {
+                if (in_a_row++ == 0) first_of_run = at;
+                if (in_a_row == 3) {
+                    recovered = first_of_run;
+                    break;
+                }
+            } else {
+                in_a_row = 0;
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        const int64_t recovery = recovered.value_or(ms_since(killed));
+        if (recovery > worst_recovery) {
+            worst_recovery = recovery;
+            worst_recovery_kill = "kill " + std::to_string(k + 1) + " (" + victim + ")";
+        }
+        if (!recovered || recovery > 5000)
+            slow_recoveries.push_back(
+                "kill " + std::to_string(k + 1) + " (" + victim + "): " +
+                (recovered ? std::to_string(recovery) + " ms" : std::string("no 200 within 10 s")));
+        ASSERT_TRUE(cluster.start(victim)) << "kill " << k + 1;
+        const auto back = steady::now();
+        // Writes acknowledged again (measured, not asserted: the issue bounds queries), then
+        // live telemetry after the restart, whichever node the subscriber is on by then.
+        auto writes = writer.acked_after(killed, 30s);
+        if (writes && *writes > worst_write_gap) {
+            worst_write_gap = *writes;
+            worst_write_kill = "kill " + std::to_string(k + 1) + " (" + victim + ")";
+        }
+        if (!writes) no_writes.push_back("kill " + std::to_string(k + 1) + " (" + victim + ")");
+        if (!live.received_after(back, 10s))
+            silent_live.push_back("kill " + std::to_string(k + 1) + " (" + victim + ")");
+        std::cout << "kill " << k + 1 << "/" << kills << ": " << victim << ", queries 200 after "
+                  << recovery << " ms, writes acknowledged after "
+                  << (writes ? std::to_string(*writes) + " ms" : std::string("(none in 30 s)"))
+                  << ", back after " << ms_since(killed) << " ms" << std::endl;
+        std::this_thread::sleep_for(500ms);
+    }
+}
+
+TEST(cluster_fault_test, kills_lose_and_double_nothing_acknowledged) {
+    const auto test_started = steady::now();
+    const int kills = std::stoi(env_or("CLISONIX_FAULT_KILLS", std::to_string(default_kills)));
+    const uint64_t seed = std::stoull(env_or("CLISONIX_FAULT_SEED", std::to_string(wall_ms())));
+    std::cout << "fault test: " << kills << " kills, seed " << seed
+              << " (replay with CLISONIX_FAULT_SEED=" << seed << ")" << std::endl;
+    std::mt19937_64 rng(seed);
+    constexpr int incidents = 4;
+
+    testing::temp_dir dir("clisonix-fault");
+    testing::receiver hook;
+    // The nodes inherit this environment from `scripts/cluster`: webhooks may reach the
+    // receiver on loopback, and outbox rows a killed node had claimed go to another node
+    // after 3 s instead of a minute.
+    cluster_guard cluster(dir.path() / "cluster",
+                          {std::string("CLISONIX_BINARY=") + CLISONIX_BINARY,
+                           "CLISONIX_NOTIFY_WEBHOOK_ALLOW=127.0.0.1",
+                           "CLISONIX_NOTIFY_CLAIM_LEASE=3s", "CLISONIX_NOTIFY_BACKOFF_MAX=2s"});
+    ASSERT_TRUE(cluster.up());
+    const uint16_t http = cluster.http_port();
+    std::cout << "cluster up after " << ms_since(test_started) << " ms" << std::endl;
+
+    // An admin API key through nginx: valid on every node (the keys are in PostgreSQL).
+    auto login = call(http, "POST", "/api/v1/auth/login",
+                      R"({"username":"admin","password":")" + cluster.admin_password() + "\"}",
+                      {"Content-Type: application/json"});
+    ASSERT_EQ(login.status, 200) << login.body;
+    const std::string bearer = "Authorization: Bearer " +
+                               std::string(json::parse(login.body).at("access_token").as_string());
+    auto made_key = call(http, "POST", "/api/v1/apikeys", R"({"name":"fault","role":"admin"})",
+                         {bearer, "Content-Type: application/json"});
+    ASSERT_EQ(made_key.status, 201) << made_key.body;
+    const std::string key(json::parse(made_key.body).at("key").as_string());
+    const std::vector<std::string> admin{"Authorization: Token " + key,
+                                         "Content-Type: application/json"};
+
+    // The rule and its webhook.
+    auto channel = call(
+        http, "POST", "/api/v1/channels",
+        R"({"name":"ops","type":"webhook","url":")" + hook.url() + R"(","secret":"fault-secret"})",
+        admin);
+    ASSERT_EQ(channel.status, 201) << channel.body;
+    const std::string alarm_device = "boiler-1";
+    auto rule = call(http, "POST", "/api/v1/rules",
+                     R"({"name":"boiler hot","scope":{"device":")" + alarm_device +
+                         R"("},"severity":"major","condition":"v > 1000","clear":"v < 500",)"
+                         R"("notify":["ops"]})",
+                     admin);
+    ASSERT_EQ(rule.status, 201) << rule.body;
+
+    std::vector<std::string> mqtt_tokens;
+    for (const std::string device : {"mq-0", "mq-1"}) {
+        auto t = call(http, "POST", "/api/v1/devices/" + device + "/token", "", admin);
+        ASSERT_EQ(t.status, 201) << t.body;
+        mqtt_tokens.emplace_back(json::parse(t.body).at("token").as_string());
+    }
+
+    // The load, started after the cluster (and so stopped before it goes down).
+    point_book book;
+    const int64_t t0 = wall_ms() - 3'600'000 / 2;  // half an hour back: 10 ms apart fits
+    live_subscriber live(http, key, "h-0");
+    http_writer writer(http, key, {"h-0", "h-1", "h-2"}, alarm_device, t0, book);
+    std::vector<std::unique_ptr<mqtt_writer>> mqtt;
+    mosquitto_lib_init();
+    for (size_t i = 0; i < mqtt_tokens.size(); ++i)
+        mqtt.push_back(std::make_unique<mqtt_writer>(cluster.mqtt_port(), mqtt_tokens[i],
+                                                     "mq-" + std::to_string(i), t0,
+                                                     static_cast<double>(i + 1) * 1e6, book));
+    // Every load is flowing before the first kill.
+    auto warm = steady::now() + 30s;
+    while (steady::now() < warm && (writer.batches_acked() < 5 || mqtt[0]->acked() < 5 ||
+                                    mqtt[1]->acked() < 5 || live.messages() < 3))
+        std::this_thread::sleep_for(50ms);
+    ASSERT_GE(writer.batches_acked(), 5) << "the HTTP writer got no 204 through nginx";
+    ASSERT_GE(mqtt[0]->acked(), 5) << "no PUBACK through nginx's MQTT port";
+    ASSERT_GE(live.messages(), 3) << "the live subscriber got no telemetry through nginx";
+
+    // The kills, one process at a time; the incidents spread over them.
+    const std::vector<std::string> names{"n1", "n2", "n3", "nats1", "nats2", "nats3"};
+    std::vector<std::string> sequence;
+    std::vector<int> incident_at;
+    for (int j = 0; j < incidents; ++j)
+        incident_at.push_back(kills * (2 * j + 1) / (2 * incidents));
+    int64_t worst_recovery = 0;
+    std::string worst_recovery_kill;
     std::vector<std::string> slow_recoveries, silent_live;
     for (int k = 0; k < kills; ++k) {
         for (int at : incident_at)
@@ -758,6 +927,10 @@ TEST(cluster_fault_test, kills_lose_and_double_nothing_acknowledged) {
             return s;
         }()
         << "\nkills:" << kill_list << ", seed " << seed;
+    EXPECT_TRUE(no_writes.empty())
+        << "no write was acknowledged within 30 s of " << no_writes.size() << " kills, e.g. "
+        << (no_writes.empty() ? "" : no_writes.front()) << "\nkills:" << kill_list << ", seed "
+        << seed;
     EXPECT_TRUE(silent_live.empty())
         << "the live subscriber received nothing within 10 s of " << silent_live.size()
         << " kills, e.g. " << (silent_live.empty() ? "" : silent_live.front())
@@ -793,12 +966,29 @@ TEST(cluster_fault_test, kills_lose_and_double_nothing_acknowledged) {
         call(http, "GET", "/api/v1/alarms?device=" + alarm_device + "&limit=1000", {}, admin);
     ASSERT_EQ(alarms.status, 200) << alarms.body;
     auto alarm_doc = json::parse(alarms.body).as_object();
-    EXPECT_EQ(alarm_doc.at("total").as_int64(), incidents)
-        << alarms.body << "\nkills:" << kill_list << ", seed " << seed;
+    // One alarm per incident, each starting at its incident's first point above 1000 and
+    // cleared by the run below 500.
+    std::vector<int64_t> first_ats;
+    std::string alarm_list;
     for (const auto& a : alarm_doc.at("alarms").as_array()) {
+        first_ats.push_back(a.at("first_at").as_int64());
+        alarm_list += "\n  alarm " + std::to_string(a.at("id").as_int64()) + ": first_at " +
+                      std::to_string(a.at("first_at").as_int64()) + ", created_at " +
+                      std::to_string(a.at("created_at").as_int64()) + ", " +
+                      std::string(a.at("status").as_string());
         EXPECT_EQ(a.at("rule"), "boiler hot");
         EXPECT_EQ(a.at("status"), "cleared") << json::serialize(a);
     }
+    std::sort(first_ats.begin(), first_ats.end());
+    std::string starts;
+    for (int64_t ts : writer.incident_starts())
+        starts += " " + std::to_string(ts);
+    EXPECT_EQ(alarm_doc.at("total").as_int64(), incidents)
+        << "alarms for (boiler hot, " << alarm_device << "):" << alarm_list
+        << "\nincidents starting at:" << starts << "\nkills:" << kill_list << ", seed " << seed;
+    EXPECT_EQ(first_ats, writer.incident_starts())
+        << "alarms for (boiler hot, " << alarm_device << "):" << alarm_list
+        << "\nincidents starting at:" << starts;
     std::map<int64_t, std::string> outbox;  // notification id -> event name
     auto delivered = eventually(
         [&] {
@@ -848,11 +1038,13 @@ TEST(cluster_fault_test, kills_lose_and_double_nothing_acknowledged) {
               << "\n  points acknowledged " << acked_points << " (MQTT " << mqtt_acked
               << "), answered " << present_points << ", HTTP write failures retried "
               << writer.failures() << "\n  worst query recovery " << worst_recovery << " ms at "
-              << worst_recovery_kill << "\n  live: " << live.messages() << " messages over "
-              << live.connections() << " connections\n  alarms " << alarm_doc.at("total").as_int64()
-              << " for " << incidents << " incidents; notifications " << outbox.size()
-              << ", distinct event ids received " << received.size() << " in " << deliveries
-              << " deliveries\n  took " << ms_since(test_started) << " ms" << std::endl;
+              << worst_recovery_kill << ", longest wait for a write acknowledgement "
+              << worst_write_gap << " ms at " << worst_write_kill << "\n  live: " << live.messages()
+              << " messages over " << live.connections() << " connections\n  alarms "
+              << alarm_doc.at("total").as_int64() << " for " << incidents
+              << " incidents; notifications " << outbox.size() << ", distinct event ids received "
+              << received.size() << " in " << deliveries << " deliveries\n  took "
+              << ms_since(test_started) << " ms" << std::endl;
 }
 
 }  // namespace
