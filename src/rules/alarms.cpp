@@ -107,31 +107,72 @@ bool engine::impl::clear_alarm(compiled& c, state& st, std::string_view who,
     return true;
 }
 
+// Every node of a cluster evaluates the same points in the same order per series, so each
+// alarm change is attempted once per node; the store lets the first attempt through and
+// the others find it made (docs/decisions/0073-alarms-once-in-a-cluster.md):
+// - create: the open-alarm index admits one open alarm per (rule, device), and an alarm
+//   already created for the same first point (perhaps cleared since, by a node ahead of this
+//   one) is not created again: a replay of the same data is not a new incident;
+// - repeat: only a count the store has not reached yet, only while the alarm is open;
+// - refresh: only while open and when the message or details differ;
+// - clear: only while open.
+// A change that finds its work done is `lost`: the caller neither notifies it nor counts it
+// as written, and `a` becomes the store's alarm.
 status engine::impl::apply(meta::store& tx, change& ch) {
     alarm& a = ch.a;
+    ch.lost = false;
+    auto adopt = [&](int64_t id) -> status {
+        auto stored = detail::load_alarm(tx, id);
+        if (!stored) return stored.error();
+        a = std::move(*stored);
+        ch.lost = true;
+        return {};
+    };
     switch (ch.kind) {
         case change::what::create: {
             auto r = tx.query(
                 "INSERT INTO alarms (rule_id, rule_name, device, severity, status, is_open, "
                 "repeat_count, first_at, last_at, last_value, message, created_at, "
-                "updated_at, details) VALUES ($1, $2, $3, $4, 'active', 1, 1, $5, $6, $7, $8, $9, "
-                "$10, $11) RETURNING id",
+                "updated_at, details) SELECT $1, $2, $3, $4, 'active', 1, 1, $5, $6, $7, $8, $9, "
+                "$10, $11 WHERE NOT EXISTS (SELECT 1 FROM alarms WHERE rule_id = $1 AND "
+                "device = $3 AND (is_open = 1 OR first_at = $5)) ON CONFLICT DO NOTHING "
+                "RETURNING id",
                 std::array<meta::value, 11>{a.rule_id, a.rule_name, a.device, a.severity,
                                             a.first_at, a.last_at, a.value, a.message, a.created_at,
                                             a.updated_at, a.details});
             if (!r) return r.error();
-            if (r->data.empty()) return make_error("internal", "no alarm id returned");
-            a.id = detail::as_int(r->data[0][0]);
-            return {};
+            if (!r->data.empty()) {
+                a.id = detail::as_int(r->data[0][0]);
+                return {};
+            }
+            auto made = tx.query(
+                "SELECT id FROM alarms WHERE rule_id = $1 AND device = $2 AND "
+                "(is_open = 1 OR first_at = $3) ORDER BY is_open DESC, id DESC LIMIT 1",
+                std::array<meta::value, 3>{a.rule_id, a.device, a.first_at});
+            if (!made) return made.error();
+            if (made->data.empty()) return make_error("internal", "no alarm id returned");
+            return adopt(detail::as_int(made->data[0][0]));
         }
         case change::what::repeat:
         case change::what::refresh: {
+            const bool repeat = ch.kind == change::what::repeat;
             auto r = tx.execute(
-                "UPDATE alarms SET repeat_count = $1, last_at = $2, last_value = $3, "
-                "message = $4, updated_at = $5, details = $6 WHERE id = $7",
+                repeat ? "UPDATE alarms SET repeat_count = $1, last_at = $2, last_value = $3, "
+                         "message = $4, updated_at = $5, details = $6 WHERE id = $7 AND "
+                         "is_open = 1 AND repeat_count < $1"
+                       : "UPDATE alarms SET repeat_count = $1, last_at = $2, last_value = $3, "
+                         "message = $4, updated_at = $5, details = $6 WHERE id = $7 AND "
+                         "is_open = 1 AND (message <> $4 OR details <> $6)",
                 std::array<meta::value, 7>{a.count, a.last_at, a.value, a.message, a.updated_at,
                                            a.details, a.id});
             if (!r) return r.error();
+            if (*r == 0) return adopt(a.id);
+            // An acknowledgement made through another node is kept in the event.
+            auto stored = detail::load_alarm(tx, a.id);
+            if (!stored) return stored.error();
+            a.status = stored->status;
+            a.acked_by = stored->acked_by;
+            a.acked_at = stored->acked_at;
             return {};
         }
         case change::what::clear: {
@@ -140,6 +181,7 @@ status engine::impl::apply(meta::store& tx, change& ch) {
                 "cleared_at = $2, updated_at = $3 WHERE id = $4 AND is_open = 1",
                 std::array<meta::value, 4>{a.cleared_by, a.cleared_at, a.updated_at, a.id});
             if (!r) return r.error();
+            if (*r == 0) return adopt(a.id);
             return {};
         }
     }
@@ -162,8 +204,10 @@ bool engine::impl::flush() {
                 if (auto it = ids.find(ch.st); it != ids.end()) ch.a.id = it->second;
             if (auto s = apply(tx, ch); !s) return s;
             if (ch.kind == change::what::create) ids[ch.st] = ch.a.id;
+            // A lost change still reaches this node's listeners (its live clients see the
+            // cluster's alarm), but only the change that was written is notified.
             events.push_back(event(ch.event_name, ch.a, ch.at));
-            if (sink && !ch.rule->doc.notify.empty()) {
+            if (sink && !ch.lost && !ch.rule->doc.notify.empty()) {
                 if (auto s = sink->enqueue(tx, ch.rule->doc.notify, events.back()); !s) return s;
                 notified = true;
             }
@@ -189,6 +233,17 @@ bool engine::impl::flush() {
     }
     for (auto& [state_ptr, id] : ids)
         if (state_ptr->current.id == 0) state_ptr->current.id = id;
+    // The state follows the store's alarm where another node's change came first: an alarm
+    // cleared there (or by a user) is closed here too, and the condition must go false
+    // before it raises a new one, as after a clear through the API.
+    for (auto& ch : changes) {
+        if (!ch.lost || ch.kind == change::what::clear) continue;
+        ch.st->current = ch.a;
+        if (ch.a.status == "cleared" && ch.st->open) {
+            ch.st->open = false;
+            ch.st->armed = !ch.st->fired;
+        }
+    }
     for (auto& sv : saved_states)
         sv.st->in_batch = false;
     saved_states.clear();

@@ -175,6 +175,9 @@ struct engine::impl {
         alarm a;
         std::string_view event_name;
         int64_t at;
+        // Another engine on the same store (a cluster node evaluating the same points) made
+        // this change first: it is not written or notified again; `a` is the store's alarm.
+        bool lost = false;
     };
     struct saved {
         state* st;

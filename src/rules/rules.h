@@ -32,7 +32,11 @@
 //   {"event":"alarm.created|alarm.updated|alarm.acknowledged|alarm.cleared",
 //    "alarm":{...alarm_json...},"at":ms}
 // On start the engine rebuilds its per-(rule, device) state from the open alarms, so a
-// restart neither repeats nor forgets an alarm.
+// restart neither repeats nor forgets an alarm. Several engines may share one store (the
+// nodes of a cluster, each evaluating the same points): the store admits each alarm change
+// once, the others adopt the stored alarm without writing or notifying it again, and an
+// incident replayed after it cleared (the same first point) is not raised again
+// (docs/decisions/0073-alarms-once-in-a-cluster.md).
 //
 // Errors: "invalid_argument" (a bad rule document, with `field` naming the member and the
 // message the position: "position 14: expected a number after '>'"), "not_found",

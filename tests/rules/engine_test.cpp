@@ -2,6 +2,7 @@
 // fire and clear, what they record, and that a restart picks up where it left off.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
 #include <map>
@@ -207,6 +208,104 @@ TEST_F(RULES_ENGINE_FIXTURE, reload_takes_another_engines_rules_and_keeps_open_a
     EXPECT_EQ(a[0].status, "active");
     EXPECT_EQ(a[0].count, 2) << "the changed rule went on with the open alarm";
     EXPECT_EQ(_engine->statistics().rules, 1u);
+}
+
+// Two engines on one store stand for two cluster nodes applying the same telemetry: each
+// incident is one alarm, and each of its changes is notified once, whichever node comes
+// first and however far the other lags.
+TEST_F(RULES_ENGINE_FIXTURE, two_engines_on_one_store_raise_and_notify_each_incident_once) {
+    options o;
+    o.clock = [this] { return _now.load(); };
+    o.no_data_interval = std::chrono::milliseconds(0);
+    recording_sink other_sink;
+    engine other(*_store, _hooks, &other_sink, o);
+    ASSERT_TRUE(other.start().ok());
+    std::vector<std::string> other_events;
+    std::string other_status;  // the alarm's status in the other node's latest event
+    other.add_alarm_listener([&](const std::string& ev) {
+        auto doc = boost::json::parse(ev);
+        other_events.push_back(std::string(doc.at("event").as_string()));
+        other_status = doc.at("alarm").at("status").as_string();
+    });
+    auto hot = make("hot", "temperature > 80", "temperature < 75");
+    hot.notify = {"ops"};
+    add(hot);
+    ASSERT_TRUE(other.reload_rules().ok());
+    auto both = [&](int64_t ts, double v) {
+        write("pump-1", "temperature", ts, v);
+        storage::write_batch b;
+        b.add(*b.series("telemetry,device=pump-1 temperature", storage::value_type::float64),
+              ts * 1'000'000, v);
+        other.observe(b);
+    };
+    auto notified = [&] {
+        std::vector<std::string> out;
+        for (auto* sink : {&_sink, &other_sink})
+            for (const auto& [channels, ev] : sink->enqueued)
+                out.push_back(
+                    std::string(boost::json::parse(ev).at("event").as_string()) + " " +
+                    std::to_string(
+                        boost::json::parse(ev).at("alarm").at("count").to_number<int64_t>()));
+        std::sort(out.begin(), out.end());
+        return out;
+    };
+
+    // Side by side: created, two repeats (false, not yet clear, true again), cleared: each
+    // change written and notified once, and both nodes' live listeners hear all four.
+    for (double v : {90.0, 77.0, 82.0, 79.0, 83.0, 70.0})
+        both(_now += minute, v);
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].count, 3);
+    EXPECT_EQ(a[0].status, "cleared");
+    EXPECT_EQ(notified(), (std::vector<std::string>{"alarm.cleared 3", "alarm.created 1",
+                                                    "alarm.updated 2", "alarm.updated 3"}));
+    EXPECT_EQ(events().size(), 4u);
+    EXPECT_EQ(other_events.size(), 4u);
+
+    // The other node lags a whole incident behind: it finds the alarm of that first point
+    // made and cleared, and neither raises nor notifies it again.
+    const int64_t second = _now += minute;
+    write("pump-1", "temperature", second, 95);
+    write("pump-1", "temperature", second + minute, 60);
+    ASSERT_EQ(alarms().size(), 2u);
+    auto before = notified().size();
+    storage::write_batch lagging;
+    auto key = lagging.series("telemetry,device=pump-1 temperature", storage::value_type::float64);
+    lagging.add(*key, second * 1'000'000, 95.0);
+    lagging.add(*key, (second + minute) * 1'000'000, 60.0);
+    other.observe(lagging);
+    EXPECT_EQ(alarms().size(), 2u) << "a replay of the same incident is not a new one";
+    EXPECT_EQ(notified().size(), before);
+    EXPECT_TRUE(other_sink.enqueued.size() < before) << "the lagging node notified nothing new";
+
+    // A user clears through one node while the condition holds; the other node's next repeat
+    // finds it cleared and stays quiet until the condition goes false and true again.
+    _now = second + 2 * minute;
+    both(_now, 99);
+    ASSERT_EQ(alarms().size(), 3u);
+    auto open = alarms()[0];
+    ASSERT_EQ(open.status, "active");
+    ASSERT_TRUE(_engine->clear(open.id, "admin").ok());
+    before = notified().size();
+    both(_now += minute, 98);
+    EXPECT_EQ(alarms().size(), 3u);
+    EXPECT_EQ(notified().size(), before) << "a repeat of a cleared alarm is no change";
+    both(_now += minute, 50);
+    both(_now += minute, 97);
+    a = alarms();
+    ASSERT_EQ(a.size(), 4u) << "false then true again: a new incident, raised once";
+    EXPECT_EQ(a[0].status, "active");
+    EXPECT_EQ(a[0].count, 1);
+
+    // An acknowledgement made through one node shows in the other node's repeat event.
+    ASSERT_TRUE(_engine->acknowledge(a[0].id, "shift-lead").ok());
+    both(_now += minute, 77);
+    both(_now += minute, 96);
+    EXPECT_EQ(alarms()[0].status, "acknowledged");
+    EXPECT_EQ(alarms()[0].count, 2);
+    EXPECT_EQ(other_status, "acknowledged");
+    other.stop();
 }
 
 TEST_F(RULES_ENGINE_FIXTURE, oscillation_around_the_threshold_never_fires) {

@@ -177,11 +177,11 @@ export async function launchBrowser(playwright, viewport = { width: 1280, height
   };
 }
 
-export async function uiLogin(page, base) {
+export async function uiLogin(page, base, password = adminPassword) {
   await page.goto(base + "/");
   await page.waitForURL(/\/login$/);
   await page.getByLabel("Username").fill("admin");
-  await page.getByLabel("Password").fill(adminPassword);
+  await page.getByLabel("Password").fill(password);
   await page.getByRole("button", { name: "Log in" }).click();
   await page.getByRole("heading", { name: "Overview", level: 1 }).waitFor();
 }
