@@ -14,8 +14,8 @@
 // printed at the start; a failure repeats it with the kill sequence). N stays 20 under
 // AddressSanitizer too: the test mostly waits for restarts, and 20 kills took 95 s in the
 // release build and 85 to 160 s in the ASan build on 2 cores (cluster start included),
-// inside the test's TIMEOUT (420 s). The cluster's directory goes with `down --purge` also when the
-// test fails; rerun with the printed seed to read its logs.
+// inside the test's TIMEOUT (420 s). The cluster's directory goes with `down --purge` also
+// when the test fails; rerun with the printed seed to read its logs.
 #include <gtest/gtest.h>
 #include <mosquitto.h>
 #include <signal.h>
