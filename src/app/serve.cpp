@@ -79,6 +79,43 @@ std::vector<http::middleware> middleware_chain(const gateway::settings& gw,
             gateway::validate_json(routes)};
 }
 
+// Failed logins and lockouts in the limiter's Redis (redis.url), so that they hold on every
+// node behind one address.
+class login_failures final : public auth::shared_failures {
+public:
+    explicit login_failures(std::shared_ptr<gateway::rate_limiter> limiter)
+        : _limiter(std::move(limiter)) {}
+    std::optional<int64_t> count(std::string_view key, std::chrono::milliseconds window) override {
+        return _limiter->count(key, window);
+    }
+    std::optional<bool> lock(std::string_view key, std::chrono::milliseconds duration) override {
+        return _limiter->lock(key, duration);
+    }
+    std::optional<std::chrono::milliseconds> locked_for(std::string_view key) override {
+        return _limiter->locked_for(key);
+    }
+    void forget(std::string_view key) override { _limiter->forget(key); }
+
+private:
+    std::shared_ptr<gateway::rate_limiter> _limiter;
+};
+
+// In a cluster, a node that has not yet applied what the log held when it started answers
+// 503 to everything but the probes and /metrics, so that a load balancer (nginx passes a GET
+// on to the next node on 503) sends nobody to the hole its downtime left.
+http::middleware cluster_gate(const cluster::telemetry_log& log) {
+    return [&log](http::request& req, const http::next& call_next) {
+        if (req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics")
+            return call_next(req);
+        if (auto st = log.caught_up(); !st) {
+            auto r = http::response::error(503, st.error().code, st.error().message);
+            r.headers.emplace_back("Retry-After", "1");
+            return r;
+        }
+        return call_next(req);
+    };
+}
+
 // Serves until SIGTERM/SIGINT: the gateway, the HTTP server, then the MQTT port and the
 // notification dispatcher; stops them in reverse.
 int run_server(const config::config& cfg, services& s, const http::router& routes) {
@@ -103,7 +140,9 @@ int run_server(const config::config& cfg, services& s, const http::router& route
         std::cerr << limiter.error().message << "\n";
         return fail(exit_usage);
     }
+    if (!gw->redis_url.empty()) s.auth->share_failures(std::make_shared<login_failures>(*limiter));
     auto chain = middleware_chain(*gw, *limiter, *s.auth, routes);
+    if (s.cluster_log) chain.insert(chain.begin() + 2, cluster_gate(*s.cluster_log));
     // Last: the dashboard answers only what no route matched (GET /, /assets/*, client routes).
     chain.push_back(serve_web(web_directory(cfg)));
     http::server server(opts, routes, std::move(chain));
@@ -131,6 +170,7 @@ int run_server(const config::config& cfg, services& s, const http::router& route
     // delivery publishes through a broker that is stopping. The change feed before it: its
     // handlers reload and wake the parts that are stopping now.
     s.changes.reset();
+    if (s.cluster_log) s.cluster_log->stop_notices();  // as the change feed, for the same reason
     s.notifier->stop();
     if (s.mqtt_broker)
         s.mqtt_broker->stop();  // before the engine closes: its last batch is written
@@ -164,7 +204,7 @@ rules::audit_fn audit_through(auth::auth_service& auth) {
 }  // namespace
 
 void build_router(http::router& routes, const config::config& cfg, services& s) {
-    add_system_routes(routes, *s.store, *s.engine);
+    add_system_routes(routes, *s.store, *s.engine, s.cluster_log.get());
     auth::add_routes(routes, *s.auth);
     add_storage_routes(routes, *s.engine);
     add_health_routes(routes, *s.scoring, *s.registry, s.settings_of);
@@ -199,6 +239,7 @@ int serve(const config::config& cfg) {
     follow_changes(cfg, s);
     if (auto failed = open_cluster(cfg, s)) return *failed;
     open_mqtt(cfg, s);
+    relay_between_nodes(s);
     http::router routes;
     build_router(routes, cfg, s);
     return run_server(cfg, s, routes);

@@ -2,6 +2,7 @@
 #include "app/services.h"
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cstdlib>
 #include <iostream>
 #include <limits>
@@ -238,6 +239,12 @@ void start_scoring(const config::config& cfg, services& s) {
     s.pipeline->add_listener([&s](const storage::write_batch& b) { s.scoring->enqueue(b); });
 }
 
+// `close` runs for each credential revoked here and for those other nodes announce.
+void close_sessions_on_revocation(services& s, const auth::revocation_listener& close) {
+    s.auth->on_revoked(close);
+    s.session_closers.push_back(close);
+}
+
 std::optional<int> open_notify_and_live(const config::config& cfg, services& s) {
     auto notify_opts = notify::options_from(cfg);
     if (!notify_opts) {
@@ -271,7 +278,7 @@ std::optional<int> open_notify_and_live(const config::config& cfg, services& s) 
     s.live_hub = std::make_unique<live::hub>(live::options_from(cfg), std::move(hooks));
     // A revoked credential ends the live connections opened with it (the hub outlives every
     // request that can revoke one: the server stops first).
-    s.auth->on_revoked([hub = s.live_hub.get()](const auth::revoked_credential& r) {
+    close_sessions_on_revocation(s, [hub = s.live_hub.get()](const auth::revoked_credential& r) {
         if (r.kind == auth::principal_kind::user) hub->close_user(r.name, r.reason);
         if (r.kind == auth::principal_kind::api_key) hub->close_api_key(r.id, r.reason);
     });
@@ -384,13 +391,14 @@ void open_mqtt(const config::config& cfg, services& s) {
     // A revoked credential (device deleted, token rotated, API key revoked, user disabled,
     // deleted or given a new password) ends its open MQTT sessions at once, not when their
     // clients leave.
-    s.auth->on_revoked([broker = s.mqtt_broker.get()](const auth::revoked_credential& r) {
-        if (r.kind == auth::principal_kind::device)
-            broker->revoke_device(r.name);
-        else
-            broker->revoke_user(
-                mqtt_principal(r.kind, r.kind == auth::principal_kind::api_key ? r.id : r.name));
-    });
+    close_sessions_on_revocation(
+        s, [broker = s.mqtt_broker.get()](const auth::revoked_credential& r) {
+            if (r.kind == auth::principal_kind::device)
+                broker->revoke_device(r.name);
+            else
+                broker->revoke_user(mqtt_principal(
+                    r.kind, r.kind == auth::principal_kind::api_key ? r.id : r.name));
+        });
     s.notify_mqtt = [&s](std::string_view t, std::string_view p) -> status {
         s.mqtt_broker->publish(t, std::string(p));
         return {};
@@ -425,6 +433,84 @@ void start_forecasts(const config::config& cfg, services& s) {
                 if (spec.min || spec.max) targets.push_back({d.name, metric, spec.min, spec.max});
         }
         return targets;
+    });
+}
+
+void relay_between_nodes(services& s) {
+    if (!s.cluster_log) return;
+    auto* nodes = s.cluster_log.get();
+    s.auth->on_revoked([nodes](const auth::revoked_credential& r) {
+        boost::json::object notice{{"kind", auth::kind_name(r.kind)},
+                                   {"name", r.name},
+                                   {"id", r.id},
+                                   {"reason", r.reason}};
+        if (auto st = nodes->broadcast("revoked", boost::json::serialize(notice)); !st)
+            log::warn(
+                "revocation not announced to the other nodes (their sessions end at "
+                "their next check)",
+                {{"error", st.error().message}});
+    });
+    nodes->on_broadcast("revoked", [&s](std::string_view payload) {
+        boost::system::error_code ec;
+        auto doc = boost::json::parse(payload, ec);
+        if (ec || !doc.is_object()) return;
+        const auto& o = doc.as_object();
+        auth::revoked_credential r;
+        const auto text = [&o](const char* key) {
+            const auto* v = o.if_contains(key);
+            return v && v->is_string() ? std::string(v->as_string()) : std::string();
+        };
+        const std::string kind = text("kind");
+        if (kind == auth::kind_name(auth::principal_kind::user))
+            r.kind = auth::principal_kind::user;
+        else if (kind == auth::kind_name(auth::principal_kind::api_key))
+            r.kind = auth::principal_kind::api_key;
+        else if (kind == auth::kind_name(auth::principal_kind::device))
+            r.kind = auth::principal_kind::device;
+        else
+            return;
+        r.name = text("name");
+        r.id = text("id");
+        r.reason = text("reason");
+        for (const auto& close : s.session_closers)
+            close(r);
+    });
+    // Every node raises, repeats and clears the alarms of the points it applies and tells its
+    // own live clients; what a person does through one node (acknowledge, clear) is told to
+    // the others' live clients by this notice.
+    s.rules->add_alarm_listener([nodes](const std::string& event) {
+        boost::system::error_code ec;
+        auto doc = boost::json::parse(event, ec);
+        if (ec || !doc.is_object()) return;
+        const auto* name = doc.as_object().if_contains("event");
+        const auto* alarm = doc.as_object().if_contains("alarm");
+        if (!name || !name->is_string() || !alarm || !alarm->is_object()) return;
+        const auto* by = alarm->as_object().if_contains("cleared_by");
+        const bool by_person = name->as_string() == "alarm.acknowledged" ||
+                               (name->as_string() == "alarm.cleared" && by && by->is_string() &&
+                                by->as_string() != "system");
+        if (by_person)
+            if (auto st = nodes->broadcast("alarm", event); !st)
+                log::warn("alarm event not announced to the other nodes",
+                          {{"error", st.error().message}});
+    });
+    nodes->on_broadcast("alarm", [hub = s.live_hub.get()](std::string_view event) {
+        hub->publish_alarm(std::string(event));
+    });
+    if (!s.mqtt_broker) return;
+    // The notice is the device's name, a newline, and the changed attributes' JSON.
+    s.registry->on_shared_attributes([nodes](const std::string& d, const std::string& json) {
+        if (auto st = nodes->broadcast("attributes", d + "\n" + json); !st)
+            log::warn(
+                "shared attributes not announced to the other nodes (the device gets them "
+                "when it asks)",
+                {{"device", d}, {"error", st.error().message}});
+    });
+    nodes->on_broadcast("attributes", [broker = s.mqtt_broker.get()](std::string_view payload) {
+        const size_t nl = payload.find('\n');
+        if (nl == std::string_view::npos) return;
+        broker->send_to_device(payload.substr(0, nl), "v1/devices/me/attributes",
+                               std::string(payload.substr(nl + 1)));
     });
 }
 

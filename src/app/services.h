@@ -86,6 +86,9 @@ struct services {
     // through the pipeline into the engine and its listeners, so it stops before them; the
     // broker, which publishes through it, stops before it.
     std::unique_ptr<cluster::telemetry_log> cluster_log;
+    // What a revoked credential ends on this node (live connections, MQTT sessions): run for
+    // revocations made here and, in a cluster, for those another node announces.
+    std::vector<auth::revocation_listener> session_closers;
     std::unique_ptr<mqtt::broker> mqtt_broker;  // null when mqtt.enabled is false
     // Changes other processes sharing a PostgreSQL store made, for the caches above; last,
     // so that it stops before the parts its handlers call.
@@ -110,6 +113,11 @@ std::optional<int> open_cluster(const config::config& cfg, services& s);
 void follow_changes(const config::config& cfg, services& s);
 // The MQTT broker, when enabled; it listens once the HTTP port is ours (run_server).
 void open_mqtt(const config::config& cfg, services& s);
+// In a cluster, what one node does that clients on the others must hear, as notices through
+// the cluster (after open_mqtt): a revoked credential ends its sessions on every node,
+// shared attributes reach the device's MQTT session wherever it is connected, and an alarm a
+// person acknowledged or cleared reaches every node's live clients.
+void relay_between_nodes(services& s);
 
 // The forecast service and its background predicted-to-cross list (forecast.* keys).
 void start_forecasts(const config::config& cfg, services& s);
@@ -118,7 +126,9 @@ void start_forecasts(const config::config& cfg, services& s);
 void build_router(http::router& routes, const config::config& cfg, services& s);
 // Health, readiness (the metadata store answers, the engine takes writes), metrics and the
 // API description.
-void add_system_routes(http::router& routes, meta::store& store, storage::engine& engine);
+// `cluster_log` may be null (a single node).
+void add_system_routes(http::router& routes, meta::store& store, storage::engine& engine,
+                       const cluster::telemetry_log* cluster_log);
 // Operating the engine by hand: statistics, flush and compaction.
 void add_storage_routes(http::router& routes, storage::engine& engine);
 // Machine health per device: its state and latest assessment, and retraining on a window.

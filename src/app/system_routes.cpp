@@ -77,20 +77,30 @@ std::string health_without_model(const std::string& name, const device_analytics
 
 }  // namespace
 
-void add_system_routes(http::router& routes, meta::store& store, storage::engine& engine) {
+void add_system_routes(http::router& routes, meta::store& store, storage::engine& engine,
+                       const cluster::telemetry_log* cluster_log) {
     routes.add({http::method::get, "/healthz", "Liveness: the process answers",
                 http::permission::open,
                 [](http::request&) { return http::response::json(200, R"({"status":"ok"})"); }});
     routes.add({http::method::get, "/readyz",
-                "Readiness: the metadata store answers and the storage engine takes writes (503 "
-                "naming the reason, e.g. a full file system, otherwise)",
-                http::permission::open, [&store, &engine](http::request&) {
+                "Readiness: the metadata store answers, the storage engine takes writes and, in "
+                "a cluster, this node holds every message of the telemetry log (503 naming the "
+                "reason, e.g. a full file system, otherwise)",
+                http::permission::open, [&store, &engine, cluster_log](http::request&) {
                     if (auto st = store.ping(); !st)
                         return http::response::error(503, "unavailable",
                                                      "metadata store: " + st.error().message);
                     if (auto st = engine.writable(); !st)
                         return http::response::error(503, st.error().code,
                                                      "storage: " + st.error().message);
+                    if (cluster_log) {
+                        if (auto st = cluster_log->ready(); !st)
+                            return http::response::error(503, st.error().code,
+                                                         "cluster: " + st.error().message);
+                        if (auto st = cluster_log->caught_up(); !st)
+                            return http::response::error(503, st.error().code,
+                                                         "cluster: " + st.error().message);
+                    }
                     return http::response::json(200, R"({"status":"ready"})");
                 }});
     routes.add({http::method::get, "/metrics", "Prometheus metrics", http::permission::read,

@@ -171,6 +171,20 @@ struct revoked_credential {
 };
 using revocation_listener = std::function<void(const revoked_credential&)>;
 
+// Failed logins counted where every node of a cluster sees them (Redis, through the gateway's
+// limiter), so that a guesser spread over N nodes gets the same tries as on one. Each call
+// answers nullopt while the shared store is away: the node then counts alone, as without it.
+struct shared_failures {
+    virtual ~shared_failures() = default;
+    // One more failure under `key`; the failures since the first within `window`.
+    virtual std::optional<int64_t> count(std::string_view key,
+                                         std::chrono::milliseconds window) = 0;
+    virtual std::optional<bool> lock(std::string_view key, std::chrono::milliseconds duration) = 0;
+    // How much longer `key` is locked (0: not locked).
+    virtual std::optional<std::chrono::milliseconds> locked_for(std::string_view key) = 0;
+    virtual void forget(std::string_view key) = 0;
+};
+
 class auth_service {
 public:
     // `store` must outlive the service and have the auth migrations applied (meta::open).
@@ -225,6 +239,8 @@ public:
     // or call back here. Add listeners before serving. Revocations made by another process
     // (`clisonix user disable` on the same store, another node on PostgreSQL) are not seen.
     void on_revoked(revocation_listener listener);
+    // From now on failed logins and lockouts are also counted in `shared` (before serving).
+    void share_failures(std::shared_ptr<shared_failures> shared);
     // Drops the API keys verified recently, so that the next use of each is checked against
     // the store again: the server calls it when another process changed keys or users.
     void forget_cached_api_keys();

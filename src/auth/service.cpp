@@ -225,8 +225,9 @@ struct auth_service::impl {
     }
 
     std::mutex failures_mutex;
-    failure_table failures;          // by account and client address
-    failure_table account_failures;  // by account, from any address
+    std::shared_ptr<shared_failures> shared;  // set before serving, then only read
+    failure_table failures;                   // by account and client address
+    failure_table account_failures;           // by account, from any address
 
     detail::argon2_params argon2() const {
         return {opts.argon2_memory_kib, opts.argon2_iterations, 1};
@@ -272,15 +273,48 @@ struct auth_service::impl {
     };
 
     lock_state locked_until(std::string_view username, std::string_view remote) {
-        std::lock_guard lock(failures_mutex);
         lock_state out;
-        if (const auto* f = failures.find(failure_key(username, remote)))
-            out.until = f->locked_until;
-        if (const auto* a = account_failures.find(std::string(username));
-            a && a->locked_until > out.until) {
-            out = {a->locked_until, true};
+        {
+            std::lock_guard lock(failures_mutex);
+            if (const auto* f = failures.find(failure_key(username, remote)))
+                out.until = f->locked_until;
+            if (const auto* a = account_failures.find(std::string(username));
+                a && a->locked_until > out.until) {
+                out = {a->locked_until, true};
+            }
+        }
+        // Lockouts another node started (or this one, in the shared store).
+        if (shared) {
+            const int64_t now = now_ms();
+            if (auto ms = shared->locked_for(shared_key("lock", username, remote));
+                ms && ms->count() > 0 && now + ms->count() > out.until)
+                out = {now + ms->count(), false};
+            if (auto ms = shared->locked_for(shared_key("lock", username, {}));
+                ms && ms->count() > 0 && now + ms->count() > out.until)
+                out = {now + ms->count(), true};
         }
         return out;
+    }
+
+    // "login:<what>:<account>" (account-wide) or "login:<what>:<account>\n<address>".
+    static std::string shared_key(std::string_view what, std::string_view username,
+                                  std::string_view remote) {
+        std::string k = "login:" + std::string(what) + ":" + std::string(username);
+        if (!remote.empty()) k += "\n" + std::string(remote);
+        return k;
+    }
+
+    // Counts one failure under `remote` (empty: account-wide) in the shared store, locking
+    // at `max`; {count, locked} or nullopt while the store is away.
+    std::optional<std::pair<int, bool>> count_shared(std::string_view username,
+                                                     std::string_view remote, int max) {
+        const auto window = opts.login_lockout;
+        auto n = shared->count(shared_key("fail", username, remote), window);
+        if (!n) return std::nullopt;
+        if (*n < max) return std::pair<int, bool>{static_cast<int>(*n), false};
+        (void)shared->lock(shared_key("lock", username, remote), window);
+        shared->forget(shared_key("fail", username, remote));  // a fresh set after it
+        return std::pair<int, bool>{static_cast<int>(*n), true};
     }
 
     struct failure_count {
@@ -293,13 +327,23 @@ struct auth_service::impl {
     failure_count record_failure(std::string_view username, std::string_view remote) {
         const int64_t now = now_ms();
         const int64_t window = opts.login_lockout.count();
-        std::lock_guard lock(failures_mutex);
         failure_count c;
-        std::tie(c.count, c.locked) = count_failure(failures.touch(failure_key(username, remote)),
-                                                    now, window, opts.login_max_failures);
-        std::tie(c.account_count, c.account_locked) =
-            count_failure(account_failures.touch(std::string(username)), now, window,
-                          opts.login_max_failures_per_account);
+        {
+            std::lock_guard lock(failures_mutex);
+            std::tie(c.count, c.locked) =
+                count_failure(failures.touch(failure_key(username, remote)), now, window,
+                              opts.login_max_failures);
+            std::tie(c.account_count, c.account_locked) =
+                count_failure(account_failures.touch(std::string(username)), now, window,
+                              opts.login_max_failures_per_account);
+        }
+        if (shared) {
+            // The cluster's counts include this node's: they decide while the store answers.
+            if (auto r = count_shared(username, remote, opts.login_max_failures))
+                std::tie(c.count, c.locked) = *r;
+            if (auto r = count_shared(username, {}, opts.login_max_failures_per_account))
+                std::tie(c.account_count, c.account_locked) = *r;
+        }
         return c;
     }
 
@@ -307,8 +351,11 @@ struct auth_service::impl {
     // running, so that a guesser elsewhere is not given a fresh set each time the owner
     // logs in.
     void clear_failures(std::string_view username, std::string_view remote) {
-        std::lock_guard lock(failures_mutex);
-        failures.erase(failure_key(username, remote));
+        {
+            std::lock_guard lock(failures_mutex);
+            failures.erase(failure_key(username, remote));
+        }
+        if (shared) shared->forget(shared_key("fail", username, remote));
     }
 
     std::chrono::milliseconds failure_delay(int count) const {
@@ -573,7 +620,7 @@ result<session_tokens> auth_service::login(std::string_view username, std::strin
             std::string(lock.account_wide ? "Too many failed logins for this account; try again in "
                                           : "Too many failed logins for this account from this "
                                             "address; try again in ") +
-                std::to_string(locked_for(username, remote).count()) + " s");
+                std::to_string((lock.until - now_ms() + 999) / 1000) + " s");
     }
 
     std::string hash;
@@ -925,6 +972,10 @@ result<principal> auth_service::authenticate(std::string_view scheme, std::strin
 void auth_service::forget_cached_api_keys() {
     std::lock_guard lock(_impl->api_key_cache_mutex);
     _impl->api_key_cache.clear();
+}
+
+void auth_service::share_failures(std::shared_ptr<shared_failures> shared) {
+    _impl->shared = std::move(shared);
 }
 
 void auth_service::on_revoked(revocation_listener listener) {

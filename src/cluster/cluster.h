@@ -8,15 +8,20 @@
 // acknowledged every part, and after this node's own applier applied them (read your
 // writes). Every node applies every shard, in stream order, through a durable consumer named
 // after its node id, into its local engine, acknowledging a message only once the engine
-// write returned; a restarted node resumes from its consumer and catches up.
+// write returned; a restarted node resumes from its consumer and catches up. The stream keeps
+// messages for cluster.stream_max_age; each node records in its data directory the last
+// sequence its engine holds, so that a node started on a copy of another node's data
+// directory starts its consumer after that sequence, and a node that was away longer than
+// the log keeps messages reports the gap (ready()) instead of answering with holes.
 // docs/format/cluster-log.md is the payload; docs/decisions/0071-cluster-telemetry-log.md
-// the design.
+// the design; docs/cluster.md the whole layout, its failures and limits.
 //
 // Thread safety: telemetry_log::publish may be called from any thread.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -45,10 +50,17 @@ struct options {
     std::vector<std::string> nats_urls;  // cluster.nats
     uint32_t shards = 16;                // cluster.shards
     int stream_replicas = 3;             // cluster.stream_replicas
-    std::chrono::milliseconds publish_timeout{5000};  // cluster.publish_timeout
-    std::chrono::milliseconds apply_wait{5000};       // cluster.apply_wait
-    std::chrono::milliseconds start_timeout{30000};   // cluster.start_timeout
+    std::chrono::milliseconds publish_timeout{5000};             // cluster.publish_timeout
+    std::chrono::milliseconds apply_wait{5000};                  // cluster.apply_wait
+    std::chrono::milliseconds start_timeout{30000};              // cluster.start_timeout
+    std::chrono::milliseconds stream_max_age{72 * 3600 * 1000};  // cluster.stream_max_age
+    // Where the node records the last stream sequence its engine holds (data.dir); empty:
+    // not recorded.
+    std::string state_dir;
 };
+
+// The file in options::state_dir that records the last stream sequence applied there.
+inline constexpr std::string_view applied_file = "cluster-applied";
 
 // The `cluster.*` keys: nullopt when `cluster.nats` is empty (a single node); an error
 // (code invalid_config, field the key) when only one of `cluster.nats` and
@@ -83,6 +95,29 @@ public:
     // or not applied here within apply_wait; the message names which), or the engine's error
     // when this node's engine refused the points (a type conflict: "invalid_argument").
     virtual status publish(const storage::write_batch& batch) = 0;
+
+    // Notices between the nodes on NATS core subject `clisonix.notice.<topic>`: at most once,
+    // to the nodes connected at that moment, nothing kept (what a notice announces is also in
+    // the metadata store). Every other node's handlers of `topic` hear `payload`; this node's
+    // do not. "unavailable" when NATS does not take it.
+    virtual status broadcast(std::string_view topic, std::string_view payload) = 0;
+    // Subscribes at once; `handler` runs on a NATS thread, one notice at a time.
+    virtual void on_broadcast(std::string_view topic,
+                              std::function<void(std::string_view payload)> handler) = 0;
+    // Unsubscribes every handler (none runs after it returns), before the parts they call
+    // stop; stop() does it too.
+    virtual void stop_notices() = 0;
+
+    // Whether this node has applied what the log held when it started (or found nothing left
+    // to fetch): "unavailable" naming how far it is until then. A restarted node answers
+    // requests only once this holds (serve's cluster gate), so that nobody reads the hole its
+    // downtime left; once true it stays true.
+    virtual status caught_up() const = 0;
+
+    // Whether this node holds everything the log ever held: "unavailable" naming the
+    // messages it missed when the log dropped them (older than cluster.stream_max_age)
+    // before this node applied them; /readyz answers 503 with it.
+    virtual status ready() const = 0;
 
     // Stops the applier (before the engine closes) and closes the connection.
     virtual void stop() = 0;

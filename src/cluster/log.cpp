@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
@@ -56,6 +58,12 @@ public:
 
     status connect();
     status publish(const storage::write_batch& batch) override;
+    status ready() const override;
+    status caught_up() const override;
+    status broadcast(std::string_view topic, std::string_view payload) override;
+    void on_broadcast(std::string_view topic,
+                      std::function<void(std::string_view)> handler) override;
+    void stop_notices() override;
     void stop() override;
 
 private:
@@ -67,6 +75,8 @@ private:
     void apply_run(std::span<natsMsg* const> run);
     outcome write_retrying(std::span<natsMsg* const> run);
     void finish(natsMsg* msg, const std::optional<error>& failure);
+    uint64_t recorded_sequence() const;
+    void record_applied();
 
     // One shard's part of a write on its way to JetStream.
     struct part {
@@ -91,14 +101,28 @@ private:
     std::condition_variable _publish_cv;
     std::map<std::string, part*, std::less<>> _in_flight;  // by message id
     natsSubscription* _sub = nullptr;
+    // on_broadcast's subscriptions and handlers (a handler's address is its closure).
+    struct notice_handler {
+        std::string self;  // this node's id: its own notices are skipped
+        std::function<void(std::string_view)> handler;
+    };
+    std::vector<std::unique_ptr<notice_handler>> _notice_handlers;
+    std::vector<natsSubscription*> _notice_subs;
 
     std::thread _applier;
     std::atomic<bool> _stopping{false};
     storage::write_batch _apply_batch;  // the applier thread's
 
-    std::mutex _mutex;
+    mutable std::mutex _mutex;
     std::condition_variable _applied_cv;
-    uint64_t _applied = 0;  // highest stream sequence applied here
+    uint64_t _applied = 0;   // highest stream sequence applied here
+    uint64_t _recorded = 0;  // what the applied file says (the applier thread's)
+    clock::time_point _recorded_at{};
+    // Stream sequences the log dropped before this node applied them: [first, last], or
+    // first == 0 for none. Set at start.
+    uint64_t _missed_first = 0, _missed_last = 0;
+    uint64_t _start_last = 0;  // the stream's last sequence when this node started
+    std::atomic<bool> _caught_up{false};
     // Recent sequences this engine refused for good (a type conflict), so that the writer
     // waiting for them hears why; bounded.
     std::map<uint64_t, error> _refused;
@@ -154,6 +178,12 @@ status nats_log::connect() {
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
     sc.Replicas = _opts.stream_replicas;
+    sc.MaxAge = std::chrono::duration_cast<std::chrono::nanoseconds>(_opts.stream_max_age).count();
+    // Retried publishes are recognised by their message id for 2 minutes (JetStream's
+    // default), never longer than a message is kept.
+    sc.Duplicates = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::min<std::chrono::milliseconds>(_opts.stream_max_age, 2min))
+                        .count();
     for (;;) {
         jsStreamInfo* si = nullptr;
         jsErrCode jerr = jsErrCode(0);
@@ -162,8 +192,15 @@ status nats_log::connect() {
         if (si) jsStreamInfo_Destroy(si);
         if (s == NATS_OK) break;
         if (jerr == JSStreamNameExistErr) {
-            log::warn("the telemetry stream exists with other settings; used as it is",
-                      {{"stream", name}, {"replicas", _opts.stream_replicas}});
+            // Made earlier with other settings (another cluster.stream_max_age): updated, or
+            // used as it is when JetStream refuses the change (fewer replicas than servers).
+            s = js_UpdateStream(&si, _js, &sc, &attempt, &jerr);
+            if (si) jsStreamInfo_Destroy(si);
+            if (s != NATS_OK)
+                log::warn("the telemetry stream exists with other settings; used as it is",
+                          {{"stream", name},
+                           {"replicas", _opts.stream_replicas},
+                           {"error", nats_text(s, jerr)}});
             break;
         }
         if (ms_left(deadline) <= 0)
@@ -175,21 +212,31 @@ status nats_log::connect() {
     }
 
     // The node's durable consumer: every shard, in stream order, explicit acks. Created
-    // here and bound to, so that closing the subscription never deletes it.
+    // here and bound to, so that closing the subscription never deletes it. A new one starts
+    // after what the data directory already holds (a copy of another node's), else at the
+    // start of the log; an existing one goes on where it is.
+    _recorded = recorded_sequence();
     jsConsumerConfig cc;
     jsConsumerConfig_Init(&cc);
     cc.Durable = _opts.node_id.c_str();
     cc.AckPolicy = js_AckExplicit;
-    cc.DeliverPolicy = js_DeliverAll;
+    cc.DeliverPolicy = _recorded > 0 ? js_DeliverByStartSequence : js_DeliverAll;
+    cc.OptStartSeq = _recorded > 0 ? _recorded + 1 : 0;
     cc.FilterSubject = subjects.c_str();
     cc.AckWait = int64_t(30) * 1'000'000'000;  // ns; a message applies far faster
     cc.MaxAckPending = 4096;
+    uint64_t ack_floor = 0;
     for (;;) {
         jsConsumerInfo* ci = nullptr;
         jsErrCode jerr = jsErrCode(0);
         jsOptions attempt = bounded_wait(deadline);
-        s = js_AddConsumer(&ci, _js, name.c_str(), &cc, &attempt, &jerr);
-        if (ci) jsConsumerInfo_Destroy(ci);
+        s = js_GetConsumerInfo(&ci, _js, name.c_str(), _opts.node_id.c_str(), &attempt, &jerr);
+        if (s != NATS_OK && jerr == JSConsumerNotFoundErr)
+            s = js_AddConsumer(&ci, _js, name.c_str(), &cc, &attempt, &jerr);
+        if (ci) {
+            ack_floor = ci->AckFloor.Stream;
+            jsConsumerInfo_Destroy(ci);
+        }
         if (s == NATS_OK) break;
         if (ms_left(deadline) <= 0)
             return make_error(
@@ -198,6 +245,42 @@ status nats_log::connect() {
                     " could not be created within cluster.start_timeout: " + nats_text(s, jerr));
         std::this_thread::sleep_for(250ms);
     }
+    // Messages the log dropped (older than its MaxAge) that neither the consumer nor the data
+    // directory got: this node's engine lacks them.
+    for (;;) {
+        jsStreamInfo* si = nullptr;
+        jsErrCode jerr = jsErrCode(0);
+        jsOptions attempt = bounded_wait(deadline);
+        s = js_GetStreamInfo(&si, _js, name.c_str(), &attempt, &jerr);
+        if (s == NATS_OK && si) {
+            const uint64_t held = std::max(ack_floor, _recorded);
+            _applied = held;
+            _start_last = si->State.LastSeq;
+            if (_start_last <= held) _caught_up = true;
+            const uint64_t dropped_through = si->State.FirstSeq > 0 ? si->State.FirstSeq - 1 : 0;
+            if (dropped_through > held) {
+                _missed_first = held + 1;
+                _missed_last = dropped_through;
+            }
+            jsStreamInfo_Destroy(si);
+            break;
+        }
+        if (si) jsStreamInfo_Destroy(si);
+        if (ms_left(deadline) <= 0)
+            return make_error("unavailable",
+                              "the telemetry stream's state could not be read "
+                              "within cluster.start_timeout: " +
+                                  nats_text(s, jerr));
+        std::this_thread::sleep_for(250ms);
+    }
+    static metrics::gauge missed = metrics::global().get_gauge(
+        "clisonix_cluster_missed_messages",
+        "Telemetry log messages dropped (older than cluster.stream_max_age) before this node "
+        "applied them: its engine lacks their points");
+    missed.set(_missed_first ? double(_missed_last - _missed_first + 1) : 0.0);
+    if (_missed_first)
+        log::error("cluster log: this node missed messages the log no longer holds",
+                   {{"first", _missed_first}, {"last", _missed_last}});
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = name.c_str();
@@ -215,9 +298,111 @@ status nats_log::connect() {
     return {};
 }
 
+status nats_log::ready() const {
+    if (!_missed_first) return {};
+    return make_error("unavailable",
+                      "this node missed telemetry log messages " + std::to_string(_missed_first) +
+                          ".." + std::to_string(_missed_last) +
+                          ", which the log dropped (older than cluster.stream_max_age) before "
+                          "it applied them; start it on a copy of another node's data "
+                          "directory (docs/cluster.md)");
+}
+
+status nats_log::caught_up() const {
+    if (_caught_up) return {};
+    uint64_t applied;
+    {
+        std::lock_guard lock(_mutex);
+        applied = _applied;
+    }
+    return make_error("unavailable", "catching up on the telemetry log: applied through sequence " +
+                                         std::to_string(applied) + " of " +
+                                         std::to_string(_start_last) +
+                                         " when this node started; try another node");
+}
+
+// The last stream sequence the engine in state_dir holds, 0 when none is recorded.
+uint64_t nats_log::recorded_sequence() const {
+    if (_opts.state_dir.empty()) return 0;
+    std::ifstream in(std::filesystem::path(_opts.state_dir) / applied_file);
+    uint64_t seq = 0;
+    return in >> seq ? seq : 0;
+}
+
+// Written after the engine writes it names returned, at most once a second and at stop: it
+// may lag the engine (a restart applies those messages again, harmlessly), never lead it.
+void nats_log::record_applied() {
+    uint64_t applied;
+    {
+        std::lock_guard lock(_mutex);
+        applied = _applied;
+    }
+    if (_opts.state_dir.empty() || applied <= _recorded) return;
+    const auto dir = std::filesystem::path(_opts.state_dir);
+    const auto tmp = dir / (std::string(applied_file) + ".tmp");
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << applied << "\n";
+        if (!out.flush()) return;
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, dir / applied_file, ec);
+    if (!ec) _recorded = applied;
+}
+
+// A notice's payload is the sender's node id, a newline, then the notice.
+status nats_log::broadcast(std::string_view topic, std::string_view payload) {
+    const std::string subject = "clisonix.notice." + std::string(topic);
+    std::string data = _opts.node_id + "\n";
+    data += payload;
+    natsStatus s = natsConnection_Publish(_conn, subject.c_str(), data.data(), int(data.size()));
+    if (s != NATS_OK)
+        return make_error("unavailable", "cluster notice " + std::string(topic) +
+                                             " not sent: " + nats_text(s, jsErrCode(0)));
+    return {};
+}
+
+void nats_log::on_broadcast(std::string_view topic, std::function<void(std::string_view)> handler) {
+    auto h = std::make_unique<notice_handler>(notice_handler{_opts.node_id, std::move(handler)});
+    const std::string subject = "clisonix.notice." + std::string(topic);
+    natsSubscription* sub = nullptr;
+    natsStatus s = natsConnection_Subscribe(
+        &sub, _conn, subject.c_str(),
+        [](natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+            auto* h = static_cast<notice_handler*>(closure);
+            std::string_view data(natsMsg_GetData(msg), size_t(natsMsg_GetDataLength(msg)));
+            const size_t nl = data.find('\n');
+            if (nl != std::string_view::npos && data.substr(0, nl) != h->self)
+                h->handler(data.substr(nl + 1));
+            natsMsg_Destroy(msg);
+        },
+        h.get());
+    if (s != NATS_OK) {
+        log::error("cluster notices not subscribed",
+                   {{"topic", std::string(topic)}, {"error", nats_text(s, jsErrCode(0))}});
+        return;
+    }
+    _notice_subs.push_back(sub);
+    _notice_handlers.push_back(std::move(h));
+}
+
+void nats_log::stop_notices() {
+    for (natsSubscription* sub : _notice_subs) {
+        // Drained: no more notices, and the one a handler may be running has returned.
+        if (natsSubscription_Drain(sub) == NATS_OK)
+            natsSubscription_WaitForDrainCompletion(sub, 2000);
+        else
+            natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+    }
+    _notice_subs.clear();
+}
+
 void nats_log::stop() {
     if (_stopping.exchange(true)) return;
+    stop_notices();
     if (_applier.joinable()) _applier.join();
+    record_applied();
     if (_sub) natsSubscription_Destroy(_sub);
     if (_js) jsCtx_Destroy(_js);
     if (_js_async) jsCtx_Destroy(_js_async);
@@ -236,7 +421,10 @@ void nats_log::apply_loop() {
         natsMsgList list{};
         jsErrCode jerr = jsErrCode(0);
         natsStatus s = natsSubscription_Fetch(&list, _sub, 256, 500, &jerr);
-        if (s == NATS_TIMEOUT) continue;
+        if (s == NATS_TIMEOUT) {
+            _caught_up = true;  // nothing left to fetch
+            continue;
+        }
         if (s != NATS_OK) {
             if (clock::now() - last_warning > 5s) {
                 log::warn("cluster log: fetch failed, retrying", {{"error", nats_text(s, jerr)}});
@@ -247,6 +435,14 @@ void nats_log::apply_loop() {
         }
         apply_run({list.Msgs, size_t(list.Count)});
         natsMsgList_Destroy(&list);
+        if (!_caught_up) {
+            std::lock_guard lock(_mutex);
+            if (_applied >= _start_last) _caught_up = true;
+        }
+        if (clock::now() - _recorded_at > 1s) {
+            record_applied();
+            _recorded_at = clock::now();
+        }
     }
 }
 

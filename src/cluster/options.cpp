@@ -35,6 +35,8 @@ result<std::optional<options>> options_from(const config::config& cfg) {
     o.publish_timeout = cfg.get_duration("cluster.publish_timeout");
     o.apply_wait = cfg.get_duration("cluster.apply_wait");
     o.start_timeout = cfg.get_duration("cluster.start_timeout");
+    o.stream_max_age = cfg.get_duration("cluster.stream_max_age");
+    o.state_dir = cfg.get_string("data.dir");
     return std::optional<options>{std::move(o)};
 }
 

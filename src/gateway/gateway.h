@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -144,6 +145,16 @@ public:
     limit_decision hit(std::string_view key, int64_t limit, std::chrono::milliseconds window);
     // True while the counters are in Redis.
     bool shared() const;
+
+    // Counters and locks that must hold on every node besides rate limits (failed logins:
+    // auth::shared_failures), under "clisonix:<key>". nullopt (nothing for forget) while
+    // Redis is not configured or not answering: the caller keeps its own count meanwhile.
+    // count: one more in a window starting at the key's first count; the count so far.
+    std::optional<int64_t> count(std::string_view key, std::chrono::milliseconds window);
+    // lock: `key` exists for `duration`; locked_for: how much longer (0: not locked).
+    std::optional<bool> lock(std::string_view key, std::chrono::milliseconds duration);
+    std::optional<std::chrono::milliseconds> locked_for(std::string_view key);
+    void forget(std::string_view key);
 
 private:
     struct impl;

@@ -2,6 +2,7 @@
 // one to the other while Redis is away, and the policies that decide what is counted.
 #include <array>
 #include <condition_variable>
+#include <limits>
 #include <thread>
 #include <unordered_map>
 
@@ -101,6 +102,24 @@ std::string describe_window(std::chrono::milliseconds w) {
 // breaker is half-open, so they never wait on a Redis that may still be dead, and a node
 // without traffic still notices Redis came back (the gauge says so too).
 struct rate_limiter::impl {
+    // Runs one Redis call under the breaker, as hit() does; nullopt when Redis is not in use
+    // or failed (then the breaker and the gauge hear of it).
+    template <typename T, typename F>
+    std::optional<T> through_redis(F&& call) {
+        if (!redis || breaker->state() == resilience::breaker_state::half_open) return std::nullopt;
+        std::string why;
+        bool tried = false;
+        auto r = resilience::call(*breaker, [&]() -> result<T> {
+            tried = true;
+            auto v = call(*redis, &why);
+            if (v) return *v;
+            return make_error("unavailable", why);
+        });
+        if (r) return *r;
+        if (tried) sync(why);
+        return std::nullopt;
+    }
+
     impl(limiter_options o) : opts(std::move(o)), local(opts.max_local_keys) {}
 
     limiter_options opts;
@@ -239,6 +258,38 @@ limit_decision rate_limiter::hit(std::string_view key, int64_t limit,
         if (tried) _impl->sync(why);
     }
     return _impl->local.hit(key, limit, window);
+}
+
+std::optional<int64_t> rate_limiter::count(std::string_view key, std::chrono::milliseconds window) {
+    return _impl->through_redis<int64_t>([&](redis_store& r, std::string* why) {
+        auto d =
+            r.hit("clisonix:" + std::string(key), std::numeric_limits<int64_t>::max(), window, why);
+        return d ? std::optional<int64_t>(d->limit - d->remaining) : std::nullopt;
+    });
+}
+
+std::optional<bool> rate_limiter::lock(std::string_view key, std::chrono::milliseconds duration) {
+    return _impl->through_redis<bool>([&](redis_store& r, std::string* why) {
+        auto v = r.integer({"SET", "clisonix:" + std::string(key), "1", "PX",
+                            std::to_string(std::max<int64_t>(1, duration.count()))},
+                           why);
+        return v ? std::optional<bool>(true) : std::nullopt;
+    });
+}
+
+std::optional<std::chrono::milliseconds> rate_limiter::locked_for(std::string_view key) {
+    return _impl->through_redis<std::chrono::milliseconds>([&](redis_store& r, std::string* why) {
+        auto v = r.integer({"PTTL", "clisonix:" + std::string(key)}, why);
+        // -2: no such key, -1: no expiry (never set so by us).
+        return v ? std::optional<std::chrono::milliseconds>(std::max<int64_t>(0, *v))
+                 : std::nullopt;
+    });
+}
+
+void rate_limiter::forget(std::string_view key) {
+    (void)_impl->through_redis<int64_t>([&](redis_store& r, std::string* why) {
+        return r.integer({"DEL", "clisonix:" + std::string(key)}, why);
+    });
 }
 
 std::string key_by_client_address(const http::request& req) {

@@ -194,6 +194,27 @@ std::optional<limit_decision> redis_store::hit(std::string_view key, int64_t lim
     return d;
 }
 
+std::optional<int64_t> redis_store::integer(const std::vector<std::string>& args,
+                                            std::string* why) {
+    redisContext* c = take(why);
+    if (!c) return std::nullopt;
+    auto r = command(c, args);
+    std::optional<int64_t> out;
+    if (r && r->type == REDIS_REPLY_INTEGER) out = r->integer;
+    if (r && r->type == REDIS_REPLY_STATUS) out = 1;
+    if (r && r->type == REDIS_REPLY_NIL) out = 0;
+    if (!out) {
+        if (why)
+            *why = c->err ? c->errstr
+                          : (r && r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len)
+                                                               : "unexpected reply");
+        redisFree(c);
+        return std::nullopt;
+    }
+    give_back(c);
+    return out;
+}
+
 bool redis_store::probe(std::string* why) {
     redisContext* c = connect(why);
     if (!c) return false;

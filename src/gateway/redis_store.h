@@ -38,6 +38,8 @@ public:
     // INCR and, on a window's first hit, PEXPIRE, atomically in one Lua script.
     std::optional<limit_decision> hit(std::string_view key, int64_t limit,
                                       std::chrono::milliseconds window, std::string* why);
+    // One command answered by an integer (PTTL, DEL) or "OK" (SET: 1) or nil (0).
+    std::optional<int64_t> integer(const std::vector<std::string>& args, std::string* why);
     // True when a fresh connection answers PING (it is then kept in the pool).
     bool probe(std::string* why);
     // Closes every idle connection (after a failure they are likely all broken).

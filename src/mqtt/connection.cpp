@@ -301,21 +301,38 @@ bool connection::handle(const frame& f, std::string_view body) {
 
 result<std::pair<std::string, std::string>> connection::identify(const connect_packet& c) {
     // -> (device, user); exactly one is set.
+    // Credentials that could not be checked (the metadata store is away) are "unavailable",
+    // not refused: CONNACK then says "server unavailable", and the device retries instead of
+    // taking its token for wrong.
+    bool unchecked = false;
+    const auto refused = [&unchecked](const error& e) {
+        if (e.code == errc::unavailable) unchecked = true;
+    };
+    const auto no = [&unchecked](std::string_view why) -> error {
+        if (unchecked) return make_error("unavailable", "credentials not checked: store away");
+        return make_error("invalid_credentials", std::string(why));
+    };
     if (c.password && !c.password->empty()) {
         if (br.hk.authenticate_user) {
-            if (auto u = br.hk.authenticate_user(*c.password); u)
-                return std::pair<std::string, std::string>{"", *u};
+            auto u = br.hk.authenticate_user(*c.password);
+            if (u) return std::pair<std::string, std::string>{"", *u};
+            refused(u.error());
         }
         // Some firmware sends the device token as both username and password.
-        if (c.username && br.hk.authenticate_device)
-            if (auto d = br.hk.authenticate_device(*c.username); d)
-                return std::pair<std::string, std::string>{*d, ""};
-        return make_error("invalid_credentials", "credentials refused");
+        if (c.username && br.hk.authenticate_device) {
+            auto d = br.hk.authenticate_device(*c.username);
+            if (d) return std::pair<std::string, std::string>{*d, ""};
+            refused(d.error());
+        }
+        return no("credentials refused");
     }
     if (!c.username || c.username->empty()) return make_error("unauthenticated", "no credentials");
     if (!br.hk.authenticate_device) return make_error("unauthenticated", "devices not served");
     auto d = br.hk.authenticate_device(*c.username);
-    if (!d) return make_error("invalid_credentials", "token refused");
+    if (!d) {
+        refused(d.error());
+        return no("token refused");
+    }
     return std::pair<std::string, std::string>{*d, ""};
 }
 
@@ -343,6 +360,8 @@ void connection::on_connect(connect_packet& c) {
     auto who = identify(c);
     if (!who) {
         stats().dropped("auth_refused").inc();
+        if (who.error().code == errc::unavailable)
+            return protocol_close(reason::server_unavailable);
         return protocol_close(who.error().code == "invalid_credentials"
                                   ? reason::bad_username_or_password
                                   : reason::not_authorized);

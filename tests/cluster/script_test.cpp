@@ -10,6 +10,7 @@
 #include <map>
 #include <thread>
 
+#include "live/ws_client.h"
 #include "support/test_support.h"
 
 namespace clisonix {
@@ -20,6 +21,7 @@ namespace json = boost::json;
 using testing::process;
 
 const std::string script = CLISONIX_SOURCE_DIR "/scripts/cluster";
+const std::string json_header = "Content-Type: application/json";
 
 struct script_run {
     int exit_code = -1;
@@ -186,6 +188,68 @@ TEST(cluster_script_test, up_serves_through_nginx_survives_a_killed_node_and_dow
                  "v1/devices/me/telemetry", "-m", R"({"ts":1764892800000,"values":{"v":4.25}})"});
     ASSERT_EQ(pub.wait(10s), 0) << pub.err();
     EXPECT_TRUE(answers(entry, token, "mqtt-7", {{1'764'892'800'000, 4.25}}, 10s));
+
+    // A device connected to n3 hears shared attributes set through n1, and its session ends
+    // when n1 rotates its token: both travel between the nodes as cluster notices.
+    const std::string n3_mqtt = std::to_string(port_of(nodes[2].at("mqtt")));
+    const uint16_t n1_http = port_of(nodes[0].at("http"));
+    process listener({"/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", n3_mqtt, "-u",
+                      device_token, "-q", "1", "-t", "v1/devices/me/attributes", "-C", "1", "-W",
+                      "20"});
+    std::this_thread::sleep_for(1s);  // subscribed
+    auto shared =
+        testing::http_request(n1_http, "POST", "/api/v1/devices/mqtt-7/attributes?scope=shared",
+                              R"({"setpoint":72.5})", {auth[0], json_header});
+    ASSERT_EQ(shared.status / 100, 2) << shared.body;
+    ASSERT_EQ(listener.wait(10s), 0) << listener.err();
+    boost::system::error_code bad;
+    auto pushed = json::parse(listener.out(), bad);
+    ASSERT_FALSE(bad) << listener.out();
+    EXPECT_EQ(pushed.at("setpoint").to_number<double>(), 72.5) << listener.out();
+
+    process session({"/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", n3_mqtt, "-u", device_token,
+                     "-t", "v1/devices/me/attributes", "-W", "30"});
+    std::this_thread::sleep_for(1s);  // connected
+    auto rotated = testing::http_request(n1_http, "POST", "/api/v1/devices/mqtt-7/token", {}, auth);
+    ASSERT_EQ(rotated.status, 201) << rotated.body;
+    auto ended = session.wait(10s);
+    EXPECT_TRUE(ended.has_value()) << "the session on n3 outlived its token, rotated on n1";
+    EXPECT_NE(session.err().find("Connection Refused"), std::string::npos) << session.err();
+
+    // An alarm raised by a rule made through n1 on points written through n2 is one alarm in
+    // the cluster; a live client on n3 hears it created once, and acknowledged through n1.
+    const uint16_t n3_http = port_of(nodes[2].at("http"));
+    testing::ws_client::options live_opts;
+    live_opts.protocols = "bearer, " + token;
+    testing::ws_client live3(n3_http, live_opts);
+    ASSERT_EQ(live3.status(), 101);
+    ASSERT_TRUE(live3.read().has_value());  // hello
+    ASSERT_TRUE(live3.send(R"({"type":"subscribe","telemetry":{"devices":[]},"alarms":true})"));
+    ASSERT_TRUE(live3.read().has_value());  // subscribed
+    auto rule = testing::http_request(
+        n1_http, "POST", "/api/v1/rules",
+        R"({"name":"press hot","scope":{"device":"press-9"},"severity":"major","condition":"v > 80","clear":"v < 75"})",
+        {auth[0], json_header});
+    ASSERT_EQ(rule.status, 201) << rule.body;
+    std::this_thread::sleep_for(500ms);  // the other nodes reload their rules (change feed)
+    auto hot = testing::http_request(n2, "POST", "/api/v1/write?precision=ms",
+                                     "telemetry,device=press-9 v=91.5 1764892800000\n", auth);
+    ASSERT_EQ(hot.status, 204) << hot.body;
+    auto created = live3.read();
+    ASSERT_TRUE(created.has_value());
+    auto created_doc = json::parse(*created);
+    EXPECT_EQ(created_doc.at("event"), "alarm.created") << *created;
+    const int64_t alarm_id = created_doc.at("alarm").at("id").as_int64();
+    auto ack = testing::http_request(
+        n1_http, "POST", "/api/v1/alarms/" + std::to_string(alarm_id) + "/ack", {}, auth);
+    ASSERT_EQ(ack.status, 200) << ack.body;
+    auto acked = live3.read();
+    ASSERT_TRUE(acked.has_value());
+    EXPECT_EQ(json::parse(*acked).at("event"), "alarm.acknowledged") << *acked;
+    EXPECT_FALSE(live3.read(1s).has_value()) << "each change once on n3";
+    auto listed = testing::http_request(entry, "GET", "/api/v1/alarms?device=press-9", {}, auth);
+    ASSERT_EQ(listed.status, 200) << listed.body;
+    EXPECT_EQ(json::parse(listed.body).at("total"), 1) << listed.body;
 
     auto status = run_script({"status", "--dir", dir});
     EXPECT_EQ(status.exit_code, 0) << status.err;

@@ -32,6 +32,9 @@ struct fixture {
         mqtt::hooks h;
         h.authenticate_device = [](std::string_view token) -> result<std::string> {
             if (token.starts_with("tok-")) return std::string(token.substr(4));
+            // The metadata store away: the token cannot be checked.
+            if (token.starts_with("unchecked-"))
+                return make_error("unavailable", "metadata store: connection refused");
             return make_error("invalid_token", "no");
         };
         h.authenticate_user = [](std::string_view key) -> result<std::string> {
@@ -121,6 +124,21 @@ TEST(mqtt_hooks_test, attributes_requests_and_shared_updates_flow_both_ways) {
     EXPECT_EQ(f.rec.requests,
               std::vector<std::string>{R"(pump-1 {"clientKeys":"fw","sharedKeys":"interval"})"});
     EXPECT_EQ(f.rec.status, (std::vector<std::string>{"pump-1 up", "pump-1 down"}));
+}
+
+// A token that cannot be checked (the metadata store is away) is not a wrong token: CONNACK
+// says "server unavailable" (3.1.1: 3, 5.0: 0x88), so that the device retries with it.
+TEST(mqtt_hooks_test, credentials_the_store_cannot_check_are_server_unavailable_not_refused) {
+    fixture f;
+    raw_client v3(f.b->port());
+    v3.connect(mqtt::v311, "unchecked-pump-1", {}, 60, {}, true, "pump");
+    EXPECT_EQ(connack_reason(v3, mqtt::v311), 3);
+    raw_client v5(f.b->port());
+    v5.connect(mqtt::v5, "unchecked-pump-1", {}, 60, {}, true, "pump");
+    EXPECT_EQ(connack_reason(v5, mqtt::v5), mqtt::reason::server_unavailable);
+    raw_client wrong(f.b->port());
+    wrong.connect(mqtt::v311, "wrong-token", {}, 60, {}, true, "pump");
+    EXPECT_EQ(connack_reason(wrong, mqtt::v311), 4) << "a token checked and refused stays 4";
 }
 
 TEST(mqtt_hooks_test, platform_publishes_reach_users_and_never_devices) {

@@ -346,10 +346,19 @@ server_process::server_process(on existing, const std::vector<std::string>& extr
 
 const std::string& server_process::token() {
     if (!_token.empty()) return _token;
-    auto r = http_request(
-        _port, "POST", "/api/v1/auth/login",
-        std::string(R"({"username":"admin","password":")") + test_admin_password + "\"}",
-        {"Content-Type: application/json"});
+    // A cluster node answers 503 with Retry-After until it has caught up on the telemetry
+    // log: a client waits, as a real one would.
+    http_response r;
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);;) {
+        r = http_request(
+            _port, "POST", "/api/v1/auth/login",
+            std::string(R"({"username":"admin","password":")") + test_admin_password + "\"}",
+            {"Content-Type: application/json"});
+        if (r.status != 503 || r.header("retry-after").empty() ||
+            std::chrono::steady_clock::now() > until)
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     const std::string marker = "\"access_token\":\"";
     auto at = r.body.find(marker);
     if (r.status != 200 || at == std::string::npos)
