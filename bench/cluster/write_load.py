@@ -1,49 +1,84 @@
 #!/usr/bin/env python3
-"""Line-protocol write load against one Clisonix node: THREADS keep-alive connections, each
-posting 1,000-point requests (10 devices x 100 points) for SECONDS; every answer must be 204.
-Prints points/s and the request latency p50/p99.
+"""Line-protocol write load against Clisonix: THREADS keep-alive connections to each of the
+PORTS (comma-separated: one connection set per node), each posting 1,000-point requests for
+SECONDS; every answer must be 204. Prints points/s and the request latency p50/p99 as one line
+(`--json`: one JSON object with the same figures and the request count).
 
-    write_load.py PORT THREADS SECONDS   (admin password: test-admin-password-1)
+    write_load.py PORTS THREADS SECONDS [--tag TAG] [--wide] [--json]
+    (admin password: $CLISONIX_ADMIN_PASSWORD, else test-admin-password-1)
+
+A request is 10 devices x 100 points (`--wide`: 1,000 devices x 1 point, the worst case for
+the cluster log, one point per series per message). Devices are named TAG-dev<k>-<d> (TAG
+defaults to "load"), so that runs with different tags write different series.
 """
+import argparse
 import http.client
 import json
+import os
 import sys
 import threading
 import time
 
-port, threads, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-login = http.client.HTTPConnection("127.0.0.1", port)
-login.request("POST", "/api/v1/auth/login",
-              json.dumps({"username": "admin", "password": "test-admin-password-1"}),
-              {"Content-Type": "application/json"})
-token = json.loads(login.getresponse().read())["access_token"]
-counts, latencies = [0] * threads, []
+parser = argparse.ArgumentParser()
+parser.add_argument("ports")
+parser.add_argument("threads", type=int)
+parser.add_argument("seconds", type=float)
+parser.add_argument("--tag", default="load")
+parser.add_argument("--wide", action="store_true")
+parser.add_argument("--json", action="store_true")
+args = parser.parse_args()
+ports = [int(p) for p in args.ports.split(",")]
+password = os.environ.get("CLISONIX_ADMIN_PASSWORD", "test-admin-password-1")
 
 
-def run(k):
+def token_for(port):
+    login = http.client.HTTPConnection("127.0.0.1", port)
+    login.request("POST", "/api/v1/auth/login",
+                  json.dumps({"username": "admin", "password": password}),
+                  {"Content-Type": "application/json"})
+    return json.loads(login.getresponse().read())["access_token"]
+
+
+tokens = {port: token_for(port) for port in ports}
+workers_total = len(ports) * args.threads
+counts, latencies, failures = [0] * workers_total, [], []
+devices, points_per_device = (1000, 1) if args.wide else (10, 100)
+
+
+def run(k, port):
     conn = http.client.HTTPConnection("127.0.0.1", port)
-    ts, end = 1764892800000 + k * 10**9, time.time() + seconds
+    ts, end = 1764892800000 + k * 10**9, time.time() + args.seconds
     while time.time() < end:
-        body = "\n".join(f"telemetry,device=dev{k}-{d} v={i + 0.5} {ts + i}"
-                         for d in range(10) for i in range(100))
-        ts += 100
+        body = "\n".join(f"telemetry,device={args.tag}-dev{k}-{d} v={i + 0.5} {ts + i}"
+                         for d in range(devices) for i in range(points_per_device))
+        ts += points_per_device
         start = time.time()
         conn.request("POST", "/api/v1/write?precision=ms", body,
-                     {"Authorization": "Bearer " + token})
+                     {"Authorization": "Bearer " + tokens[port]})
         answer = conn.getresponse()
-        answer.read()
+        text = answer.read()
         latencies.append(time.time() - start)
         if answer.status != 204:
-            sys.exit(f"write answered {answer.status}")
+            failures.append(f"write to port {port} answered {answer.status}: {text[:200]!r}")
+            return
         counts[k] += 1000
 
 
-workers = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+workers = [threading.Thread(target=run, args=(i * args.threads + t, port))
+           for i, port in enumerate(ports) for t in range(args.threads)]
 for w in workers:
     w.start()
 for w in workers:
     w.join()
+if failures:
+    sys.exit(failures[0])
 latencies.sort()
-print(f"threads={threads} points/s={sum(counts) / seconds:.0f} "
-      f"p50_ms={latencies[len(latencies) // 2] * 1000:.1f} "
-      f"p99_ms={latencies[int(len(latencies) * 0.99)] * 1000:.1f}")
+result = {"connections": workers_total, "points": sum(counts), "requests": len(latencies),
+          "points_per_s": round(sum(counts) / args.seconds),
+          "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
+          "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1)}
+if args.json:
+    print(json.dumps(result))
+else:
+    print(f"threads={workers_total} points/s={result['points_per_s']} "
+          f"p50_ms={result['p50_ms']} p99_ms={result['p99_ms']}")

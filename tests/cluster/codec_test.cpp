@@ -121,5 +121,46 @@ TEST(cluster_codec_test, damaged_payloads_are_refused_as_corrupt) {
     EXPECT_FALSE(decode(payload + "x", out));
 }
 
+// A payload of 512 bytes or more travels zstd-compressed (CLZ1) and inflates to the same
+// points; a damaged frame or an impossible length is "corrupt", never a crash.
+TEST(cluster_codec_test, larger_payloads_travel_compressed_and_inflate_exactly) {
+    storage::write_batch in;
+    auto f = *in.series("telemetry,device=press-1 temperature", storage::value_type::float64);
+    auto p = *in.series("telemetry,device=press-1 pressure", storage::value_type::float64);
+    for (int i = 0; i < 1000; ++i) {
+        in.add(f, 1'764'892'800'000'000'000 + i * 1'000'000'000LL, 20.0 + (i % 50) * 0.125);
+        in.add(p, 1'764'892'800'000'000'000 + i * 1'000'000'000LL, 1.0 + (i % 7) * 0.01);
+    }
+    std::string payload;
+    encode_shard(in, std::vector<uint32_t>{0, 0}, 0, payload);
+    ASSERT_TRUE(payload.starts_with("CLZ1")) << payload.substr(0, 4);
+    const size_t raw = 4 + 4 + 2 * (1 + 4 + 35) + 4 + 2000 * 20;
+    EXPECT_LT(payload.size(), raw / 3) << "raw " << raw;
+    storage::write_batch out;
+    ASSERT_TRUE(decode(payload, out));
+    ASSERT_EQ(out.point_count(), 2000u);
+    for (size_t i = 0; i < 2000; ++i) {
+        EXPECT_EQ(out.points()[i].ts, in.points()[i].ts) << i;
+        EXPECT_EQ(out.points()[i].raw, in.points()[i].raw) << i;
+    }
+
+    std::string damaged = payload;
+    damaged[damaged.size() / 2] ^= 0x5a;
+    auto bad = decode(damaged, out);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, "corrupt");
+    std::string huge = payload;
+    huge[4] = huge[5] = huge[6] = huge[7] = '\xff';
+    auto too_long = decode(huge, out);
+    ASSERT_FALSE(too_long);
+    EXPECT_EQ(too_long.error().message, "cluster log message: bad CLZ1 length");
+
+    // A small payload goes as it is.
+    storage::write_batch small;
+    small.add(*small.series("m v", storage::value_type::float64), 1, 1.5);
+    encode_shard(small, std::vector<uint32_t>{0}, 0, payload);
+    EXPECT_TRUE(payload.starts_with("CLX1"));
+}
+
 }  // namespace
 }  // namespace clisonix::cluster

@@ -102,13 +102,9 @@ public:
     cluster_guard(const cluster_guard&) = delete;
     cluster_guard& operator=(const cluster_guard&) = delete;
 
-    // `settings` (KEY=VALUE) are given to every node.
-    ::testing::AssertionResult up(const std::vector<std::string>& settings) {
+    ::testing::AssertionResult up() {
         _started = true;  // whatever `up` got to start, `down` stops
-        std::vector<std::string> args{"up", "--dir", _dir.string()};
-        for (const auto& s : settings)
-            args.insert(args.end(), {"--set", s});
-        auto last = run(args, 240s);
+        auto last = run({"up", "--dir", _dir.string()}, 240s);
         if (!last) return ::testing::AssertionFailure() << "scripts/cluster up: " << _last_err;
         json::error_code ec;
         auto v = json::parse(*last, ec);
@@ -622,13 +618,14 @@ TEST(cluster_fault_test, kills_lose_and_double_nothing_acknowledged) {
 
     testing::temp_dir dir("clisonix-fault");
     testing::receiver hook;
-    // This build's binary (the sanitizer build's under ASan). On every node: webhooks may
-    // reach the receiver on loopback, outbox rows a killed node had claimed go to another
-    // node after 3 s instead of a minute, and retries wait at most 2 s.
+    // This build's binary (the sanitizer build's under ASan). On every node, for `up` and
+    // each `start`: webhooks may reach the receiver on loopback, outbox rows a killed node
+    // had claimed go to another node after 3 s instead of a minute, retries wait at most 2 s.
     cluster_guard cluster(dir.path() / "cluster",
-                          {std::string("CLISONIX_BINARY=") + CLISONIX_BINARY});
-    ASSERT_TRUE(cluster.up(
-        {"notify.webhook_allow=127.0.0.1", "notify.claim_lease=3s", "notify.backoff_max=2s"}));
+                          {std::string("CLISONIX_BINARY=") + CLISONIX_BINARY,
+                           "CLISONIX_CLUSTER_NODE_SETTINGS=notify.webhook_allow=127.0.0.1 "
+                           "notify.claim_lease=3s notify.backoff_max=2s"});
+    ASSERT_TRUE(cluster.up());
     const uint16_t http = cluster.http_port();
     std::cout << "cluster up after " << ms_since(test_started) << " ms" << std::endl;
 

@@ -342,13 +342,6 @@ TEST(cluster_script_test, bad_arguments_get_the_usage_and_exit_2) {
     auto purge = run_script({"up", "--purge"});
     EXPECT_EQ(purge.exit_code, 2);
     EXPECT_NE(purge.err.find("--purge is an option of down only"), std::string::npos) << purge.err;
-    auto no_value = run_script({"up", "--set", "notify.webhook_allow"});
-    EXPECT_EQ(no_value.exit_code, 2);
-    EXPECT_NE(no_value.err.find("--set needs KEY=VALUE"), std::string::npos) << no_value.err;
-    auto set_on_start = run_script({"start", "n1", "--set", "a=b"});
-    EXPECT_EQ(set_on_start.exit_code, 2);
-    EXPECT_NE(set_on_start.err.find("--set is an option of up only"), std::string::npos)
-        << set_on_start.err;
 }
 
 TEST(cluster_script_test, up_without_the_binary_says_to_run_setup_and_exits_2) {
