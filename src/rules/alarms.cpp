@@ -157,24 +157,23 @@ status engine::impl::apply(meta::store& tx, change& ch) {
         }
         case change::what::repeat:
         case change::what::refresh: {
+            // Written only while open and when it changes something: a count the store has
+            // not reached (repeat), another message or details (refresh). RETURNING brings an
+            // acknowledgement made through another node into the event.
             const bool repeat = ch.kind == change::what::repeat;
-            auto r = tx.execute(
-                repeat ? "UPDATE alarms SET repeat_count = $1, last_at = $2, last_value = $3, "
-                         "message = $4, updated_at = $5, details = $6 WHERE id = $7 AND "
-                         "is_open = 1 AND repeat_count < $1"
-                       : "UPDATE alarms SET repeat_count = $1, last_at = $2, last_value = $3, "
-                         "message = $4, updated_at = $5, details = $6 WHERE id = $7 AND "
-                         "is_open = 1 AND (message <> $4 OR details <> $6)",
+            auto r = tx.query(
+                std::string("UPDATE alarms SET repeat_count = $1, last_at = $2, last_value = $3, "
+                            "message = $4, updated_at = $5, details = $6 WHERE id = $7 AND "
+                            "is_open = 1 AND ") +
+                    (repeat ? "repeat_count < $1" : "(message <> $4 OR details <> $6)") +
+                    " RETURNING status, acked_by, acked_at",
                 std::array<meta::value, 7>{a.count, a.last_at, a.value, a.message, a.updated_at,
                                            a.details, a.id});
             if (!r) return r.error();
-            if (*r == 0) return adopt(a.id);
-            // An acknowledgement made through another node is kept in the event.
-            auto stored = detail::load_alarm(tx, a.id);
-            if (!stored) return stored.error();
-            a.status = stored->status;
-            a.acked_by = stored->acked_by;
-            a.acked_at = stored->acked_at;
+            if (r->data.empty()) return adopt(a.id);
+            a.status = detail::as_text(r->data[0][0]);
+            a.acked_by = detail::as_text(r->data[0][1]);
+            a.acked_at = detail::as_int(r->data[0][2]);
             return {};
         }
         case change::what::clear: {
