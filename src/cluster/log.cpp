@@ -648,7 +648,8 @@ status nats_log::publish(const storage::write_batch& batch) {
                           "the write is stored in the cluster log but this node has not applied "
                           "it within " +
                               std::to_string(_opts.apply_wait.count()) +
-                              " ms (cluster.apply_wait); it will arrive");
+                              " ms (cluster.apply_wait); it will arrive, and nothing is lost by "
+                              "sending it again");
     for (uint64_t seq : sequences)
         if (auto it = _refused.find(seq); it != _refused.end()) return it->second;
     return {};

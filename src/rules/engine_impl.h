@@ -44,6 +44,7 @@ struct engine::impl {
         std::string device;
         std::vector<double> values;
         std::vector<uint8_t> known;
+        std::vector<int64_t> newest;  // per metric: the latest point's data time evaluated
         uint32_t unknown = 0;
         struct window {
             std::deque<std::pair<int64_t, double>> points;
@@ -85,22 +86,31 @@ struct engine::impl {
             st.device = device;
             st.values.assign(syms.metrics.size(), 0);
             st.known.assign(syms.metrics.size(), 0);
+            st.newest.assign(syms.metrics.size(), INT64_MIN);
             st.unknown = static_cast<uint32_t>(syms.metrics.size());
             st.windows.resize(syms.means.size());
             st.means.assign(syms.means.size(), 0);
             st.forecasts.assign(syms.forecasts.size(), 0);
             return st;
         }
+        // An alarm open from before (a restart, a changed rule): the condition held at its
+        // last point, and every point up to that one was evaluated then. A node of a cluster
+        // replays the log from the last point it applied, which can lie before: counting
+        // those points again would repeat the episode.
+        void resume_open(const alarm& a) {
+            auto& st = state_for(a.device);
+            st.open = true;
+            st.fired = true;  // no repeat while the condition holds
+            st.current = a;
+            // Forecast and no-data alarms carry the engine's clock, not a point's time.
+            if (!scheduled && cond.what != detail::kind::no_data)
+                st.newest.assign(st.newest.size(), a.last_at);
+        }
         // A changed rule keeps the open alarms of its previous definition (update_rule and a
         // reload alike); everything else starts afresh.
         void keep_open_alarms(const compiled& before) {
-            for (const auto& [device, st] : before.states) {
-                if (!st.open) continue;
-                auto& ns = state_for(device);
-                ns.open = true;
-                ns.fired = true;
-                ns.current = st.current;
-            }
+            for (const auto& [device, st] : before.states)
+                if (st.open) resume_open(st.current);
         }
     };
 

@@ -255,6 +255,11 @@ void engine::impl::point(compiled& c, state& st, int32_t slot, int64_t ts, doubl
         return;
     }
     if (!numeric || slot < 0) return;
+    // A point no newer than the last one of its metric (a client's resend, a late copy from
+    // the cluster log, a backfill) changes nothing: the condition is about the latest state,
+    // and evaluating it again would end an episode early or count it twice.
+    if (ts <= st.newest[slot]) return;
+    st.newest[slot] = ts;
     if (!st.known[slot]) {
         st.known[slot] = 1;
         --st.unknown;
@@ -641,10 +646,7 @@ status engine::start() {
         for (auto& a : *open) {
             auto* c = m.rule_by_id(a.rule_id);
             if (!c) continue;
-            auto& st = c->state_for(a.device);
-            st.open = true;
-            st.fired = true;  // as before the restart: no repeat while the condition holds
-            st.current = std::move(a);
+            c->resume_open(a);
         }
         m.reindex();
     }

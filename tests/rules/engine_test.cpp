@@ -334,6 +334,49 @@ TEST_F(RULES_ENGINE_FIXTURE, two_engines_on_one_store_raise_and_notify_each_inci
     other.stop();
 }
 
+// A point no newer than its metric's last one changes no alarm: a cluster node replays the
+// log from the last point it applied after a restart, and a write answered 503 can reach the
+// log late, after newer points of its series.
+TEST_F(RULES_ENGINE_FIXTURE, late_and_replayed_points_change_no_alarm) {
+    auto hot = make("hot", "temperature > 80", "temperature < 75");
+    hot.notify = {"ops"};
+    add(hot);
+    const int64_t start = _now += minute;
+    write("pump-1", "temperature", start, 78);  // between the levels: neither fires nor clears
+    write("pump-1", "temperature", start + minute, 90);
+    write("pump-1", "temperature", start, 78);  // late: it would end the episode
+    write("pump-1", "temperature", start + 2 * minute, 91);
+    write("pump-1", "temperature", start + 2 * minute, 60);  // the same time again
+    auto a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].count, 1);
+    EXPECT_EQ(a[0].status, "active");
+    EXPECT_EQ(a[0].last_at, start + minute);
+
+    // Restarted, the engine is given the incident again from before its first point.
+    open_engine();
+    for (auto [ts, v] :
+         {std::pair{start, 78.0}, {start + minute, 90.0}, {start + 2 * minute, 91.0}})
+        write("pump-1", "temperature", ts, v);
+    a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].count, 1) << "the replayed points are the same episode";
+
+    // Newer points still repeat and clear as before.
+    write("pump-1", "temperature", start + 3 * minute, 77);
+    write("pump-1", "temperature", start + 4 * minute, 85);
+    write("pump-1", "temperature", start + 5 * minute, 70);
+    a = alarms();
+    ASSERT_EQ(a.size(), 1u);
+    EXPECT_EQ(a[0].count, 2);
+    EXPECT_EQ(a[0].status, "cleared");
+    std::vector<std::string> notified;
+    for (const auto& [channels, ev] : _sink.enqueued)
+        notified.emplace_back(boost::json::parse(ev).at("event").as_string());
+    EXPECT_EQ(notified,
+              (std::vector<std::string>{"alarm.created", "alarm.updated", "alarm.cleared"}));
+}
+
 TEST_F(RULES_ENGINE_FIXTURE, oscillation_around_the_threshold_never_fires) {
     add(make("pump hot", "temperature > 80 for 5m", "temperature < 75"));
     for (int i = 0; i < 120; ++i)
