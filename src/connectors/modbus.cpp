@@ -7,6 +7,7 @@
 #include <bit>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <tuple>
@@ -187,6 +188,15 @@ double decode(const mapping& m, const uint16_t* regs) {
     return std::bit_cast<double>(bits);
 }
 
+// raw * scale + offset; a scale of 1/n (0.1, 0.01) divides by n instead, so that 312 at
+// scale 0.1 is stored as 31.2 and not as 31.200000000000003.
+double scaled(double raw, const mapping& m) {
+    const double divisor = std::round(1.0 / m.scale);
+    if (divisor > 1 && std::abs(1.0 / m.scale - divisor) < 1e-9 * divisor)
+        return raw / divisor + m.offset;
+    return raw * m.scale + m.offset;
+}
+
 class modbus_session final : public session {
 public:
     explicit modbus_session(const connector& c) : _c(c), _requests(plan(c)) {}
@@ -238,7 +248,7 @@ public:
                 const auto& m = _c.mappings[index];
                 const double raw =
                     is_bits(r.t) ? (_bits[offset] ? 1.0 : 0.0) : decode(m, _regs + offset);
-                out.push_back({index, raw * m.scale + m.offset});
+                out.push_back({index, scaled(raw, m)});
             }
         }
         return {};

@@ -90,6 +90,7 @@ std::string values_connector(const std::string& name, uint16_t port, int poll_ms
       {"address":"coil:1","device":"press","metric":"coil1","data_type":"bool"},
       {"address":"discrete:0","device":"press","metric":"di0","data_type":"bool"},
       {"address":"holding:0","unit_id":2,"device":"press-2","metric":"h0"},
+      {"address":"holding:0","unit_id":2,"device":"press-2","metric":"h0_tenths","scale":0.1},
       {"address":"holding:1","unit_id":2,"device":"press-2","metric":"f64","data_type":"float64"},
       {"address":"input:0","unit_id":2,"device":"press-2","metric":"input0"}]})";
 }
@@ -141,7 +142,7 @@ TEST(modbus_connector_test, reads_exact_values_in_every_order_and_unit) {
         });
     const auto& st = state.at("state");
     EXPECT_EQ(st.at("status"), "connected");
-    EXPECT_EQ(st.at("points_read").to_number<uint64_t>(), 13u);
+    EXPECT_EQ(st.at("points_read").to_number<uint64_t>(), 14u);
     EXPECT_EQ(st.at("errors").to_number<uint64_t>(), 0u);
     EXPECT_EQ(st.at("last_error"), "");
     EXPECT_NEAR(static_cast<double>(st.at("last_success").as_int64()),
@@ -157,15 +158,16 @@ TEST(modbus_connector_test, reads_exact_values_in_every_order_and_unit) {
     EXPECT_EQ(last_value(srv, "press", "coil1"), 0.0);
     EXPECT_EQ(last_value(srv, "press", "di0"), 1.0);
     EXPECT_EQ(last_value(srv, "press-2", "h0"), 7.0);
+    EXPECT_EQ(last_value(srv, "press-2", "h0_tenths"), 0.7);  // not 7 * 0.1 = 0.7000000000000001
     EXPECT_EQ(last_value(srv, "press-2", "f64"), -0.1);
     EXPECT_EQ(last_value(srv, "press-2", "input0"), 42.0);
 
     // Batched: unit 1 holding 0..7 and 10..11, input 0, coils 0..1, discrete 0; unit 2 holding
-    // 0..4 and input 0: seven requests for thirteen mappings.
+    // 0..4 and input 0: seven requests for fourteen mappings.
     EXPECT_EQ(metric_line(srv, "clisonix_connector_requests_total{connector=\"press-4\"}"),
               "clisonix_connector_requests_total{connector=\"press-4\"} 7");
     EXPECT_EQ(metric_line(srv, "clisonix_connector_points_read_total{connector=\"press-4\"}"),
-              "clisonix_connector_points_read_total{connector=\"press-4\"} 13");
+              "clisonix_connector_points_read_total{connector=\"press-4\"} 14");
     EXPECT_EQ(metric_line(srv, "clisonix_connector_connected{connector=\"press-4\"}"),
               "clisonix_connector_connected{connector=\"press-4\"} 1");
 }
@@ -183,7 +185,7 @@ TEST(modbus_connector_test, polls_on_schedule_and_follows_changing_registers) {
                    .as_array()[0]
                    .at("state")
                    .at("points_read")
-                   .to_number<uint64_t>() >= 13 * 15;
+                   .to_number<uint64_t>() >= 14 * 15;
     });
     auto counter = points(srv, "press", "counter", from, now_ms());
     ASSERT_GE(counter.size(), 15u);
@@ -205,7 +207,7 @@ TEST(modbus_connector_test, an_outage_is_named_opens_the_breaker_recovers_and_le
     const std::string target =
         "/api/v1/connectors/" + std::to_string(json::parse(made.body).at("id").as_int64());
     wait_for(srv, target, [](const json::value& v) {
-        return v.at("state").at("points_read").to_number<uint64_t>() >= 13 * 3;
+        return v.at("state").at("points_read").to_number<uint64_t>() >= 14 * 3;
     });
 
     modbus->signal(SIGKILL);
