@@ -165,8 +165,9 @@ int run_server(const config::config& cfg, services& s, const http::router& route
               << std::endl;
 
     s.notifier->start();
-    if (auto st = s.connectors->start(); !st)
-        log::warn("connectors not started", {{"error", st.error().message}});
+    if (cfg.get_bool("connectors.run"))
+        if (auto st = s.connectors->start(); !st)
+            log::warn("connectors not started", {{"error", st.error().message}});
     bool drained = server.run(/*handle_signals=*/true);
     // Undelivered notifications stay in the outbox for the next start. First, so that no
     // delivery publishes through a broker that is stopping. The change feed before it: its

@@ -149,6 +149,7 @@ constexpr key_spec keys[] = {
     {"notify.claim_lease", duration, "60s", 100, hours, {}, false, "How long a node may hold the outbox rows it claimed before another node sharing the PostgreSQL meta store takes them over (set it above a batch's delivery time)"},
     {"notify.webhook_allow", string, "", 0, 0, {}, false, "Comma-separated CIDR blocks and host names webhooks may reach although loopback, link-local, private (RFC 1918, fc00::/7, 100.64/10), unspecified or multicast (on-site receivers: `10.20.0.0/16,alarms.plant.local`)"},
     {"notify.secret_key", string, "", 0, 0, {}, true, "Key encrypting channel secrets at rest (32+ characters; nodes sharing a PostgreSQL need the same one); empty = generated once into `<data.dir>/notify.key` (mode 0600)"},
+    {"connectors.run", boolean, "true", 0, 0, {}, false, "Poll the enabled connectors in this process; in a cluster, set it true on one node only (every node that runs them writes their points)"},
     {"connectors.backoff_base", duration, "500ms", 10, hours, {}, false, "First reconnect delay ceiling of a connector after a failure; doubles per failure, drawn with full jitter"},
     {"connectors.backoff_max", duration, "30s", 10, hours, {}, false, "Longest delay before a failing connector tries its endpoint again"},
     {"connectors.breaker_min_volume", integer, "5", 1, 100000, {}, false, "Connects and polls of a connector endpoint in the breaker's window (10s) before its breaker may open"},
