@@ -9,6 +9,7 @@ Unit 1:  holding 0      counter, +1 every 100 ms (uint16, wraps)
          holding 4-5    float32 -2750.0, least significant word first
          holding 6-7    int32 -100000, most significant word first
          holding 10-11  float32 -2750.0, words in order, the bytes of each word swapped
+         holding 100-299  the register's own address (for batching: 200 registers)
          input 0        uint16 1234
          coils 0-2      1 0 1;  discrete 0  1
 Unit 2:  holding 0      uint16 7
@@ -34,12 +35,13 @@ def swapped(ws):
 
 
 def unit1():
-    hr = [0] * 32
+    hr = [0] * 300
     hr[1] = words("h", -125)[0]
     hr[2:4] = words("f", -2750.0)
     hr[4:6] = list(reversed(words("f", -2750.0)))
     hr[6:8] = words("i", -100000)
     hr[10:12] = swapped(words("f", -2750.0))
+    hr[100:300] = list(range(100, 300))
     ir = [0] * 8
     ir[0] = 1234
     return ModbusSlaveContext(

@@ -172,6 +172,36 @@ TEST(modbus_connector_test, reads_exact_values_in_every_order_and_unit) {
               "clisonix_connector_connected{connector=\"press-4\"} 1");
 }
 
+// 130 adjacent registers are two requests (125 + 5), the protocol's limit per read.
+TEST(modbus_connector_test, batches_adjacent_registers_up_to_125_per_request) {
+    const uint16_t port = testing::free_port();
+    auto modbus = start_modbus_server(port);
+    server_process srv(fast_flags());
+    std::string mapping;
+    for (int reg = 100; reg < 230; ++reg)
+        mapping += std::string(mapping.empty() ? "" : ",") + R"({"address":"holding:)" +
+                   std::to_string(reg) + R"(","device":"wide","metric":"r)" + std::to_string(reg) +
+                   R"("})";
+    auto made = call(srv, "POST", "/api/v1/connectors",
+                     R"({"name":"wide","type":"modbus","endpoint":"tcp://127.0.0.1:)" +
+                         std::to_string(port) + R"(","poll_interval_ms":3600000,"mapping":[)" +
+                         mapping + "]}");
+    ASSERT_EQ(made.status, 201) << made.body;
+    wait_for(srv, "/api/v1/connectors", [](const json::value& v) {
+        return v.at("connectors")
+                   .as_array()[0]
+                   .at("state")
+                   .at("points_read")
+                   .to_number<uint64_t>() >= 130;
+    });
+    EXPECT_EQ(metric_line(srv, "clisonix_connector_requests_total{connector=\"wide\"}"),
+              "clisonix_connector_requests_total{connector=\"wide\"} 2");
+    EXPECT_EQ(last_value(srv, "wide", "r100"), 100.0);
+    EXPECT_EQ(last_value(srv, "wide", "r224"), 224.0);
+    EXPECT_EQ(last_value(srv, "wide", "r225"), 225.0);
+    EXPECT_EQ(last_value(srv, "wide", "r229"), 229.0);
+}
+
 TEST(modbus_connector_test, polls_on_schedule_and_follows_changing_registers) {
     const uint16_t port = testing::free_port();
     auto modbus = start_modbus_server(port);
