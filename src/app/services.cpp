@@ -405,6 +405,26 @@ void open_mqtt(const config::config& cfg, services& s) {
     };
 }
 
+// The CoAP endpoint: device tokens checked on every request (so a revoked one stops at once),
+// telemetry through the pipeline, client attributes and attribute requests through the registry.
+void open_coap(const config::config& cfg, services& s) {
+    if (cfg.get_int("coap.port") == 0) return;
+    coap::hooks hooks;
+    hooks.authenticate_device = [&s](std::string_view token) -> result<std::string> {
+        auto who = s.auth->authenticate_device(token);
+        if (!who) return who.error();
+        return who->device.empty() ? who->name : who->device;
+    };
+    hooks.client_attributes = [&s](std::string_view d, std::string_view json) {
+        return s.registry->set_client_attributes(d, json);
+    };
+    hooks.attribute_request = [&s](std::string_view d, std::string_view req) {
+        return s.registry->attribute_response(d, req);
+    };
+    s.coap_server =
+        std::make_unique<coap::server>(coap::options_from(cfg), *s.pipeline, std::move(hooks));
+}
+
 // The predicted list's targets are the metrics whose device type sets an expected range: the
 // range a point is flagged outside of is the limit a forecast is checked against.
 void start_forecasts(const config::config& cfg, services& s) {
