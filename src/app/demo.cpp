@@ -578,6 +578,19 @@ bool port_free(int port) {
     return ok;
 }
 
+// Whether UDP `port` can be bound on every address (no SO_REUSEADDR: a port held is taken).
+bool udp_port_free(int port) {
+    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) return true;  // cannot tell: let the endpoint try
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+
 // A port the system says is free now (0 when it cannot say).
 int some_free_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -614,6 +627,16 @@ int demo(const config::config& given, const demo_options& opt) {
             e.text = std::to_string(port);
             e.source = "demo";
         }
+    }
+    // The same for CoAP's 5683 (another CoAP server, or a second demo): the demo's devices do
+    // not use CoAP, so it goes without rather than stopping.
+    if (config::find_key("coap.port") && cfg.source("coap.port") == "default" &&
+        !udp_port_free(static_cast<int>(cfg.get_int("coap.port")))) {
+        auto& e = cfg.entries.find("coap.port")->second;
+        say("CoAP port " + e.text + " is in use: the demo runs without its CoAP endpoint");
+        e.number = 0;
+        e.text = "0";
+        e.source = "demo";
     }
     if (!(opt.speed > 0) || opt.speed > 1000) {
         std::cerr << "demo: --speed " << opt.speed << ": must be in (0, 1000]\n";

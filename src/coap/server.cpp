@@ -2,8 +2,11 @@
 // thread (libcoap 4.3 is not thread-safe). See coap.h for the API it serves.
 #include <arpa/inet.h>
 #include <coap3/coap.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -108,6 +111,17 @@ std::string attribute_request_json(std::string_view query) {
         append_json_string(out, part.substr(eq + 1));
     }
     return out + "}";
+}
+
+// libcoap binds with SO_REUSEADDR, with which Linux lets a second UDP socket take the same
+// port and the datagrams go to one of them: a second server (or another CoAP daemon) would
+// silently steal the devices' requests. A bind without it fails while the port is held.
+bool udp_port_taken(const coap_address_t& addr) {
+    int fd = ::socket(addr.addr.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;  // let libcoap report what is wrong
+    bool taken = ::bind(fd, &addr.addr.sa, addr.size) != 0 && errno == EADDRINUSE;
+    ::close(fd);
+    return taken;
 }
 
 }  // namespace
@@ -286,6 +300,10 @@ status server::start() {
                           "coap.bind \"" + m.opts.bind + "\" is not an IPv4 or IPv6 address",
                           "coap.bind");
     }
+    const std::string where = m.opts.bind + ":" + std::to_string(m.opts.port);
+    if (udp_port_taken(addr))
+        return make_error("unavailable",
+                          "cannot listen on UDP " + where + " (coap.port): the port is taken");
     m.ctx = coap_new_context(nullptr);
     if (!m.ctx) return make_error("unavailable", "cannot create the CoAP context");
     // Bodies sent block-wise (Block1, as coap-client does past 1 KiB) reach the handler whole.
@@ -293,9 +311,8 @@ status server::start() {
     if (!coap_new_endpoint(m.ctx, &addr, COAP_PROTO_UDP)) {
         coap_free_context(m.ctx);
         m.ctx = nullptr;
-        return make_error("unavailable", "cannot listen on UDP " + m.opts.bind + ":" +
-                                             std::to_string(m.opts.port) +
-                                             " (coap.port): the port is taken or not allowed");
+        return make_error("unavailable", "cannot listen on UDP " + where +
+                                             " (coap.port): the port is not allowed");
     }
     // Every path goes to one resource: the token is a path segment, not a known resource.
     coap_resource_t* r = coap_resource_unknown_init2(&impl::handler<COAP_REQUEST_CODE_PUT>, 0);
