@@ -11,6 +11,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <set>
@@ -48,8 +49,9 @@ uint16_t free_udp_port() {
 // What coap-client printed of the last response it received (with -v 6 it prints every PDU
 // as "v:1 t:ACK c:2.04 i:.. {token} [ options ] :: 'payload'").
 struct coap_reply {
-    std::string type;  // "ACK", "NON", "CON"
-    std::string code;  // "2.04"
+    std::string type;     // "ACK", "NON", "CON"
+    std::string code;     // "2.04"
+    std::string options;  // as printed: "Max-Age:10, Size1:1024"
     std::string payload;
     std::string output;  // everything, for failure messages
 };
@@ -66,6 +68,9 @@ coap_reply parse_reply(const std::string& out) {
             continue;  // a request, not a response
         r.type = line.substr(6, line.find(' ', 6) - 6);
         r.code = line.substr(c + 3, 4);
+        auto open = line.find(" [ "), close = line.find(" ]", open);
+        if (open != std::string::npos && close != std::string::npos)
+            r.options = close > open + 3 ? line.substr(open + 3, close - open - 3) : "";
         auto p = line.find(":: '");
         r.payload = p == std::string::npos ? "" : line.substr(p + 4, line.rfind('\'') - p - 4);
     }
@@ -300,6 +305,46 @@ TEST(coap_endpoint_test, other_paths_are_4_04_other_methods_4_05_and_big_bodies_
     EXPECT_EQ(large.payload, "the payload of " + std::to_string(big.size()) +
                                  " bytes is larger than coap.max_payload (1024 bytes)");
     EXPECT_EQ(s.query("pump-1", "note"), R"({"series":[]})");
+}
+
+TEST(coap_endpoint_test, a_full_disk_is_5_03_with_max_age_and_writes_resume_after) {
+    testing::tmpfs_dir tmp(48ull << 20);
+    if (!tmp.mounted()) GTEST_SKIP() << tmp.skip_reason();
+    // A reserve of 16 MiB: filling the disk to 4 MiB free trips it at once.
+    const uint16_t port = free_udp_port();
+    server_process srv(server_process::on{tmp.dir()}, {"--set", "coap.port=" + std::to_string(port),
+                                                       "--set", "storage.min_free=16MiB"});
+    auto created =
+        srv.post("/api/v1/devices", R"({"name":"pump-1"})", {"Content-Type: application/json"});
+    ASSERT_EQ(created.status, 201) << created.body;
+    auto token = std::string(boost::json::parse(created.body).at("token").as_string());
+    const std::string path = "/api/v1/" + token + "/telemetry";
+    tmp.fill(tmp.path() / "filler", 4 << 20);
+    // The engine notices the disk within a second: until then writes are still taken.
+    coap_reply refused;
+    bool first_taken = false;
+    for (int i = 0; i < 50 && refused.code != "5.03"; ++i) {
+        refused = coap(port, "post", path, R"({"ts":1704067200000,"values":{"temperature":1}})");
+        if (refused.code == "2.04") first_taken = true;
+        if (refused.code != "5.03") std::this_thread::sleep_for(200ms);
+    }
+    EXPECT_EQ(refused.type, "ACK") << refused.output;
+    ASSERT_EQ(refused.code, "5.03") << refused.output;
+    EXPECT_EQ(refused.options, "Max-Age:10") << refused.output;
+    EXPECT_TRUE(refused.payload.starts_with("the file system of ")) << refused.output;
+    std::filesystem::remove(tmp.path() / "filler");
+    coap_reply taken;
+    for (int i = 0; i < 50 && taken.code != "2.04"; ++i) {
+        taken = coap(port, "post", path, R"({"ts":1704067201000,"values":{"temperature":2}})");
+        if (taken.code != "2.04") std::this_thread::sleep_for(200ms);
+    }
+    EXPECT_EQ(taken.code, "2.04") << taken.output;
+    auto stored =
+        srv.get("/api/v1/query?device=pump-1&metric=temperature&" + std::string(range_all));
+    EXPECT_EQ(stored.body,
+              series("pump-1", "temperature",
+                     std::string("[") + (first_taken ? "[" + std::to_string(ts0) + ",1]," : "") +
+                         "[" + std::to_string(ts0 + 1000) + ",2]]"));
 }
 
 TEST(coap_endpoint_test, malformed_datagrams_leave_the_endpoint_answering) {
