@@ -563,25 +563,14 @@ private:
     bool _stop = false;  // guarded by _mutex
 };
 
-// Whether a TCP listener could bind `port` on all addresses now.
-bool port_free(int port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return true;  // cannot tell: let the broker try
+// Whether a listener could bind `port` on all addresses now: TCP (SOCK_STREAM, with
+// SO_REUSEADDR as listeners set it, so that closing connections do not count) or UDP
+// (SOCK_DGRAM, without it: a UDP port held with SO_REUSEADDR would be shared, not refused).
+bool port_free(int port, int type = SOCK_STREAM) {
+    int fd = ::socket(AF_INET, type, 0);
+    if (fd < 0) return true;  // cannot tell: let the listener try
     int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_ANY);
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(fd);
-    return ok;
-}
-
-// Whether UDP `port` can be bound on every address (no SO_REUSEADDR: a port held is taken).
-bool udp_port_free(int port) {
-    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-    if (fd < 0) return true;  // cannot tell: let the endpoint try
+    if (type == SOCK_STREAM) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_ANY);
@@ -631,7 +620,7 @@ int demo(const config::config& given, const demo_options& opt) {
     // The same for CoAP's 5683 (another CoAP server, or a second demo): the demo's devices do
     // not use CoAP, so it goes without rather than stopping.
     if (config::find_key("coap.port") && cfg.source("coap.port") == "default" &&
-        !udp_port_free(static_cast<int>(cfg.get_int("coap.port")))) {
+        !port_free(static_cast<int>(cfg.get_int("coap.port")), SOCK_DGRAM)) {
         auto& e = cfg.entries.find("coap.port")->second;
         say("CoAP port " + e.text + " is in use: the demo runs without its CoAP endpoint");
         e.number = 0;

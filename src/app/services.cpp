@@ -353,16 +353,19 @@ void follow_changes(const config::config& cfg, services& s) {
                          [notifier = s.notifier.get()] { notifier->wake(); });
 }
 
+// The device a device token speaks for (the MQTT username, the CoAP path segment).
+static result<std::string> device_of_token(services& s, std::string_view token) {
+    auto who = s.auth->authenticate_device(token);
+    if (!who) return who.error();
+    return who->device.empty() ? who->name : who->device;
+}
+
 // The built-in broker for devices (and users subscribing to clisonix/#). It writes through
 // the pipeline, so it starts after it and stops before the engine closes.
 void open_mqtt(const config::config& cfg, services& s) {
     if (!cfg.get_bool("mqtt.enabled")) return;
     mqtt::hooks hooks;
-    hooks.authenticate_device = [&s](std::string_view token) -> result<std::string> {
-        auto who = s.auth->authenticate_device(token);
-        if (!who) return who.error();
-        return who->device.empty() ? who->name : who->device;
-    };
+    hooks.authenticate_device = [&s](std::string_view token) { return device_of_token(s, token); };
     hooks.authenticate_user = [&s](std::string_view key) -> result<std::string> {
         auto who = s.auth->authenticate("Bearer", key);
         if (!who) return who.error();
@@ -410,11 +413,7 @@ void open_mqtt(const config::config& cfg, services& s) {
 void open_coap(const config::config& cfg, services& s) {
     if (cfg.get_int("coap.port") == 0) return;
     coap::hooks hooks;
-    hooks.authenticate_device = [&s](std::string_view token) -> result<std::string> {
-        auto who = s.auth->authenticate_device(token);
-        if (!who) return who.error();
-        return who->device.empty() ? who->name : who->device;
-    };
+    hooks.authenticate_device = [&s](std::string_view token) { return device_of_token(s, token); };
     hooks.client_attributes = [&s](std::string_view d, std::string_view json) {
         return s.registry->set_client_attributes(d, json);
     };

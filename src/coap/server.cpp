@@ -306,6 +306,10 @@ status server::start() {
                           "cannot listen on UDP " + where + " (coap.port): the port is taken");
     m.ctx = coap_new_context(nullptr);
     if (!m.ctx) return make_error("unavailable", "cannot create the CoAP context");
+    // A session per client address and port: bounded, so that many senders (or spoofed
+    // ones) cannot grow memory without end; the least recently used idle one goes first and
+    // its device's next request simply opens a new one.
+    coap_context_set_max_idle_sessions(m.ctx, 10000);
     // Bodies sent block-wise (Block1, as coap-client does past 1 KiB) reach the handler whole.
     coap_context_set_block_mode(m.ctx, COAP_BLOCK_USE_LIBCOAP | COAP_BLOCK_SINGLE_BODY);
     if (!coap_new_endpoint(m.ctx, &addr, COAP_PROTO_UDP)) {
