@@ -169,8 +169,14 @@ struct server::impl {
         }
         if (batch.point_count() > 200'000) batch = storage::write_batch{};  // no pinned peak
         if (!st) {
-            log::info("coap telemetry refused",
-                      {{"device", device}, {"error", st.error().message}});
+            // A device's own mistake is its answer's business (and a flood of them must not
+            // flood the log); the engine pushing back is the operator's.
+            if (st.error().code == errc::invalid_argument)
+                log::debug("coap telemetry refused",
+                           {{"device", device}, {"error", st.error().message}});
+            else
+                log::info("coap telemetry refused",
+                          {{"device", device}, {"error", st.error().message}});
             return answer_for(st.error());
         }
         return {};
