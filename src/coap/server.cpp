@@ -7,9 +7,12 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "coap/coap.h"
@@ -138,10 +141,46 @@ struct server::impl {
     std::atomic<bool> quit{false};
     std::atomic<uint16_t> bound_port{0};
 
+    // Answers by (client address and port, message id), kept for EXCHANGE_LIFETIME (RFC 7252
+    // 4.8.2, 247 s): a request sent again because its ACK was lost gets the same answer and
+    // is not handled again, so telemetry without "ts" is not stored twice. Bounded: beyond
+    // the bound the oldest go first (a retransmission that old is past its last try).
+    static constexpr auto exchange_lifetime = std::chrono::seconds(247);
+    static constexpr size_t max_remembered = 100000;
+    struct remembered {
+        answer a;
+        std::chrono::steady_clock::time_point at;
+    };
+    std::unordered_map<std::string, remembered> answers;
+    std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> answer_order;
+
+    static std::string exchange_key(coap_session_t* session, const coap_pdu_t* request) {
+        std::string key;
+        if (const coap_address_t* from = coap_session_get_addr_remote(session))
+            key.assign(reinterpret_cast<const char*>(&from->addr), from->size);
+        const auto mid = static_cast<uint16_t>(coap_pdu_get_mid(request));
+        key.push_back(static_cast<char>(mid >> 8));
+        key.push_back(static_cast<char>(mid & 0xff));
+        return key;
+    }
+
+    void forget_old_answers(std::chrono::steady_clock::time_point now) {
+        while (!answer_order.empty() && (answer_order.front().first + exchange_lifetime < now ||
+                                         answer_order.size() > max_remembered)) {
+            auto it = answers.find(answer_order.front().second);
+            if (it != answers.end() && it->second.at == answer_order.front().first)
+                answers.erase(it);
+            answer_order.pop_front();
+        }
+    }
+
     // The I/O thread's: reused across requests.
     ingest::json_parser parser;
     storage::write_batch batch;
     std::map<int, metrics::counter> by_code;
+    metrics::counter duplicates = metrics::global().get_counter(
+        "clisonix_coap_duplicates_total",
+        "CoAP requests received again (same client, same message id) and answered as before");
 
     void count(coap_pdu_code_t code) {
         auto it = by_code.find(code);
@@ -244,16 +283,26 @@ struct server::impl {
         return {};
     }
 
-    void respond(coap_pdu_code_t method, const coap_pdu_t* request, const coap_string_t* query,
-                 coap_pdu_t* response) {
+    void respond(coap_pdu_code_t method, coap_session_t* session, const coap_pdu_t* request,
+                 const coap_string_t* query, coap_pdu_t* response) {
+        const auto now = std::chrono::steady_clock::now();
+        forget_old_answers(now);
+        auto key = exchange_key(session, request);
         answer a;
-        try {
-            a = handle(method, request, query);
-        } catch (const std::exception& e) {  // never let a request end the server
-            log::error("coap request failed", {{"error", e.what()}});
-            a = fail(COAP_RESPONSE_CODE_INTERNAL_ERROR, "internal error");
+        if (auto seen = answers.find(key); seen != answers.end()) {
+            a = seen->second.a;  // a retransmission: the first answer again, nothing redone
+            duplicates.inc();
+        } else {
+            try {
+                a = handle(method, request, query);
+            } catch (const std::exception& e) {  // never let a request end the server
+                log::error("coap request failed", {{"error", e.what()}});
+                a = fail(COAP_RESPONSE_CODE_INTERNAL_ERROR, "internal error");
+            }
+            answers[key] = {a, now};
+            answer_order.emplace_back(now, std::move(key));
+            count(a.code);
         }
-        count(a.code);
         coap_pdu_set_code(response, a.code);
         uint8_t buf[8];
         // Options in ascending number: Content-Format (12), Max-Age (14), Size1 (60).
@@ -273,10 +322,11 @@ struct server::impl {
     }
 
     template <coap_pdu_code_t Method>
-    static void handler(coap_resource_t* resource, coap_session_t*, const coap_pdu_t* request,
-                        const coap_string_t* query, coap_pdu_t* response) {
+    static void handler(coap_resource_t* resource, coap_session_t* session,
+                        const coap_pdu_t* request, const coap_string_t* query,
+                        coap_pdu_t* response) {
         static_cast<impl*>(coap_resource_get_userdata(resource))
-            ->respond(Method, request, query, response);
+            ->respond(Method, session, request, query, response);
     }
 };
 

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -345,6 +346,69 @@ TEST(coap_endpoint_test, a_full_disk_is_5_03_with_max_age_and_writes_resume_afte
               series("pump-1", "temperature",
                      std::string("[") + (first_taken ? "[" + std::to_string(ts0) + ",1]," : "") +
                          "[" + std::to_string(ts0 + 1000) + ",2]]"));
+}
+
+// A CON POST to /api/v1/{token}/telemetry as one datagram, with message id `mid`.
+std::string telemetry_datagram(const std::string& token, uint16_t mid, const std::string& json) {
+    auto option = [](int delta, const std::string& value) {
+        auto nibble = [](size_t x, std::string& ext) -> int {
+            if (x < 13) return static_cast<int>(x);
+            if (x < 269) {
+                ext += static_cast<char>(x - 13);
+                return 13;
+            }
+            ext += static_cast<char>((x - 269) >> 8);
+            ext += static_cast<char>((x - 269) & 0xff);
+            return 14;
+        };
+        std::string delta_ext, length_ext;
+        int d = nibble(static_cast<size_t>(delta), delta_ext);
+        int l = nibble(value.size(), length_ext);
+        return std::string(1, static_cast<char>((d << 4) | l)) + delta_ext + length_ext + value;
+    };
+    std::string pdu = {0x41, 0x02, static_cast<char>(mid >> 8), static_cast<char>(mid & 0xff),
+                       0x77};  // CON, POST, one byte of token
+    pdu += option(11, "api") + option(0, "v1") + option(0, token) + option(0, "telemetry");
+    return pdu + "\xff" + json;
+}
+
+// Sends `datagram` from `fd` and returns the answer (empty when none came within 5 s).
+std::string exchange(int fd, uint16_t port, const std::string& datagram) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons(port);
+    ::sendto(fd, datagram.data(), datagram.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    char buf[2048];
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+TEST(coap_endpoint_test, a_request_sent_again_is_answered_again_and_stored_once) {
+    coap_server s;
+    auto token = s.create_device("pump-1");
+    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    ASSERT_GE(fd, 0);
+    timeval wait{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    // No "ts": stored at the time of arrival, so a second handling would add a second point.
+    const std::string ack_2_04_for_1234 = {0x61, 0x44, 0x12, 0x34, 0x77};
+    auto first = exchange(fd, s.port, telemetry_datagram(token, 0x1234, R"({"temperature":5})"));
+    auto again = exchange(fd, s.port, telemetry_datagram(token, 0x1234, R"({"temperature":5})"));
+    auto other = exchange(fd, s.port, telemetry_datagram(token, 0x1235, R"({"temperature":6})"));
+    ::close(fd);
+    EXPECT_EQ(first, ack_2_04_for_1234);
+    EXPECT_EQ(again, ack_2_04_for_1234);
+    EXPECT_EQ(other, std::string({0x61, 0x44, 0x12, 0x35, 0x77}));
+    auto stored = boost::json::parse(s.query("pump-1", "temperature"));
+    const auto& points = stored.at("series").at(0).at("points").as_array();
+    ASSERT_EQ(points.size(), 2u) << stored;
+    EXPECT_EQ(points[0].as_array()[1].to_number<double>(), 5);
+    EXPECT_EQ(points[1].as_array()[1].to_number<double>(), 6);
+    auto metrics = s.srv.get("/metrics").body;
+    EXPECT_NE(metrics.find("clisonix_coap_duplicates_total 1\n"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("clisonix_coap_requests_total{code=\"2.04\"} 2\n"), std::string::npos)
+        << metrics;
 }
 
 TEST(coap_endpoint_test, malformed_datagrams_leave_the_endpoint_answering) {
