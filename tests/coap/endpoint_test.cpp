@@ -265,6 +265,19 @@ TEST(coap_endpoint_test, a_port_held_by_another_socket_is_a_clear_failure) {
         << r.err;
 }
 
+TEST(coap_endpoint_test, a_bind_address_that_is_no_address_is_a_usage_error) {
+    testing::temp_dir data;
+    auto r = testing::run_clisonix(
+        {"serve", "--port", std::to_string(testing::free_port()), "--data", data.str(), "--set",
+         "http.bind=127.0.0.1", "--set", "mqtt.port=0", "--set", "coap.bind=plant.local", "--set",
+         "coap.port=" + std::to_string(free_udp_port())},
+        {std::string("CLISONIX_ADMIN_PASSWORD=") + testing::test_admin_password});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("coap.bind \"plant.local\" is not an IPv4 or IPv6 address"),
+              std::string::npos)
+        << r.err;
+}
+
 TEST(coap_endpoint_test, a_second_devices_token_writes_only_to_that_device) {
     coap_server s;
     auto token_a = s.create_device("pump-a");
