@@ -174,6 +174,9 @@ int run_server(const config::config& cfg, services& s, const http::router& route
               << std::endl;
 
     s.notifier->start();
+    if (cfg.get_bool("connectors.run"))
+        if (auto st = s.connectors->start(); !st)
+            log::warn("connectors not started", {{"error", st.error().message}});
     bool drained = server.run(/*handle_signals=*/true);
     // Undelivered notifications stay in the outbox for the next start. First, so that no
     // delivery publishes through a broker that is stopping. The change feed before it: its
@@ -181,6 +184,7 @@ int run_server(const config::config& cfg, services& s, const http::router& route
     s.changes.reset();
     if (s.cluster_log) s.cluster_log->stop_notices();  // as the change feed, for the same reason
     s.notifier->stop();
+    s.connectors->stop();  // before the engine closes: a poll in progress writes its batch
     if (s.mqtt_broker)
         s.mqtt_broker->stop();  // before the engine closes: its last batch is written
     if (s.coap_server) s.coap_server->stop();  // before the engine closes, as the broker
@@ -234,6 +238,7 @@ void build_router(http::router& routes, const config::config& cfg, services& s) 
     live::add_routes(routes, *s.live_hub);
     notify::add_routes(routes, *s.notifier);
     rules::add_routes(routes, *s.rules, audit_through(*s.auth));
+    connectors::add_routes(routes, *s.connectors);
     add_test_routes(routes);
 }
 
@@ -251,6 +256,7 @@ int serve(const config::config& cfg) {
     open_mqtt(cfg, s);
     open_coap(cfg, s);
     relay_between_nodes(s);
+    if (auto failed = open_connectors(cfg, s)) return *failed;
     http::router routes;
     build_router(routes, cfg, s);
     return run_server(cfg, s, routes);

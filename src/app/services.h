@@ -20,6 +20,7 @@
 #include "cluster/cluster.h"
 #include "coap/coap.h"
 #include "config/config.h"
+#include "connectors/connectors.h"
 #include "devices/devices.h"
 #include "forecast/forecast.h"
 #include "http/http.h"
@@ -92,6 +93,8 @@ struct services {
     std::vector<auth::revocation_listener> session_closers;
     std::unique_ptr<mqtt::broker> mqtt_broker;  // null when mqtt.enabled is false
     std::unique_ptr<coap::server> coap_server;  // null when coap.port is 0
+    // Connectors write through the pipeline: their runners stop before it.
+    std::unique_ptr<connectors::service> connectors;
     // Changes other processes sharing a PostgreSQL store made, for the caches above; last,
     // so that it stops before the parts its handlers call.
     std::unique_ptr<meta::change_feed> changes;
@@ -122,6 +125,8 @@ void open_coap(const config::config& cfg, services& s);
 // shared attributes reach the device's MQTT session wherever it is connected, and an alarm a
 // person acknowledged or cleared reaches every node's live clients.
 void relay_between_nodes(services& s);
+// The connectors (runners start with the server, in run_server), following the change feed.
+std::optional<int> open_connectors(const config::config& cfg, services& s);
 
 // The forecast service and its background predicted-to-cross list (forecast.* keys).
 void start_forecasts(const config::config& cfg, services& s);

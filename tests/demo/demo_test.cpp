@@ -188,6 +188,13 @@ TEST(demo_test, plant_is_provisioned_fed_over_http_and_mqtt_and_a_fault_raises_a
         << demo.proc->err();
     EXPECT_EQ(demo.proc->err().find("MQTT machines send over HTTP"), std::string::npos)
         << demo.proc->err();
+    // The simulated Modbus press, polled once a second by the demo's connector.
+    EXPECT_TRUE(
+        eventually([&] { return demo.points("press-modbus-1", "pressure", since) >= 2; }, 15s))
+        << demo.get("/api/v1/connectors").body << demo.proc->err();
+    auto connectors = demo.get("/api/v1/connectors");
+    EXPECT_NE(connectors.body.find("\"status\":\"connected\""), std::string::npos)
+        << connectors.body;
 
     // The bearing fault: its vibration's anomaly score goes high after the jump (simulated
     // second 90, 9 s after the start here).

@@ -395,6 +395,49 @@ await step("channels: a webhook's secret is never shown, only that it is set; ed
   expect((await api("GET", "/api/v1/channels/ops-hook")).status === 404, "the channel is deleted on the server");
 });
 
+await step(
+  "connectors: a bad mapping cell is marked; saved, listed with its state; password hidden; delete",
+  async () => {
+    if ((await api("GET", "/api/v1/connectors")).status === 404) skip("the connectors API answers 404 on this server");
+    const password = "plc-password-never-shown";
+    await page.goto(server.base + "/connectors");
+    await page.getByRole("heading", { name: "Connectors", level: 1 }).waitFor();
+    await page.getByRole("button", { name: "New connector" }).click();
+    const form = page.getByRole("form", { name: "New connector" });
+    await form.getByRole("textbox", { name: "Name", exact: true }).fill("press-9");
+    await form.getByRole("textbox", { name: "Endpoint", exact: true }).fill("tcp://127.0.0.1:1");
+    await form.getByLabel("Password").fill(password);
+    await form.getByRole("textbox", { name: "Device of row 1" }).fill("press-9");
+    await form.getByRole("textbox", { name: "Metric of row 1" }).fill("temperature");
+    await form.getByRole("button", { name: "Add row" }).click();
+    await form.getByRole("textbox", { name: "Address of row 2" }).fill("holdin:3");
+    await form.getByRole("textbox", { name: "Device of row 2" }).fill("press-9");
+    await form.getByRole("textbox", { name: "Metric of row 2" }).fill("pressure");
+    await form.getByRole("button", { name: "Save connector" }).click();
+    await form.getByText("mapping[1].address").waitFor();
+    const bad = form.getByRole("textbox", { name: "Address of row 2" });
+    expect((await bad.getAttribute("aria-invalid")) === "true", "the bad cell is marked");
+    await bad.fill("holding:3");
+    await form.getByRole("combobox", { name: "Data type of row 2" }).selectOption("float32");
+    await form.getByRole("button", { name: "Save connector" }).click();
+    await page.getByText("Connector press-9 saved.").waitFor();
+    const row = page.locator('tr[data-connector="press-9"]');
+    await row.getByRole("cell", { name: "tcp://127.0.0.1:1", exact: true }).waitFor();
+    expect(!(await page.content()).includes(password), "the password is nowhere on the page");
+    const stored = JSON.parse((await api("GET", "/api/v1/connectors")).text).connectors[0];
+    expect(stored.password_set === true, "the password is stored: " + JSON.stringify(stored));
+    expect(stored.mapping[1].data_type === "float32", "the mapping is stored: " + JSON.stringify(stored));
+    await shoot("connectors");
+    await axe("connectors");
+
+    page.once("dialog", (d) => d.accept());
+    await page.getByRole("button", { name: "Delete connector press-9" }).click();
+    await page.getByText("Connector press-9 deleted.").waitFor();
+    await row.waitFor({ state: "detached", timeout: 5000 }).catch(() => {});
+    expect((await row.count()) === 0, "the row is gone");
+  },
+);
+
 await step("assets: the tree shows a device under its line", async () => {
   if (!devicesApi) skip("the devices API (/api/v1/devices) answers 404 on this server");
   for (const [name, type] of [
