@@ -48,12 +48,15 @@ uint64_t reader::le(size_t n) {
         return 0;
     }
     uint64_t v = 0;
-    for (size_t i = 0; i < n; ++i) v |= uint64_t(uint8_t(_data[_pos + i])) << (8 * i);
+    for (size_t i = 0; i < n; ++i)
+        v |= uint64_t(uint8_t(_data[_pos + i])) << (8 * i);
     _pos += n;
     return v;
 }
 
-uint8_t reader::u8() { return static_cast<uint8_t>(le(1)); }
+uint8_t reader::u8() {
+    return static_cast<uint8_t>(le(1));
+}
 
 float reader::f32() {
     uint32_t bits = u32();
@@ -101,13 +104,17 @@ size_t reader::count(size_t min_element_size) {
     return static_cast<size_t>(n);
 }
 
-std::string reader::guid() { return guid_to_text(raw(16)); }
+std::string reader::guid() {
+    return guid_to_text(raw(16));
+}
 
 node_id reader::node() {
     node_id id;
     uint8_t enc = u8();
     switch (enc & 0x3F) {
-        case 0x00: id.numeric = u8(); break;
+        case 0x00:
+            id.numeric = u8();
+            break;
         case 0x01:
             id.namespace_index = u8();
             id.numeric = u16();
@@ -131,7 +138,9 @@ node_id reader::node() {
             id.type = node_id::kind::opaque;
             id.identifier = string();
             break;
-        default: fail("unknown node id encoding " + std::to_string(enc)); break;
+        default:
+            fail("unknown node id encoding " + std::to_string(enc));
+            break;
     }
     // Only an ExpandedNodeId may carry the two flags; node() is called for both, and
     // expanded_node() reads what the flags announce.
@@ -157,38 +166,58 @@ void reader::extension_object(node_id& type, std::string& body) {
     type = node();
     uint8_t enc = u8();
     body.clear();
-    if (enc == 1 || enc == 2) body = string();
-    else if (enc != 0) fail("unknown extension object encoding " + std::to_string(enc));
+    if (enc == 1 || enc == 2)
+        body = string();
+    else if (enc != 0)
+        fail("unknown extension object encoding " + std::to_string(enc));
 }
 
 value::scalar reader::scalar(uint8_t type) {
     switch (type) {
-        case t_boolean: return boolean();
-        case t_sbyte: return int64_t(static_cast<int8_t>(u8()));
-        case t_byte: return uint64_t(u8());
-        case t_int16: return int64_t(static_cast<int16_t>(u16()));
-        case t_uint16: return uint64_t(u16());
-        case t_int32: return int64_t(i32());
-        case t_uint32: return uint64_t(u32());
-        case t_int64: return i64();
-        case t_uint64: return static_cast<uint64_t>(i64());
-        case t_float: return double(f32());
-        case t_double: return f64();
+        case t_boolean:
+            return boolean();
+        case t_sbyte:
+            return int64_t(static_cast<int8_t>(u8()));
+        case t_byte:
+            return uint64_t(u8());
+        case t_int16:
+            return int64_t(static_cast<int16_t>(u16()));
+        case t_uint16:
+            return uint64_t(u16());
+        case t_int32:
+            return int64_t(i32());
+        case t_uint32:
+            return uint64_t(u32());
+        case t_int64:
+            return i64();
+        case t_uint64:
+            return static_cast<uint64_t>(i64());
+        case t_float:
+            return double(f32());
+        case t_double:
+            return f64();
         case t_string:
         case t_bytestring:
-        case t_xml: return string();
-        case t_datetime: return datetime_ms();
-        case t_guid: return guid();
-        case t_nodeid: return node();
-        case t_expanded_nodeid: return expanded_node();
-        case t_statuscode: return uint64_t(u32());
+        case t_xml:
+            return string();
+        case t_datetime:
+            return datetime_ms();
+        case t_guid:
+            return guid();
+        case t_nodeid:
+            return node();
+        case t_expanded_nodeid:
+            return expanded_node();
+        case t_statuscode:
+            return uint64_t(u32());
         case t_qualified_name: {
             uint16_t ns;
             std::string name;
             qualified_name(ns, name);
             return name;
         }
-        case t_localized_text: return localized_text();
+        case t_localized_text:
+            return localized_text();
         case t_extension_object: {
             node_id t;
             std::string body;
@@ -203,8 +232,12 @@ value::scalar reader::scalar(uint8_t type) {
             auto v = variant();
             return v.items.size() == 1 && !v.is_array ? v.items[0] : value::scalar{};
         }
-        case t_diagnostic_info: diagnostic_info(); return {};
-        default: fail("unknown built-in type " + std::to_string(type)); return {};
+        case t_diagnostic_info:
+            diagnostic_info();
+            return {};
+        default:
+            fail("unknown built-in type " + std::to_string(type));
+            return {};
     }
 }
 
@@ -223,10 +256,12 @@ value reader::variant() {
         if (v.is_array) {
             size_t n = count(1);
             v.items.reserve(n);
-            for (size_t i = 0; i < n && ok(); ++i) v.items.push_back(scalar(v.type));
+            for (size_t i = 0; i < n && ok(); ++i)
+                v.items.push_back(scalar(v.type));
             if (mask & 0x40) {
                 size_t d = count(4);
-                for (size_t i = 0; i < d && ok(); ++i) v.dimensions.push_back(i32());
+                for (size_t i = 0; i < d && ok(); ++i)
+                    v.dimensions.push_back(i32());
             }
         } else {
             v.items.push_back(scalar(v.type));
@@ -297,7 +332,8 @@ bool guid_from_text(std::string_view t, std::string& w) {
     // Data1..Data3 are little-endian on the wire; Data4 is as written.
     w.assign(16, '\0');
     const int order[16] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
-    for (size_t i = 0; i < 16; ++i) w[i] = static_cast<char>(bytes[order[i]]);
+    for (size_t i = 0; i < 16; ++i)
+        w[i] = static_cast<char>(bytes[order[i]]);
     return true;
 }
 
@@ -312,7 +348,8 @@ std::string base64_encode(std::string_view in) {
     size_t i = 0;
     for (; i + 2 < in.size(); i += 3) {
         uint32_t v = uint8_t(in[i]) << 16 | uint8_t(in[i + 1]) << 8 | uint8_t(in[i + 2]);
-        for (int s = 18; s >= 0; s -= 6) out.push_back(b64[(v >> s) & 63]);
+        for (int s = 18; s >= 0; s -= 6)
+            out.push_back(b64[(v >> s) & 63]);
     }
     if (i < in.size()) {
         uint32_t v = uint8_t(in[i]) << 16 | (i + 1 < in.size() ? uint8_t(in[i + 1]) << 8 : 0);
@@ -356,10 +393,14 @@ error bad_node_id(std::string_view text, std::string why) {
 std::string node_id::to_string() const {
     std::string s = namespace_index ? "ns=" + std::to_string(namespace_index) + ";" : "";
     switch (type) {
-        case kind::numeric: return s + "i=" + std::to_string(numeric);
-        case kind::string: return s + "s=" + identifier;
-        case kind::guid: return s + "g=" + binary::guid_to_text(identifier);
-        case kind::opaque: return s + "b=" + base64_encode(identifier);
+        case kind::numeric:
+            return s + "i=" + std::to_string(numeric);
+        case kind::string:
+            return s + "s=" + identifier;
+        case kind::guid:
+            return s + "g=" + binary::guid_to_text(identifier);
+        case kind::opaque:
+            return s + "b=" + base64_encode(identifier);
     }
     return s;
 }
@@ -375,8 +416,8 @@ result<node_id> parse_node_id(std::string_view text) {
         unsigned v = 0;
         auto r = std::from_chars(ns.data(), ns.data() + ns.size(), v);
         if (ns.empty() || r.ec != std::errc{} || r.ptr != ns.data() + ns.size() || v > 0xFFFF)
-            return bad_node_id(text, "namespace index '" + std::string(ns) +
-                                         "' is not a number from 0 to 65535");
+            return bad_node_id(
+                text, "namespace index '" + std::string(ns) + "' is not a number from 0 to 65535");
         id.namespace_index = static_cast<uint16_t>(v);
         rest = rest.substr(semi + 1);
     }
@@ -401,17 +442,19 @@ result<node_id> parse_node_id(std::string_view text) {
         case 'g':
             id.type = node_id::kind::guid;
             if (!binary::guid_from_text(ident, id.identifier))
-                return bad_node_id(text, "guid '" + std::string(ident) +
-                                             "' is not of the form XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX");
+                return bad_node_id(text,
+                                   "guid '" + std::string(ident) +
+                                       "' is not of the form XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX");
             return id;
         case 'b':
             id.type = node_id::kind::opaque;
             if (ident.empty() || !base64_decode(ident, id.identifier))
-                return bad_node_id(text, "opaque identifier '" + std::string(ident) + "' is not base64");
+                return bad_node_id(text,
+                                   "opaque identifier '" + std::string(ident) + "' is not base64");
             return id;
         default:
-            return bad_node_id(text, "identifier type '" + std::string(1, rest[0]) +
-                                         "' is not one of i, s, g, b");
+            return bad_node_id(
+                text, "identifier type '" + std::string(1, rest[0]) + "' is not one of i, s, g, b");
     }
 }
 
@@ -444,7 +487,8 @@ std::string scalar_text(const value::scalar& s) {
 std::string value::to_string() const {
     if (!is_array) return items.empty() ? "null" : scalar_text(items[0]);
     std::string out = "[";
-    for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + scalar_text(items[i]);
+    for (size_t i = 0; i < items.size(); ++i)
+        out += (i ? ", " : "") + scalar_text(items[i]);
     return out + "]";
 }
 
@@ -460,9 +504,10 @@ result<security_mode> parse_security_mode(std::string_view t) {
     if (t == "None") return security_mode::none;
     if (t == "Sign") return security_mode::sign;
     if (t == "SignAndEncrypt") return security_mode::sign_and_encrypt;
-    return make_error("invalid_argument",
-                      "security mode '" + std::string(t) + "' is not one of None, Sign, SignAndEncrypt",
-                      "security_mode");
+    return make_error(
+        "invalid_argument",
+        "security mode '" + std::string(t) + "' is not one of None, Sign, SignAndEncrypt",
+        "security_mode");
 }
 
 }  // namespace clisonix::opcua

@@ -17,16 +17,41 @@ namespace clisonix::opcua::binary {
 
 // Built-in type ids (Part 6 Table 1).
 enum builtin : uint8_t {
-    t_boolean = 1, t_sbyte, t_byte, t_int16, t_uint16, t_int32, t_uint32, t_int64, t_uint64,
-    t_float, t_double, t_string, t_datetime, t_guid, t_bytestring, t_xml, t_nodeid,
-    t_expanded_nodeid, t_statuscode, t_qualified_name, t_localized_text, t_extension_object,
-    t_data_value, t_variant, t_diagnostic_info
+    t_boolean = 1,
+    t_sbyte,
+    t_byte,
+    t_int16,
+    t_uint16,
+    t_int32,
+    t_uint32,
+    t_int64,
+    t_uint64,
+    t_float,
+    t_double,
+    t_string,
+    t_datetime,
+    t_guid,
+    t_bytestring,
+    t_xml,
+    t_nodeid,
+    t_expanded_nodeid,
+    t_statuscode,
+    t_qualified_name,
+    t_localized_text,
+    t_extension_object,
+    t_data_value,
+    t_variant,
+    t_diagnostic_info
 };
 
 // DateTime is 100 ns ticks since 1601-01-01; Unix ms are what the rest of Clisonix uses.
 constexpr int64_t unix_epoch_ticks = 116444736000000000LL;
-inline int64_t ticks_to_unix_ms(int64_t t) { return t <= 0 ? 0 : (t - unix_epoch_ticks) / 10000; }
-inline int64_t unix_ms_to_ticks(int64_t ms) { return ms * 10000 + unix_epoch_ticks; }
+inline int64_t ticks_to_unix_ms(int64_t t) {
+    return t <= 0 ? 0 : (t - unix_epoch_ticks) / 10000;
+}
+inline int64_t unix_ms_to_ticks(int64_t ms) {
+    return ms * 10000 + unix_epoch_ticks;
+}
 
 class writer {
 public:
@@ -73,7 +98,8 @@ public:
 private:
     template <typename T>
     void le(T v) {
-        for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+        for (size_t i = 0; i < sizeof(T); ++i)
+            out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
     }
 };
 

@@ -16,7 +16,8 @@ using namespace std::chrono_literals;
 using clock = std::chrono::steady_clock;
 
 constexpr std::string_view policy_uri_none = "http://opcfoundation.org/UA/SecurityPolicy#None";
-constexpr std::string_view policy_uri_basic256sha256 = "http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256";
+constexpr std::string_view policy_uri_basic256sha256 =
+    "http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256";
 constexpr std::string_view rsa_sha256_uri = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 constexpr std::string_view rsa_oaep_uri = "http://www.w3.org/2001/04/xmlenc#rsa-oaep";
 constexpr uint32_t attribute_value = 13;
@@ -30,7 +31,8 @@ std::string_view policy_uri(security_policy p) {
 error service_error(std::string_view service, uint32_t status) {
     const std::string name = status_name_of(status);
     std::string_view code = "unavailable";
-    if (name == "BadUserAccessDenied" || name == "BadIdentityTokenRejected" || name == "BadIdentityTokenInvalid")
+    if (name == "BadUserAccessDenied" || name == "BadIdentityTokenRejected" ||
+        name == "BadIdentityTokenInvalid")
         code = "invalid_credentials";
     else if (name.starts_with("BadCertificate") || name == "BadSecurityChecksFailed" ||
              name == "BadSecurityPolicyRejected" || name == "BadSecurityModeRejected")
@@ -92,7 +94,8 @@ struct client::impl {
     // Handles a message that answers no call in progress: a Publish response.
     void dispatch(const incoming& m) {
         if (!publishes_outstanding.erase(m.request_id)) return;
-        if (m.type_id != services::publish_response) return;  // a fault: BadNoSubscription, BadTimeout
+        if (m.type_id != services::publish_response)
+            return;  // a fault: BadNoSubscription, BadTimeout
         binary::reader r(m.body);
         uint32_t status = services::read_response_header(r);
         if (status & 0x80000000u) return;
@@ -122,7 +125,8 @@ struct client::impl {
 
     result<void> renew_if_due() {
         if (!channel->renewal_due()) return {};
-        auto id = channel->send_open(true, options.channel_lifetime, request_header(options.request_timeout));
+        auto id = channel->send_open(true, options.channel_lifetime,
+                                     request_header(options.request_timeout));
         if (!id) return id.error();
         auto m = wait_for(*id);
         if (!m) return m.error();
@@ -130,8 +134,8 @@ struct client::impl {
     }
 
     // One request and its answer; returns the answer's body after its ResponseHeader.
-    result<std::string> call(std::string_view service, uint32_t request_type, uint32_t response_type,
-                             const std::string& body) {
+    result<std::string> call(std::string_view service, uint32_t request_type,
+                             uint32_t response_type, const std::string& body) {
         if (!channel) return make_error("unavailable", "the OPC UA client is not connected");
         if (auto st = renew_if_due(); !st) return st.error();
         auto id = channel->send(request_type, body);
@@ -140,36 +144,55 @@ struct client::impl {
         if (!m) return m.error();
         binary::reader r(m->body);
         uint32_t status = services::read_response_header(r);
-        if (!r.ok()) return make_error("unavailable", "OPC UA " + std::string(service) + " answer: " + r.error());
+        if (!r.ok())
+            return make_error("unavailable",
+                              "OPC UA " + std::string(service) + " answer: " + r.error());
         if (status & 0x80000000u) return service_error(service, status);
         if (m->type_id != response_type)
-            return make_error("unavailable", "OPC UA " + std::string(service) + " was answered with message type " +
+            return make_error("unavailable", "OPC UA " + std::string(service) +
+                                                 " was answered with message type " +
                                                  std::to_string(m->type_id));
         return m->body.substr(r.position());
     }
 
-    result<void> open_channel(security_policy policy, security_mode mode, const crypto::certificate* server) {
+    result<void> open_channel(security_policy policy, security_mode mode,
+                              const crypto::certificate* server) {
         channel = std::make_unique<secure_channel>();
-        if (auto st = channel->connect(options.endpoint_url, options.connect_timeout); !st) return st;
+        if (auto st = channel->connect(options.endpoint_url, options.connect_timeout); !st)
+            return st;
         channel->set_security(policy, mode, &own_cert, own_key.get(), server);
-        auto id = channel->send_open(false, options.channel_lifetime, request_header(options.request_timeout));
+        auto id = channel->send_open(false, options.channel_lifetime,
+                                     request_header(options.request_timeout));
         if (!id) return id.error();
         auto m = wait_for(*id);
         if (!m) {
             // A server that rejects our certificate closes the socket or sends ERR; say so.
-            if (policy != security_policy::none && m.error().message.find("closed") != std::string::npos)
-                return make_error("forbidden", "OPC UA server closed the connection while opening the secure "
-                                               "channel: it probably does not trust our certificate (" +
-                                                   m.error().message + ")");
+            if (policy != security_policy::none &&
+                m.error().message.find("closed") != std::string::npos)
+                return make_error("forbidden",
+                                  "OPC UA server closed the connection while opening the secure "
+                                  "channel: it probably does not trust our certificate (" +
+                                      m.error().message + ")");
             return m.error();
         }
-        return channel->accept_open_response(*m);
+        auto opened = channel->accept_open_response(*m);
+        if (!opened && policy != security_policy::none &&
+            (opened.error().message.ends_with("BadSecurityChecksFailed") ||
+             opened.error().message.find("BadCertificate") != std::string::npos))
+            // Servers do not say which check failed (Part 4 §5.5.2); the usual one is that our
+            // certificate is not (yet) in their trust list.
+            return make_error("forbidden",
+                              opened.error().message +
+                                  ": the server probably does not trust our certificate (SHA-1 " +
+                                  crypto::hex(crypto::sha1(own_cert.der)) + ", " +
+                                  options.certificate_path + ")");
+        return opened;
     }
 
     void close_channel() {
         if (!channel) return;
-        if (channel->is_open()) (void)channel->send(services::close_secure_channel_request,
-                                                    request_header(1s), "CLO");
+        if (channel->is_open())
+            (void)channel->send(services::close_secure_channel_request, request_header(1s), "CLO");
         channel->close_socket();
         channel.reset();
     }
@@ -180,7 +203,8 @@ struct client::impl {
         w.string(options.endpoint_url);
         w.count(0);
         w.count(0);
-        auto body = call("GetEndpoints", services::get_endpoints_request, services::get_endpoints_response, w.out);
+        auto body = call("GetEndpoints", services::get_endpoints_request,
+                         services::get_endpoints_response, w.out);
         if (!body) return body.error();
         binary::reader r(*body);
         endpoints = services::read_endpoints(r);
@@ -190,7 +214,8 @@ struct client::impl {
 
     const services::endpoint* find_endpoint(security_policy policy, security_mode mode) const {
         for (const auto& e : endpoints)
-            if (e.security_policy_uri == policy_uri(policy) && e.mode == static_cast<int32_t>(mode)) return &e;
+            if (e.security_policy_uri == policy_uri(policy) && e.mode == static_cast<int32_t>(mode))
+                return &e;
         return nullptr;
     }
 
@@ -199,14 +224,16 @@ struct client::impl {
         if (!c) return c.error();
         const std::string thumbprint = crypto::hex(crypto::sha1(der));
         if (options.trust_dir.empty())
-            return make_error("forbidden", "the OPC UA server certificate (SHA-1 " + thumbprint +
-                                               ") cannot be checked: no trust directory is configured",
+            return make_error("forbidden",
+                              "the OPC UA server certificate (SHA-1 " + thumbprint +
+                                  ") cannot be checked: no trust directory is configured",
                               "trust_dir");
         auto ok = crypto::trusted(options.trust_dir, der, options.trust_on_first_use);
         if (!ok) return ok.error();
         if (!*ok)
-            return make_error("forbidden", "the OPC UA server certificate (SHA-1 " + thumbprint +
-                                               ") is not trusted: copy it into " + options.trust_dir,
+            return make_error("forbidden",
+                              "the OPC UA server certificate (SHA-1 " + thumbprint +
+                                  ") is not trusted: copy it into " + options.trust_dir,
                               "trust_dir");
         server_cert = std::move(*c);
         return {};
@@ -229,11 +256,14 @@ struct client::impl {
         w.string(options.endpoint_url);
         w.string("clisonix-" + std::to_string(now_ms()));
         w.bytes(client_nonce);
-        if (secure) w.bytes(own_cert.der);
-        else w.null_string();
+        if (secure)
+            w.bytes(own_cert.der);
+        else
+            w.null_string();
         w.f64(static_cast<double>(options.session_timeout.count()));
         w.u32(0);  // max response message size: no limit beyond the channel's
-        auto body = call("CreateSession", services::create_session_request, services::create_session_response, w.out);
+        auto body = call("CreateSession", services::create_session_request,
+                         services::create_session_response, w.out);
         if (!body) return body.error();
         binary::reader r(*body);
         (void)r.node();  // session id
@@ -252,9 +282,11 @@ struct client::impl {
         if (secure) {
             // The server proves it holds its key: it signs our certificate and nonce.
             if (server_certificate != server_cert.der)
-                return make_error("forbidden", "the OPC UA server's session certificate is not its channel's");
+                return make_error("forbidden",
+                                  "the OPC UA server's session certificate is not its channel's");
             if (!crypto::rsa_verify(server_cert.key.get(), own_cert.der + client_nonce, signature))
-                return make_error("forbidden", "the OPC UA server's session signature does not verify");
+                return make_error("forbidden",
+                                  "the OPC UA server's session signature does not verify");
         }
         if (endpoints.empty()) endpoints = std::move(session_endpoints);
         (void)endpoint;
@@ -271,7 +303,8 @@ struct client::impl {
             }
         if (!token)
             return make_error("forbidden", std::string("the OPC UA endpoint accepts no ") +
-                                               (anonymous ? "anonymous" : "user name") + " sessions");
+                                               (anonymous ? "anonymous" : "user name") +
+                                               " sessions");
         binary::writer w;
         w.raw(request_header(options.request_timeout));
         if (secure) {
@@ -292,8 +325,9 @@ struct client::impl {
         } else {
             t.string(options.user);
             // The token's policy, or the channel's when it names none (Part 4 §7.37).
-            std::string_view token_policy =
-                token->security_policy_uri.empty() ? policy_uri(options.policy) : token->security_policy_uri;
+            std::string_view token_policy = token->security_policy_uri.empty()
+                                                ? policy_uri(options.policy)
+                                                : token->security_policy_uri;
             if (token_policy == policy_uri_none) {
                 t.bytes(options.password);
                 t.null_string();
@@ -316,15 +350,17 @@ struct client::impl {
                 t.bytes(*cipher);
                 t.string(rsa_oaep_uri);
             } else {
-                return make_error("not_implemented", "the OPC UA server wants the password secured by " +
-                                                         std::string(token_policy) + ", which Clisonix does not support");
+                return make_error("not_implemented",
+                                  "the OPC UA server wants the password secured by " +
+                                      std::string(token_policy) +
+                                      ", which Clisonix does not support");
             }
             w.extension_object(services::user_name_identity_token, t.out);
         }
         w.null_string();  // user token signature
         w.null_string();
-        auto body = call("ActivateSession", services::activate_session_request, services::activate_session_response,
-                         w.out);
+        auto body = call("ActivateSession", services::activate_session_request,
+                         services::activate_session_response, w.out);
         if (!body) return body.error();
         binary::reader r(*body);
         session_nonce = r.string();
@@ -333,12 +369,17 @@ struct client::impl {
 };
 
 client::client() : _impl(std::make_unique<impl>()) {}
-client::~client() { close(); }
+client::~client() {
+    close();
+}
 
-bool client::connected() const { return _impl->session_open; }
+bool client::connected() const {
+    return _impl->session_open;
+}
 
 std::string client::server_thumbprint() const {
-    return _impl->server_cert.der.empty() ? std::string() : crypto::hex(crypto::sha1(_impl->server_cert.der));
+    return _impl->server_cert.der.empty() ? std::string()
+                                          : crypto::hex(crypto::sha1(_impl->server_cert.der));
 }
 
 result<void> client::connect(const client_options& options) {
@@ -349,15 +390,18 @@ result<void> client::connect(const client_options& options) {
     if (s.options.application_uri.empty()) s.options.application_uri = default_application_uri();
     const bool secure = options.policy != security_policy::none;
     if (secure && options.mode == security_mode::none)
-        return make_error("invalid_argument", "security policy Basic256Sha256 needs mode Sign or SignAndEncrypt",
+        return make_error("invalid_argument",
+                          "security policy Basic256Sha256 needs mode Sign or SignAndEncrypt",
                           "security_mode");
     if (!secure && options.mode != security_mode::none)
-        return make_error("invalid_argument", "security mode Sign and SignAndEncrypt need policy Basic256Sha256",
+        return make_error("invalid_argument",
+                          "security mode Sign and SignAndEncrypt need policy Basic256Sha256",
                           "security_mode");
     if (auto a = parse_endpoint_url(options.endpoint_url); !a) return a.error();
     if (secure) {
         if (options.certificate_path.empty() || options.private_key_path.empty())
-            return make_error("invalid_argument", "security policy Basic256Sha256 needs a certificate and key path",
+            return make_error("invalid_argument",
+                              "security policy Basic256Sha256 needs a certificate and key path",
                               "certificate_path");
         if (auto st = crypto::load_or_generate(options.certificate_path, options.private_key_path,
                                                s.options.application_uri, s.own_cert, s.own_key);
@@ -380,7 +424,7 @@ result<void> client::connect(const client_options& options) {
         return make_error("forbidden",
                           "the OPC UA server offers no endpoint with security policy " +
                               std::string(secure ? "Basic256Sha256" : "None") + " and mode " +
-                              (options.mode == security_mode::none ? "None"
+                              (options.mode == security_mode::none   ? "None"
                                : options.mode == security_mode::sign ? "Sign"
                                                                      : "SignAndEncrypt"),
                           "security_policy");
@@ -426,20 +470,23 @@ result<std::vector<reference>> client::browse(const node_id& node) {
         binary::reader r(*body);
         auto results = services::read_browse_results(r);
         if (!r.ok()) return make_error("unavailable", "OPC UA Browse answer: " + r.error());
-        if (results.size() != 1) return make_error("unavailable", "OPC UA Browse answered for " +
-                                                                      std::to_string(results.size()) + " nodes");
+        if (results.size() != 1)
+            return make_error("unavailable", "OPC UA Browse answered for " +
+                                                 std::to_string(results.size()) + " nodes");
         if (results[0].status & 0x80000000u) {
             auto e = service_error("Browse of " + node.to_string(), results[0].status);
             return e;
         }
-        for (auto& ref : results[0].references) out.push_back(std::move(ref));
+        for (auto& ref : results[0].references)
+            out.push_back(std::move(ref));
         if (results[0].continuation_point.empty()) return out;
         binary::writer next;
         next.raw(s.request_header(s.options.request_timeout));
         next.boolean(false);
         next.count(1);
         next.bytes(results[0].continuation_point);
-        body = s.call("BrowseNext", services::browse_next_request, services::browse_next_response, next.out);
+        body = s.call("BrowseNext", services::browse_next_request, services::browse_next_response,
+                      next.out);
     }
 }
 
@@ -460,18 +507,21 @@ result<std::vector<data_value>> client::read(const std::vector<node_id>& nodes) 
     if (!body) return body.error();
     binary::reader r(*body);
     std::vector<data_value> out;
-    for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i) out.push_back(r.data_value_());
+    for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i)
+        out.push_back(r.data_value_());
     if (!r.ok()) return make_error("unavailable", "OPC UA Read answer: " + r.error());
     if (out.size() != nodes.size())
-        return make_error("unavailable", "OPC UA Read answered " + std::to_string(out.size()) + " values for " +
-                                             std::to_string(nodes.size()) + " nodes");
+        return make_error("unavailable", "OPC UA Read answered " + std::to_string(out.size()) +
+                                             " values for " + std::to_string(nodes.size()) +
+                                             " nodes");
     return out;
 }
 
-result<uint32_t> client::subscribe(const std::vector<node_id>& nodes, std::chrono::milliseconds interval,
-                                   change_callback on_change) {
+result<uint32_t> client::subscribe(const std::vector<node_id>& nodes,
+                                   std::chrono::milliseconds interval, change_callback on_change) {
     auto& s = *_impl;
-    if (nodes.empty()) return make_error("invalid_argument", "a subscription needs at least one node", "nodes");
+    if (nodes.empty())
+        return make_error("invalid_argument", "a subscription needs at least one node", "nodes");
     binary::writer w;
     w.raw(s.request_header(s.options.request_timeout));
     w.f64(static_cast<double>(interval.count()));
@@ -514,7 +564,8 @@ result<uint32_t> client::subscribe(const std::vector<node_id>& nodes, std::chron
     binary::reader mr(*body);
     size_t n = mr.count(4);
     if (n != nodes.size() && mr.ok())
-        return make_error("unavailable", "OPC UA CreateMonitoredItems answered for " + std::to_string(n) + " nodes");
+        return make_error("unavailable", "OPC UA CreateMonitoredItems answered for " +
+                                             std::to_string(n) + " nodes");
     for (size_t i = 0; i < n && mr.ok(); ++i) {
         uint32_t status = mr.u32();
         (void)mr.u32();
@@ -527,15 +578,18 @@ result<uint32_t> client::subscribe(const std::vector<node_id>& nodes, std::chron
             return service_error("CreateMonitoredItems of " + nodes[i].to_string(), status);
         sub.items[handles[i]] = nodes[i];
     }
-    if (!mr.ok()) return make_error("unavailable", "OPC UA CreateMonitoredItems answer: " + mr.error());
+    if (!mr.ok())
+        return make_error("unavailable", "OPC UA CreateMonitoredItems answer: " + mr.error());
     s.subscriptions.push_back(std::move(sub));
     return s.subscriptions.back().id;
 }
 
 result<size_t> client::publish(std::chrono::milliseconds wait) {
     auto& s = *_impl;
-    if (!s.channel || !s.session_open) return make_error("unavailable", "the OPC UA client is not connected");
-    if (s.subscriptions.empty()) return make_error("invalid_argument", "publish needs a subscription first");
+    if (!s.channel || !s.session_open)
+        return make_error("unavailable", "the OPC UA client is not connected");
+    if (s.subscriptions.empty())
+        return make_error("invalid_argument", "publish needs a subscription first");
     if (auto st = s.renew_if_due(); !st) return st.error();
     s.delivered = 0;
     const auto deadline = clock::now() + wait;
@@ -571,8 +625,10 @@ void client::close() {
         binary::writer w;
         w.raw(s.request_header(2s));
         w.boolean(true);  // delete subscriptions
-        s.options.request_timeout = std::min(s.options.request_timeout, std::chrono::milliseconds(2000));
-        (void)s.call("CloseSession", services::close_session_request, services::close_session_response, w.out);
+        s.options.request_timeout =
+            std::min(s.options.request_timeout, std::chrono::milliseconds(2000));
+        (void)s.call("CloseSession", services::close_session_request,
+                     services::close_session_response, w.out);
     }
     s.session_open = false;
     s.close_channel();

@@ -89,12 +89,16 @@ result<void> write_file(const std::string& path, const std::string& data, mode_t
 
 }  // namespace
 
-void pkey_free::operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+void pkey_free::operator()(EVP_PKEY* k) const {
+    EVP_PKEY_free(k);
+}
 
 result<certificate> certificate_from_der(std::string_view der) {
     auto* p = reinterpret_cast<const unsigned char*>(der.data());
     std::unique_ptr<X509, ctx_free> x(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
-    if (!x) return make_error("invalid_argument", "the server certificate is not valid DER: " + openssl_reason());
+    if (!x)
+        return make_error("invalid_argument",
+                          "the server certificate is not valid DER: " + openssl_reason());
     certificate c;
     c.der = std::string(der);
     c.key.reset(X509_get_pubkey(x.get()));
@@ -116,15 +120,21 @@ result<void> load_or_generate(const std::string& cert_path, const std::string& k
     if (cert_found) {
         std::string der = der_of_file_text(cert_text);
         if (der.empty())
-            return make_error("invalid_config", "'" + cert_path + "' holds no certificate", "certificate_path");
+            return make_error("invalid_config", "'" + cert_path + "' holds no certificate",
+                              "certificate_path");
         auto c = certificate_from_der(der);
-        if (!c) return make_error("invalid_config", "'" + cert_path + "': " + c.error().message, "certificate_path");
-        std::unique_ptr<BIO, ctx_free> bio(BIO_new_mem_buf(key_text.data(), static_cast<int>(key_text.size())));
+        if (!c)
+            return make_error("invalid_config", "'" + cert_path + "': " + c.error().message,
+                              "certificate_path");
+        std::unique_ptr<BIO, ctx_free> bio(
+            BIO_new_mem_buf(key_text.data(), static_cast<int>(key_text.size())));
         key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
         if (!key || EVP_PKEY_base_id(key.get()) != EVP_PKEY_RSA)
-            return make_error("invalid_config", "'" + key_path + "' holds no RSA private key", "private_key_path");
+            return make_error("invalid_config", "'" + key_path + "' holds no RSA private key",
+                              "private_key_path");
         if (EVP_PKEY_eq(key.get(), c->key.get()) != 1)
-            return make_error("invalid_config", "'" + key_path + "' is not the key of '" + cert_path + "'",
+            return make_error("invalid_config",
+                              "'" + key_path + "' is not the key of '" + cert_path + "'",
                               "private_key_path");
         cert = std::move(*c);
         return {};
@@ -144,9 +154,11 @@ result<void> load_or_generate(const std::string& cert_path, const std::string& k
     X509_gmtime_adj(X509_getm_notAfter(x.get()), 10L * 365 * 24 * 3600);
     X509_set_pubkey(x.get(), key.get());
     X509_NAME* name = X509_get_subject_name(x.get());
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("Clisonix OPC UA client"),
-                               -1, -1, 0);
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("Clisonix"), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>("Clisonix OPC UA client"), -1,
+                               -1, 0);
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>("Clisonix"), -1, -1, 0);
     X509_set_issuer_name(x.get(), name);
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
@@ -157,7 +169,8 @@ result<void> load_or_generate(const std::string& cert_path, const std::string& k
     const std::pair<int, std::string> extensions[] = {
         {NID_subject_alt_name, san},
         {NID_basic_constraints, "critical,CA:FALSE"},
-        {NID_key_usage, "critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment"},
+        {NID_key_usage,
+         "critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment"},
         {NID_ext_key_usage, "clientAuth,serverAuth"},
         {NID_subject_key_identifier, "hash"},
     };
@@ -167,7 +180,8 @@ result<void> load_or_generate(const std::string& cert_path, const std::string& k
         X509_add_ext(x.get(), ext, -1);
         X509_EXTENSION_free(ext);
     }
-    if (X509_sign(x.get(), key.get(), EVP_sha256()) <= 0) return crypto_error("signing the certificate");
+    if (X509_sign(x.get(), key.get(), EVP_sha256()) <= 0)
+        return crypto_error("signing the certificate");
 
     std::unique_ptr<BIO, ctx_free> cert_bio(BIO_new(BIO_s_mem())), key_bio(BIO_new(BIO_s_mem()));
     PEM_write_bio_X509(cert_bio.get(), x.get());
@@ -223,7 +237,9 @@ std::string hex(std::string_view bytes) {
     return out;
 }
 
-size_t key_bytes(const EVP_PKEY* k) { return static_cast<size_t>(EVP_PKEY_get_size(k)); }
+size_t key_bytes(const EVP_PKEY* k) {
+    return static_cast<size_t>(EVP_PKEY_get_size(k));
+}
 
 result<std::string> rsa_oaep_encrypt(EVP_PKEY* pub, std::string_view plain) {
     const size_t block = key_bytes(pub), plain_block = block - 42;  // OAEP SHA-1 overhead
@@ -257,7 +273,8 @@ result<std::string> rsa_oaep_decrypt(EVP_PKEY* priv, std::string_view cipher) {
         std::string p(block, '\0');
         size_t out_len = block;
         if (EVP_PKEY_decrypt(ctx.get(), reinterpret_cast<unsigned char*>(p.data()), &out_len,
-                             reinterpret_cast<const unsigned char*>(cipher.data() + off), block) <= 0) {
+                             reinterpret_cast<const unsigned char*>(cipher.data() + off),
+                             block) <= 0) {
             ERR_clear_error();
             return make_error("invalid_argument", "a message could not be decrypted with our key");
         }
@@ -274,9 +291,11 @@ result<std::string> rsa_sign(EVP_PKEY* priv, std::string_view data) {
         return crypto_error("RSA signing");
     size_t n = 0;
     auto* d = reinterpret_cast<const unsigned char*>(data.data());
-    if (EVP_DigestSign(ctx.get(), nullptr, &n, d, data.size()) <= 0) return crypto_error("RSA signing");
+    if (EVP_DigestSign(ctx.get(), nullptr, &n, d, data.size()) <= 0)
+        return crypto_error("RSA signing");
     std::string sig(n, '\0');
-    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &n, d, data.size()) <= 0)
+    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &n, d,
+                       data.size()) <= 0)
         return crypto_error("RSA signing");
     sig.resize(n);
     return sig;
@@ -290,8 +309,9 @@ bool rsa_verify(EVP_PKEY* pub, std::string_view data, std::string_view sig) {
         ERR_clear_error();
         return false;
     }
-    int r = EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                             reinterpret_cast<const unsigned char*>(data.data()), data.size());
+    int r =
+        EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                         reinterpret_cast<const unsigned char*>(data.data()), data.size());
     ERR_clear_error();
     return r == 1;
 }
@@ -316,20 +336,23 @@ std::string p_sha256(std::string_view secret, std::string_view seed, size_t leng
     return out;
 }
 
-result<std::string> aes_cbc(bool encrypt, std::string_view key, std::string_view iv, std::string_view data) {
+result<std::string> aes_cbc(bool encrypt, std::string_view key, std::string_view iv,
+                            std::string_view data) {
     if (data.size() % 16)
         return make_error("invalid_argument", "encrypted data of " + std::to_string(data.size()) +
                                                   " bytes is not a whole number of AES blocks");
     std::unique_ptr<EVP_CIPHER_CTX, ctx_free> ctx(EVP_CIPHER_CTX_new());
-    if (!ctx || EVP_CipherInit_ex(ctx.get(), EVP_aes_256_cbc(), nullptr,
-                                  reinterpret_cast<const unsigned char*>(key.data()),
-                                  reinterpret_cast<const unsigned char*>(iv.data()), encrypt ? 1 : 0) <= 0)
+    if (!ctx ||
+        EVP_CipherInit_ex(ctx.get(), EVP_aes_256_cbc(), nullptr,
+                          reinterpret_cast<const unsigned char*>(key.data()),
+                          reinterpret_cast<const unsigned char*>(iv.data()), encrypt ? 1 : 0) <= 0)
         return crypto_error("AES-256-CBC");
     EVP_CIPHER_CTX_set_padding(ctx.get(), 0);
     std::string out(data.size() + 16, '\0');
     int n = 0, tail = 0;
     if (EVP_CipherUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &n,
-                         reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size())) <= 0 ||
+                         reinterpret_cast<const unsigned char*>(data.data()),
+                         static_cast<int>(data.size())) <= 0 ||
         EVP_CipherFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + n, &tail) <= 0)
         return crypto_error("AES-256-CBC");
     out.resize(static_cast<size_t>(n + tail));

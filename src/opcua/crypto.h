@@ -47,7 +47,8 @@ bool rsa_verify(EVP_PKEY* public_key, std::string_view data, std::string_view si
 std::string hmac_sha256(std::string_view key, std::string_view data);
 std::string p_sha256(std::string_view secret, std::string_view seed, size_t length);
 // AES-256-CBC without padding (the caller pads to whole blocks).
-result<std::string> aes_cbc(bool encrypt, std::string_view key, std::string_view iv, std::string_view data);
+result<std::string> aes_cbc(bool encrypt, std::string_view key, std::string_view iv,
+                            std::string_view data);
 bool equal_constant_time(std::string_view a, std::string_view b);
 
 }  // namespace clisonix::opcua::crypto

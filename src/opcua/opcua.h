@@ -54,7 +54,8 @@ result<node_id> parse_node_id(std::string_view text);
 // ByteString and the body of an ExtensionObject are bytes; LocalizedText and QualifiedName
 // keep their text; a Guid is its text form; a DateTime is Unix time in ms.
 struct value {
-    using scalar = std::variant<std::monostate, bool, int64_t, uint64_t, double, std::string, node_id>;
+    using scalar =
+        std::variant<std::monostate, bool, int64_t, uint64_t, double, std::string, node_id>;
     uint8_t type = 0;  // the built-in type id (1 Boolean ... 25 DiagnosticInfo); 0 is null
     bool is_array = false;
     std::vector<scalar> items;  // one item for a scalar
@@ -81,7 +82,8 @@ std::string status_name_of(uint32_t status);
 enum class security_policy { none, basic256sha256 };
 enum class security_mode : int32_t { none = 1, sign = 2, sign_and_encrypt = 3 };
 result<security_policy> parse_security_policy(std::string_view text);  // "None", "Basic256Sha256"
-result<security_mode> parse_security_mode(std::string_view text);  // "None", "Sign", "SignAndEncrypt"
+result<security_mode> parse_security_mode(
+    std::string_view text);  // "None", "Sign", "SignAndEncrypt"
 
 struct client_options {
     std::string endpoint_url;  // opc.tcp://host:port[/path]
@@ -102,7 +104,8 @@ struct client_options {
     bool trust_on_first_use = false;
     std::chrono::milliseconds connect_timeout{5000};
     std::chrono::milliseconds request_timeout{10000};
-    std::chrono::milliseconds channel_lifetime{600000};  // renewed at 75 % of what the server grants
+    std::chrono::milliseconds channel_lifetime{
+        600000};  // renewed at 75 % of what the server grants
     std::chrono::milliseconds session_timeout{60000};
 };
 

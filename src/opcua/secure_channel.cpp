@@ -17,18 +17,22 @@ namespace clisonix::opcua {
 namespace {
 
 constexpr std::string_view policy_uri_none = "http://opcfoundation.org/UA/SecurityPolicy#None";
-constexpr std::string_view policy_uri_basic256sha256 = "http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256";
+constexpr std::string_view policy_uri_basic256sha256 =
+    "http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256";
 constexpr size_t hmac_size = 32;
 constexpr size_t aes_block = 16;
 constexpr uint32_t open_request_id = 446, open_response_id = 449;
 
-error unavailable(std::string message) { return make_error("unavailable", std::move(message)); }
+error unavailable(std::string message) {
+    return make_error("unavailable", std::move(message));
+}
 error protocol_error(std::string message) {
     return make_error("unavailable", "OPC UA server sent a bad message: " + message);
 }
 
 void put_u32(std::string& s, size_t at, uint32_t v) {
-    for (int i = 0; i < 4; ++i) s[at + i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+    for (int i = 0; i < 4; ++i)
+        s[at + i] = static_cast<char>((v >> (8 * i)) & 0xFF);
 }
 
 }  // namespace
@@ -36,7 +40,8 @@ void put_u32(std::string& s, size_t at, uint32_t v) {
 result<endpoint_address> parse_endpoint_url(std::string_view url) {
     constexpr std::string_view scheme = "opc.tcp://";
     if (!url.starts_with(scheme))
-        return make_error("invalid_argument", "endpoint URL '" + std::string(url) + "' must start with opc.tcp://",
+        return make_error("invalid_argument",
+                          "endpoint URL '" + std::string(url) + "' must start with opc.tcp://",
                           "endpoint_url");
     auto rest = url.substr(scheme.size());
     rest = rest.substr(0, rest.find('/'));
@@ -44,7 +49,8 @@ result<endpoint_address> parse_endpoint_url(std::string_view url) {
     if (rest.starts_with("[")) {
         auto close = rest.find(']');
         if (close == std::string_view::npos)
-            return make_error("invalid_argument", "endpoint URL '" + std::string(url) + "' has an unclosed '['",
+            return make_error("invalid_argument",
+                              "endpoint URL '" + std::string(url) + "' has an unclosed '['",
                               "endpoint_url");
         a.host = std::string(rest.substr(1, close - 1));
         rest = rest.substr(close + 1);
@@ -56,15 +62,19 @@ result<endpoint_address> parse_endpoint_url(std::string_view url) {
     }
     if (a.port.empty()) a.port = "4840";
     if (a.host.empty())
-        return make_error("invalid_argument", "endpoint URL '" + std::string(url) + "' has no host", "endpoint_url");
+        return make_error("invalid_argument", "endpoint URL '" + std::string(url) + "' has no host",
+                          "endpoint_url");
     for (char c : a.port)
         if (c < '0' || c > '9')
-            return make_error("invalid_argument", "endpoint URL '" + std::string(url) + "' has a bad port",
+            return make_error("invalid_argument",
+                              "endpoint URL '" + std::string(url) + "' has a bad port",
                               "endpoint_url");
     return a;
 }
 
-secure_channel::~secure_channel() { close_socket(); }
+secure_channel::~secure_channel() {
+    close_socket();
+}
 
 void secure_channel::close_socket() {
     if (_fd >= 0) ::close(_fd);
@@ -83,12 +93,15 @@ result<void> secure_channel::connect(const std::string& url, std::chrono::millis
     std::string last = "no address";
     const auto deadline = clock::now() + timeout;
     for (addrinfo* ai = list; ai; ai = ai->ai_next) {
-        int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                          ai->ai_protocol);
         if (fd < 0) continue;
         int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
         if (rc != 0 && errno == EINPROGRESS) {
             pollfd p{fd, POLLOUT, 0};
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+            auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now())
+                    .count();
             rc = ::poll(&p, 1, static_cast<int>(std::max<long>(left, 0)));
             if (rc == 1) {
                 int err = 0;
@@ -131,7 +144,8 @@ result<void> secure_channel::connect(const std::string& url, std::chrono::millis
     binary::reader hr(std::string_view(header, 8));
     hr.skip(4);
     uint32_t size = hr.u32();
-    if (size < 8 || size > 4096) return protocol_error("an acknowledge of " + std::to_string(size) + " bytes");
+    if (size < 8 || size > 4096)
+        return protocol_error("an acknowledge of " + std::to_string(size) + " bytes");
     std::string rest(size - 8, '\0');
     if (auto st = read_exact(rest.data(), rest.size(), deadline); !st) return st;
     binary::reader r(rest);
@@ -142,19 +156,21 @@ result<void> secure_channel::connect(const std::string& url, std::chrono::millis
                            (reason.empty() ? "" : " (" + reason + ")"));
     }
     if (std::memcmp(header, "ACK", 3) != 0) return protocol_error("expected an acknowledge");
-    (void)r.u32();                     // protocol version
+    (void)r.u32();                      // protocol version
     uint32_t server_receive = r.u32();  // what we may send in one chunk
     (void)r.u32();
     _server_max_message = r.u32();
     (void)r.u32();
     if (!r.ok()) return protocol_error(r.error());
-    if (server_receive < 8192) return protocol_error("a receive buffer of " + std::to_string(server_receive) + " bytes");
+    if (server_receive < 8192)
+        return protocol_error("a receive buffer of " + std::to_string(server_receive) + " bytes");
     _send_buffer = server_receive;
     return {};
 }
 
-void secure_channel::set_security(security_policy policy, security_mode mode, const crypto::certificate* own_cert,
-                                  EVP_PKEY* own_key, const crypto::certificate* server_cert) {
+void secure_channel::set_security(security_policy policy, security_mode mode,
+                                  const crypto::certificate* own_cert, EVP_PKEY* own_key,
+                                  const crypto::certificate* server_cert) {
     _policy = policy;
     _mode = policy == security_policy::none ? security_mode::none : mode;
     _own_cert = own_cert;
@@ -169,10 +185,12 @@ result<void> secure_channel::write_all(std::string_view data) {
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             pollfd p{_fd, POLLOUT, 0};
-            if (::poll(&p, 1, 10000) != 1) return unavailable("the OPC UA server does not take our data");
+            if (::poll(&p, 1, 10000) != 1)
+                return unavailable("the OPC UA server does not take our data");
             continue;
         }
-        if (n <= 0) return unavailable(std::string("the OPC UA connection broke: ") + std::strerror(errno));
+        if (n <= 0)
+            return unavailable(std::string("the OPC UA connection broke: ") + std::strerror(errno));
         data.remove_prefix(static_cast<size_t>(n));
     }
     return {};
@@ -181,7 +199,8 @@ result<void> secure_channel::write_all(std::string_view data) {
 result<void> secure_channel::read_exact(char* buf, size_t n, clock::time_point deadline) {
     if (_fd < 0) return unavailable("the OPC UA connection is closed");
     while (n) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
+        auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
         if (left <= 0) return unavailable("the OPC UA server did not answer in time");
         pollfd p{_fd, POLLIN, 0};
         int rc = ::poll(&p, 1, static_cast<int>(left));
@@ -190,7 +209,8 @@ result<void> secure_channel::read_exact(char* buf, size_t n, clock::time_point d
         ssize_t got = ::recv(_fd, buf, n, 0);
         if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (got == 0) return unavailable("the OPC UA server closed the connection");
-        if (got < 0) return unavailable(std::string("the OPC UA connection broke: ") + std::strerror(errno));
+        if (got < 0)
+            return unavailable(std::string("the OPC UA connection broke: ") + std::strerror(errno));
         buf += got;
         n -= static_cast<size_t>(got);
     }
@@ -213,8 +233,10 @@ result<uint32_t> secure_channel::send_open(bool renew, std::chrono::milliseconds
     body.u32(0);  // client protocol version
     body.u32(renew ? 1 : 0);
     body.i32(static_cast<int32_t>(_mode));
-    if (secure) body.bytes(_client_nonce);
-    else body.bytes("");
+    if (secure)
+        body.bytes(_client_nonce);
+    else
+        body.bytes("");
     body.u32(static_cast<uint32_t>(lifetime.count()));
 
     const uint32_t request_id = _next_request_id++;
@@ -250,9 +272,11 @@ result<uint32_t> secure_channel::send_open(bool renew, std::chrono::milliseconds
     size_t padding = (plain_block - to_encrypt % plain_block) % plain_block;
     to_encrypt += padding;
     const size_t total = header_size + to_encrypt / plain_block * cipher_block;
-    if (total > _send_buffer) return unavailable("the OpenSecureChannel request is larger than the server's buffer");
+    if (total > _send_buffer)
+        return unavailable("the OpenSecureChannel request is larger than the server's buffer");
     plain.u8(static_cast<uint8_t>(padding & 0xFF));
-    for (size_t i = 0; i < padding; ++i) plain.u8(static_cast<uint8_t>(padding & 0xFF));
+    for (size_t i = 0; i < padding; ++i)
+        plain.u8(static_cast<uint8_t>(padding & 0xFF));
     if (extra_padding) plain.u8(static_cast<uint8_t>(padding >> 8));
     put_u32(w.out, 4, static_cast<uint32_t>(total));
     auto signature = crypto::rsa_sign(_own_key, w.out + plain.out);
@@ -273,7 +297,8 @@ result<void> secure_channel::accept_open_response(const incoming& m) {
     (void)r.u32();
     uint32_t status = r.u32();
     r.diagnostic_info();
-    for (size_t i = 0, n = r.count(4); i < n; ++i) (void)r.string();
+    for (size_t i = 0, n = r.count(4); i < n; ++i)
+        (void)r.string();
     node_id t;
     std::string b;
     r.extension_object(t, b);
@@ -288,27 +313,33 @@ result<void> secure_channel::accept_open_response(const incoming& m) {
     std::string server_nonce = r.string();
     if (!r.ok()) return protocol_error(r.error());
     if (secured() && server_nonce.size() != 32)
-        return protocol_error("a server nonce of " + std::to_string(server_nonce.size()) + " bytes");
+        return protocol_error("a server nonce of " + std::to_string(server_nonce.size()) +
+                              " bytes");
     _channel_id = channel_id;
     _token_id = token_id;
     _security_ready = true;
     // Renew at 75 % of the lifetime, as Part 4 §5.5.2 recommends.
     _token_renew_at = clock::now() + std::chrono::milliseconds(uint64_t(lifetime_ms) * 3 / 4);
     if (secured()) {
-        // Part 6 §6.7.5: our keys from P_SHA256(server nonce, client nonce), the server's the other way.
+        // Part 6 §6.7.5: our keys from P_SHA256(server nonce, client nonce), the server's the other
+        // way.
         auto ours = crypto::p_sha256(server_nonce, _client_nonce, 80);
         auto theirs = crypto::p_sha256(_client_nonce, server_nonce, 80);
         _send_keys = {ours.substr(0, 32), ours.substr(32, 32), ours.substr(64, 16)};
-        _receive_keys[token_id] = {theirs.substr(0, 32), theirs.substr(32, 32), theirs.substr(64, 16)};
-        while (_receive_keys.size() > 2) _receive_keys.erase(_receive_keys.begin());
+        _receive_keys[token_id] = {theirs.substr(0, 32), theirs.substr(32, 32),
+                                   theirs.substr(64, 16)};
+        while (_receive_keys.size() > 2)
+            _receive_keys.erase(_receive_keys.begin());
     }
     return {};
 }
 
-bool secure_channel::renewal_due() const { return _security_ready && clock::now() >= _token_renew_at; }
+bool secure_channel::renewal_due() const {
+    return _security_ready && clock::now() >= _token_renew_at;
+}
 
-result<std::string> secure_channel::secure_symmetric(const char* type, char chunk_type, uint32_t request_id,
-                                                     std::string_view body) {
+result<std::string> secure_channel::secure_symmetric(const char* type, char chunk_type,
+                                                     uint32_t request_id, std::string_view body) {
     binary::writer w;
     w.raw(std::string_view(type, 3));
     w.u8(static_cast<uint8_t>(chunk_type));
@@ -322,7 +353,8 @@ result<std::string> secure_channel::secure_symmetric(const char* type, char chun
     if (_mode == security_mode::sign_and_encrypt) {
         size_t to_encrypt = plain.out.size() + 1 + hmac_size;
         size_t padding = (aes_block - to_encrypt % aes_block) % aes_block;
-        for (size_t i = 0; i <= padding; ++i) plain.u8(static_cast<uint8_t>(padding));
+        for (size_t i = 0; i <= padding; ++i)
+            plain.u8(static_cast<uint8_t>(padding));
         put_u32(w.out, 4, static_cast<uint32_t>(w.out.size() + plain.out.size() + hmac_size));
         plain.raw(crypto::hmac_sha256(_send_keys.sign, w.out + plain.out));
         auto cipher = crypto::aes_cbc(true, _send_keys.encrypt, _send_keys.iv, plain.out);
@@ -339,15 +371,18 @@ result<std::string> secure_channel::secure_symmetric(const char* type, char chun
     return std::move(w.out);
 }
 
-result<uint32_t> secure_channel::send(uint32_t encoding_id, std::string_view body, const char* type) {
+result<uint32_t> secure_channel::send(uint32_t encoding_id, std::string_view body,
+                                      const char* type) {
     binary::writer msg;
     msg.node(node_id::of(encoding_id));
     msg.raw(body);
     // The body that fits one chunk of the server's receive buffer, after headers, padding
     // and signature.
     size_t room = _send_buffer - 16 - 8;
-    if (_mode == security_mode::sign_and_encrypt) room = (_send_buffer - 16) / aes_block * aes_block - 8 - hmac_size - 1;
-    else if (_mode == security_mode::sign) room -= hmac_size;
+    if (_mode == security_mode::sign_and_encrypt)
+        room = (_send_buffer - 16) / aes_block * aes_block - 8 - hmac_size - 1;
+    else if (_mode == security_mode::sign)
+        room -= hmac_size;
     if (_server_max_message && msg.out.size() > _server_max_message)
         return make_error("too_large", "the request is larger than the OPC UA server accepts");
     const uint32_t request_id = _next_request_id++;
@@ -387,10 +422,12 @@ result<std::string> secure_channel::unwrap_asymmetric(std::string& chunk, size_t
     if (!r.ok()) return protocol_error(r.error());
     offset += r.position();
     if (!secured()) {
-        if (policy != policy_uri_none) return protocol_error("security policy '" + policy + "' on a None channel");
+        if (policy != policy_uri_none)
+            return protocol_error("security policy '" + policy + "' on a None channel");
         return chunk.substr(offset);
     }
-    if (policy != policy_uri_basic256sha256) return protocol_error("security policy '" + policy + "'");
+    if (policy != policy_uri_basic256sha256)
+        return protocol_error("security policy '" + policy + "'");
     if (!_server_cert || sender_cert != _server_cert->der)
         return protocol_error("the OpenSecureChannel answer is signed by another certificate");
     if (thumbprint != crypto::sha1(_own_cert->der))
@@ -399,9 +436,11 @@ result<std::string> secure_channel::unwrap_asymmetric(std::string& chunk, size_t
     if (!plain) return protocol_error(plain.error().message);
     const size_t sig = crypto::key_bytes(_server_cert->key.get());
     const bool extra = crypto::key_bytes(_own_key) > 256;
-    if (plain->size() < sig + 8 + (extra ? 2 : 1)) return protocol_error("a short OpenSecureChannel answer");
+    if (plain->size() < sig + 8 + (extra ? 2 : 1))
+        return protocol_error("a short OpenSecureChannel answer");
     std::string signed_part = chunk.substr(0, offset) + plain->substr(0, plain->size() - sig);
-    if (!crypto::rsa_verify(_server_cert->key.get(), signed_part, plain->substr(plain->size() - sig)))
+    if (!crypto::rsa_verify(_server_cert->key.get(), signed_part,
+                            plain->substr(plain->size() - sig)))
         return protocol_error("the OpenSecureChannel answer's signature does not verify");
     size_t end = plain->size() - sig;
     size_t padding = uint8_t((*plain)[end - 1]);
@@ -421,13 +460,16 @@ result<std::string> secure_channel::unwrap_symmetric(std::string& chunk, size_t&
     offset += 4;
     if (_mode == security_mode::none) return chunk.substr(offset);
     auto k = _receive_keys.find(token);
-    if (k == _receive_keys.end()) return protocol_error("an unknown security token " + std::to_string(token));
+    if (k == _receive_keys.end())
+        return protocol_error("an unknown security token " + std::to_string(token));
     if (_mode == security_mode::sign_and_encrypt) {
-        auto plain = crypto::aes_cbc(false, k->second.encrypt, k->second.iv, std::string_view(chunk).substr(offset));
+        auto plain = crypto::aes_cbc(false, k->second.encrypt, k->second.iv,
+                                     std::string_view(chunk).substr(offset));
         if (!plain) return protocol_error(plain.error().message);
         chunk.replace(offset, std::string::npos, *plain);
     }
-    if (chunk.size() < offset + hmac_size + 8) return protocol_error("a chunk shorter than its signature");
+    if (chunk.size() < offset + hmac_size + 8)
+        return protocol_error("a chunk shorter than its signature");
     const size_t sig_at = chunk.size() - hmac_size;
     auto expected = crypto::hmac_sha256(k->second.sign, std::string_view(chunk).substr(0, sig_at));
     if (!crypto::equal_constant_time(expected, std::string_view(chunk).substr(sig_at)))
@@ -435,7 +477,8 @@ result<std::string> secure_channel::unwrap_symmetric(std::string& chunk, size_t&
     size_t end = sig_at;
     if (_mode == security_mode::sign_and_encrypt) {
         size_t padding = uint8_t(chunk[end - 1]);
-        if (padding + 1 > end - offset - 8) return protocol_error("padding longer than the message");
+        if (padding + 1 > end - offset - 8)
+            return protocol_error("padding longer than the message");
         end -= padding + 1;
     }
     return chunk.substr(offset, end - offset);
@@ -452,7 +495,8 @@ result<std::optional<incoming>> secure_channel::accept_chunk(std::string chunk) 
         return unavailable("OPC UA server closed the channel: " + status_name_of(status) +
                            (reason.empty() ? "" : " (" + reason + ")"));
     }
-    if (type != "OPN" && type != "MSG" && type != "CLO") return protocol_error("a message of type '" + std::string(type) + "'");
+    if (type != "OPN" && type != "MSG" && type != "CLO")
+        return protocol_error("a message of type '" + std::string(type) + "'");
     if (chunk_type != 'F' && chunk_type != 'C' && chunk_type != 'A')
         return protocol_error("a chunk of type '" + std::string(1, chunk_type) + "'");
     if (chunk.size() < 12) return protocol_error("a chunk without its channel id");
@@ -466,7 +510,8 @@ result<std::optional<incoming>> secure_channel::accept_chunk(std::string chunk) 
     return accept_body(chunk_type, *plain);
 }
 
-result<std::optional<incoming>> secure_channel::accept_body(char chunk_type, std::string_view rest) {
+result<std::optional<incoming>> secure_channel::accept_body(char chunk_type,
+                                                            std::string_view rest) {
     binary::reader r(rest);
     uint32_t sequence = r.u32();
     uint32_t request_id = r.u32();
@@ -489,7 +534,8 @@ result<std::optional<incoming>> secure_channel::accept_body(char chunk_type, std
     auto& assembled = _partial[request_id];
     if (assembled.size() + rest.size() > max_message_size) {
         _partial.erase(request_id);
-        return protocol_error("a message larger than " + std::to_string(max_message_size) + " bytes");
+        return protocol_error("a message larger than " + std::to_string(max_message_size) +
+                              " bytes");
     }
     assembled.append(rest);
     if (chunk_type == 'C') return std::optional<incoming>{};

@@ -44,8 +44,9 @@ public:
     // TCP connect and Hello/Acknowledge.
     result<void> connect(const std::string& url, std::chrono::milliseconds timeout);
     // The security of the channel; own_cert/key and server_cert live as long as the channel.
-    void set_security(security_policy policy, security_mode mode, const crypto::certificate* own_cert,
-                      EVP_PKEY* own_key, const crypto::certificate* server_cert);
+    void set_security(security_policy policy, security_mode mode,
+                      const crypto::certificate* own_cert, EVP_PKEY* own_key,
+                      const crypto::certificate* server_cert);
     // Sends OpenSecureChannel (issue or renew); returns its request id. The answer comes
     // through receive() and is applied by accept_open_response().
     result<uint32_t> send_open(bool renew, std::chrono::milliseconds requested_lifetime,

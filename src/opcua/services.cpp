@@ -7,7 +7,8 @@ uint32_t read_response_header(binary::reader& r) {
     (void)r.u32();  // request handle
     uint32_t status = r.u32();
     r.diagnostic_info();
-    for (size_t i = 0, n = r.count(4); i < n && r.ok(); ++i) (void)r.string();
+    for (size_t i = 0, n = r.count(4); i < n && r.ok(); ++i)
+        (void)r.string();
     node_id type;
     std::string body;
     r.extension_object(type, body);
@@ -23,7 +24,8 @@ void skip_application_description(binary::reader& r) {
     (void)r.i32();     // application type
     (void)r.string();  // gateway server uri
     (void)r.string();  // discovery profile uri
-    for (size_t i = 0, n = r.count(4); i < n && r.ok(); ++i) (void)r.string();
+    for (size_t i = 0, n = r.count(4); i < n && r.ok(); ++i)
+        (void)r.string();
 }
 
 }  // namespace
@@ -72,15 +74,17 @@ std::vector<browse_result> read_browse_results(binary::reader& r) {
         }
         out.push_back(std::move(b));
     }
-    for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i) r.diagnostic_info();
+    for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i)
+        r.diagnostic_info();
     return out;
 }
 
 publish_result read_publish(binary::reader& r) {
     publish_result p;
     p.subscription_id = r.u32();
-    for (size_t i = 0, n = r.count(4); i < n && r.ok(); ++i) (void)r.u32();  // available numbers
-    (void)r.boolean();                                                        // more notifications
+    for (size_t i = 0, n = r.count(4); i < n && r.ok(); ++i)
+        (void)r.u32();  // available numbers
+    (void)r.boolean();  // more notifications
     p.sequence_number = r.u32();
     (void)r.i64();  // publish time
     for (size_t i = 0, n = r.count(3); i < n && r.ok(); ++i) {
@@ -96,11 +100,14 @@ publish_result read_publish(binary::reader& r) {
             c.value = d.data_value_();
             p.changes.push_back(std::move(c));
         }
-        for (size_t j = 0, m = d.count(1); j < m && d.ok(); ++j) d.diagnostic_info();
+        for (size_t j = 0, m = d.count(1); j < m && d.ok(); ++j)
+            d.diagnostic_info();
         if (!d.ok()) r.fail("data change notification: " + d.error());
     }
-    for (size_t i = 0, n = r.count(4); i < n && r.ok(); ++i) (void)r.u32();  // ack results
-    for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i) r.diagnostic_info();
+    for (size_t i = 0, n = r.count(4); i < n && r.ok(); ++i)
+        (void)r.u32();  // ack results
+    for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i)
+        r.diagnostic_info();
     return p;
 }
 
@@ -108,15 +115,23 @@ bool decode_any(uint32_t type_id, std::string_view body) {
     binary::reader r(body);
     (void)read_response_header(r);
     switch (type_id) {
-        case get_endpoints_response: (void)read_endpoints(r); break;
+        case get_endpoints_response:
+            (void)read_endpoints(r);
+            break;
         case browse_response:
-        case browse_next_response: (void)read_browse_results(r); break;
+        case browse_next_response:
+            (void)read_browse_results(r);
+            break;
         case read_response: {
-            for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i) (void)r.data_value_();
-            for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i) r.diagnostic_info();
+            for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i)
+                (void)r.data_value_();
+            for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i)
+                r.diagnostic_info();
             break;
         }
-        case publish_response: (void)read_publish(r); break;
+        case publish_response:
+            (void)read_publish(r);
+            break;
         case create_session_response: {
             (void)r.node();
             (void)r.node();
@@ -135,7 +150,8 @@ bool decode_any(uint32_t type_id, std::string_view body) {
         }
         default: {
             // Any other body: a Variant stream, to reach the nested types.
-            while (r.ok() && r.left()) (void)r.variant();
+            while (r.ok() && r.left())
+                (void)r.variant();
             break;
         }
     }
