@@ -31,6 +31,7 @@
 
 #include "app/app.h"
 #include "app/client.h"
+#include "app/demo_modbus.h"
 #include "app/demo_plant.h"
 #include "common/progress.h"
 
@@ -129,6 +130,7 @@ public:
         if (!login()) return fail();
         provision();
         if (stopping()) return;
+        provision_modbus();
         banner();
         _start_ms = wall_ms() / 1000 * 1000;
         backfill();
@@ -242,6 +244,51 @@ private:
         if (auto it = o.find("token"); it != o.end() && it->value().is_string())
             return std::string(it->value().as_string());
         return {};
+    }
+
+    // One simulated Modbus machine and the connector that polls it, so that a newcomer sees a
+    // Modbus device beside the HTTP and MQTT ones. The port is new at every start: a
+    // connector kept from an earlier run is pointed at it.
+    void provision_modbus() {
+        if (!_press.start(0)) {
+            warn_once("modbus", "the simulated Modbus machine cannot listen; no Modbus device");
+            return;
+        }
+        post("device types", "/api/v1/device-types",
+             {{"name", "hydraulic-press"},
+              {"description", "Hydraulic press (Modbus TCP)"},
+              {"metrics",
+               json::object{
+                   {"oil_temperature", json::object{{"unit", "°C"}, {"min", 10}, {"max", 70}}},
+                   {"pressure", json::object{{"unit", "bar"}, {"min", 0}, {"max", 200}}},
+                   {"current", json::object{{"unit", "A"}, {"min", 0}, {"max", 15}}}}}});
+        post("devices", "/api/v1/devices",
+             {{"name", demo_modbus_machine::device},
+              {"type", "hydraulic-press"},
+              {"label", "Hydraulic press (Modbus TCP)"},
+              {"description",
+               "Simulated by clisonix demo, read by the connector demo-press-modbus"}});
+        if (!_plant.lines.empty())
+            post("relations", "/api/v1/relations",
+                 {{"from", _plant.lines.front().name},
+                  {"to", demo_modbus_machine::device},
+                  {"type", "contains"}});
+        const auto doc = _press.connector_document();
+        std::string answer;
+        if (post("connectors", "/api/v1/connectors", doc, &answer) != outcome::exists) return;
+        auto list = _admin->request("GET", "/api/v1/connectors", "", "");
+        if (!list || list->status != 200) return;
+        std::error_code ec;
+        auto v = json::parse(list->body, ec);
+        if (ec || !v.is_object()) return;
+        for (const auto& c : v.as_object().at("connectors").as_array())
+            if (c.at("name") == doc.at("name")) {
+                auto r = _admin->request(
+                    "PUT", "/api/v1/connectors/" + std::to_string(c.at("id").to_number<int64_t>()),
+                    json::serialize(doc), "application/json");
+                if (!r || r->status != 200)
+                    warn_once("modbus:put", "the demo's Modbus connector was not updated");
+            }
     }
 
     void provision() {
@@ -552,6 +599,7 @@ private:
     int _port = 0;
     int _mqtt_port = 0;
     std::unique_ptr<client> _admin;
+    demo_modbus_machine _press;        // polled by the server's Modbus connector
     std::vector<std::string> _tokens;  // per machine
     std::vector<std::unique_ptr<mqtt_device>> _mqtt;
     std::set<std::string> _warned;

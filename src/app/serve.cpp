@@ -165,6 +165,9 @@ int run_server(const config::config& cfg, services& s, const http::router& route
               << std::endl;
 
     s.notifier->start();
+    if (cfg.get_bool("connectors.run"))
+        if (auto st = s.connectors->start(); !st)
+            log::warn("connectors not started", {{"error", st.error().message}});
     bool drained = server.run(/*handle_signals=*/true);
     // Undelivered notifications stay in the outbox for the next start. First, so that no
     // delivery publishes through a broker that is stopping. The change feed before it: its
@@ -172,6 +175,7 @@ int run_server(const config::config& cfg, services& s, const http::router& route
     s.changes.reset();
     if (s.cluster_log) s.cluster_log->stop_notices();  // as the change feed, for the same reason
     s.notifier->stop();
+    s.connectors->stop();  // before the engine closes: a poll in progress writes its batch
     if (s.mqtt_broker)
         s.mqtt_broker->stop();  // before the engine closes: its last batch is written
     if (!drained) {
@@ -224,6 +228,7 @@ void build_router(http::router& routes, const config::config& cfg, services& s) 
     live::add_routes(routes, *s.live_hub);
     notify::add_routes(routes, *s.notifier);
     rules::add_routes(routes, *s.rules, audit_through(*s.auth));
+    connectors::add_routes(routes, *s.connectors);
     add_test_routes(routes);
 }
 
@@ -240,6 +245,7 @@ int serve(const config::config& cfg) {
     if (auto failed = open_cluster(cfg, s)) return *failed;
     open_mqtt(cfg, s);
     relay_between_nodes(s);
+    if (auto failed = open_connectors(cfg, s)) return *failed;
     http::router routes;
     build_router(routes, cfg, s);
     return run_server(cfg, s, routes);

@@ -514,4 +514,24 @@ void relay_between_nodes(services& s) {
     });
 }
 
+std::optional<int> open_connectors(const config::config& cfg, services& s) {
+    auto opts = connectors::options_from(cfg);
+    // Passwords are sealed under the notification channels' key: one key file per data dir.
+    auto notify_opts = notify::options_from(cfg);
+    if (!notify_opts) {
+        std::cerr << "serve: " << notify_opts.error().message << "\n";
+        return failed(exit_usage);
+    }
+    opts.secret_key = notify_opts->secret_key;
+    s.connectors = std::make_unique<connectors::service>(
+        *s.store, connectors::builtin_drivers(),
+        [&s](storage::write_batch& b) { return s.pipeline->submit(b); }, std::move(opts));
+    if (s.changes)
+        s.changes->subscribe({"connectors"}, [c = s.connectors.get()] {
+            if (auto st = c->reload(); !st)
+                log::warn("connectors not reloaded", {{"error", st.error().message}});
+        });
+    return std::nullopt;
+}
+
 }  // namespace clisonix::app

@@ -19,6 +19,7 @@
 #include "auth/auth.h"
 #include "cluster/cluster.h"
 #include "config/config.h"
+#include "connectors/connectors.h"
 #include "devices/devices.h"
 #include "forecast/forecast.h"
 #include "http/http.h"
@@ -90,6 +91,8 @@ struct services {
     // revocations made here and, in a cluster, for those another node announces.
     std::vector<auth::revocation_listener> session_closers;
     std::unique_ptr<mqtt::broker> mqtt_broker;  // null when mqtt.enabled is false
+    // Connectors write through the pipeline: their runners stop before it.
+    std::unique_ptr<connectors::service> connectors;
     // Changes other processes sharing a PostgreSQL store made, for the caches above; last,
     // so that it stops before the parts its handlers call.
     std::unique_ptr<meta::change_feed> changes;
@@ -118,6 +121,8 @@ void open_mqtt(const config::config& cfg, services& s);
 // shared attributes reach the device's MQTT session wherever it is connected, and an alarm a
 // person acknowledged or cleared reaches every node's live clients.
 void relay_between_nodes(services& s);
+// The connectors (runners start with the server, in run_server), following the change feed.
+std::optional<int> open_connectors(const config::config& cfg, services& s);
 
 // The forecast service and its background predicted-to-cross list (forecast.* keys).
 void start_forecasts(const config::config& cfg, services& s);

@@ -204,6 +204,20 @@ constexpr migration product_migrations[] = {
     // recognise an incident already raised and cleared by another node from any point inside
     // it, not only its first (docs/decisions/0073-alarms-once-in-a-cluster.md).
     {20, "alarm_cleared_ts", "ALTER TABLE alarms ADD COLUMN cleared_ts BIGINT NOT NULL DEFAULT 0"},
+    // Connectors (src/connectors): one row per connector; the mapping list as JSON; the
+    // password sealed like channel secrets. Changes reach every process's runners through
+    // the change feed.
+    {21, "connectors",
+     "CREATE TABLE connectors (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
+     "type TEXT NOT NULL, enabled BIGINT NOT NULL, endpoint TEXT NOT NULL, username TEXT NOT "
+     "NULL, password TEXT NOT NULL, poll_interval_ms BIGINT NOT NULL, timeout_ms BIGINT NOT NULL, "
+     "mapping TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)",
+     "CREATE TABLE connectors (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE, type TEXT NOT "
+     "NULL, enabled BIGINT NOT NULL, endpoint TEXT NOT NULL, username TEXT NOT NULL, password "
+     "TEXT NOT NULL, poll_interval_ms BIGINT NOT NULL, timeout_ms BIGINT NOT NULL, mapping TEXT "
+     "NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL); "
+     "CREATE TRIGGER connectors_changed AFTER INSERT OR UPDATE OR DELETE ON connectors FOR EACH "
+     "STATEMENT EXECUTE FUNCTION clisonix_meta_changed()"},
 };
 
 constexpr std::string_view create_schema_migrations =

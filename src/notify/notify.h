@@ -166,6 +166,13 @@ private:
     std::unique_ptr<impl> _impl;
 };
 
+// A secret sealed for the store under `key` (options::secret_key; empty: kept as given),
+// bound to `context` so that it opens nowhere else; other modules keep their credentials
+// at rest the way channels do. open_secret: "corrupt" when it does not open with `key`.
+std::string seal_secret(std::string_view key, std::string_view context, std::string_view secret);
+result<std::string> open_secret(std::string_view key, std::string_view context,
+                                std::string_view stored);
+
 // /api/v1/channels (admin), /api/v1/notifications (read; retry: admin).
 void add_routes(http::router& routes, notifier& n);
 

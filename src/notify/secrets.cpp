@@ -189,4 +189,13 @@ result<std::string> secret_key_from(const config::config& cfg) {
 
 }  // namespace detail
 
+std::string seal_secret(std::string_view key, std::string_view context, std::string_view secret) {
+    return detail::seal_secret(key, context, secret);
+}
+
+result<std::string> open_secret(std::string_view key, std::string_view context,
+                                std::string_view stored) {
+    return detail::open_secret(key, context, stored);
+}
+
 }  // namespace clisonix::notify

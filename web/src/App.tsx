@@ -6,6 +6,7 @@ import { Alarms } from "./pages/Alarms";
 import { Assets } from "./pages/Assets";
 import { Audit } from "./pages/Audit";
 import { Channels } from "./pages/Channels";
+import { Connectors } from "./pages/Connectors";
 import { DeviceDetail } from "./pages/DeviceDetail";
 import { DeviceTypes } from "./pages/DeviceTypes";
 import { Devices } from "./pages/Devices";
@@ -30,6 +31,7 @@ const nav: { path: string; label: string; admin?: boolean }[] = [
   { path: "/device-types", label: "Device types" },
   { path: "/alarms", label: "Alarms" },
   { path: "/rules", label: "Rules" },
+  { path: "/connectors", label: "Connectors", admin: true },
   { path: "/channels", label: "Channels", admin: true },
   { path: "/users", label: "Users", admin: true },
   { path: "/audit", label: "Audit log", admin: true },
@@ -120,6 +122,7 @@ export function App() {
     page = <DeviceDetail key={name} name={name} dark={theme === "dark"} canManage={canManage} />;
   } else if (path === "/alarms") page = <Alarms canAct={canManage} />;
   else if (path === "/rules") page = <Rules admin={admin} />;
+  else if (path === "/connectors") page = admin ? <Connectors /> : <Forbidden />;
   else if (path === "/channels") page = admin ? <Channels /> : <Forbidden />;
   else if (path === "/users") page = admin ? <Users me={session.username} /> : <Forbidden />;
   else if (path === "/audit") page = admin ? <Audit /> : <Forbidden />;
