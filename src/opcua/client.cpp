@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include "opcua/crypto.h"
@@ -72,6 +73,7 @@ struct client::impl {
     std::set<uint32_t> publishes_outstanding;
     size_t delivered = 0;
     uint32_t next_client_handle = 1;
+    std::optional<error> publish_failure;
 
     std::string request_header(std::chrono::milliseconds timeout_hint) {
         binary::writer w;
@@ -94,13 +96,27 @@ struct client::impl {
     // Handles a message that answers no call in progress: a Publish response.
     void dispatch(const incoming& m) {
         if (!publishes_outstanding.erase(m.request_id)) return;
-        if (m.type_id != services::publish_response)
-            return;  // a fault: BadNoSubscription, BadTimeout
         binary::reader r(m.body);
         uint32_t status = services::read_response_header(r);
-        if (status & 0x80000000u) return;
+        if (!r.ok()) {
+            publish_failure = make_error("unavailable", "OPC UA Publish answer: " + r.error());
+            return;
+        }
+        if (status & 0x80000000u) {
+            // BadTimeout and BadTooManyPublishRequests only say that this request was not
+            // needed; anything else (BadSessionIdInvalid, BadNoSubscription...) means the
+            // subscription is gone, and the caller must connect again.
+            const auto name = status_name_of(status);
+            if (name != "BadTimeout" && name != "BadTooManyPublishRequests")
+                publish_failure = service_error("Publish", status);
+            return;
+        }
+        if (m.type_id != services::publish_response) return;
         auto p = services::read_publish(r);
-        if (!r.ok()) return;
+        if (!r.ok()) {
+            publish_failure = make_error("unavailable", "OPC UA Publish answer: " + r.error());
+            return;
+        }
         if (p.has_data) acknowledgements.emplace_back(p.subscription_id, p.sequence_number);
         for (auto& s : subscriptions) {
             if (s.id != p.subscription_id) continue;
@@ -377,6 +393,10 @@ bool client::connected() const {
     return _impl->session_open;
 }
 
+uint32_t client::security_token_id() const {
+    return _impl->channel ? _impl->channel->token_id() : 0;
+}
+
 std::string client::server_thumbprint() const {
     return _impl->server_cert.der.empty() ? std::string()
                                           : crypto::hex(crypto::sha1(_impl->server_cert.der));
@@ -614,6 +634,11 @@ result<size_t> client::publish(std::chrono::milliseconds wait) {
         auto m = s.channel->receive(clock::now() + s.options.request_timeout);
         if (!m) return m.error();
         s.dispatch(*m);
+        if (s.publish_failure) {
+            auto e = std::move(*s.publish_failure);
+            s.publish_failure.reset();
+            return e;
+        }
     }
     return s.delivered;
 }

@@ -161,6 +161,9 @@ public:
 
     // The server certificate's SHA-1 thumbprint (hex) once connected with security.
     std::string server_thumbprint() const;
+    // The secure channel's current security token; a new one after each renewal (at 75 % of
+    // the lifetime the server granted).
+    uint32_t security_token_id() const;
 
 private:
     struct impl;

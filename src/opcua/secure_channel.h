@@ -68,6 +68,7 @@ public:
     result<std::optional<incoming>> accept_chunk(std::string chunk);
 
     uint32_t channel_id() const { return _channel_id; }
+    uint32_t token_id() const { return _token_id; }
     uint32_t server_receive_buffer() const { return _send_buffer; }
 
 private:
