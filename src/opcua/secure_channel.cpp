@@ -531,6 +531,11 @@ result<std::optional<incoming>> secure_channel::accept_body(char chunk_type,
         return unavailable("OPC UA server aborted its answer: " + status_name_of(status) +
                            (reason.empty() ? "" : " (" + reason + ")"));
     }
+    // Answers arrive one after another; a few interleaved is plenty, and bounds the memory a
+    // server can make us hold to a few whole messages.
+    if (!_partial.contains(request_id) && _partial.size() >= max_partial_messages)
+        return protocol_error("more than " + std::to_string(max_partial_messages) +
+                              " unfinished messages at once");
     auto& assembled = _partial[request_id];
     if (assembled.size() + rest.size() > max_message_size) {
         _partial.erase(request_id);

@@ -35,6 +35,7 @@ public:
     using clock = std::chrono::steady_clock;
     static constexpr uint32_t receive_buffer_size = 65536;
     static constexpr uint32_t max_message_size = 16u << 20;
+    static constexpr size_t max_partial_messages = 4;
 
     secure_channel() = default;
     ~secure_channel();

@@ -185,9 +185,16 @@ TEST(opcua_secure_channel, chunks_are_reassembled_and_bad_chunks_refused) {
     EXPECT_EQ((*last)->request_id, 9u);
     EXPECT_EQ((*last)->body, "hello world");
 
-    auto gap = ch.accept_chunk(chunk('F', 7, 10, body.out));
+    for (uint32_t req = 20; req < 24; ++req)
+        ASSERT_TRUE(ch.accept_chunk(chunk('C', req - 17, req, "x")));
+    auto many = ch.accept_chunk(chunk('C', 7, 30, "x"));
+    ASSERT_FALSE(many);
+    EXPECT_EQ(many.error().message,
+              "OPC UA server sent a bad message: more than 4 unfinished messages at once");
+
+    auto gap = ch.accept_chunk(chunk('F', 9, 10, body.out));
     ASSERT_FALSE(gap);
-    EXPECT_EQ(gap.error().message, "OPC UA server sent a bad message: sequence number 7 after 2");
+    EXPECT_EQ(gap.error().message, "OPC UA server sent a bad message: sequence number 9 after 7");
 
     binary::writer err;
     err.raw("ERRF");
