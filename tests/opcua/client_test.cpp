@@ -8,9 +8,9 @@
 #include <set>
 #include <thread>
 
-#include <unistd.h>
 
 #include "opcua/crypto.h"
+#include "opcua/node_server.h"
 #include "opcua/opcua.h"
 #include "support/test_support.h"
 
@@ -19,19 +19,6 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-// node from PATH (the process helper runs its argv[0] as a path).
-std::string node_binary() {
-    std::string path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin";
-    for (size_t start = 0; start <= path.size();) {
-        size_t end = path.find(':', start);
-        if (end == std::string::npos) end = path.size();
-        fs::path candidate = fs::path(path.substr(start, end - start)) / "node";
-        if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-        start = end + 1;
-    }
-    return "/usr/bin/node";
-}
 
 struct server_fixture {
     clisonix::testing::temp_dir dir{"clisonix-opcua"};
@@ -51,16 +38,9 @@ struct server_fixture {
         if (!st) throw std::runtime_error(st.error().message);
         fs::create_directories(dir.path() / "pki");
         port = clisonix::testing::free_port();
-        server = std::make_unique<clisonix::testing::process>(std::vector<std::string>{
-            node_binary(), std::string(CLISONIX_SOURCE_DIR) + "/tests/opcua/server.js",
-            std::to_string(port), dir.str() + "/pki", trusted_cert});
-        for (int i = 0; i < 300 && server->out().find("ready") == std::string::npos; ++i) {
-            if (!server->running())
-                throw std::runtime_error("node-opcua server exited: " + server->err());
-            std::this_thread::sleep_for(100ms);
-        }
-        if (server->out().find("ready") == std::string::npos)
-            throw std::runtime_error("node-opcua server did not start: " + server->err());
+        std::string why;
+        server = opcua_test::start_node_server(port, dir.str() + "/pki", {trusted_cert}, why);
+        if (!server) throw std::runtime_error(why);
         trust_dir = dir.str() + "/trusted";
         fs::create_directories(trust_dir);
         fs::copy_file(dir.path() / "pki" / "server.der", fs::path(trust_dir) / "server.der");

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "opcua/crypto.h"
+#include "opcua/node_server.h"
 #include "support/test_support.h"
 
 namespace clisonix {
@@ -19,30 +20,19 @@ using namespace std::chrono_literals;
 namespace json = boost::json;
 namespace fs = std::filesystem;
 
-std::string node_binary() {
-    std::string path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin";
-    for (size_t start = 0; start <= path.size();) {
-        size_t end = path.find(':', start);
-        if (end == std::string::npos) end = path.size();
-        fs::path candidate = fs::path(path.substr(start, end - start)) / "node";
-        if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-        start = end + 1;
-    }
-    return "/usr/bin/node";
-}
-
 // node-opcua on a free port, trusting `client_cert`; its certificate copied into `trust_dir`.
 std::unique_ptr<testing::process> start_opcua_server(const testing::temp_dir& pki, uint16_t port,
                                                      const std::string& client_cert,
                                                      const fs::path& trust_dir) {
-    std::vector<std::string> argv{node_binary(),
-                                  std::string(CLISONIX_SOURCE_DIR) + "/tests/opcua/server.js",
-                                  std::to_string(port), pki.str()};
-    if (!client_cert.empty()) argv.push_back(client_cert);
-    auto p = std::make_unique<testing::process>(argv);
-    for (int i = 0; i < 300 && p->out().find("ready") == std::string::npos && p->running(); ++i)
-        std::this_thread::sleep_for(100ms);
-    EXPECT_NE(p->out().find("ready"), std::string::npos) << p->err();
+    std::string why;
+    auto p = opcua_test::start_node_server(
+        port, pki.str(),
+        client_cert.empty() ? std::vector<std::string>{} : std::vector<std::string>{client_cert},
+        why);
+    if (!p) {
+        ADD_FAILURE() << why;
+        return p;
+    }
     fs::create_directories(trust_dir);
     fs::copy_file(pki.path() / "server.der", trust_dir / "server.der",
                   fs::copy_options::overwrite_existing);
