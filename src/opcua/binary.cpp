@@ -225,7 +225,7 @@ value::scalar reader::scalar(uint8_t type) {
             return body;
         }
         case t_data_value: {
-            auto dv = data_value_();
+            auto dv = read_data_value();
             return dv.v.items.size() == 1 ? dv.v.items[0] : value::scalar{};
         }
         case t_variant: {
@@ -271,7 +271,7 @@ value reader::variant() {
     return v;
 }
 
-data_value reader::data_value_() {
+data_value reader::read_data_value() {
     data_value dv;
     if (++_depth > max_depth) {
         fail("values nested more than " + std::to_string(max_depth) + " deep");

@@ -140,7 +140,7 @@ public:
     // An ExtensionObject: its type (encoding) id and its body bytes.
     void extension_object(node_id& type, std::string& body);
     value variant();
-    data_value data_value_();
+    data_value read_data_value();
     void diagnostic_info();
     // An array count, checked against the bytes left (each element takes at least
     // `min_element_size` bytes). -1 (null) reads as 0.

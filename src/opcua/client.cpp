@@ -528,7 +528,7 @@ result<std::vector<data_value>> client::read(const std::vector<node_id>& nodes) 
     binary::reader r(*body);
     std::vector<data_value> out;
     for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i)
-        out.push_back(r.data_value_());
+        out.push_back(r.read_data_value());
     if (!r.ok()) return make_error("unavailable", "OPC UA Read answer: " + r.error());
     if (out.size() != nodes.size())
         return make_error("unavailable", "OPC UA Read answered " + std::to_string(out.size()) +

@@ -7,9 +7,9 @@
 #include <string>
 #include <string_view>
 
-#include "common/result.h"
+#include <openssl/evp.h>
 
-typedef struct evp_pkey_st EVP_PKEY;
+#include "common/result.h"
 
 namespace clisonix::opcua::crypto {
 

@@ -97,7 +97,7 @@ publish_result read_publish(binary::reader& r) {
         for (size_t j = 0, m = d.count(5); j < m && d.ok(); ++j) {
             notification c;
             c.client_handle = d.u32();
-            c.value = d.data_value_();
+            c.value = d.read_data_value();
             p.changes.push_back(std::move(c));
         }
         for (size_t j = 0, m = d.count(1); j < m && d.ok(); ++j)
@@ -124,7 +124,7 @@ bool decode_any(uint32_t type_id, std::string_view body) {
             break;
         case read_response: {
             for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i)
-                (void)r.data_value_();
+                (void)r.read_data_value();
             for (size_t i = 0, n = r.count(1); i < n && r.ok(); ++i)
                 r.diagnostic_info();
             break;

@@ -83,7 +83,7 @@ TEST(opcua_binary, decodes_variants_data_values_and_nested_types) {
     w.u32(0x80340000u);
     w.datetime_ms(1000);
     binary::reader r(w.out);
-    auto dv = r.data_value_();
+    auto dv = r.read_data_value();
     ASSERT_TRUE(r.ok()) << r.error();
     EXPECT_EQ(dv.v.to_string(), "[1.5, -2]");
     EXPECT_EQ(status_name_of(dv.status), "BadNodeIdUnknown");
