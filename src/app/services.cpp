@@ -543,7 +543,7 @@ std::optional<int> open_connectors(const config::config& cfg, services& s) {
     }
     opts.secret_key = notify_opts->secret_key;
     s.connectors = std::make_unique<connectors::service>(
-        *s.store, connectors::builtin_drivers(),
+        *s.store, connectors::builtin_drivers(s.data_dir + "/opcua"),
         [&s](storage::write_batch& b) { return s.pipeline->submit(b); }, std::move(opts));
     if (s.changes)
         s.changes->subscribe({"connectors"}, [c = s.connectors.get()] {

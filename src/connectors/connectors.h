@@ -129,10 +129,14 @@ private:
     std::map<std::string, std::shared_ptr<driver>, std::less<>> _drivers;
 };
 
-// Every protocol Clisonix speaks; a new type is one line here (drivers.cpp).
-driver_registry builtin_drivers();
+// Every protocol Clisonix speaks; a new type is one line here (drivers.cpp). OPC UA keeps
+// its certificates under opcua_pki_dir (<data.dir>/opcua in the server; empty: security
+// None only).
+driver_registry builtin_drivers(const std::string& opcua_pki_dir = {});
 // The Modbus TCP driver (libmodbus).
 std::unique_ptr<driver> make_modbus_driver();
+// The OPC UA driver (opcua.h): mapping addresses are node ids ("ns=2;s=Pump1.Temp").
+std::unique_ptr<driver> make_opcua_driver(std::string pki_dir);
 
 // A connector's state as the runner sees it.
 struct connector_state {

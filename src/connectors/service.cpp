@@ -35,9 +35,10 @@ std::vector<std::string> driver_registry::types() const {
     return out;
 }
 
-driver_registry builtin_drivers() {
+driver_registry builtin_drivers(const std::string& opcua_pki_dir) {
     driver_registry r;
     r.add(make_modbus_driver());
+    r.add(make_opcua_driver(opcua_pki_dir));
     return r;
 }
 
