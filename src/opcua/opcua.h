@@ -1,6 +1,6 @@
 // Clisonix — an OPC UA client (UA TCP binary) for reading PLCs and SCADA servers.
 //
-// The subset plants need (docs/decisions/9301-opcua-client.md): security policies None and
+// The subset plants need (docs/decisions/0082-opcua-client.md): security policies None and
 // Basic256Sha256 (Sign, SignAndEncrypt), anonymous and user name/password sessions, Browse,
 // Read, and subscriptions to data changes. The client is blocking: each call sends one
 // request and waits for its answer, bounded by the request timeout. One thread at a time per
