@@ -138,6 +138,8 @@ constexpr key_spec keys[] = {
     {"mqtt.receive_maximum", integer, "1000", 1, 65535, {}, false, "Unacknowledged QoS 1 messages per connection (5.0: Receive Maximum; 3.1.1: reading pauses)"},
     {"mqtt.max_queued", integer, "1000", 1, 10000000, {}, false, "Outbound QoS 1 messages kept per session for a slow or offline client; the oldest is dropped beyond"},
     {"mqtt.session_expiry_max", duration, "1d", 0, 365 * 24 * hours, {}, false, "Longest time a persistent session is kept while its client is offline (in memory, not across restarts)"},
+    {"sparkplug.enabled", boolean, "true", 0, 0, {}, false, "Serve Sparkplug B 3.0 edge nodes on the MQTT broker (`spBv1.0/...` topics; an API key of role operator logs in as the username)"},
+    {"sparkplug.host_id", string, "clisonix", 0, 0, {}, false, "Sparkplug host application id: its state is the retained `spBv1.0/STATE/<host id>` message"},
     {"notify.max_attempts", integer, "8", 1, 1000, {}, false, "Delivery attempts of a notification before it is dead (listed at /api/v1/notifications/dead)"},
     {"notify.backoff_base", duration, "1s", 10, hours, {}, false, "First retry delay ceiling; doubles per attempt, drawn with full jitter"},
     {"notify.backoff_max", duration, "5m", 10, 24 * hours, {}, false, "Longest delay between two attempts of one notification"},
