@@ -29,6 +29,24 @@ setTimeout(() => {
   process.exit(1);
 }, 40000).unref();
 
+// The host application's state as a Sparkplug application reads it: subscribe, print the
+// retained message, exit.
+if (scenario === "state") {
+  const mqtt = require(path.join(__dirname, "../peers/node_modules/mqtt"));
+  const reader = mqtt.connect(`mqtt://127.0.0.1:${port}`, { username: key, password: key, reconnectPeriod: 0 });
+  reader.on("connect", () => reader.subscribe("spBv1.0/STATE/+"));
+  reader.on("message", (topic, message, packet) => {
+    const state = JSON.parse(message.toString());
+    say("state", { topic, retain: packet.retain, online: state.online, timestamp: state.timestamp });
+    reader.end(false, {}, () => process.exit(0));
+  });
+  reader.on("error", (e) => {
+    say("error", { message: String(e.message) });
+    process.exit(1);
+  });
+  return;
+}
+
 const client = sparkplug.newClient({
   serverUrl: `mqtt://127.0.0.1:${port}`,
   username: key,
@@ -139,6 +157,15 @@ async function run() {
       say("rebirth requested", { metrics: await asked });
       nodeBirth();
       deviceBirth(30.5);
+      await sleep(500);
+      say("born");
+      client.stop();
+      await sleep(300);
+      break;
+    }
+    case "births": {
+      nodeBirth();
+      deviceBirth(20.5);
       await sleep(500);
       say("born");
       client.stop();

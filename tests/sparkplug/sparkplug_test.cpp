@@ -170,5 +170,30 @@ TEST(Sparkplug, UnknownKeyIsRefusedAtConnect) {
     EXPECT_EQ(s.send("GET", "/api/v1/devices/line-6").status, 404);
 }
 
+TEST(Sparkplug, AReadOnlyKeyConnectsButItsBirthsAreRefused) {
+    mqtt_server s;
+    edge_node edge("births", s.port, s.api_key("scada-viewer"), "plant-c", "line-7");
+    ASSERT_FALSE(edge.wait_for("born").is_null());
+    EXPECT_EQ(edge.proc.wait(20s), 0) << edge.proc.out() << edge.proc.err();
+    EXPECT_EQ(s.send("GET", "/api/v1/devices/line-7").status, 404);
+    EXPECT_EQ(s.send("GET", "/api/v1/devices/sp-pump-1").status, 404);
+    EXPECT_EQ(s.query("sp-pump-1", "temperature"), R"({"series":[]})");
+}
+
+TEST(Sparkplug, HostStateIsRetainedOnlineWithTheConfiguredHostId) {
+    const int64_t before = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    mqtt_server s({"--set", "sparkplug.host_id=scada-7"});
+    edge_node reader("state", s.port, s.api_key("scada-reader"), "-", "-");
+    auto st = reader.wait_for("state");
+    ASSERT_FALSE(st.is_null());
+    EXPECT_EQ(st.at("topic").as_string(), "spBv1.0/STATE/scada-7");
+    EXPECT_TRUE(st.at("retain").as_bool());
+    EXPECT_TRUE(st.at("online").as_bool());
+    EXPECT_GE(st.at("timestamp").to_number<int64_t>(), before);  // when the broker started
+    EXPECT_EQ(reader.proc.wait(20s), 0) << reader.proc.out() << reader.proc.err();
+}
+
 }  // namespace
 }  // namespace clisonix
