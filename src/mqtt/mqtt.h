@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -86,6 +87,19 @@ struct sparkplug_metric {
     std::string type;
     std::string unit;
 };
+
+// A Sparkplug B payload for an edge node Clisonix runs itself (`clisonix demo`): each metric
+// by name and alias (births) or by alias alone (name empty: data), with the specification's
+// data type name ("Double", "Float", "Boolean", "Int64" ...) and a unit (births).
+struct sparkplug_point {
+    std::string name;
+    uint64_t alias = 0;
+    std::string type;
+    double value = 0;
+    std::string unit;
+};
+std::string encode_sparkplug(uint64_t timestamp_ms, std::optional<uint64_t> seq,
+                             const std::vector<sparkplug_point>& metrics);
 
 // How the broker learns about devices and users; the app wires these to auth and devices.
 // Any hook may be empty: the feature it serves is then refused (5.0: reason 0x83).

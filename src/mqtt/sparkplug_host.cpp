@@ -235,3 +235,38 @@ sparkplug_outcome impl::sparkplug_publish(const std::shared_ptr<connection>& c, 
 }
 
 }  // namespace clisonix::mqtt::detail
+
+namespace clisonix::mqtt {
+
+std::string encode_sparkplug(uint64_t timestamp_ms, std::optional<uint64_t> seq,
+                             const std::vector<sparkplug_point>& metrics) {
+    namespace sp = sparkplug;
+    sp::payload p;
+    p.timestamp_ms = timestamp_ms;
+    p.seq = seq;
+    for (const auto& in : metrics) {
+        sp::metric m;
+        m.name = in.name;
+        m.alias = in.alias;
+        m.timestamp_ms = timestamp_ms;
+        for (uint32_t t = 1; t <= static_cast<uint32_t>(sp::datatype::template_); ++t)
+            if (sp::datatype_name(t) == in.type) m.type = t;
+        m.unit = in.unit;
+        switch (static_cast<sp::datatype>(m.type)) {
+            case sp::datatype::boolean:
+                m.v = in.value != 0;
+                break;
+            case sp::datatype::float32:
+            case sp::datatype::float64:
+                m.v = in.value;
+                break;
+            default:
+                m.v = static_cast<int64_t>(std::llround(in.value));
+                break;
+        }
+        p.metrics.push_back(std::move(m));
+    }
+    return sp::encode(p);
+}
+
+}  // namespace clisonix::mqtt

@@ -187,6 +187,13 @@ TEST(demo_test, plant_is_provisioned_fed_over_http_and_mqtt_and_a_fault_raises_a
         << demo.proc->err();
     EXPECT_EQ(demo.proc->err().find("MQTT machines send over HTTP"), std::string::npos)
         << demo.proc->err();
+    // The Sparkplug B edge node's device, through the broker: births, then data by alias
+    // once a (wall) second.
+    EXPECT_TRUE(eventually([&] { return demo.points("press-1", "pressure", since) > 3; }, 15s))
+        << demo.proc->out() << demo.proc->err();
+    EXPECT_NE((demo.proc->out() + demo.proc->err())
+                  .find("Sparkplug B: edge node demo/edge-press-line publishes device press-1"),
+              std::string::npos);
 
     // The bearing fault: its vibration's anomaly score goes high after the jump (simulated
     // second 90, 9 s after the start here).
