@@ -199,9 +199,11 @@ struct broker_state : std::enable_shared_from_this<broker_state> {
     std::string sparkplug_state_topic() const { return "spBv1.0/STATE/" + opts.sparkplug_host_id; }
     std::string sparkplug_state_payload() const;
     // A publish on spBv1.0/... by a user session (conn null for a will).
-    sparkplug_outcome sparkplug_publish(const std::shared_ptr<connection>& c, uint64_t ack_seq,
-                                        const session& from, std::string_view topic,
-                                        std::string_view payload);
+    // `origin` is the sending connection (null for a will), `ack` the same when the PUBACK
+    // waits for the write (QoS 1), with `ack_seq` its place among the acks.
+    sparkplug_outcome sparkplug_publish(const void* origin, const std::shared_ptr<connection>& ack,
+                                        uint64_t ack_seq, const session& from,
+                                        std::string_view topic, std::string_view payload);
     // The connection that sent an NBIRTH is gone: its edge node and devices are offline.
     void sparkplug_connection_lost(const void* c);
     // A new subscription: the host state, if it matches, as a retained message.

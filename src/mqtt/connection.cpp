@@ -205,7 +205,8 @@ void connection::detach() {
     if (will && send_will) {
         if (s->device.empty() && br.opts.sparkplug && !br.stopping &&
             will->topic.starts_with(sparkplug::namespace_prefix))
-            (void)br.sparkplug_publish(nullptr, 0, *s, will->topic, will->payload);  // NDEATH
+            (void)br.sparkplug_publish(nullptr, nullptr, 0, *s, will->topic,
+                                       will->payload);  // NDEATH
         else
             br.will_of(s->device, s->user, *will);
     }
@@ -542,7 +543,7 @@ void connection::on_publish(const publish_packet& p) {
     };
     if (device.empty() && br.opts.sparkplug && p.topic.starts_with(sparkplug::namespace_prefix)) {
         const uint64_t seq = p.qos == 1 ? ack_base + acks.size() : 0;
-        auto out = br.sparkplug_publish(p.qos == 1 ? shared_from_this() : nullptr, seq, *sess,
+        auto out = br.sparkplug_publish(this, p.qos == 1 ? shared_from_this() : nullptr, seq, *sess,
                                         p.topic, p.payload);
         if (out.reason == reason::quota_exceeded) return over_limit(out.reason);
         if (!out.pending) return done(out.reason);

@@ -1,5 +1,5 @@
 // Sparkplug B host application on the broker (see mqtt.h and
-// docs/decisions/9xxx-sparkplug-b.md): births create devices, data becomes telemetry through
+// docs/decisions/9001-sparkplug-b.md): births create devices, data becomes telemetry through
 // the same durable batches as ThingsBoard telemetry, deaths mark devices offline, a missing
 // birth or a sequence gap asks the edge node for a rebirth.
 #include <boost/json.hpp>
@@ -93,9 +93,9 @@ void impl::sparkplug_connection_lost(const void* c) {
     }
 }
 
-sparkplug_outcome impl::sparkplug_publish(const std::shared_ptr<connection>& c, uint64_t ack_seq,
-                                          const session& from, std::string_view topic_text,
-                                          std::string_view payload) {
+sparkplug_outcome impl::sparkplug_publish(const void* origin, const std::shared_ptr<connection>& c,
+                                          uint64_t ack_seq, const session& from,
+                                          std::string_view topic_text, std::string_view payload) {
     auto topic = sp::parse_topic(topic_text);
     if (!topic) return {reason::topic_name_invalid, false};
     // Other Sparkplug applications subscribed to the namespace see the traffic too.
@@ -150,7 +150,7 @@ sparkplug_outcome impl::sparkplug_publish(const std::shared_ptr<connection>& c, 
     }
     if (topic->type == sp::message_type::nbirth) {
         edge.born = true;
-        edge.owner = c.get();
+        edge.owner = origin;
         edge.user = from.user;
         edge.alias_names.clear();
         edge.types.clear();

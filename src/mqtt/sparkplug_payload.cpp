@@ -106,6 +106,8 @@ result<payload> decode(std::string_view bytes) {
     pb_payload in;
     if (!in.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
         return make_error("invalid_argument", "not a Sparkplug B payload (protobuf)", "payload");
+    if (in.uuid() == "SPBV1.0_COMPRESSED")
+        return make_error("invalid_argument", "compressed payloads are not supported", "uuid");
     payload out;
     if (in.has_timestamp()) out.timestamp_ms = in.timestamp();
     if (in.has_seq()) {

@@ -172,6 +172,17 @@ async function run() {
       await sleep(300);
       break;
     }
+    case "vanish": {
+      nodeBirth();
+      deviceBirth(20.5);
+      await sleep(500);
+      say("born");
+      await checkpoint(); // the test checks both are online
+      client.client.end(); // a clean DISCONNECT: no will, no NDEATH
+      await sleep(300);
+      say("gone");
+      break;
+    }
     default:
       throw new Error(`unknown scenario ${scenario}`);
   }

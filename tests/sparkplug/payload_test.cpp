@@ -109,6 +109,10 @@ TEST(SparkplugPayload, MalformedPayloadsAreErrorsNamingTheReason) {
     ASSERT_FALSE(seq);
     EXPECT_EQ(seq.error().message, "seq: 300 is past 255");
     EXPECT_EQ(seq.error().field, "seq");
+    // Compressed payloads (uuid SPBV1.0_COMPRESSED, the body deflated): not read.
+    auto compressed = decode(std::string("\x22\x12SPBV1.0_COMPRESSED", 20));
+    ASSERT_FALSE(compressed);
+    EXPECT_EQ(compressed.error().message, "compressed payloads are not supported");
     payload anonymous;
     anonymous.metrics.push_back(metric{});
     auto nameless = decode(encode(anonymous));

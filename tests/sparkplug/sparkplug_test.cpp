@@ -133,6 +133,19 @@ TEST(Sparkplug, BirthsDataAndDeathsOfAnEdgeNode) {
     EXPECT_EQ(edge.proc.wait(20s), 0) << edge.proc.out() << edge.proc.err();
 }
 
+TEST(Sparkplug, AnEdgeNodeGoneWithoutDeathIsOfflineWithItsDevices) {
+    mqtt_server s;
+    edge_node edge("vanish", s.port, operator_key(s), "plant-d", "line-8");
+    ASSERT_FALSE(edge.wait_for("born").is_null());
+    EXPECT_TRUE(becomes(s, "line-8", true));
+    EXPECT_TRUE(becomes(s, "sp-pump-1", true));
+    edge.go_on();
+    ASSERT_FALSE(edge.wait_for("gone").is_null());
+    EXPECT_TRUE(becomes(s, "line-8", false));
+    EXPECT_TRUE(becomes(s, "sp-pump-1", false));
+    EXPECT_EQ(edge.proc.wait(20s), 0) << edge.proc.out() << edge.proc.err();
+}
+
 TEST(Sparkplug, SequenceGapAsksForRebirthAndIsNotApplied) {
     mqtt_server s;
     edge_node edge("gap", s.port, operator_key(s), "plant-a", "line-4");
