@@ -29,8 +29,7 @@ std::string type_key(std::string_view device, std::string_view metric) {
 // The JSON telemetry (ingest's ThingsBoard form) of a birth or data message: an array of
 // {"ts","values"} objects, one per metric, so that each keeps its own timestamp. Booleans are
 // 0/1, text stays text; null, dataset, template and bytes values are left out.
-void append_point(boost::json::array& out, const sp::metric& m, std::string_view name,
-                  const sp::value& v, uint64_t ts) {
+void append_point(boost::json::array& out, std::string_view name, const sp::value& v, uint64_t ts) {
     boost::json::value jv;
     if (const auto* i = std::get_if<int64_t>(&v))
         jv = *i;
@@ -45,7 +44,6 @@ void append_point(boost::json::array& out, const sp::metric& m, std::string_view
         jv = boost::json::string(*s);
     else
         return;
-    (void)m;
     boost::json::object values;
     values[name] = std::move(jv);
     boost::json::object point;
@@ -213,7 +211,7 @@ sparkplug_outcome impl::sparkplug_publish(const void* origin, const std::shared_
             auto t = edge.types.find(type_key(device, name));
             if (t != edge.types.end()) type = t->second;
         }
-        append_point(points, m, name, sp::retype(m.v, type), m.timestamp_ms.value_or(default_ts));
+        append_point(points, name, sp::retype(m.v, type), m.timestamp_ms.value_or(default_ts));
     }
     if (birth) {
         if (topic->type == sp::message_type::dbirth) edge.devices.insert(device);
