@@ -17,7 +17,7 @@ port = 18000 + os.getpid() % 1000
 data = tempfile.mkdtemp(prefix="clisonix-measure-")
 env = dict(os.environ, CLISONIX_ADMIN_PASSWORD="measure-password-1")
 srv = subprocess.Popen([binary, "serve", "--port", str(port), "--data", data, "--set",
-                        "http.bind=127.0.0.1", "--set", "mqtt.enabled=false", "--set",
+                        "http.bind=127.0.0.1", "--set", "mqtt.enabled=false", "--set", "coap.port=0", "--set",
                         "analytics.detector=off", "--set", "analytics.health=false",
                         "--set", "forecast.refresh_interval=2s",
                         "--set", "forecast.cache_entries=100"],

@@ -24,7 +24,7 @@ t_start() {
     rm -rf "$WORK_DIR/data"
     mkdir -p "$WORK_DIR/data"
     "$CLISONIX_BIN" serve --port "$CLISONIX_PORT" --data "$WORK_DIR/data" \
-        --set http.bind=127.0.0.1 --set log.level=warn --set mqtt.port=0 \
+        --set http.bind=127.0.0.1 --set log.level=warn --set mqtt.port=0 --set coap.port=0 \
         --set analytics.detector="${BENCH_DETECTOR:-ensemble}" \
         --set analytics.health="${BENCH_HEALTH:-true}" >"$WORK_DIR/server.log" 2>&1 &
     SERVER_PID=$!

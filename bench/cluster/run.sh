@@ -78,7 +78,7 @@ single=$(port)
 single_settings=()
 for s in $settings; do single_settings+=(--set "$s"); done
 CLISONIX_ADMIN_PASSWORD=test-admin-password-1 "$binary" serve --port "$single" \
-  --data "$work/single" --set http.bind=127.0.0.1 --set mqtt.enabled=false \
+  --data "$work/single" --set http.bind=127.0.0.1 --set mqtt.enabled=false --set coap.port=0 \
   "${single_settings[@]}" >"$work/single.log" 2>&1 &
 single_pid=$!
 wait_http "$single"

@@ -27,7 +27,7 @@ g++ -O2 -std=c++20 -I"$ROOT/src" "$ROOT/bench/mqtt/mqtt_load.cpp" "$ROOT/src/mqt
 ulimit -n 65536 2>/dev/null || true
 CLISONIX_ADMIN_PASSWORD=bench-admin-password-1 "$BIN" serve --data "$WORK/data" --port "$HTTP" \
     --set http.bind=127.0.0.1 --set mqtt.bind=127.0.0.1 --set mqtt.port="$MQTT" \
-    --set mqtt.rate_limit=0 --set log.level=warn "$@" >"$WORK/server.log" 2>&1 &
+    --set mqtt.rate_limit=0 --set coap.port=0 --set log.level=warn "$@" >"$WORK/server.log" 2>&1 &
 SRV=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null || { echo "mqtt bench: server did not start" >&2; cat "$WORK/server.log" >&2; exit 1; }

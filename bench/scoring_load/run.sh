@@ -37,7 +37,7 @@ g++ -O2 -std=c++20 -Wall -Wextra -Werror -pthread "$ROOT/bench/scoring_load/load
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 PASSWORD=scoring-bench-password-1
 CLISONIX_ADMIN_PASSWORD=$PASSWORD "$BIN" serve --data "$WORK/data" --port "$PORT" \
-    --set http.bind=127.0.0.1 --set mqtt.enabled=false --set log.level=warn \
+    --set http.bind=127.0.0.1 --set mqtt.enabled=false --set coap.port=0 --set log.level=warn \
     --set gateway.api_limit=1000000 "$@" >"$WORK/server.log" 2>&1 &
 SRV=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done

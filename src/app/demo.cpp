@@ -591,12 +591,14 @@ private:
     bool _stop = false;  // guarded by _mutex
 };
 
-// Whether a TCP listener could bind `port` on all addresses now.
-bool port_free(int port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return true;  // cannot tell: let the broker try
+// Whether a listener could bind `port` on all addresses now: TCP (SOCK_STREAM, with
+// SO_REUSEADDR as listeners set it, so that closing connections do not count) or UDP
+// (SOCK_DGRAM, without it: a UDP port held with SO_REUSEADDR would be shared, not refused).
+bool port_free(int port, int type = SOCK_STREAM) {
+    int fd = ::socket(AF_INET, type, 0);
+    if (fd < 0) return true;  // cannot tell: let the listener try
     int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (type == SOCK_STREAM) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_ANY);
@@ -642,6 +644,16 @@ int demo(const config::config& given, const demo_options& opt) {
             e.text = std::to_string(port);
             e.source = "demo";
         }
+    }
+    // The same for CoAP's 5683 (another CoAP server, or a second demo): the demo's devices do
+    // not use CoAP, so it goes without rather than stopping.
+    if (config::find_key("coap.port") && cfg.source("coap.port") == "default" &&
+        !port_free(static_cast<int>(cfg.get_int("coap.port")), SOCK_DGRAM)) {
+        auto& e = cfg.entries.find("coap.port")->second;
+        say("CoAP port " + e.text + " is in use: the demo runs without its CoAP endpoint");
+        e.number = 0;
+        e.text = "0";
+        e.source = "demo";
     }
     if (!(opt.speed > 0) || opt.speed > 1000) {
         std::cerr << "demo: --speed " << opt.speed << ": must be in (0, 1000]\n";

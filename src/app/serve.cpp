@@ -161,6 +161,15 @@ int run_server(const config::config& cfg, services& s, const http::router& route
         log::info("mqtt listening",
                   {{"bind", cfg.get_string("mqtt.bind")}, {"port", s.mqtt_broker->port()}});
     }
+    if (s.coap_server) {
+        if (auto st = s.coap_server->start(); !st) {
+            log::error("cannot start the CoAP endpoint", {{"error", st.error().message}});
+            std::cerr << st.error().message << "\n";
+            return fail(st.error().code == errc::invalid_config ? exit_usage : exit_failure);
+        }
+        log::info("coap listening",
+                  {{"bind", cfg.get_string("coap.bind")}, {"port", s.coap_server->port()}});
+    }
     std::cout << "Clisonix " << version << " listening on http://" << opts.bind << ":" << opts.port
               << std::endl;
 
@@ -174,6 +183,7 @@ int run_server(const config::config& cfg, services& s, const http::router& route
     s.notifier->stop();
     if (s.mqtt_broker)
         s.mqtt_broker->stop();  // before the engine closes: its last batch is written
+    if (s.coap_server) s.coap_server->stop();  // before the engine closes, as the broker
     if (!drained) {
         // A handler outlived the drain time. Its thread still uses the server, the routes
         // and the store, so none of them may be destroyed: flush the log and leave now.
@@ -239,6 +249,7 @@ int serve(const config::config& cfg) {
     follow_changes(cfg, s);
     if (auto failed = open_cluster(cfg, s)) return *failed;
     open_mqtt(cfg, s);
+    open_coap(cfg, s);
     relay_between_nodes(s);
     http::router routes;
     build_router(routes, cfg, s);

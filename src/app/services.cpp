@@ -354,16 +354,19 @@ void follow_changes(const config::config& cfg, services& s) {
                          [notifier = s.notifier.get()] { notifier->wake(); });
 }
 
+// The device a device token speaks for (the MQTT username, the CoAP path segment).
+static result<std::string> device_of_token(services& s, std::string_view token) {
+    auto who = s.auth->authenticate_device(token);
+    if (!who) return who.error();
+    return who->device.empty() ? who->name : who->device;
+}
+
 // The built-in broker for devices (and users subscribing to clisonix/#). It writes through
 // the pipeline, so it starts after it and stops before the engine closes.
 void open_mqtt(const config::config& cfg, services& s) {
     if (!cfg.get_bool("mqtt.enabled")) return;
     mqtt::hooks hooks;
-    hooks.authenticate_device = [&s](std::string_view token) -> result<std::string> {
-        auto who = s.auth->authenticate_device(token);
-        if (!who) return who.error();
-        return who->device.empty() ? who->name : who->device;
-    };
+    hooks.authenticate_device = [&s](std::string_view token) { return device_of_token(s, token); };
     hooks.authenticate_user = [&s](std::string_view key) -> result<std::string> {
         auto who = s.auth->authenticate("Bearer", key);
         if (!who) return who.error();
@@ -421,6 +424,22 @@ void open_mqtt(const config::config& cfg, services& s) {
         s.mqtt_broker->publish(t, std::string(p));
         return {};
     };
+}
+
+// The CoAP endpoint: device tokens checked on every request (so a revoked one stops at once),
+// telemetry through the pipeline, client attributes and attribute requests through the registry.
+void open_coap(const config::config& cfg, services& s) {
+    if (cfg.get_int("coap.port") == 0) return;
+    coap::hooks hooks;
+    hooks.authenticate_device = [&s](std::string_view token) { return device_of_token(s, token); };
+    hooks.client_attributes = [&s](std::string_view d, std::string_view json) {
+        return s.registry->set_client_attributes(d, json);
+    };
+    hooks.attribute_request = [&s](std::string_view d, std::string_view req) {
+        return s.registry->attribute_response(d, req);
+    };
+    s.coap_server =
+        std::make_unique<coap::server>(coap::options_from(cfg), *s.pipeline, std::move(hooks));
 }
 
 // The predicted list's targets are the metrics whose device type sets an expected range: the

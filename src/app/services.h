@@ -18,6 +18,7 @@
 #include "app/anomaly_scoring.h"
 #include "auth/auth.h"
 #include "cluster/cluster.h"
+#include "coap/coap.h"
 #include "config/config.h"
 #include "devices/devices.h"
 #include "forecast/forecast.h"
@@ -90,6 +91,7 @@ struct services {
     // revocations made here and, in a cluster, for those another node announces.
     std::vector<auth::revocation_listener> session_closers;
     std::unique_ptr<mqtt::broker> mqtt_broker;  // null when mqtt.enabled is false
+    std::unique_ptr<coap::server> coap_server;  // null when coap.port is 0
     // Changes other processes sharing a PostgreSQL store made, for the caches above; last,
     // so that it stops before the parts its handlers call.
     std::unique_ptr<meta::change_feed> changes;
@@ -113,6 +115,8 @@ std::optional<int> open_cluster(const config::config& cfg, services& s);
 void follow_changes(const config::config& cfg, services& s);
 // The MQTT broker, when enabled; it listens once the HTTP port is ours (run_server).
 void open_mqtt(const config::config& cfg, services& s);
+// The CoAP endpoint for devices (coap.port; 0 = none), writing through the pipeline.
+void open_coap(const config::config& cfg, services& s);
 // In a cluster, what one node does that clients on the others must hear, as notices through
 // the cluster (after open_mqtt): a revoked credential ends its sessions on every node,
 // shared attributes reach the device's MQTT session wherever it is connected, and an alarm a

@@ -79,11 +79,12 @@ TEST(readme_test, every_shell_block_is_run_or_says_why_not) {
 }
 
 TEST(readme_test, the_first_commands_work_as_written_against_the_demo) {
-    const uint16_t http_port = free_port(), mqtt_port = free_port();
+    const uint16_t http_port = free_port(), mqtt_port = free_port(), coap_port = free_port();
     temp_dir home("clisonix-readme");
     // As `scripts/run` starts it (data in ./demo-data), without the hour of backfill.
     process demo({CLISONIX_BINARY, "demo", "--port", std::to_string(http_port), "--backfill", "0",
-                  "--set", "mqtt.port=" + std::to_string(mqtt_port)},
+                  "--set", "mqtt.port=" + std::to_string(mqtt_port), "--set",
+                  "coap.port=" + std::to_string(coap_port)},
                  {}, home.path());
     const std::string banner = "Dashboard: http://localhost:" + std::to_string(http_port) + "/";
     auto deadline = std::chrono::steady_clock::now() + 60s;
@@ -97,6 +98,7 @@ TEST(readme_test, the_first_commands_work_as_written_against_the_demo) {
         if (runs(b)) script += b.text;
     script = replace_all(script, "localhost:8030", "localhost:" + std::to_string(http_port));
     script = replace_all(script, "-p 1883", "-p " + std::to_string(mqtt_port));
+    script = replace_all(script, "127.0.0.1:5683", "127.0.0.1:" + std::to_string(coap_port));
     write_file(home.path() / "readme.sh", script);
     // curl -s answers 0 on a 401; this curl fails on any HTTP error, so that the script stops.
     std::filesystem::create_directories(home.path() / "bin");

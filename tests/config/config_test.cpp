@@ -349,10 +349,10 @@ TEST_F(config_test, unknown_keys_in_file) {
     std::string path = use_file("[http]\nprot = 1\n");
     EXPECT_EQ(load_error(),
               "config: http.prot (from file " + path + "): unknown key (did you mean http.port?)");
-    use_file("[coap]\nport = 5683\n");
-    EXPECT_EQ(load_error(), "config: coap.port (from file " + path + "): unknown key");
-    use_file("[coap]\n");
-    EXPECT_EQ(load_error(), "config: coap (from file " + path + "): unknown key");
+    use_file("[lwm2m]\nport = 5683\n");
+    EXPECT_EQ(load_error(), "config: lwm2m.port (from file " + path + "): unknown key");
+    use_file("[lwm2m]\n");
+    EXPECT_EQ(load_error(), "config: lwm2m (from file " + path + "): unknown key");
     use_file("http = 5\n");
     EXPECT_EQ(load_error(), "config: http (from file " + path + "): unknown key");
 }

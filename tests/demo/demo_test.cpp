@@ -63,6 +63,7 @@ struct demo_run {
             args.push_back("--set");
             args.push_back("mqtt.port=" + std::to_string(free_port()));
         }
+        if (has_key("coap.port")) args.insert(args.end(), {"--set", "coap.port=0"});
         args.insert(args.end(), extra.begin(), extra.end());
         proc = std::make_unique<process>(args, env);
     }

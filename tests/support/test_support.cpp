@@ -384,7 +384,9 @@ void server_process::start(const std::vector<std::string>& extra_args,
                                   "--data", _data_path.string(), "--set", "http.bind=127.0.0.1",
                                   // Tests run in parallel: MQTT on a free port unless a test
                                   // asks for one (a later --set wins).
-                                  "--set", "mqtt.port=0", "--set", "mqtt.bind=127.0.0.1"};
+                                  "--set", "mqtt.port=0", "--set", "mqtt.bind=127.0.0.1",
+                                  // and no CoAP endpoint (UDP 5683) unless a test asks for one.
+                                  "--set", "coap.port=0", "--set", "coap.bind=127.0.0.1"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     std::vector<std::string> environment{std::string("CLISONIX_ADMIN_PASSWORD=") +
                                          test_admin_password};

@@ -71,6 +71,8 @@ export async function startServer({ binary, webDist, extraArgs = [] }) {
     `web.dir=${webDist}`,
     "--set",
     "mqtt.port=0",
+    "--set",
+    "coap.port=0",
     ...extraArgs,
   ];
   const proc = spawn(binary, args, {
