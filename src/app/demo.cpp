@@ -33,6 +33,7 @@
 #include "app/client.h"
 #include "app/demo_modbus.h"
 #include "app/demo_plant.h"
+#include "app/demo_sparkplug.h"
 #include "common/progress.h"
 
 namespace clisonix::app {
@@ -138,7 +139,9 @@ public:
         wait_for_scoring();
         install_rules();
         connect_mqtt();
+        start_sparkplug();
         feed();
+        _edge.reset();  // its NDEATH, before the library goes
         if (!_mqtt.empty()) {
             _mqtt.clear();  // disconnects and joins each client's thread
             mosquitto_lib_cleanup();
@@ -514,6 +517,29 @@ private:
         mosquitto_lib_cleanup();
     }
 
+    // One Sparkplug B edge node (demo_sparkplug.h) with an API key of role operator.
+    void start_sparkplug() {
+        if (_mqtt_port <= 0 || !config::find_key("sparkplug.enabled")) return;
+        std::string answer;
+        if (post("API keys", "/api/v1/apikeys",
+                 {{"name", "demo-sparkplug-edge"}, {"role", "operator"}},
+                 &answer) != outcome::created)
+            return;
+        std::error_code ec;
+        auto v = json::parse(answer, ec);
+        if (ec || !v.is_object() || !v.as_object().contains("key")) return;
+        const std::string key(v.as_object().at("key").as_string());
+        mosquitto_lib_init();
+        std::string error;
+        _edge = demo_edge_node::start(_host, _mqtt_port, key, error);
+        if (!_edge) {
+            warn_once("sparkplug", "the Sparkplug B edge node cannot connect: " + error);
+            return;
+        }
+        say(std::string("Sparkplug B: edge node ") + demo_edge_node::group + "/" +
+            demo_edge_node::edge_node + " publishes device " + demo_edge_node::device);
+    }
+
     void announce_faults(int64_t from_k, int64_t to_k) {
         for (const auto& f : sim::faults_between(_plant, from_k, to_k)) {
             if (f.start < from_k) continue;
@@ -539,6 +565,7 @@ private:
                 announce_faults(next_k, due + 1);
                 for (size_t i = 0; i < _plant.machines.size(); ++i)
                     send(i, next_k, due + 1, http[i]);
+                if (_edge) _edge->tick(wall_ms());
                 next_k = due + 1;
             }
             tick += 1000;
@@ -602,6 +629,7 @@ private:
     demo_modbus_machine _press;        // polled by the server's Modbus connector
     std::vector<std::string> _tokens;  // per machine
     std::vector<std::unique_ptr<mqtt_device>> _mqtt;
+    std::unique_ptr<demo_edge_node> _edge;
     std::set<std::string> _warned;
     int64_t _start_ms = 0;
     std::atomic<bool> _failed{false};

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "app/app.h"
+#include "app/sparkplug_devices.h"
 #include "common/time.h"
 #include "forecast/forecast.h"
 #include "observe/observe.h"
@@ -383,6 +384,23 @@ void open_mqtt(const config::config& cfg, services& s) {
     };
     hooks.connection_changed = [&s](std::string_view d, bool connected) {
         s.registry->set_connected(d, connected);
+    };
+    // Sparkplug B edge nodes: an API key that may write; births and deaths on the registry.
+    hooks.user_may_write = [&s](std::string_view key) {
+        auto who = s.auth->authenticate("Bearer", key);
+        return who && who->kind != auth::principal_kind::device &&
+               auth::allows(who->role, http::permission::write);
+    };
+    hooks.sparkplug_birth = [&s](std::string_view device, std::string_view group,
+                                 std::string_view edge_node,
+                                 const std::vector<mqtt::sparkplug_metric>& metrics) {
+        return sparkplug_birth(*s.registry, device, group, edge_node, metrics);
+    };
+    hooks.sparkplug_online = [&s](std::string_view d, bool online) {
+        if (online)
+            s.registry->set_connected(d, true);
+        else
+            s.registry->set_offline(d);
     };
     s.mqtt_broker =
         std::make_unique<mqtt::broker>(mqtt::options_from(cfg), *s.pipeline, std::move(hooks));

@@ -138,6 +138,8 @@ constexpr key_spec keys[] = {
     {"mqtt.receive_maximum", integer, "1000", 1, 65535, {}, false, "Unacknowledged QoS 1 messages per connection (5.0: Receive Maximum; 3.1.1: reading pauses)"},
     {"mqtt.max_queued", integer, "1000", 1, 10000000, {}, false, "Outbound QoS 1 messages kept per session for a slow or offline client; the oldest is dropped beyond"},
     {"mqtt.session_expiry_max", duration, "1d", 0, 365 * 24 * hours, {}, false, "Longest time a persistent session is kept while its client is offline (in memory, not across restarts)"},
+    {"sparkplug.enabled", boolean, "true", 0, 0, {}, false, "Serve Sparkplug B 3.0 edge nodes on the MQTT broker (`spBv1.0/...` topics; an API key of role operator logs in as the username)"},
+    {"sparkplug.host_id", string, "clisonix", 0, 0, {}, false, "Sparkplug host application id: its state is the retained `spBv1.0/STATE/<host id>` message"},
     {"coap.port", integer, "5683", 0, 65535, {}, false, "UDP port of the CoAP endpoint for devices (ThingsBoard's CoAP API); 0 = no CoAP endpoint"},
     {"coap.bind", string, "0.0.0.0", 0, 0, {}, false, "Address the CoAP endpoint listens on"},
     {"coap.max_payload", size, "64KiB", 64, 8 * mib, {}, false, "Largest CoAP request body (block-wise ones whole); beyond it the answer is 4.13 with Size1"},

@@ -293,6 +293,10 @@ public:
     // ---- online status
     void seen(std::string_view device, int64_t unix_ms);
     void set_connected(std::string_view device, bool connected);
+    // A death announced by the device's gateway (Sparkplug B NDEATH/DDEATH): offline now,
+    // whatever its type's timeout and however late its last points are written, until
+    // set_connected(device, true) (its next birth).
+    void set_offline(std::string_view device);
 
     // ---- telemetry hooks for ingest::pipeline
     void enrich(storage::write_batch& batch);         // enricher: out-of-range flags

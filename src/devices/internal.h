@@ -56,6 +56,7 @@ struct device_state {
     std::atomic<int64_t> last_seen{0};
     std::atomic<int64_t> flushed{0};
     std::atomic<bool> connected{false};
+    std::atomic<bool> declared_offline{false};  // set_offline(), until set_connected(true)
 };
 
 struct type_state {

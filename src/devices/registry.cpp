@@ -401,7 +401,7 @@ void registry::impl::mirror_type(const device_type& t) {
 bool registry::impl::is_online(const device_state& d, int64_t now) const {
     if (d.connected.load(std::memory_order_relaxed)) return true;
     int64_t seen = d.last_seen.load(std::memory_order_relaxed);
-    if (seen <= 0) return false;
+    if (seen <= 0 || d.declared_offline.load(std::memory_order_relaxed)) return false;
     auto t = types.find(d.type);
     int64_t timeout =
         t != types.end() ? t->second.offline_timeout_ms : opts.offline_timeout.count();
@@ -530,8 +530,17 @@ void registry::set_connected(std::string_view device, bool connected) {
         auto it = _impl->devices.find(device);
         if (it == _impl->devices.end()) return;
         it->second->connected.store(connected);
+        if (connected) it->second->declared_offline.store(false);
     }
     seen(device, now_ms());
+}
+
+void registry::set_offline(std::string_view device) {
+    std::shared_lock lock(_impl->mutex);
+    auto it = _impl->devices.find(device);
+    if (it == _impl->devices.end()) return;
+    it->second->connected.store(false);
+    it->second->declared_offline.store(true);
 }
 
 // ---- device types -----------------------------------------------------------------------

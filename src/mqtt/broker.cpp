@@ -144,6 +144,11 @@ status broker::start() {
         return make_error("unavailable", "mqtt: cannot listen on " + where + ": " + ec.message());
     d.bound_port = d.acceptor.local_endpoint().port();
     d.started = true;
+    if (d.opts.sparkplug) {
+        // The host application is online (Sparkplug 3.0 STATE, retained for subscribers).
+        d.sparkplug_online = true;
+        d.sparkplug_state_ms = now_ms();
+    }
     d.accept();
     d.sweep();
     d.writer_thread = std::thread([impl = _impl] { impl->writer_loop(); });
@@ -168,6 +173,12 @@ void broker::stop() {
     // On the network thread: no new connections; every client told (5.0: DISCONNECT 0x8B).
     std::promise<void> told;
     asio::post(d.ioc, [&d, &told] {
+        if (d.opts.sparkplug && d.sparkplug_online) {
+            // Offline before the connections go, so that Sparkplug applications read it.
+            d.sparkplug_online = false;
+            d.sparkplug_state_ms = now_ms();
+            d.route_user_publish(d.sparkplug_state_topic(), d.sparkplug_state_payload(), 0);
+        }
         d.stopping = true;
         boost::system::error_code ec;
         d.acceptor.close(ec);

@@ -91,6 +91,7 @@ struct session {
     std::string client_id;
     std::string device;  // empty for users
     std::string user;
+    bool may_write = false;  // a user whose key may write telemetry (Sparkplug edge nodes)
     bool persistent = false;
     std::chrono::seconds expiry{0};
     std::vector<std::pair<std::string, uint8_t>> subs;  // filter, granted QoS
@@ -120,6 +121,25 @@ struct pending_message {
 struct flush_job {
     storage::write_batch batch;
     std::vector<pending_message> messages;
+};
+
+// What the broker remembers of one Sparkplug B edge node (group/edge node), between its
+// NBIRTH and its death: the sequence expected next, aliases, data types, born devices.
+struct sparkplug_edge {
+    const void* owner = nullptr;  // the connection that sent the NBIRTH
+    std::string user;             // and its principal
+    bool born = false;
+    uint8_t next_seq = 0;
+    std::unordered_map<uint64_t, std::string> alias_names;  // alias -> metric name
+    std::unordered_map<std::string, uint32_t> types;        // device '\n' metric -> datatype
+    std::unordered_set<std::string> devices;                // born devices (DBIRTH)
+    clock::time_point rebirth_requested{};
+};
+
+// How a Sparkplug message went: its MQTT reason, and whether its PUBACK waits for the write.
+struct sparkplug_outcome {
+    uint8_t reason = reason::success;
+    bool pending = false;
 };
 
 // One device's token bucket, shared by all its connections.
@@ -171,6 +191,23 @@ struct broker_state : std::enable_shared_from_this<broker_state> {
     bool writer_quit = false;        // guarded by mu
 
     std::mt19937_64 rng{std::random_device{}()};
+
+    // Sparkplug B (sparkplug_host.cpp).
+    std::unordered_map<std::string, sparkplug_edge> sparkplug_edges;  // "group/edge node"
+    bool sparkplug_online = false;
+    int64_t sparkplug_state_ms = 0;
+    std::string sparkplug_state_topic() const { return "spBv1.0/STATE/" + opts.sparkplug_host_id; }
+    std::string sparkplug_state_payload() const;
+    // A publish on spBv1.0/... by a user session (conn null for a will).
+    // `origin` is the sending connection (null for a will), `ack` the same when the PUBACK
+    // waits for the write (QoS 1), with `ack_seq` its place among the acks.
+    sparkplug_outcome sparkplug_publish(const void* origin, const std::shared_ptr<connection>& ack,
+                                        uint64_t ack_seq, const session& from,
+                                        std::string_view topic, std::string_view payload);
+    // The connection that sent an NBIRTH is gone: its edge node and devices are offline.
+    void sparkplug_connection_lost(const void* c);
+    // A new subscription: the host state, if it matches, as a retained message.
+    void sparkplug_subscribed(session& s, std::string_view filter);
 
     void accept();
     void sweep();

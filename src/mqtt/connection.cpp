@@ -1,5 +1,6 @@
 // One client connection (see connection.h): reading, writing, closing, and the packets.
 #include "mqtt/connection.h"
+#include "mqtt/sparkplug.h"
 
 namespace clisonix::mqtt::detail {
 
@@ -201,8 +202,17 @@ void connection::detach() {
         if (!s->device.empty() && br.hk.connection_changed)
             br.hk.connection_changed(s->device, false);
     }
-    if (will && send_will) br.will_of(s->device, s->user, *will);
+    if (will && send_will) {
+        if (s->device.empty() && br.opts.sparkplug && !br.stopping &&
+            will->topic.starts_with(sparkplug::namespace_prefix))
+            (void)br.sparkplug_publish(nullptr, nullptr, 0, *s, will->topic,
+                                       will->payload);  // NDEATH
+        else
+            br.will_of(s->device, s->user, *will);
+    }
     will.reset();
+    // After the will (a Sparkplug NDEATH): an edge node gone without one is offline too.
+    if (s->device.empty()) br.sparkplug_connection_lost(this);
 }
 
 void connection::close_now() {
@@ -312,12 +322,21 @@ result<std::pair<std::string, std::string>> connection::identify(const connect_p
         if (unchecked) return make_error("unavailable", "credentials not checked: store away");
         return make_error("invalid_credentials", std::string(why));
     };
-    if (c.password && !c.password->empty()) {
-        if (br.hk.authenticate_user) {
-            auto u = br.hk.authenticate_user(*c.password);
-            if (u) return std::pair<std::string, std::string>{"", *u};
+    auto as_user = [&](const std::string& key) -> std::optional<std::string> {
+        if (!br.hk.authenticate_user) return std::nullopt;
+        auto u = br.hk.authenticate_user(key);
+        if (!u) {
             refused(u.error());
+            return std::nullopt;
         }
+        authenticated_key = key;
+        return *u;
+    };
+    if (c.password && !c.password->empty()) {
+        if (auto u = as_user(*c.password)) return std::pair<std::string, std::string>{"", *u};
+        // Sparkplug B edge nodes: the API key is the username, the password anything.
+        if (br.opts.sparkplug && c.username && !c.username->empty() && *c.username != *c.password)
+            if (auto u = as_user(*c.username)) return std::pair<std::string, std::string>{"", *u};
         // Some firmware sends the device token as both username and password.
         if (c.username && br.hk.authenticate_device) {
             auto d = br.hk.authenticate_device(*c.username);
@@ -331,6 +350,9 @@ result<std::pair<std::string, std::string>> connection::identify(const connect_p
     auto d = br.hk.authenticate_device(*c.username);
     if (!d) {
         refused(d.error());
+        // Sparkplug B edge nodes without a password: the API key is the username.
+        if (br.opts.sparkplug)
+            if (auto u = as_user(*c.username)) return std::pair<std::string, std::string>{"", *u};
         return no("token refused");
     }
     return std::pair<std::string, std::string>{*d, ""};
@@ -408,6 +430,7 @@ void connection::on_connect(connect_packet& c) {
     br.sessions[key] = s;
     s->expiry = expiry;
     s->persistent = expiry.count() > 0;
+    s->may_write = !user.empty() && br.hk.user_may_write && br.hk.user_may_write(authenticated_key);
     s->conn = this;
     sess = s;
     will = std::move(c.will);
@@ -518,6 +541,15 @@ void connection::on_publish(const publish_packet& p) {
         }
         protocol_close(why);
     };
+    if (device.empty() && br.opts.sparkplug && p.topic.starts_with(sparkplug::namespace_prefix)) {
+        const uint64_t seq = p.qos == 1 ? ack_base + acks.size() : 0;
+        auto out = br.sparkplug_publish(this, p.qos == 1 ? shared_from_this() : nullptr, seq, *sess,
+                                        p.topic, p.payload);
+        if (out.reason == reason::quota_exceeded) return over_limit(out.reason);
+        if (!out.pending) return done(out.reason);
+        push_ack(p.packet_id, reason::success, false);
+        return;
+    }
     if (device.empty()) {
         if (!p.topic.starts_with(user_publish_prefix)) return done(reason::not_authorized);
         br.route_user_publish(p.topic, p.payload, p.qos);
@@ -596,6 +628,9 @@ void connection::on_subscribe(const subscribe_packet& s) {
     std::string o;
     encode(ack, version, o);
     send(o);
+    if (sess->device.empty())
+        for (size_t i = 0; i < s.topics.size(); ++i)
+            if (ack.reasons[i] <= 1) br.sparkplug_subscribed(*sess, s.topics[i].filter);
 }
 
 void connection::on_unsubscribe(const unsubscribe_packet& u) {

@@ -25,6 +25,7 @@ struct connection : std::enable_shared_from_this<connection> {
     clock::time_point last_rx = clock::now();
     std::chrono::milliseconds keep_alive{0};  // 0: until connected, opts.connect_timeout
     std::shared_ptr<session> sess;
+    std::string authenticated_key;  // the API key a user session logged in with
     std::optional<will_message> will;
     bool send_will = true;
     uint16_t peer_receive_max = 65535;

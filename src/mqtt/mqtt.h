@@ -10,6 +10,12 @@
 // Users and services (not devices) connect with an API key as the password (the username is
 // "token" or the key again), may subscribe to any filter and receive what publish() sends
 // (alarm events on clisonix/alarms/...), and may publish only under clisonix/clients/.
+// Sparkplug B edge nodes are such users: an API key of role operator as the username (the
+// password may be the key again or anything; sparkplug-client and Ignition send both), and
+// they publish spBv1.0/<group>/{N,D}{BIRTH,DATA,DEATH}/<edge node>[/<device>]: births create
+// devices, data is telemetry on the same durable path as above, deaths mark devices offline,
+// a missing birth or a seq gap is answered with NCMD "Node Control/Rebirth". The host's state
+// is spBv1.0/STATE/<sparkplug.host_id>, given to every subscriber as a retained message.
 //
 // Delivery: QoS 0 and 1 (QoS 2 is refused; CONNACK says Maximum QoS 1). A QoS 1 telemetry
 // PUBACK is sent only after pipeline.submit() returned ok, i.e. after the WAL fsync. Telemetry
@@ -34,8 +40,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "ingest/ingest.h"
@@ -65,10 +73,33 @@ struct options {
     std::chrono::seconds session_expiry_max{24 * 3600};  // mqtt.session_expiry_max
     uint64_t max_batch_points = 200000;                  // points buffered while a write runs
     ingest::limits bounds;                               // per message (ingest.*)
+    bool sparkplug = true;                               // sparkplug.enabled
+    std::string sparkplug_host_id = "clisonix";          // sparkplug.host_id
 };
 
 // The options from the `mqtt.*` config keys (and `ingest.*` for the bounds per message).
 options options_from(const config::config& cfg);
+
+// A metric announced in a Sparkplug B birth: its name, the specification's data type name
+// ("Float", "Int32" ...) and the unit from its `engUnit` property ("" when none).
+struct sparkplug_metric {
+    std::string name;
+    std::string type;
+    std::string unit;
+};
+
+// A Sparkplug B payload for an edge node Clisonix runs itself (`clisonix demo`): each metric
+// by name and alias (births) or by alias alone (name empty: data), with the specification's
+// data type name ("Double", "Float", "Boolean", "Int64" ...) and a unit (births).
+struct sparkplug_point {
+    std::string name;
+    uint64_t alias = 0;
+    std::string type;
+    double value = 0;
+    std::string unit;
+};
+std::string encode_sparkplug(uint64_t timestamp_ms, std::optional<uint64_t> seq,
+                             const std::vector<sparkplug_point>& metrics);
 
 // How the broker learns about devices and users; the app wires these to auth and devices.
 // Any hook may be empty: the feature it serves is then refused (5.0: reason 0x83).
@@ -81,6 +112,16 @@ struct hooks {
     std::function<result<std::string>(std::string_view device, std::string_view request_json)>
         attribute_request;
     std::function<void(std::string_view device, bool connected)> connection_changed;
+    // Sparkplug B (see docs/decisions/9001-sparkplug-b.md). An API key that authenticated a
+    // user session -> whether it may write telemetry (an edge node needs role operator).
+    std::function<bool(std::string_view key)> user_may_write;
+    // NBIRTH / DBIRTH: create or update `device` and its metrics; group and edge node are
+    // kept as server attributes. An error refuses the birth (and its data).
+    std::function<status(std::string_view device, std::string_view group,
+                         std::string_view edge_node, const std::vector<sparkplug_metric>& metrics)>
+        sparkplug_birth;
+    // Births mark a device online, deaths (and the edge node's connection lost) offline.
+    std::function<void(std::string_view device, bool online)> sparkplug_online;
 };
 
 class broker {

@@ -21,6 +21,8 @@ options options_from(const config::config& cfg) {
     o.max_queued = static_cast<uint32_t>(cfg.get_int("mqtt.max_queued"));
     o.session_expiry_max = std::chrono::seconds(cfg.get_int("mqtt.session_expiry_max") / 1000);
     o.bounds = ingest::limits_from(cfg);
+    o.sparkplug = cfg.get_bool("sparkplug.enabled");
+    o.sparkplug_host_id = cfg.get_string("sparkplug.host_id");
     return o;
 }
 

@@ -195,6 +195,13 @@ TEST(demo_test, plant_is_provisioned_fed_over_http_and_mqtt_and_a_fault_raises_a
     auto connectors = demo.get("/api/v1/connectors");
     EXPECT_NE(connectors.body.find("\"status\":\"connected\""), std::string::npos)
         << connectors.body;
+    // The Sparkplug B edge node's device, through the broker: births, then data by alias
+    // once a (wall) second.
+    EXPECT_TRUE(eventually([&] { return demo.points("press-1", "pressure", since) > 3; }, 15s))
+        << demo.proc->out() << demo.proc->err();
+    EXPECT_NE((demo.proc->out() + demo.proc->err())
+                  .find("Sparkplug B: edge node demo/edge-press-line publishes device press-1"),
+              std::string::npos);
 
     // The bearing fault: its vibration's anomaly score goes high after the jump (simulated
     // second 90, 9 s after the start here).
