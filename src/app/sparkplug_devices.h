@@ -1,4 +1,4 @@
-// The broker's Sparkplug B hooks on the device registry (see docs/decisions/9001-sparkplug-b.md).
+// The broker's Sparkplug B hooks on the device registry (see docs/decisions/0083-sparkplug-b.md).
 #pragma once
 
 #include <string_view>

@@ -112,7 +112,7 @@ struct hooks {
     std::function<result<std::string>(std::string_view device, std::string_view request_json)>
         attribute_request;
     std::function<void(std::string_view device, bool connected)> connection_changed;
-    // Sparkplug B (see docs/decisions/9001-sparkplug-b.md). An API key that authenticated a
+    // Sparkplug B (see docs/decisions/0083-sparkplug-b.md). An API key that authenticated a
     // user session -> whether it may write telemetry (an edge node needs role operator).
     std::function<bool(std::string_view key)> user_may_write;
     // NBIRTH / DBIRTH: create or update `device` and its metrics; group and edge node are

@@ -1,5 +1,5 @@
 // Private to src/mqtt: Sparkplug B 3.0 payloads and topics (see
-// docs/decisions/9001-sparkplug-b.md). The protobuf types stay in sparkplug_payload.cpp; the broker
+// docs/decisions/0083-sparkplug-b.md). The protobuf types stay in sparkplug_payload.cpp; the broker
 // sees plain values only.
 #pragma once
 

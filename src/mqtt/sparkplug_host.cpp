@@ -1,5 +1,5 @@
 // Sparkplug B host application on the broker (see mqtt.h and
-// docs/decisions/9001-sparkplug-b.md): births create devices, data becomes telemetry through
+// docs/decisions/0083-sparkplug-b.md): births create devices, data becomes telemetry through
 // the same durable batches as ThingsBoard telemetry, deaths mark devices offline, a missing
 // birth or a sequence gap asks the edge node for a rebirth.
 #include <boost/json.hpp>
