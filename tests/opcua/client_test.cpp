@@ -8,7 +8,6 @@
 #include <set>
 #include <thread>
 
-
 #include "opcua/crypto.h"
 #include "opcua/node_server.h"
 #include "opcua/opcua.h"
