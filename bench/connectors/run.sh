@@ -20,7 +20,8 @@
 # Needs build/clisonix and build/bench/connector_{modbus_server,sparkplug_edge}:
 #   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCLISONIX_BUILD_BENCH=ON
 #   cmake --build build --target clisonix connector_modbus_server connector_sparkplug_edge
-# (CONNECTOR_BENCH_BINARY overrides build/clisonix). One line per step (on a terminal the
+# (CONNECTOR_BENCH_BINARY overrides build/clisonix; CONNECTOR_BENCH_PERF=DIR records
+# `perf record -g` of the server over each step's window into DIR/<step>.data). One line per step (on a terminal the
 # step's name shows while it runs), then a table.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,7 +33,8 @@ binary=${CONNECTOR_BENCH_BINARY:-$PWD/build/clisonix}
 modbus_server=$PWD/build/bench/connector_modbus_server
 edge=$PWD/build/bench/connector_sparkplug_edge
 # The server takes every CLISONIX_* variable for a setting and refuses unknown ones.
-unset CONNECTOR_BENCH_BINARY
+perf_dir=${CONNECTOR_BENCH_PERF:-}
+unset CONNECTOR_BENCH_BINARY CONNECTOR_BENCH_PERF
 for tool in "$binary" "$modbus_server" "$edge"; do
   [[ -x $tool ]] || {
     echo "run.sh: $tool is missing; build it: cmake -S . -B build -DCMAKE_BUILD_TYPE=Release" \
@@ -42,8 +44,9 @@ for tool in "$binary" "$modbus_server" "$edge"; do
   }
 done
 work=$(mktemp -d /tmp/clisonix-connector-bench.XXXXXX)
-server_pid= modbus_pid=
+server_pid= modbus_pid= perf_pid=
 cleanup() {
+  [[ -n $perf_pid ]] && kill -INT "$perf_pid" 2>/dev/null && wait "$perf_pid" 2>/dev/null
   [[ -n $modbus_pid ]] && kill "$modbus_pid" 2>/dev/null && wait "$modbus_pid" 2>/dev/null
   [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   rm -rf "$work"
@@ -53,6 +56,19 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 progress() { if [[ -t 1 ]]; then printf '%-14s running ...\r' "$1"; fi; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
 ticks_per_s=$(getconf CLK_TCK)
+# perf_start STEP / perf_stop: the server's profile over a step's window, when asked for.
+perf_start() {
+  [[ -n $perf_dir ]] || return 0
+  mkdir -p "$perf_dir"
+  perf record -q -g -o "$perf_dir/$1.data" -p "$server_pid" 2>/dev/null &
+  perf_pid=$!
+}
+perf_stop() {
+  [[ -n $perf_pid ]] || return 0
+  kill -INT "$perf_pid"
+  wait "$perf_pid" 2>/dev/null || true
+  perf_pid=
+}
 
 http=$(port) mqtt=$(port)
 password=bench-admin-password-1
@@ -129,9 +145,11 @@ print(json.dumps({"name": name, "type": "modbus", "endpoint": f"tcp://127.0.0.1:
 PY
   id=$(api POST /api/v1/connectors "$work/connector.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   sleep 2  # connected, series created, the first polls stored
+  perf_start "modbus-$poll"
   p0=$(points_read "$name") c0=$(cpu_ticks) t0=$(date +%s.%N)
   sleep "$seconds"
   p1=$(points_read "$name") c1=$(cpu_ticks) t1=$(date +%s.%N)
+  perf_stop
   api DELETE "/api/v1/connectors/$id" >/dev/null
   elapsed=$(python3 -c "print($t1 - $t0)")
   offered=$((5000 * 1000 / poll))
@@ -146,9 +164,11 @@ modbus_pid=
 progress "sparkplug"
 echo '{"name":"bench-edge","role":"operator"}' >"$work/key.json"
 key=$(api POST /api/v1/apikeys "$work/key.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+perf_start sparkplug
 c0=$(cpu_ticks)
 out=$("$edge" "$mqtt" "$key" "$seconds" 1000 20)
 c1=$(cpu_ticks)
+perf_stop
 read -r points elapsed rebirths < <(sed -E 's/.* points=([0-9]+) seconds=([0-9.]+) .*rebirths=([0-9]+).*/\1 \2 \3/' <<<"$out")
 step_result "sparkplug" "$points" $((c1 - c0)) "$elapsed" "$out"
 [[ $rebirths == 0 ]] || echo "run.sh: the broker asked for $rebirths rebirths: data was refused" >&2
