@@ -20,7 +20,9 @@
 # Needs build/clisonix and build/bench/connector_{modbus_server,sparkplug_edge}:
 #   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCLISONIX_BUILD_BENCH=ON
 #   cmake --build build --target clisonix connector_modbus_server connector_sparkplug_edge
-# (CONNECTOR_BENCH_BINARY overrides build/clisonix; CONNECTOR_BENCH_PERF=DIR records
+# (CONNECTOR_BENCH_BINARY overrides build/clisonix; CONNECTOR_BENCH_SETTINGS adds settings,
+# e.g. "analytics.detector=off analytics.health=false" for the path without scoring;
+# CONNECTOR_BENCH_PERF=DIR records
 # `perf record -g` of the server over each step's window into DIR/<step>.data). One line per step (on a terminal the
 # step's name shows while it runs), then a table.
 set -euo pipefail
@@ -34,7 +36,9 @@ modbus_server=$PWD/build/bench/connector_modbus_server
 edge=$PWD/build/bench/connector_sparkplug_edge
 # The server takes every CLISONIX_* variable for a setting and refuses unknown ones.
 perf_dir=${CONNECTOR_BENCH_PERF:-}
-unset CONNECTOR_BENCH_BINARY CONNECTOR_BENCH_PERF
+extra_settings=()
+for setting in ${CONNECTOR_BENCH_SETTINGS:-}; do extra_settings+=(--set "$setting"); done
+unset CONNECTOR_BENCH_BINARY CONNECTOR_BENCH_PERF CONNECTOR_BENCH_SETTINGS
 for tool in "$binary" "$modbus_server" "$edge"; do
   [[ -x $tool ]] || {
     echo "run.sh: $tool is missing; build it: cmake -S . -B build -DCMAKE_BUILD_TYPE=Release" \
@@ -72,11 +76,13 @@ perf_stop() {
 
 http=$(port) mqtt=$(port)
 password=bench-admin-password-1
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; ${seconds}s per step"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores; ${seconds}s per step;" \
+  "settings: ${extra_settings[*]:-as shipped}"
 progress "server"
 CLISONIX_ADMIN_PASSWORD=$password "$binary" serve --port "$http" --data "$work/data" \
   --set http.bind=127.0.0.1 --set mqtt.bind=127.0.0.1 --set mqtt.port="$mqtt" \
-  --set mqtt.rate_limit=0 --set coap.port=0 --set log.level=warn >"$work/server.log" 2>&1 &
+  --set mqtt.rate_limit=0 --set coap.port=0 --set log.level=warn ${extra_settings[@]+"${extra_settings[@]}"} \
+  >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$http/healthz" >/dev/null && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$http/healthz" >/dev/null || {
@@ -172,6 +178,9 @@ perf_stop
 read -r points elapsed rebirths < <(sed -E 's/.* points=([0-9]+) seconds=([0-9.]+) .*rebirths=([0-9]+).*/\1 \2 \3/' <<<"$out")
 step_result "sparkplug" "$points" $((c1 - c0)) "$elapsed" "$out"
 [[ $rebirths == 0 ]] || echo "run.sh: the broker asked for $rebirths rebirths: data was refused" >&2
+# Every acknowledged message is in the store: one metric's count is the DDATA acked + the birth.
+stored=$(api GET "/api/v1/query?device=sp-machine-1&metric=tag_0000&from=-1h&agg=count")
+echo "sparkplug      stored check: sp-machine-1/tag_0000 $stored (DDATA acked: $(sed -E 's/messages=([0-9]+).*/\1/' <<<"$out"), + 1 birth)"
 
 echo
 echo "| step | points/s | server cores | cores per 10 k points/s | note |"
