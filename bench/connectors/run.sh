@@ -179,8 +179,12 @@ read -r points elapsed rebirths < <(sed -E 's/.* points=([0-9]+) seconds=([0-9.]
 step_result "sparkplug" "$points" $((c1 - c0)) "$elapsed" "$out"
 [[ $rebirths == 0 ]] || echo "run.sh: the broker asked for $rebirths rebirths: data was refused" >&2
 # Every acknowledged message is in the store: one metric's count is the DDATA acked + the birth.
-stored=$(api GET "/api/v1/query?device=sp-machine-1&metric=tag_0000&from=-1h&agg=count")
-echo "sparkplug      stored check: sp-machine-1/tag_0000 $stored (DDATA acked: $(sed -E 's/messages=([0-9]+).*/\1/' <<<"$out"), + 1 birth)"
+stored=$(api GET "/api/v1/query?device=sp-machine-1&metric=tag_0000&from=-1h&agg=count" |
+  python3 -c 'import json,sys; s=json.load(sys.stdin)["series"]; print(int(s[0]["points"][0][1]) if s else 0)')
+acked=$(sed -E 's/messages=([0-9]+).*/\1/' <<<"$out")
+verdict=ok
+[[ $stored == $((acked + 1)) ]] || verdict="MISMATCH: acknowledged points are missing"
+echo "stored check   sp-machine-1/tag_0000 holds $stored points for $acked DDATA acknowledged + 1 DBIRTH: $verdict"
 
 echo
 echo "| step | points/s | server cores | cores per 10 k points/s | note |"

@@ -12,6 +12,7 @@
 // Output: one line, `messages=N points=N seconds=S points/s=N rebirths=N`.
 #include <mosquitto.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -192,9 +193,12 @@ int main(int argc, char** argv) {
     const auto started = steady::now();
     const auto until = started + std::chrono::duration<double>(seconds);
     uint64_t message = 0;
+    data.timestamp_ms = *dbirth.timestamp_ms;
     while (steady::now() < until) {
         ++message;
-        data.timestamp_ms = now_ms();
+        // A point is (series, millisecond): a message in the same millisecond as the one before
+        // would overwrite its points, so each message's timestamp is at least 1 ms later.
+        data.timestamp_ms = std::max(now_ms(), *data.timestamp_ms + 1);
         data.seq = next_seq();
         for (int i = 0; i < metrics; ++i)
             data.metrics[static_cast<size_t>(i)].v = value_of(i, message);
