@@ -48,7 +48,7 @@ for tool in "$binary" "$modbus_server" "$edge"; do
   }
 done
 work=$(mktemp -d /tmp/clisonix-connector-bench.XXXXXX)
-server_pid= modbus_pid= perf_pid=
+server_pid='' modbus_pid='' perf_pid=''
 cleanup() {
   [[ -n $perf_pid ]] && kill -INT "$perf_pid" 2>/dev/null && wait "$perf_pid" 2>/dev/null
   [[ -n $modbus_pid ]] && kill "$modbus_pid" 2>/dev/null && wait "$modbus_pid" 2>/dev/null
