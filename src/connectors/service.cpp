@@ -409,7 +409,6 @@ struct service::impl {
                 connected.set(1);
                 set_state("connected", nullptr);
             }
-            const auto started_at = std::chrono::steady_clock::now();
             out.clear();
             auto st = resilience::call(breaker, [&] { return s->poll(out); });
             count_requests();
@@ -452,7 +451,11 @@ struct service::impl {
                 r.state->last_success = now_ms();
             }
             failures_in_a_row = 0;
-            next = started_at + interval;
+            // On the connector's own beat (no drift from wake-ups): a poll or write that
+            // overran one or more ticks skips them rather than polling twice at once.
+            const auto now = std::chrono::steady_clock::now();
+            next += interval;
+            if (next <= now) next += interval * ((now - next) / interval + 1);
         }
         if (s) s->close();
         connected.set(0);
