@@ -52,7 +52,15 @@ server_pid='' modbus_pid='' perf_pid=''
 cleanup() {
   [[ -n $perf_pid ]] && kill -INT "$perf_pid" 2>/dev/null && wait "$perf_pid" 2>/dev/null
   [[ -n $modbus_pid ]] && kill "$modbus_pid" 2>/dev/null && wait "$modbus_pid" 2>/dev/null
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  if [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; then
+    # A server that has not stopped in 20 s is reported and killed, so the bench always ends.
+    for _ in $(seq 200); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$server_pid" 2>/dev/null; then
+      echo "run.sh: the server did not stop in 20 s after SIGTERM; killed" >&2
+      kill -9 "$server_pid" 2>/dev/null
+    fi
+    wait "$server_pid" 2>/dev/null
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
