@@ -349,6 +349,15 @@ struct service::impl {
         std::vector<reading> out;
         storage::write_batch batch;
         std::vector<uint32_t> series_of(c.mappings.size());
+        // Each mapping entry's series key, built once: the mapping is fixed for the runner's
+        // life (a change restarts it), and a poll of thousands of registers should not
+        // format thousands of keys.
+        std::vector<std::string> keys;
+        keys.reserve(c.mappings.size());
+        for (const auto& m : c.mappings) {
+            const std::pair<std::string, std::string> tag{"device", m.device};
+            keys.push_back(storage::make_key("telemetry", std::span(&tag, 1), m.metric));
+        }
         const auto interval = std::chrono::milliseconds(c.poll_interval_ms);
         auto next = std::chrono::steady_clock::now();
 
@@ -412,11 +421,7 @@ struct service::impl {
                 bool ok = true;
                 const int64_t ts = now_ns();
                 for (size_t i = 0; i < c.mappings.size() && ok; ++i) {
-                    const auto& m = c.mappings[i];
-                    const std::pair<std::string, std::string> tag{"device", m.device};
-                    auto idx =
-                        batch.series(storage::make_key("telemetry", std::span(&tag, 1), m.metric),
-                                     storage::value_type::float64);
+                    auto idx = batch.series(keys[i], storage::value_type::float64);
                     if (!idx)
                         ok = false;
                     else
