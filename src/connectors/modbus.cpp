@@ -12,6 +12,7 @@
 #include <map>
 #include <tuple>
 
+#include "common/float_text.h"
 #include "connectors/connectors.h"
 
 namespace clisonix::connectors {
@@ -184,7 +185,7 @@ double decode(const mapping& m, const uint16_t* regs) {
     if (t == "uint32") return static_cast<uint32_t>(bits);
     if (t == "int64") return static_cast<double>(static_cast<int64_t>(bits));
     if (t == "uint64") return static_cast<double>(bits);
-    if (t == "float32") return std::bit_cast<float>(static_cast<uint32_t>(bits));
+    if (t == "float32") return decimal_of(std::bit_cast<float>(static_cast<uint32_t>(bits)));
     return std::bit_cast<double>(bits);
 }
 

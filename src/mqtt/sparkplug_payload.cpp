@@ -2,6 +2,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "common/float_text.h"
 #include "mqtt/sparkplug.h"
 #include "mqtt/sparkplug_b.pb.h"
 
@@ -14,15 +15,6 @@ using pb_payload = pb::Payload;
 using pb_metric = pb::Payload::Metric;
 
 constexpr uint64_t max_seq = 255;
-
-// The double whose shortest text is the float's: 21.3f is stored as 21.3, not 21.2999992.
-double widen(float f) {
-    char text[32];
-    auto [end, ec] = std::to_chars(text, text + sizeof text, f);
-    if (ec != std::errc()) return static_cast<double>(f);
-    *end = '\0';
-    return std::strtod(text, nullptr);
-}
 
 std::string unit_of(const pb_metric& m) {
     if (!m.has_properties()) return {};
@@ -45,7 +37,7 @@ value raw_value(const pb_metric& m) {
         case pb_metric::kLongValue:
             return m.long_value();
         case pb_metric::kFloatValue:
-            return widen(m.float_value());
+            return decimal_of(m.float_value());
         case pb_metric::kDoubleValue:
             return m.double_value();
         case pb_metric::kBooleanValue:

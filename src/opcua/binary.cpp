@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common/float_text.h"
+
 namespace clisonix::opcua {
 namespace binary {
 
@@ -193,7 +195,7 @@ value::scalar reader::scalar(uint8_t type) {
         case t_uint64:
             return static_cast<uint64_t>(i64());
         case t_float:
-            return double(f32());
+            return decimal_of(f32());
         case t_double:
             return f64();
         case t_string:
