@@ -254,6 +254,7 @@ std::optional<int> open_notify_and_live(const config::config& cfg, services& s) 
         return failed(notify_opts.error().code == errc::invalid_argument ? exit_usage
                                                                          : exit_failure);
     }
+    s.secret_key = notify_opts->secret_key;
     // The outbox dispatcher starts just before the server runs; the MQTT channel publishes
     // through the broker, which open_mqtt creates later and hands over in notify_mqtt.
     s.notifier = std::make_unique<notify::notifier>(
@@ -551,15 +552,10 @@ void relay_between_nodes(services& s) {
     });
 }
 
-std::optional<int> open_connectors(const config::config& cfg, services& s) {
+void open_connectors(const config::config& cfg, services& s) {
     auto opts = connectors::options_from(cfg);
     // Passwords are sealed under the notification channels' key: one key file per data dir.
-    auto notify_opts = notify::options_from(cfg);
-    if (!notify_opts) {
-        std::cerr << "serve: " << notify_opts.error().message << "\n";
-        return failed(exit_usage);
-    }
-    opts.secret_key = notify_opts->secret_key;
+    opts.secret_key = s.secret_key;
     s.connectors = std::make_unique<connectors::service>(
         *s.store, connectors::builtin_drivers(s.data_dir + "/opcua"),
         [&s](storage::write_batch& b) { return s.pipeline->submit(b); }, std::move(opts));
@@ -568,7 +564,6 @@ std::optional<int> open_connectors(const config::config& cfg, services& s) {
             if (auto st = c->reload(); !st)
                 log::warn("connectors not reloaded", {{"error", st.error().message}});
         });
-    return std::nullopt;
 }
 
 }  // namespace clisonix::app

@@ -80,6 +80,7 @@ struct services {
     // Set once the broker runs; the notifier's MQTT channel publishes through it.
     notify::publish_fn notify_mqtt;
     std::unique_ptr<notify::notifier> notifier;
+    std::string secret_key;  // seals channel and connector secrets at rest
     std::unique_ptr<live::hub> live_hub;
     std::unique_ptr<notifier_sink> rules_sink;
     std::unique_ptr<rules::engine> rules;
@@ -126,7 +127,7 @@ void open_coap(const config::config& cfg, services& s);
 // person acknowledged or cleared reaches every node's live clients.
 void relay_between_nodes(services& s);
 // The connectors (runners start with the server, in run_server), following the change feed.
-std::optional<int> open_connectors(const config::config& cfg, services& s);
+void open_connectors(const config::config& cfg, services& s);
 
 // The forecast service and its background predicted-to-cross list (forecast.* keys).
 void start_forecasts(const config::config& cfg, services& s);

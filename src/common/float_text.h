@@ -7,17 +7,16 @@
 #pragma once
 
 #include <charconv>
-#include <cstdlib>
 #include <system_error>
 
 namespace clisonix {
 
 inline double decimal_of(float f) {
     char text[32];
-    auto [end, ec] = std::to_chars(text, text + sizeof text - 1, f);
-    if (ec != std::errc()) return static_cast<double>(f);
-    *end = '\0';
-    return std::strtod(text, nullptr);
+    auto [end, ec] = std::to_chars(text, text + sizeof text, f);
+    double d = static_cast<double>(f);
+    if (ec == std::errc()) std::from_chars(text, end, d);  // locale-free, unlike strtod
+    return d;
 }
 
 }  // namespace clisonix
