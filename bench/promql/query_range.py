@@ -12,7 +12,8 @@
       Prints one JSON line: whether both hold the same series (by labels) with the same
       timestamps, and the median and maximum relative difference of their values. Exit 1
       when series or timestamps differ; values are reported, not judged (VictoriaMetrics'
-      rate() does not extrapolate to the window's edges the way Prometheus' does).
+      rate() does not extrapolate to the window's edges the way Prometheus' does, and it does
+      not take every decrease for a counter reset as Prometheus' does).
 """
 import argparse
 import http.client
