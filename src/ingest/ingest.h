@@ -102,7 +102,7 @@ struct remote_write_counts {
     uint64_t samples = 0;
     // Staleness markers (the NaN 0x7ff0000000000002 Prometheus writes when a series ends):
     // a query of the stored series ends where its points end; no value stands for the marker
-    // (docs/decisions/9001-remote-write-stale-markers.md).
+    // (docs/decisions/0085-remote-write-stale-markers.md).
     uint64_t stale_markers = 0;
     // NaN and ±Inf samples: Clisonix stores finite numbers only, as its line protocol does.
     uint64_t not_finite = 0;
