@@ -4,27 +4,10 @@
 //
 //   node --test tests/web/openapi_unit.mjs
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import os from "node:os";
-import path from "node:path";
-import { after, test } from "node:test";
-import { pathToFileURL } from "node:url";
-import { webDir } from "./harness.mjs";
+import { test } from "node:test";
+import { importWebSource } from "./harness.mjs";
 
-let vite;
-try {
-  vite = await import(pathToFileURL(createRequire(path.join(webDir, "package.json")).resolve("vite")).href);
-} catch (e) {
-  console.log(`SKIPPED: web/node_modules has no vite (run scripts/setup): ${e.message}`);
-  process.exit(77);
-}
-const source = path.join(webDir, "src/openapi.ts");
-const { code } = await vite.transformWithEsbuild(readFileSync(source, "utf8"), source, { loader: "ts" });
-const dir = mkdtempSync(path.join(os.tmpdir(), "clisonix-openapi-unit-"));
-writeFileSync(path.join(dir, "openapi.mjs"), code);
-const o = await import(pathToFileURL(path.join(dir, "openapi.mjs")).href);
-after(() => rmSync(dir, { recursive: true, force: true }));
+const o = await importWebSource("openapi.ts");
 
 const errorResponse = { default: { description: "Error" }, 200: { description: "Success" } };
 const doc = {
