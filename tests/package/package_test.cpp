@@ -8,17 +8,11 @@
 // dashboard and readiness notice; the admin password is printed on the first start only;
 // removing keeps the data and purging deletes it.
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -32,6 +26,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::http_request;
+using testing::notify_socket;
 using testing::process;
 using testing::read_file;
 using testing::temp_dir;
@@ -47,7 +42,7 @@ struct outcome {
 
 outcome run(const std::vector<std::string>& argv, const std::vector<std::string>& env = {}) {
     process p(argv, env);
-    auto code = p.wait(std::chrono::seconds(120));
+    auto code = p.wait(std::chrono::seconds(300));
     return {code ? *code : -1, p.out(), p.err()};
 }
 
@@ -184,44 +179,6 @@ TEST(DebianPackage, IsLintianCleanAndHoldsExactlyTheExpectedFiles) {
     EXPECT_EQ(verified.out + verified.err, "");
 }
 
-// A unix datagram socket standing in for systemd's $NOTIFY_SOCKET.
-class notify_socket {
-public:
-    explicit notify_socket(const fs::path& path) : _path(path) {
-        _fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-        if (::bind(_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-            ADD_FAILURE() << "bind " << path << ": " << std::strerror(errno);
-    }
-    ~notify_socket() { ::close(_fd); }
-    notify_socket(const notify_socket&) = delete;
-    notify_socket& operator=(const notify_socket&) = delete;
-
-    // The next datagram that holds `line` as one of its lines, waiting up to `timeout`; every
-    // datagram read is kept in `received`.
-    bool wait_for(const std::string& line, std::chrono::milliseconds timeout) {
-        auto until = std::chrono::steady_clock::now() + timeout;
-        while (std::chrono::steady_clock::now() < until) {
-            pollfd p{_fd, POLLIN, 0};
-            if (::poll(&p, 1, 100) <= 0) continue;
-            char buf[4096];
-            auto n = ::recv(_fd, buf, sizeof buf, 0);
-            if (n <= 0) continue;
-            received.emplace_back(buf, static_cast<size_t>(n));
-            if (("\n" + received.back() + "\n").find("\n" + line + "\n") != std::string::npos)
-                return true;
-        }
-        return false;
-    }
-    std::vector<std::string> received;
-
-private:
-    fs::path _path;
-    int _fd = -1;
-};
-
 struct throwaway_root {
     temp_dir dir{"clisonix-root"};
 
@@ -247,7 +204,7 @@ struct packaged_server {
     uint16_t port = testing::free_port();
     std::unique_ptr<process> proc;
 
-    packaged_server(const throwaway_root& root, const fs::path& notify) {
+    packaged_server(const throwaway_root& root, const notify_socket& notify) {
         proc = std::make_unique<process>(
             std::vector<std::string>{(root / "usr/bin/clisonix").string(), "serve", "--config",
                                      (root / "etc/clisonix/clisonix.toml").string(), "--data",
@@ -255,7 +212,7 @@ struct packaged_server {
                                      std::to_string(port), "--set", "http.bind=127.0.0.1", "--set",
                                      "mqtt.port=0", "--set", "mqtt.bind=127.0.0.1", "--set",
                                      "coap.port=0", "--set", "coap.bind=127.0.0.1"},
-            std::vector<std::string>{"NOTIFY_SOCKET=" + notify.string()}, root.dir.path());
+            std::vector<std::string>{notify.env()}, root.dir.path());
     }
     // SIGTERM, as systemctl stop sends; the exit code.
     int stop() {
@@ -299,10 +256,10 @@ TEST(DebianPackage, InstallsIntoAThrowawayRootWhereThePackagedServerRuns) {
     const fs::path index = root / "usr/share/clisonix/web/index.html";
     write_file(index, read_file(index) + "<!-- from the package -->\n");
 
-    notify_socket notify(out.path() / "notify");
+    notify_socket notify((out.path() / "notify").string());
     std::string password;
     {
-        packaged_server first(root, out.path() / "notify");
+        packaged_server first(root, notify);
         // READY=1 once /readyz answers ready (the unit's Type=notify start).
         ASSERT_TRUE(notify.wait_for("READY=1", std::chrono::seconds(60)))
             << first.proc->out() << first.proc->err();
@@ -339,7 +296,7 @@ TEST(DebianPackage, InstallsIntoAThrowawayRootWhereThePackagedServerRuns) {
     EXPECT_EQ(logs.find(password), std::string::npos);
 
     {
-        packaged_server second(root, out.path() / "notify");
+        packaged_server second(root, notify);
         ASSERT_TRUE(notify.wait_for("READY=1", std::chrono::seconds(60))) << second.proc->err();
         EXPECT_EQ(login_status(second.port, password), 200);
         EXPECT_EQ(second.stop(), 0);
