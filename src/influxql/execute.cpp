@@ -442,9 +442,11 @@ result<column_points> evaluate_column(const select_context& ctx, const field_exp
     const bool integer = type == value_type::int64;
     query::spec s = base_spec(ctx, f.field);
     s.step = stmt.interval;
+    // The engine's summaries hold numbers: first and last of strings come from the points.
     const bool from_raw = f.fn == function::raw || f.fn == function::median ||
                           f.fn == function::stddev || f.fn == function::percentile ||
-                          (lone_selector && stmt.interval == 0);
+                          (lone_selector && stmt.interval == 0) ||
+                          (type == value_type::string && f.fn != function::count);
     // Without GROUP BY time an aggregate is reported at the range's start (epoch 0 without
     // a lower bound), as InfluxDB does.
     const int64_t single_time = ctx.has_from ? ctx.from : 0;
@@ -673,7 +675,8 @@ result<std::vector<out_series>> run_select(const storage::engine& engine,
     std::set<group_key> groups;
     for (const auto& col : points)
         for (const auto& [key, pts] : col.by_group)
-            if (!pts.empty() || stmt.interval) groups.insert(key);
+            // A series without points in the range is not answered, whatever the fill.
+            if (!pts.empty()) groups.insert(key);
 
     std::vector<int64_t> buckets;
     if (stmt.interval) {
