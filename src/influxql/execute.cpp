@@ -593,6 +593,11 @@ void fill_column(const select_statement& stmt, function fn, bool integer, std::v
 
 result<std::vector<out_series>> run_select(const storage::engine& engine,
                                            const select_statement& stmt, const options& opts) {
+    // The query engine reads these two group_by names as its own dimensions.
+    for (const auto& tag : stmt.group_tags)
+        if (tag == "measurement" || tag == "metric")
+            return make_error("not_implemented",
+                              "unsupported InfluxQL: GROUP BY a tag named \"" + tag + "\"");
     select_context ctx{engine, stmt, opts, unbounded_from, unbounded_to, false, {}};
     if (stmt.where)
         if (auto st = time_bounds(*stmt.where, opts.now_ns, false, ctx.from, ctx.to); !st)
