@@ -226,6 +226,7 @@ TEST_F(influx_client_test, NodeInfluxGetsExactAnswers) {
          "SELECT count(cycles) FROM machine WHERE time >= '2024-01-01T00:00:00Z' AND time < "
          "'2024-01-01T00:05:00Z'",
          ""},
+        {"group by all", "SELECT last(cycles) FROM /^mach/ WHERE " + range + " GROUP BY *", "ms"},
         {"parse error", "SELECT mean(temperature) FROM machine WHERE", ""},
         {"unsupported", "SELECT temperature INTO copy FROM machine", ""},
         {"execution error", "SELECT mean(state) FROM machine; SHOW DATABASES", ""},
@@ -398,6 +399,21 @@ TEST_F(influx_client_test, NodeInfluxGetsExactAnswers) {
     const auto first5 = where(all, [](const point& p) { return p.ts_ms < t0_ms + 5 * minute_ms; });
     EXPECT_EQ(json::serialize(first_series(answers["rfc3339 bounds"]).at("values")),
               R"([["2024-01-01T00:00:00Z",)" + std::to_string(first5.size()) + "]]");
+
+    // GROUP BY *: a series per tag set, each with all its tags; a lone selector's time.
+    const auto& every =
+        answers["group by all"].at("raw").at("results").at(0).at("series").as_array();
+    ASSERT_EQ(every.size(), 3u) << answers["group by all"];
+    for (size_t d = 0; d < 3; ++d) {
+        const std::string device = devices[d];
+        const auto mine = where(all, [&](const point& p) { return p.device == device; });
+        EXPECT_EQ(json::serialize(every[d].at("tags")),
+                  R"({"device":")" + device + R"(","line":")" + mine.back().line + "\"}");
+        expect_rows(
+            every[d],
+            {{static_cast<double>(mine.back().ts_ms), static_cast<double>(mine.back().cycles)}},
+            "group by all " + device);
+    }
 
     EXPECT_EQ(answers["parse error"].at("status"), 400);
     EXPECT_EQ(
