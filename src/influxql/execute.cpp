@@ -453,6 +453,12 @@ result<column_points> evaluate_column(const select_context& ctx, const field_exp
     if (from_raw) {
         s.agg = query::aggregate::raw;
         s.step = 0;
+        // Raw points: LIMIT (and OFFSET) bound each series' points in the engine already, so
+        // that a LIMIT pages through a range too large to answer whole.
+        if (f.fn == function::raw && stmt.limit > 0) {
+            s.limit = stmt.limit + stmt.offset;
+            s.order = stmt.descending ? "time_desc" : "time_asc";
+        }
         auto results = query::run(ctx.engine, s);
         if (!results) return results.error();
         for (auto& r : *results) {
@@ -669,10 +675,20 @@ result<std::vector<out_series>> run_select(const storage::engine& engine,
     for (size_t c = 0; c < stmt.fields.size(); ++c) {
         auto col = evaluate_column(ctx, stmt.fields[c], types[c], lone_selector);
         if (!col) {
+            // The query engine's advice names its own parameters (agg, step, from, to):
+            // keep what it found, give the InfluxQL advice.
             auto e = col.error();
-            // The query engine names its own parameters; here the statement is at fault.
             for (std::string_view prefix : {"agg: ", "step: "})
                 if (e.message.starts_with(prefix)) e.message.erase(0, prefix.size());
+            if (auto semi = e.message.find(';');
+                semi != std::string::npos && e.code == "invalid_argument")
+                e.message = e.message.substr(0, semi) + " (query.max_points); " +
+                            (stmt.fields[c].fn == function::raw
+                                 ? "use an aggregate with GROUP BY time(), a shorter time range "
+                                   "or LIMIT"
+                             : e.message.find("raw points") != std::string::npos
+                                 ? "use mean(), min() or max(), or a shorter time range"
+                                 : "use a longer GROUP BY time() interval or a shorter time range");
             return e;
         }
         points.push_back(std::move(*col));

@@ -221,7 +221,7 @@ private:
             }
             return finish(tok::number, q);
         }
-        static constexpr std::string_view two[] = {"!=", "<>", "<=", ">=", "=~", "!~"};
+        static constexpr std::string_view two[] = {"!=", "<>", "<=", ">=", "=~", "!~", "::"};
         for (auto op : two)
             if (_text.substr(p).starts_with(op)) return finish(tok::punct, p + 2);
         if (std::string_view(",();.*+-/=<>").find(c) != std::string_view::npos)
@@ -295,6 +295,19 @@ private:
             return t.text;
         }
         return expected(t, what);
+    }
+
+    // `"key"::tag`, `"key"::field` (what Grafana adds when a name is both): the kind of key
+    // named, "" without a cast. A type cast (`::integer`) converts values: refused.
+    result<std::string> optional_cast() {
+        token t = peek();
+        if (t.kind != tok::punct || t.text != "::") return std::string();
+        next();
+        token kind = next();
+        if (is_keyword(kind, "tag")) return std::string("tag");
+        if (is_keyword(kind, "field")) return std::string("field");
+        if (kind.kind == tok::ident) return unsupported("the cast ::" + kind.text, t.pos);
+        return expected(kind, "tag, field");
     }
 
     result<int64_t> integer(std::string_view what) {
@@ -459,6 +472,11 @@ private:
             (iequals(key.text, "now") || iequals(key.text, "true") || iequals(key.text, "false")))
             return unsupported("a condition that does not start with a tag key or time", key.pos);
         next();
+        auto cast = optional_cast();
+        if (!cast) return cast.error();
+        if (*cast == "field")
+            return unsupported(
+                "a condition on the field " + key.raw + "; WHERE compares tags and time", key.pos);
         token op = next();
         static constexpr std::string_view ops[] = {"=", "!=", "<>", "=~", "!~",
                                                    "<", "<=", ">",  ">="};
@@ -553,6 +571,9 @@ private:
                 auto field = identifier("field key");
                 if (!field) return field.error();
                 f.field = *field;
+                auto cast = optional_cast();
+                if (!cast) return cast.error();
+                if (*cast == "tag") return unsupported(t.text + "() of a tag", arg.pos);
                 if (f.fn == function::percentile) {
                     if (!accept_punct(",")) return expected(peek(), ",");
                     token n = next();
@@ -585,6 +606,11 @@ private:
             f.field = t.text;
         } else {
             return expected(t, "field key, function");
+        }
+        if (f.fn == function::raw) {
+            auto cast = optional_cast();
+            if (!cast) return cast.error();
+            if (*cast == "tag") return unsupported("selecting a tag; GROUP BY it instead", t.pos);
         }
         token op = peek();
         if (op.kind == tok::punct &&
@@ -650,6 +676,8 @@ private:
                 } else {
                     auto tag = identifier("time(), identifier, *");
                     if (!tag) return tag.error();
+                    auto cast = optional_cast();
+                    if (!cast) return cast.error();
                     if (std::find(s.group_tags.begin(), s.group_tags.end(), *tag) ==
                         s.group_tags.end())
                         s.group_tags.push_back(*tag);

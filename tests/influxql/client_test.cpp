@@ -556,3 +556,55 @@ TEST_F(influx_client_test, CredentialsParametersAndRefusals) {
 
 }  // namespace
 }  // namespace clisonix::testing
+
+namespace clisonix::testing {
+namespace {
+
+// query.max_points bounds an InfluxQL answer as it bounds /api/v1/query: a raw SELECT over the
+// cap is refused with InfluxQL advice, LIMIT pages under it, and summaries still answer.
+TEST(influxql_answer_cap, raw_points_over_the_cap_are_refused_and_limit_pages) {
+    server_process s({"--set", "query.max_points=1000", "--set", "analytics.detector=off", "--set",
+                      "analytics.health=false"});
+    std::string lines;
+    for (int i = 0; i < 1500; ++i)
+        lines += "big value=" + std::to_string(i) + " " + std::to_string(t0_ms + i * 1000) + "\n";
+    auto w = s.post("/api/v1/write?precision=ms", lines);
+    ASSERT_EQ(w.status, 204) << w.body;
+    const std::string auth = "Authorization: Bearer " + s.token();
+    auto ask = [&](const std::string& q) {
+        std::string target = "/query?epoch=s&q=";
+        for (char c : q) {
+            if (std::isalnum(static_cast<unsigned char>(c)))
+                target += c;
+            else {
+                char buf[4];
+                std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+                target += buf;
+            }
+        }
+        auto r = http_request(s.port(), "GET", target, {}, {auth});
+        EXPECT_EQ(r.status, 200) << q << ": " << r.body;
+        return r.body;
+    };
+    EXPECT_EQ(
+        ask("SELECT value FROM big"),
+        R"({"results":[{"statement_id":0,"error":"the query would return 1,500 raw points, )"
+        R"(more than the 1,000 one answer may hold (query.max_points); use an aggregate with )"
+        R"(GROUP BY time(), a shorter time range or LIMIT"}]})");
+    EXPECT_EQ(ask("SELECT median(value) FROM big"),
+              R"({"results":[{"statement_id":0,"error":"the query would return 1,500 raw points, )"
+              R"(more than the 1,000 one answer may hold (query.max_points); use mean(), min() or )"
+              R"(max(), or a shorter time range"}]})");
+    EXPECT_EQ(ask("SELECT value FROM big LIMIT 2"),
+              R"({"results":[{"statement_id":0,"series":[{"name":"big","columns":["time","value"],)"
+              R"("values":[[1704067200,0],[1704067201,1]]}]}]})");
+    EXPECT_EQ(ask("SELECT value FROM big ORDER BY time DESC LIMIT 2 OFFSET 1"),
+              R"({"results":[{"statement_id":0,"series":[{"name":"big","columns":["time","value"],)"
+              R"("values":[[1704068698,1498],[1704068697,1497]]}]}]})");
+    EXPECT_EQ(ask("SELECT mean(value), count(value) FROM big"),
+              R"({"results":[{"statement_id":0,"series":[{"name":"big","columns":["time","mean",)"
+              R"("count"],"values":[[0,749.5,1500]]}]}]})");
+}
+
+}  // namespace
+}  // namespace clisonix::testing

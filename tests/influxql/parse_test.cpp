@@ -27,6 +27,7 @@ TEST(InfluxqlParse, AcceptsWhatGrafanaSends) {
             "SELECT mean(v) FROM /^tele/ WHERE time > now() - 5m GROUP BY time(1m) fill(-1.5); "
             "SELECT count(v) FROM m WHERE time > 1704067200000000000 GROUP BY time(1m) "
             "fill(linear)",
+            R"(SELECT mean("value"::field) FROM "cpu" WHERE ("host"::tag = 'a') AND time > now() - 1h GROUP BY time(1m), "host"::tag)",
             "SHOW DATABASES",
             "SHOW RETENTION POLICIES ON \"clisonix\"",
             "SHOW MEASUREMENTS WITH MEASUREMENT =~ /press/ LIMIT 10",
@@ -101,6 +102,11 @@ TEST(InfluxqlParse, UnsupportedFeaturesAreNamed) {
     EXPECT_EQ(message_of("DROP MEASUREMENT cpu"),
               "unsupported InfluxQL: DROP statements (Clisonix answers SELECT and SHOW) at line 1, "
               "char 1");
+    EXPECT_EQ(message_of("SELECT \"value\"::integer FROM cpu"),
+              "unsupported InfluxQL: the cast ::integer at line 1, char 15");
+    EXPECT_EQ(message_of("SELECT value FROM cpu WHERE \"value\"::field = 'x'"),
+              "unsupported InfluxQL: a condition on the field \"value\"; WHERE compares tags and "
+              "time at line 1, char 29");
     EXPECT_EQ(message_of("SHOW USERS"), "unsupported InfluxQL: SHOW USERS at line 1, char 6");
     EXPECT_EQ(message_of("SELECT value FROM a, b"),
               "unsupported InfluxQL: several measurements in FROM at line 1, char 20");
