@@ -640,6 +640,11 @@ result<std::vector<out_series>> run_select(const storage::engine& engine,
         return from_source.matches(s.measurement) && (!where || passes(*where, s));
     };
 
+    // A raw column names a field; a tag alone is not a column Clisonix answers.
+    for (const auto& f : stmt.fields)
+        if (f.fn == function::raw && !field_keys.contains(f.field) && tag_keys.contains(f.field))
+            return make_error("not_implemented", "unsupported InfluxQL: selecting the tag \"" +
+                                                     f.field + "\"; GROUP BY it instead");
     // Columns: names made unique as InfluxDB does (mean, mean_1, ...), types from the data.
     std::vector<std::string> columns;
     std::vector<value_type> types;

@@ -230,6 +230,7 @@ TEST_F(influx_client_test, NodeInfluxGetsExactAnswers) {
         {"parse error", "SELECT mean(temperature) FROM machine WHERE", ""},
         {"unsupported", "SELECT temperature INTO copy FROM machine", ""},
         {"execution error", "SELECT mean(state) FROM machine; SHOW DATABASES", ""},
+        {"select tag", "SELECT device FROM machine", ""},
         {"measurements", "SHOW MEASUREMENTS", ""},
         {"tag keys", "SHOW TAG KEYS FROM machine", ""},
         {"tag values", R"(SHOW TAG VALUES FROM "machine" WITH KEY = "device" WHERE "line" = 'a')",
@@ -428,6 +429,10 @@ TEST_F(influx_client_test, NodeInfluxGetsExactAnswers) {
         R"({"results":[{"statement_id":0,"error":"mean() cannot apply to the string field \"state\""},)"
         R"({"statement_id":1,"series":[{"name":"databases","columns":["name"],"values":[["clisonix"]]}]}]})");
 
+    EXPECT_EQ(json::serialize(answers["select tag"].at("raw")),
+              R"({"results":[{"statement_id":0,"error":"unsupported InfluxQL: selecting the tag )"
+              R"(\"device\"; GROUP BY it instead"}]})");
+
     auto show = [&](const char* id) { return json::serialize(answers[id].at("raw")); };
     EXPECT_EQ(
         show("measurements"),
@@ -601,6 +606,7 @@ TEST(influxql_answer_cap, raw_points_over_the_cap_are_refused_and_limit_pages) {
     EXPECT_EQ(ask("SELECT value FROM big ORDER BY time DESC LIMIT 2 OFFSET 1"),
               R"({"results":[{"statement_id":0,"series":[{"name":"big","columns":["time","value"],)"
               R"("values":[[1704068698,1498],[1704068697,1497]]}]}]})");
+    EXPECT_EQ(ask("SELECT host FROM big"), R"({"results":[{"statement_id":0}]})");
     EXPECT_EQ(ask("SELECT mean(value), count(value) FROM big"),
               R"({"results":[{"statement_id":0,"series":[{"name":"big","columns":["time","mean",)"
               R"("count"],"values":[[0,749.5,1500]]}]}]})");
