@@ -571,23 +571,20 @@ void fill_column(const select_statement& stmt, function fn, bool integer, std::v
             return;
         }
         case fill_kind::linear: {
+            // InfluxDB's line through the neighbours: slope m = dy / dt, then m * (t - t0) + y0,
+            // truncated to an integer between two integers.
             size_t prev = cells.size();
             for (size_t i = 0; i < cells.size(); ++i) {
                 if (!cells[i]) continue;
                 if (prev != cells.size() && i > prev + 1) {
-                    const double y0 = as_number(*cells[prev]), y1 = as_number(*cells[i]);
-                    const double x0 = static_cast<double>(times[prev]),
-                                 x1 = static_cast<double>(times[i]);
+                    const bool ints = std::holds_alternative<int64_t>(*cells[prev]) &&
+                                      std::holds_alternative<int64_t>(*cells[i]);
+                    const double y0 = as_number(*cells[prev]);
+                    const double m =
+                        (as_number(*cells[i]) - y0) / static_cast<double>(times[i] - times[prev]);
                     for (size_t k = prev + 1; k < i; ++k) {
-                        const double x = static_cast<double>(times[k]);
-                        if (integer) {
-                            const int64_t a = std::get<int64_t>(*cells[prev]);
-                            const int64_t b = std::get<int64_t>(*cells[i]);
-                            cells[k] = query::value(a + (b - a) * (times[k] - times[prev]) /
-                                                            (times[i] - times[prev]));
-                        } else {
-                            cells[k] = query::value(y0 + (y1 - y0) * (x - x0) / (x1 - x0));
-                        }
+                        const double y = m * static_cast<double>(times[k] - times[prev]) + y0;
+                        cells[k] = ints ? query::value(static_cast<int64_t>(y)) : query::value(y);
                     }
                 }
                 prev = i;

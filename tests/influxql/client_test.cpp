@@ -202,7 +202,8 @@ TEST_F(influx_client_test, NodeInfluxGetsExactAnswers) {
         {"fills",
          "SELECT mean(temperature) " + press2 + " fill(previous); SELECT mean(temperature) " +
              press2 + " fill(0); SELECT mean(temperature) " + press2 +
-             " fill(linear); SELECT count(temperature) " + press2,
+             " fill(linear); SELECT count(temperature) " + press2 + "; SELECT max(cycles) " +
+             press2 + " fill(linear)",
          "ms"},
         {"stats",
          "SELECT median(temperature), percentile(temperature, 90), spread(temperature), "
@@ -306,10 +307,11 @@ TEST_F(influx_client_test, NodeInfluxGetsExactAnswers) {
                                       [&](const auto& k) { return k.first > b; });
             if (after != known.end() && after != known.begin()) {
                 auto before = after - 1;
-                const double x0 = static_cast<double>(before->first * 1'000'000);
-                const double x1 = static_cast<double>(after->first * 1'000'000);
-                const double x = static_cast<double>(b * 1'000'000);
-                lin = before->second + (after->second - before->second) * (x - x0) / (x1 - x0);
+                // InfluxDB's linear fill: slope per nanosecond, times the distance, plus y0.
+                const double slope =
+                    (after->second - before->second) /
+                    static_cast<double>((after->first - before->first) * 1'000'000);
+                lin = slope * static_cast<double>((b - before->first) * 1'000'000) + before->second;
             }
         }
         linear.push_back({static_cast<double>(b), lin});
@@ -319,7 +321,35 @@ TEST_F(influx_client_test, NodeInfluxGetsExactAnswers) {
     expect_rows(first_series(answers["fills"], 1), zero, "fill(0)");
     expect_rows(first_series(answers["fills"], 2), linear, "fill(linear)");
     expect_rows(first_series(answers["fills"], 3), counts, "count with fill(null)");
-    for (size_t s = 0; s < 4; ++s)
+    // Between integers the line is truncated to an integer.
+    std::vector<std::pair<int64_t, int64_t>> top_cycles;
+    for (const auto& [b, ps] : p2)
+        if (!ps.empty()) {
+            int64_t top = ps.front().cycles;
+            for (const auto& p : ps)
+                top = std::max(top, p.cycles);
+            top_cycles.emplace_back(b, top);
+        }
+    std::vector<std::vector<double>> int_linear;
+    for (const auto& [b, ps] : p2) {
+        auto after = std::find_if(top_cycles.begin(), top_cycles.end(),
+                                  [&](const auto& k) { return k.first >= b; });
+        double v = NAN;
+        if (after != top_cycles.end() && after->first == b) {
+            v = static_cast<double>(after->second);
+        } else if (after != top_cycles.end() && after != top_cycles.begin()) {
+            auto before = after - 1;
+            const double slope = static_cast<double>(after->second - before->second) /
+                                 static_cast<double>((after->first - before->first) * 1'000'000);
+            v = static_cast<double>(
+                static_cast<int64_t>(slope * static_cast<double>((b - before->first) * 1'000'000) +
+                                     static_cast<double>(before->second)));
+        }
+        int_linear.push_back({static_cast<double>(b), v});
+    }
+    expect_rows(first_series(answers["fills"], 4), int_linear, "max(cycles) fill(linear)");
+    EXPECT_TRUE(first_series(answers["fills"], 4).at("values").at(4).at(1).is_int64());
+    for (size_t s = 0; s < 5; ++s)
         EXPECT_EQ(answers["fills"].at("raw").at("results").at(s).at("statement_id"), s);
 
     // median, percentile 90 (nearest rank), spread, sample stddev per 5 minutes, both presses.
