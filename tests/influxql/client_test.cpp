@@ -537,6 +537,11 @@ TEST_F(influx_client_test, CredentialsParametersAndRefusals) {
         EXPECT_EQ(r.status, 200) << header << " " << r.body;
         EXPECT_EQ(r.body, databases);
     }
+    // /write takes the same InfluxDB credentials: Basic with the key as the password.
+    auto written =
+        http_request(port, "POST", "/write?db=any", "basic_auth value=1 1704067200000000000",
+                     {"Authorization: Basic " + base64("telegraf:" + write_key)});
+    EXPECT_EQ(written.status, 204) << written.body;
     auto up = http_request(port, "GET", q + "&u=grafana&p=" + read_key);
     EXPECT_EQ(up.body, databases);
 
