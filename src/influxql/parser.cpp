@@ -377,8 +377,16 @@ private:
     }
 
     result<regex> compile(const token& t) {
+        // InfluxDB's regexes are Go's: Grafana's measurement search sends `/(?i)cpu/`, a flag
+        // ECMAScript spells as icase.
+        std::string_view body = t.text;
+        auto flags = std::regex::ECMAScript;
+        if (body.starts_with("(?i)")) {
+            body.remove_prefix(4);
+            flags |= std::regex::icase;
+        }
         try {
-            return regex{t.text, std::make_shared<std::regex>(t.text, std::regex::ECMAScript)};
+            return regex{t.text, std::make_shared<std::regex>(std::string(body), flags)};
         } catch (const std::regex_error& e) {
             return invalid("invalid regular expression /" + t.text + "/: " + e.what(), t.pos);
         }

@@ -233,6 +233,9 @@ TEST_F(influx_client_test, NodeInfluxGetsExactAnswers) {
         {"execution error", "SELECT mean(state) FROM machine; SHOW DATABASES", ""},
         {"select tag", "SELECT device FROM machine", ""},
         {"measurements", "SHOW MEASUREMENTS", ""},
+        // Grafana's measurement search: Go's case-insensitive flag.
+        {"measurement search", "SHOW MEASUREMENTS WITH MEASUREMENT =~ /(?i)MACH/ LIMIT 100", ""},
+        {"measurement search none", "SHOW MEASUREMENTS WITH MEASUREMENT =~ /(?i)^press/", ""},
         {"tag keys", "SHOW TAG KEYS FROM machine", ""},
         {"tag values", R"(SHOW TAG VALUES FROM "machine" WITH KEY = "device" WHERE "line" = 'a')",
          ""},
@@ -467,6 +470,8 @@ TEST_F(influx_client_test, NodeInfluxGetsExactAnswers) {
     EXPECT_EQ(
         show("measurements"),
         R"({"results":[{"statement_id":0,"series":[{"name":"measurements","columns":["name"],"values":[["machine"]]}]}]})");
+    EXPECT_EQ(show("measurement search"), show("measurements"));
+    EXPECT_EQ(show("measurement search none"), R"({"results":[{"statement_id":0}]})");
     EXPECT_EQ(
         show("tag keys"),
         R"({"results":[{"statement_id":0,"series":[{"name":"machine","columns":["tagKey"],"values":[["device"],["line"]]}]}]})");
