@@ -400,7 +400,13 @@ private:
             if (!accept_punct("(") || !accept_punct(")")) return expected(peek(), "(");
             out.relative_to_now = true;
         } else if (t.kind == tok::string) {
+            // RFC 3339, or InfluxQL's UTC forms '2024-01-01 00:00:00[.fraction]' and
+            // '2024-01-01'.
             auto ns = query::parse_time(t.text, 0, "time");
+            if (!ns && t.text.size() == 10)
+                ns = query::parse_time(t.text + "T00:00:00Z", 0, "time");
+            if (!ns && t.text.size() > 10 && t.text[10] == ' ')
+                ns = query::parse_time(t.text + "Z", 0, "time");
             bool digits_only =
                 !t.text.empty() && std::all_of(t.text.begin(), t.text.end(), ::isdigit);
             if (!ns || digits_only)

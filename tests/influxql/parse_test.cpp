@@ -28,6 +28,8 @@ TEST(InfluxqlParse, AcceptsWhatGrafanaSends) {
             "SELECT count(v) FROM m WHERE time > 1704067200000000000 GROUP BY time(1m) "
             "fill(linear)",
             R"(SELECT mean("value"::field) FROM "cpu" WHERE ("host"::tag = 'a') AND time > now() - 1h GROUP BY time(1m), "host"::tag)",
+            "SELECT count(v) FROM m WHERE time >= '2024-01-01' AND time < '2024-01-01 "
+            "00:05:00.5'",
             "SHOW DATABASES",
             "SHOW RETENTION POLICIES ON \"clisonix\"",
             "SHOW MEASUREMENTS WITH MEASUREMENT =~ /press/ LIMIT 10",
@@ -75,6 +77,9 @@ TEST(InfluxqlParse, MistakesNameTheTokenAndPosition) {
     EXPECT_EQ(message_of("SELECT value FROM cpu; SELECT"),
               "found EOF, expected field key, function at line 1, char 30");
     EXPECT_EQ(message_of(""), "found EOF, expected SELECT, SHOW at line 1, char 1");
+    EXPECT_EQ(message_of("SELECT v FROM m WHERE time > '2024-13-01'"),
+              "invalid time \"2024-13-01\": expected RFC 3339 such as '2024-01-01T00:00:00Z' at "
+              "line 1, char 30");
     EXPECT_EQ(code_of("SELECT mean(value) FRM cpu"), "invalid_argument");
 }
 
