@@ -340,7 +340,7 @@ server_process::server_process(const std::vector<std::string>& extra_args,
 
 server_process::server_process(on existing, const std::vector<std::string>& extra_args,
                                const std::vector<std::string>& env)
-    : _data_path(existing.data_dir.path()), _port(free_port()) {
+    : _data_path(existing.data_dir.path()), _port(existing.port ? existing.port : free_port()) {
     start(extra_args, env);
 }
 

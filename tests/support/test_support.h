@@ -141,8 +141,11 @@ public:
                             const std::vector<std::string>& env = {});
     // On an existing data dir, to restart a server on the data of an earlier one:
     //   server_process again(server_process::on{data}, {});
+    // `port` 0 is a free one; the earlier server's port keeps a peer that pushes to it (a
+    // Prometheus remote-writing) pointed at the restarted one.
     struct on {
         const temp_dir& data_dir;
+        uint16_t port = 0;
     };
     server_process(on existing, const std::vector<std::string>& extra_args,
                    const std::vector<std::string>& env = {});
