@@ -19,6 +19,7 @@
 #include "auth/routes.h"
 #include "forecast/routes.h"
 #include "gateway/gateway.h"
+#include "influxql/influxql.h"
 #include "live/routes.h"
 #include "observe/observe.h"
 #include "query/query.h"
@@ -290,6 +291,8 @@ void build_router(http::router& routes, const config::config& cfg, services& s) 
         routes, *s.engine,
         [&s](std::string_view asset) { return s.registry->devices_under(asset); },
         cfg.get_int("query.max_points"));
+    influxql::add_routes(routes, *s.engine, cfg.get_int("query.max_points"),
+                         cfg.get_duration("storage.retention").count() * 1'000'000);
     forecast::add_routes(routes, *s.forecasts,
                          [&s](std::string_view asset) { return s.registry->devices_under(asset); });
     live::add_routes(routes, *s.live_hub);

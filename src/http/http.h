@@ -81,6 +81,10 @@ struct request {
     std::string_view path_param(std::string_view name) const;
 };
 
+// Decodes `a=1&b=x+y` (a query string, or an application/x-www-form-urlencoded body) into
+// `into`; a later value of a name replaces an earlier one.
+void add_form_params(std::string_view form, std::map<std::string, std::string, std::less<>>& into);
+
 struct response {
     int status = 200;
     std::string content_type = "application/json";
