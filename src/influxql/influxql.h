@@ -19,7 +19,7 @@
 //
 // GROUP BY time buckets start at multiples of the interval since the epoch (the query
 // engine's step), as InfluxDB's do. Anything else is refused with "unsupported InfluxQL:
-// <feature>", never answered approximately. docs/decisions/9001-influxql.md says why.
+// <feature>", never answered approximately. docs/decisions/0088-influxql.md says why.
 //
 // Thread safety: stateless; the engine is thread-safe.
 #pragma once
