@@ -12,6 +12,7 @@
 #include "gateway/gateway.h"
 #include "live/routes.h"
 #include "observe/observe.h"
+#include "promql/promql.h"
 #include "query/query.h"
 #include "rules/routes.h"
 
@@ -233,6 +234,9 @@ void build_router(http::router& routes, const config::config& cfg, services& s) 
         routes, *s.engine,
         [&s](std::string_view asset) { return s.registry->devices_under(asset); },
         cfg.get_int("query.max_points"));
+    promql::limits promql_limits;
+    promql_limits.max_points = cfg.get_int("promql.max_points");
+    promql::add_routes(routes, *s.engine, promql_limits);
     forecast::add_routes(routes, *s.forecasts,
                          [&s](std::string_view asset) { return s.registry->devices_under(asset); });
     live::add_routes(routes, *s.live_hub);
