@@ -517,7 +517,9 @@ private:
                 if (d.kind != tok::duration && d.kind != tok::number)
                     throw parse_failure{
                         d.pos, "unexpected " + describe(d) + ", expected a duration in the range"};
-                if (peek().kind == tok::colon)
+                // `[1h:1m]`: the lexer may read `:1m` as a name (names may hold `:`).
+                if (peek().kind == tok::colon ||
+                    (peek().kind == tok::ident && peek().text.front() == ':'))
                     throw parse_failure{pos, "unsupported PromQL: subqueries are not supported",
                                         true};
                 auto ms = duration_ms(d);
