@@ -21,31 +21,6 @@ constexpr std::string_view prefix = "/prometheus/api/v1";
 // Every parameter, repeated ones kept (`match[]`), from the URL and a form body.
 using params = std::vector<std::pair<std::string, std::string>>;
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-std::string form_decode(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    for (size_t i = 0; i < text.size(); ++i) {
-        char c = text[i];
-        if (c == '%' && i + 2 < text.size()) {
-            int hi = hex_digit(text[i + 1]), lo = hex_digit(text[i + 2]);
-            if (hi >= 0 && lo >= 0) {
-                out.push_back(static_cast<char>(hi * 16 + lo));
-                i += 2;
-                continue;
-            }
-        }
-        out.push_back(c == '+' ? ' ' : c);
-    }
-    return out;
-}
-
 void add_form(std::string_view text, params& out) {
     while (!text.empty()) {
         auto amp = text.find('&');
@@ -53,9 +28,10 @@ void add_form(std::string_view text, params& out) {
         text = amp == std::string_view::npos ? std::string_view{} : text.substr(amp + 1);
         if (pair.empty()) continue;
         auto eq = pair.find('=');
-        out.emplace_back(form_decode(pair.substr(0, eq)), eq == std::string_view::npos
-                                                              ? std::string{}
-                                                              : form_decode(pair.substr(eq + 1)));
+        out.emplace_back(http::percent_decode(pair.substr(0, eq), true),
+                         eq == std::string_view::npos
+                             ? std::string{}
+                             : http::percent_decode(pair.substr(eq + 1), true));
     }
 }
 

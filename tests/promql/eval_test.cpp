@@ -3,6 +3,7 @@
 // matching, the series mapping and its collisions, and the answer's cap.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 
 #include "promql/promql.h"
@@ -132,6 +133,20 @@ TEST_F(promql_eval, instant_selectors_look_back_five_minutes_left_open) {
     // Between points: the one before.
     EXPECT_EQ(value_of(run(R"(counter{device="d1"})", t0_ms + 22'000), d1), 10);
     EXPECT_EQ(value_of(run(R"(counter{device="d1"} offset 1m)", t0_ms + 90'000), d1), 20);
+}
+
+TEST_F(promql_eval, a_staleness_marker_ends_a_series_and_is_skipped_in_windows) {
+    // Prometheus marks a series gone with a NaN of payload 2 (remote write stores it).
+    storage::write_batch b;
+    auto id = *b.series("scraped,job=a value", storage::value_type::float64);
+    b.add(id, t0_ns, 1);
+    b.add(id, t0_ns + 15 * sec_ns, 2);
+    b.add(id, t0_ns + 30 * sec_ns, std::bit_cast<double>(0x7ff0000000000002ULL));
+    ASSERT_TRUE(engine->write(b).ok());
+    EXPECT_EQ(value_of(run("scraped", t0_ms + 20'000), {{"__name__", "scraped"}, {"job", "a"}}), 2);
+    EXPECT_TRUE(run("scraped", t0_ms + 40'000).series.empty());
+    auto count = run("count_over_time(scraped[1m])", t0_ms + 40'000);
+    EXPECT_EQ(value_of(count, {{"job", "a"}}), 2);
 }
 
 TEST_F(promql_eval, windows_are_left_open) {
