@@ -73,7 +73,7 @@ constexpr key_spec keys[] = {
     {"cluster.start_timeout", duration, "30s", seconds, hours, {}, false, "How long `serve` waits at start for the NATS servers and the telemetry stream before it gives up"},
     {"cluster.stream_max_age", duration, "72h", seconds, 3650 * 24 * hours, {}, false, "How long the telemetry log keeps a message (JetStream MaxAge; the same on every node): a node away longer must start from a copy of another node's data directory (docs/cluster.md); its disk is about ingest rate x 5-8 bytes/point (compressed) x this age on each NATS server"},
     {"data.dir", string, "./data", 0, 0, {}, false, "Directory for the database, logs and time-series data"},
-    {"web.dir", string, "", 0, 0, {}, false, "Built dashboard (index.html, assets/) served at `/`; empty = `web/` next to the binary, else `../web/dist` from it, else the source tree's `web/dist`"},
+    {"web.dir", string, "", 0, 0, {}, false, "Built dashboard (index.html, assets/) served at `/`; empty = `web/` next to the binary, else `../share/clisonix/web` from it (the package's `/usr/share/clisonix/web`), else `../web/dist`, else the source tree's `web/dist`"},
     {"log.level", enumeration, "info", 0, 0, "trace|debug|info|warn|error", false, "Lowest level written"},
     {"log.file", boolean, "true", 0, 0, {}, false, "Write JSON lines to `<data.dir>/logs/clisonix_YYYY-MM-DD.log`, a file per day"},
     {"log.keep_days", integer, "14", 1, 3650, {}, false, "Rotated log files kept"},
@@ -679,6 +679,7 @@ result<config> load(const sources& from) {
     }
     if (!from.file.empty()) {
         if (status s = load_toml(c, from.file); !s) return s.error();
+        c.file = from.file;
     }
     if (!from.dotenv.empty()) {
         if (status s = load_dotenv(c, from.dotenv); !s) return s.error();

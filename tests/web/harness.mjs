@@ -3,11 +3,11 @@
 // through playwright-core (never a downloaded browser).
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const here = path.dirname(fileURLToPath(import.meta.url));
 export const sourceDir = path.resolve(here, "../..");
@@ -42,6 +42,27 @@ export function loadModules() {
     };
   } catch (e) {
     skipAll(`web/node_modules is missing playwright-core or axe-core (run scripts/setup): ${e.message}`);
+  }
+}
+
+// A module of web/src (TypeScript) for a unit test: turned into JavaScript by Vite's esbuild
+// (already in web/node_modules) in a temp dir, then imported. Skips (77) without vite.
+export async function importWebSource(relative) {
+  let vite;
+  try {
+    vite = await import(pathToFileURL(createRequire(path.join(webDir, "package.json")).resolve("vite")).href);
+  } catch (e) {
+    skipAll(`web/node_modules has no vite (run scripts/setup): ${e.message}`);
+  }
+  const source = path.join(webDir, "src", relative);
+  const { code } = await vite.transformWithEsbuild(readFileSync(source, "utf8"), source, { loader: "ts" });
+  const dir = mkdtempSync(path.join(os.tmpdir(), "clisonix-web-unit-"));
+  try {
+    const file = path.join(dir, path.basename(relative).replace(/\.ts$/, ".mjs"));
+    writeFileSync(file, code);
+    return await import(pathToFileURL(file).href);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
