@@ -22,6 +22,7 @@
 #include "influxql/influxql.h"
 #include "live/routes.h"
 #include "observe/observe.h"
+#include "promql/promql.h"
 #include "query/query.h"
 #include "rules/routes.h"
 
@@ -293,6 +294,9 @@ void build_router(http::router& routes, const config::config& cfg, services& s) 
         cfg.get_int("query.max_points"));
     influxql::add_routes(routes, *s.engine, cfg.get_int("query.max_points"),
                          cfg.get_duration("storage.retention").count() * 1'000'000);
+    promql::limits promql_limits;
+    promql_limits.max_points = cfg.get_int("promql.max_points");
+    promql::add_routes(routes, *s.engine, promql_limits);
     forecast::add_routes(routes, *s.forecasts,
                          [&s](std::string_view asset) { return s.registry->devices_under(asset); });
     live::add_routes(routes, *s.live_hub);

@@ -55,6 +55,11 @@ enum class method { get, head, post, put, patch, del, options };
 // "GET", "DELETE" ...
 std::string_view method_name(method m);
 
+// %XX decoding; '+' becomes ' ' in query strings and form bodies only. (A route that reads
+// repeated parameters, such as Prometheus' `match[]`, or an
+// application/x-www-form-urlencoded body decodes the pairs itself with this.)
+std::string percent_decode(std::string_view text, bool plus_is_space);
+
 struct route;
 
 struct request {
