@@ -70,13 +70,19 @@ points stored_points(server_process& srv, std::string_view measurement, const ta
     return out;
 }
 
-// Prometheus' own samples of `selector` (one series) over the last `range`, from its query
-// API, with the series' labels (without __name__).
+// The raw samples of `selector` (one series) over the last `range` from a Prometheus query
+// API, with the series' labels (without __name__): Prometheus' own (no prefix, no key), or
+// Clisonix's under `/prometheus` with a Bearer key.
 std::pair<tag_set, points> prometheus_points(uint16_t port, std::string_view selector,
-                                             std::string_view range = "1h") {
+                                             std::string_view range = "1h",
+                                             std::string_view prefix = "",
+                                             std::string_view key = "") {
+    std::vector<std::string> headers;
+    if (!key.empty()) headers.push_back("Authorization: Bearer " + std::string(key));
     auto r = http_request(port, "GET",
-                          "/api/v1/query?query=" +
-                              url_encoded(std::string(selector) + "[" + std::string(range) + "]"));
+                          std::string(prefix) + "/api/v1/query?query=" +
+                              url_encoded(std::string(selector) + "[" + std::string(range) + "]"),
+                          {}, headers);
     EXPECT_EQ(r.status, 200) << r.body;
     std::pair<tag_set, points> out;
     if (r.status != 200) return out;
@@ -233,6 +239,15 @@ TEST(remote_write_test, a_real_prometheus_remote_writes_and_a_kill_loses_nothing
     auto counter = stored_points(srv, "prometheus_http_requests_total", counter_labels);
     EXPECT_TRUE(holds_all(counter, prometheus_points(prom_port, counter_selector).second,
                           counter.rbegin()->first));
+    // The same series through Clisonix's Prometheus query API, under the names and labels
+    // they had in Prometheus: sample for sample what /api/v1/query stored.
+    auto [promql_labels, promql_up] =
+        prometheus_points(clisonix_port, up_selector, "1h", "/prometheus", key);
+    EXPECT_EQ(promql_labels, labels);
+    EXPECT_TRUE(holds_all(promql_up, up, up.rbegin()->first));
+    EXPECT_TRUE(holds_all(
+        prometheus_points(clisonix_port, counter_selector, "1h", "/prometheus", key).second,
+        counter, counter.rbegin()->first));
 
     // Kill Clisonix right after Prometheus saw a batch stored.
     const char* highest_sent = "prometheus_remote_storage_queue_highest_sent_timestamp_seconds";
