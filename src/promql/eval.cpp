@@ -762,6 +762,22 @@ result<answer> evaluate(const storage::engine& engine, const expr& e, int64_t st
             out.series.push_back(std::move(sp));
             s = end;
         }
+        // An instant topk/bottomk lists its series best first, as Prometheus does (Grafana's
+        // tables show them in answer order); anywhere else the order is the labels'.
+        const expr* top = &e;
+        while (top->node == expr::type::paren)
+            top = top->args[0].get();
+        if (instant && top->node == expr::type::aggregate &&
+            (top->agg == aggregation::topk || top->agg == aggregation::bottomk)) {
+            const bool descending = top->agg == aggregation::topk;
+            std::stable_sort(out.series.begin(), out.series.end(),
+                             [descending](const series_points& a, const series_points& b) {
+                                 double x = a.points.at(0).second, y = b.points.at(0).second;
+                                 if (std::isnan(x)) return false;
+                                 if (std::isnan(y)) return true;
+                                 return descending ? x > y : x < y;
+                             });
+        }
         return out;
     } catch (const failure& f) {
         return make_error(f.code, f.message);

@@ -208,6 +208,16 @@ TEST_F(promql_eval, aggregations_group_by_and_without) {
         (labels{{"__name__", "telemetry_temperature"}, {"device", "press-3"}, {"line", "b"}}));
     auto bottom = run("bottomk by (line) (1, telemetry_temperature)", t);
     EXPECT_EQ(bottom.series.size(), 2u);
+    // An instant topk lists its series by value, best first, as Prometheus does.
+    auto ranked = run("topk(3, telemetry_temperature)", t);
+    ASSERT_EQ(ranked.series.size(), 3u);
+    EXPECT_EQ(ranked.series[0].points.at(0).second, 340);
+    EXPECT_EQ(ranked.series[1].points.at(0).second, 240);
+    EXPECT_EQ(ranked.series[2].points.at(0).second, 140);
+    auto lowest = run("(bottomk(2, telemetry_temperature * -1))", t);
+    ASSERT_EQ(lowest.series.size(), 2u);
+    EXPECT_EQ(lowest.series[0].points.at(0).second, -340);
+    EXPECT_EQ(lowest.series[1].points.at(0).second, -240);
 }
 
 TEST_F(promql_eval, binary_operators_match_one_to_one_and_drop_the_name) {
