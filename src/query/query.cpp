@@ -159,7 +159,11 @@ int64_t bucket_of(int64_t ts, int64_t step, int64_t from) {
 status evaluate(const storage::engine& engine, const spec& s, aggregate agg, int64_t step,
                 group& g) {
     g.out.points.clear();
-    if (needs_raw_points(agg)) {
+    // Block summaries hold numbers only: the first or last text of a string series is read
+    // from its points.
+    const bool string_ends =
+        g.type == value_type::string && (agg == aggregate::first || agg == aggregate::last);
+    if (needs_raw_points(agg) || string_ends) {
         std::vector<storage::sample> samples;
         std::vector<std::string> strings;
         std::vector<std::pair<int64_t, uint64_t>> all;
@@ -176,6 +180,18 @@ status evaluate(const storage::engine& engine, const spec& s, aggregate agg, int
             g.out.points.reserve(all.size());
             for (const auto& [ts, raw] : all)
                 g.out.points.emplace_back(ts, typed_raw(g.type, raw, strings));
+            return {};
+        }
+        if (string_ends) {
+            for (size_t i = 0; i < all.size();) {
+                const int64_t b = bucket_of(all[i].first, step, s.from);
+                const size_t begin = i;
+                while (i < all.size() && bucket_of(all[i].first, step, s.from) == b)
+                    ++i;
+                const uint64_t raw =
+                    agg == aggregate::first ? all[begin].second : all[i - 1].second;
+                g.out.points.emplace_back(b, typed_raw(g.type, raw, strings));
+            }
             return {};
         }
         std::vector<double> bucket_values;

@@ -81,5 +81,41 @@ TEST(query_run, a_bucketed_aggregate_per_device_over_hundreds_of_devices_is_exac
     }
 }
 
+TEST(query_run, first_and_last_of_a_string_series_are_its_texts) {
+    testing::temp_dir dir;
+    storage::options o;
+    o.dir = dir.str() + "/tsdb";
+    auto e = storage::engine::open(o);
+    ASSERT_TRUE(e.ok());
+    storage::write_batch b;
+    auto id = *b.series("telemetry,device=press-1 state", storage::value_type::string);
+    const char* states[] = {"idle", "running", "fault", "running", "idle", "stopped"};
+    for (int m = 0; m < 6; ++m)
+        b.add_string(id, t0 + m * 10 * 60 * sec, states[m]);
+    ASSERT_TRUE((*e)->write(b).ok());
+    auto answer = [&](const std::string& agg, const std::string& step) {
+        std::map<std::string, std::string, std::less<>> params{
+            {"metric", "state"},
+            {"agg", agg},
+            {"from", std::to_string(t0 / 1'000'000)},
+            {"to", std::to_string(t0 / 1'000'000 + 3'600'000)}};
+        if (!step.empty()) params["step"] = step;
+        auto s = parse_spec(params, t0);
+        EXPECT_TRUE(s.ok());
+        auto r = run(**e, *s);
+        EXPECT_TRUE(r.ok()) << r.error().message;
+        std::vector<std::pair<int64_t, std::string>> got;
+        for (const auto& p : r->at(0).points)
+            got.emplace_back(p.first / sec - t0 / sec, std::get<std::string>(p.second));
+        return got;
+    };
+    using texts = std::vector<std::pair<int64_t, std::string>>;
+    EXPECT_EQ(answer("first", ""), (texts{{0, "idle"}}));
+    EXPECT_EQ(answer("last", ""), (texts{{0, "stopped"}}));
+    // Half-hour buckets: minutes 0, 10, 20 and 30, 40, 50.
+    EXPECT_EQ(answer("first", "30m"), (texts{{0, "idle"}, {1800, "running"}}));
+    EXPECT_EQ(answer("last", "30m"), (texts{{0, "fault"}, {1800, "stopped"}}));
+}
+
 }  // namespace
 }  // namespace clisonix::query
