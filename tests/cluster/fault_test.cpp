@@ -148,6 +148,7 @@ public:
     }
 
     json::object layout;
+    const std::filesystem::path& dir() const { return _dir; }
 
 private:
     static bool zombie(int pid) {
@@ -596,6 +597,32 @@ private:
     return ::testing::AssertionSuccess();
 }
 
+// When the points through nginx are wrong: what each node answers on its own, and the
+// warnings and errors in its log, so that a failure names the node and its reason.
+std::string each_node(const cluster_guard& cluster, const std::string& key,
+                      const std::string& device, const std::map<int64_t, double>& sent,
+                      const std::map<int64_t, double>& acked, int64_t from, int64_t to) {
+    std::string out = "\nasked of each node directly:";
+    for (const auto& n : cluster.layout.at("nodes").as_array()) {
+        const std::string id(n.at("id").as_string());
+        size_t present = 0;
+        auto r = holds_exactly(port_of(n.at("http").as_string()), key, device, sent, acked, from,
+                               to, present);
+        out += "\n" + id + ": " + (r ? std::string("holds every point") : r.message());
+        std::ifstream log(cluster.dir() / "logs" / (id + ".log"));
+        std::vector<std::string> lines;
+        for (std::string line; std::getline(log, line);)
+            if (line.find("WARN") != std::string::npos || line.find("ERROR") != std::string::npos ||
+                line.find("\"level\":\"warn") != std::string::npos ||
+                line.find("\"level\":\"error") != std::string::npos)
+                lines.push_back(line.substr(0, 300));
+        const size_t first = lines.size() > 8 ? lines.size() - 8 : 0;
+        for (size_t i = first; i < lines.size(); ++i)
+            out += "\n  log: " + lines[i];
+    }
+    return out;
+}
+
 // Retries `check` until it passes or `timeout` runs out (a restarted node catching up).
 ::testing::AssertionResult eventually(const std::function<::testing::AssertionResult()>& check,
                                       std::chrono::milliseconds timeout) {
@@ -701,6 +728,7 @@ TEST(cluster_fault_test, kills_lose_and_double_nothing_acknowledged) {
         const std::string victim = names[rng() % names.size()];
         sequence.push_back(victim);
         const auto killed = steady::now();
+        const int64_t writer_ts_at_kill = writer.last_ts();
         cluster.kill(victim);
         // Queries through nginx: the time until three answers in a row are 200.
         int in_a_row = 0;
@@ -746,7 +774,8 @@ TEST(cluster_fault_test, kills_lose_and_double_nothing_acknowledged) {
         std::cout << "kill " << k + 1 << "/" << kills << ": " << victim << ", queries 200 after "
                   << recovery << " ms, writes acknowledged after "
                   << (writes ? std::to_string(*writes) + " ms" : std::string("(none in 30 s)"))
-                  << ", back after " << ms_since(killed) << " ms" << std::endl;
+                  << ", back after " << ms_since(killed) << " ms (HTTP writer at ts "
+                  << writer_ts_at_kill << ")" << std::endl;
         std::this_thread::sleep_for(500ms);
     }
     std::string kill_list;
@@ -799,7 +828,7 @@ TEST(cluster_fault_test, kills_lose_and_double_nothing_acknowledged) {
     for (const auto& [device, sent] : book.sent) {
         const auto& acked = book.acked[device];
         size_t present = 0;
-        EXPECT_TRUE(eventually(
+        const auto held = eventually(
             [&] {
                 for (int round = 0; round < 3; ++round) {
                     auto r = holds_exactly(http, key, device, sent, acked, t0, to, present);
@@ -807,8 +836,9 @@ TEST(cluster_fault_test, kills_lose_and_double_nothing_acknowledged) {
                 }
                 return ::testing::AssertionSuccess();
             },
-            30s))
-            << "kills:" << kill_list << ", seed " << seed;
+            30s);
+        EXPECT_TRUE(held) << "kills:" << kill_list << ", seed " << seed
+                          << (held ? "" : each_node(cluster, key, device, sent, acked, t0, to));
         present_points += present;
     }
 
