@@ -87,7 +87,9 @@ struct request {
 };
 
 // Decodes `a=1&b=x+y` (a query string, or an application/x-www-form-urlencoded body) into
-// `into`; a later value of a name replaces an earlier one.
+// its pairs in order, repeated names kept (Prometheus' `match[]`).
+std::vector<std::pair<std::string, std::string>> form_pairs(std::string_view form);
+// The same into `into`; a later value of a name replaces an earlier one.
 void add_form_params(std::string_view form, std::map<std::string, std::string, std::less<>>& into);
 
 struct response {

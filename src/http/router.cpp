@@ -84,19 +84,24 @@ std::vector<std::string_view> split_path(std::string_view path) {
     return segments;
 }
 
-void add_form_params(std::string_view form, std::map<std::string, std::string, std::less<>>& into) {
+std::vector<std::pair<std::string, std::string>> form_pairs(std::string_view form) {
+    std::vector<std::pair<std::string, std::string>> out;
     while (!form.empty()) {
         auto amp = form.find('&');
         std::string_view pair = form.substr(0, amp);
         form = amp == std::string_view::npos ? std::string_view{} : form.substr(amp + 1);
         if (pair.empty()) continue;
         auto eq = pair.find('=');
-        std::string key = percent_decode(pair.substr(0, eq), true);
-        std::string value = eq == std::string_view::npos
-                                ? std::string{}
-                                : percent_decode(pair.substr(eq + 1), true);
-        into.insert_or_assign(std::move(key), std::move(value));
+        out.emplace_back(percent_decode(pair.substr(0, eq), true),
+                         eq == std::string_view::npos ? std::string{}
+                                                      : percent_decode(pair.substr(eq + 1), true));
     }
+    return out;
+}
+
+void add_form_params(std::string_view form, std::map<std::string, std::string, std::less<>>& into) {
+    for (auto& [key, value] : form_pairs(form))
+        into.insert_or_assign(std::move(key), std::move(value));
 }
 
 void parse_target(std::string_view target, request& req) {

@@ -8,11 +8,12 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
+
+#include <re2/re2.h>
 
 #include "common/result.h"
 
@@ -26,8 +27,8 @@ struct time_expr {
 };
 
 struct regex {
-    std::string text;                // as written between the slashes
-    std::shared_ptr<std::regex> re;  // compiled once at parse
+    std::string text;                    // as written between the slashes
+    std::shared_ptr<const re2::RE2> re;  // compiled once at parse
     bool search(std::string_view s) const;
 };
 

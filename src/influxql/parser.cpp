@@ -11,7 +11,7 @@
 namespace clisonix::influxql {
 
 bool regex::search(std::string_view s) const {
-    return std::regex_search(s.begin(), s.end(), *re);
+    return re2::RE2::PartialMatch(s, *re);
 }
 
 bool source::matches(std::string_view name) const {
@@ -377,19 +377,14 @@ private:
     }
 
     result<regex> compile(const token& t) {
-        // InfluxDB's regexes are Go's: Grafana's measurement search sends `/(?i)cpu/`, a flag
-        // ECMAScript spells as icase.
-        std::string_view body = t.text;
-        auto flags = std::regex::ECMAScript;
-        if (body.starts_with("(?i)")) {
-            body.remove_prefix(4);
-            flags |= std::regex::icase;
-        }
-        try {
-            return regex{t.text, std::make_shared<std::regex>(std::string(body), flags)};
-        } catch (const std::regex_error& e) {
-            return invalid("invalid regular expression /" + t.text + "/: " + e.what(), t.pos);
-        }
+        // InfluxDB's regexes are Go's, which RE2 is (Grafana's measurement search sends
+        // `/(?i)cpu/`); unanchored, as InfluxDB matches them.
+        re2::RE2::Options options;
+        options.set_log_errors(false);
+        auto re = std::make_shared<const re2::RE2>(t.text, options);
+        if (!re->ok())
+            return invalid("invalid regular expression /" + t.text + "/: " + re->error(), t.pos);
+        return regex{t.text, std::move(re)};
     }
 
     // now() | 'RFC 3339' | 1704067200000ms | 1704067200000000000, then (+|-) durations.

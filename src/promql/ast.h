@@ -4,9 +4,10 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
+
+#include <re2/re2.h>
 
 #include "promql/promql.h"
 
@@ -18,10 +19,13 @@ struct label_matcher {
     enum class op { equal, not_equal, regex, not_regex } kind = op::equal;
     std::string name;
     std::string value;
-    std::shared_ptr<const std::regex> pattern;  // regex ops: `^(?:value)$`, compiled once
+    std::shared_ptr<const re2::RE2> pattern;  // regex ops: matched whole, compiled once
 
     bool matches(std::string_view v) const;
 };
+
+// A label regex as Prometheus compiles it; check ok() before use.
+std::shared_ptr<const re2::RE2> compile_label_regex(std::string_view text);
 
 // A vector selector, with a range for a range selector (`x[5m]`).
 struct selector {

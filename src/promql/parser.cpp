@@ -19,11 +19,20 @@ bool label_matcher::matches(std::string_view v) const {
         case op::not_equal:
             return v != value;
         case op::regex:
-            return std::regex_match(v.begin(), v.end(), *pattern);
+            return re2::RE2::FullMatch(v, *pattern);
         case op::not_regex:
-            return !std::regex_match(v.begin(), v.end(), *pattern);
+            return !re2::RE2::FullMatch(v, *pattern);
     }
     return false;
+}
+
+std::shared_ptr<const re2::RE2> compile_label_regex(std::string_view text) {
+    // Prometheus' own: RE2 (Go's regexp), matched against the whole value, `.` matching a
+    // newline too (Prometheus 3 compiles `^(?s:text)$`).
+    re2::RE2::Options options;
+    options.set_dot_nl(true);
+    options.set_log_errors(false);
+    return std::make_shared<const re2::RE2>(text, options);
 }
 
 bool is_comparison(binary_op op) {
@@ -752,24 +761,12 @@ private:
         return out;
     }
 
-    static std::shared_ptr<const std::regex> compile_regex(std::string_view text, size_t pos) {
-        // RE2's `(?i)` prefix becomes ECMAScript's icase flag; the match is fully anchored.
-        auto flags = std::regex::ECMAScript | std::regex::optimize;
-        if (text.substr(0, 4) == "(?i)") {
-            flags |= std::regex::icase;
-            text.remove_prefix(4);
-        }
-        if (text.find("(?") != std::string_view::npos)
-            throw parse_failure{pos,
-                                "unsupported PromQL: regex flags and named groups "
-                                "(\"(?\") are not supported",
-                                true};
-        try {
-            return std::make_shared<const std::regex>("^(?:" + std::string(text) + ")$", flags);
-        } catch (const std::regex_error& e) {
+    static std::shared_ptr<const re2::RE2> compile_regex(std::string_view text, size_t pos) {
+        auto re = compile_label_regex(text);
+        if (!re->ok())
             throw parse_failure{
-                pos, "invalid regular expression \"" + std::string(text) + "\": " + e.what()};
-        }
+                pos, "invalid regular expression \"" + std::string(text) + "\": " + re->error()};
+        return re;
     }
 
     node parse_aggregation(const token& name, aggregation agg) {

@@ -21,28 +21,15 @@ constexpr std::string_view prefix = "/prometheus/api/v1";
 // Every parameter, repeated ones kept (`match[]`), from the URL and a form body.
 using params = std::vector<std::pair<std::string, std::string>>;
 
-void add_form(std::string_view text, params& out) {
-    while (!text.empty()) {
-        auto amp = text.find('&');
-        std::string_view pair = text.substr(0, amp);
-        text = amp == std::string_view::npos ? std::string_view{} : text.substr(amp + 1);
-        if (pair.empty()) continue;
-        auto eq = pair.find('=');
-        out.emplace_back(http::percent_decode(pair.substr(0, eq), true),
-                         eq == std::string_view::npos
-                             ? std::string{}
-                             : http::percent_decode(pair.substr(eq + 1), true));
-    }
-}
-
 params params_of(const http::request& req) {
     params out;
     auto q = req.target.find('?');
-    if (q != std::string::npos) add_form(std::string_view(req.target).substr(q + 1), out);
+    if (q != std::string::npos) out = http::form_pairs(std::string_view(req.target).substr(q + 1));
     if (req.verb == http::method::post &&
         req.header("content-type").find("application/x-www-form-urlencoded") !=
             std::string_view::npos)
-        add_form(req.body, out);
+        for (auto& pair : http::form_pairs(req.body))
+            out.push_back(std::move(pair));
     return out;
 }
 
@@ -203,7 +190,7 @@ std::vector<selected_series> matched_series(const storage::engine& engine, const
         any.name = "__name__";
         any.kind = label_matcher::op::regex;
         any.value = ".+";
-        any.pattern = std::make_shared<const std::regex>("^(?:.+)$");
+        any.pattern = compile_label_regex(any.value);
         return select_series(engine, {any});
     }
     std::vector<selected_series> out;

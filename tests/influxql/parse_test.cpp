@@ -33,6 +33,8 @@ TEST(InfluxqlParse, AcceptsWhatGrafanaSends) {
             "SHOW DATABASES",
             "SHOW RETENTION POLICIES ON \"clisonix\"",
             "SHOW MEASUREMENTS WITH MEASUREMENT =~ /press/ LIMIT 10",
+            // Go's (RE2's) syntax, as InfluxDB takes it: flags and named groups.
+            "SHOW MEASUREMENTS WITH MEASUREMENT =~ /(?i)^(?P<kind>press|pump)/",
             "show measurements on db where \"device\" = 'x'",
             "SHOW TAG KEYS FROM \"cpu\"",
             "SHOW TAG VALUES FROM \"cpu\" WITH KEY = \"device\" WHERE \"line\" = 'a'",

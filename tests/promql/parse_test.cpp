@@ -30,6 +30,25 @@ TEST(promql_parse, selectors_keep_their_matchers_range_and_offset) {
     EXPECT_EQ(s.offset_ms, 3'600'000);
 }
 
+// Label regexes are Prometheus' own dialect (RE2): its flags and groups as written, and
+// linear-time matching, so that no pattern and no value can stall or crash the server.
+TEST(promql_parse, label_regexes_are_re2_as_in_prometheus) {
+    auto matcher = [](std::string_view pattern) {
+        auto r = parse("x{l=~\"" + std::string(pattern) + "\"}");
+        EXPECT_TRUE(r.ok()) << pattern << ": " << (r.ok() ? "" : r.error().message);
+        return r.ok() ? (*r)->sel.matchers.at(1) : label_matcher{};
+    };
+    EXPECT_TRUE(matcher("(?i)press-.*").matches("PRESS-1"));
+    EXPECT_FALSE(matcher("press-.*").matches("PRESS-1"));
+    EXPECT_TRUE(matcher("(?P<line>line-[0-9])/.+").matches("line-2/pump-04"));
+    EXPECT_TRUE(matcher("a.b").matches("a\nb"));   // `.` matches a newline, as in Prometheus 3
+    EXPECT_FALSE(matcher("a|ab").matches("abc"));  // the whole value, not a prefix
+    // Backtracking engines take exponential time here, or overflow the stack on the long
+    // value; RE2 answers at once.
+    EXPECT_FALSE(matcher("(a+)+b").matches(std::string(40, 'a')));
+    EXPECT_TRUE(matcher("(a|aa)*").matches(std::string(200'000, 'a')));
+}
+
 TEST(promql_parse, durations_combine_units_and_steps_take_seconds) {
     EXPECT_EQ(parse_duration_ms("1h30m"), 5'400'000);
     EXPECT_EQ(parse_duration_ms("250ms"), 250);
