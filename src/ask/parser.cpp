@@ -551,7 +551,7 @@ struct lexicon {
                     add(suffix, form_kind::asset, {a.name});
                 }
             }
-            // "L2" for line 2.
+            // "L2" for line 2, "north L2" for north-line-2.
             for (size_t k = 0; k < parts.size(); ++k) {
                 if (parts[k] != "line" || k + 1 >= parts.size() || !is_digit(parts[k + 1][0]))
                     continue;
@@ -559,6 +559,9 @@ struct lexicon {
                                                parts.end());
                 alias[0] = "l";
                 add(alias, form_kind::asset, {a.name});
+                std::vector<std::string> whole = parts;
+                whole[k] = "l";
+                if (k > 0) add(whole, form_kind::asset, {a.name});
             }
             // "north" for "north-site": the name without its type word.
             if (parts.size() == 2 && parts.back() == a.type && !a.type.empty())
@@ -708,6 +711,7 @@ struct reader {
     // Context for suggestions.
     std::string hint_type, hint_metric, hint_device;
     std::vector<std::string> hint_assets;
+    std::optional<plan_kind> hint_kind;
 
     bool has_word(std::string_view w) const {
         return std::any_of(items.begin(), items.end(),
@@ -929,6 +933,7 @@ struct reader {
                 reasons.push_back("there is no " + a.names.front() + " " + b.text + " (" +
                                   plural_words(a.names.front()) + ")");
                 items[i + 1].used = true;
+                items[i].plural = true;  // a name was meant, not "the pump": said once
             } else if (a.kind == item_kind::word && number_after &&
                        (lex.asset_types.count(a.text) || a.text == "l")) {
                 std::vector<std::string> of_type;
@@ -1000,6 +1005,13 @@ std::vector<std::string> suggestions_for(const vocabulary& v, const parse_option
     if (!m) return {};
     std::string said = detail::metric_display(*m);
     std::string plural = detail::plural_of(device->type);
+    if (r.hint_kind == plan_kind::alarms) {
+        std::string where = device->assets.empty() ? device->name : device->assets.front();
+        candidates.push_back("what are the open alarms on " + where + "?");
+        candidates.push_back("how many alarms were there on " + where + " yesterday?");
+    }
+    if (r.hint_kind == plan_kind::health)
+        candidates.push_back("which " + device->type + " is least healthy right now?");
     for (const auto& a : r.hint_assets)
         candidates.push_back("what is the average " + said + " on " + a + " in the last 24 hours?");
     candidates.push_back("what is the " + said + " of " + device->name + " now?");
@@ -1032,7 +1044,7 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
         return n;
     }
     lexicon lex(vocab);
-    reader r{vocab, lex, *zone, opts.now_ms, tokenize(question), {}, {}, {}, {}, {}, {}};
+    reader r{vocab, lex, *zone, opts.now_ms, tokenize(question), {}, {}, {}, {}, {}, {}, {}};
     auto fail = [&](std::vector<std::string> reasons) -> std::variant<plan, not_understood> {
         if (!suggest) return not_understood{std::move(reasons), {}};
         return refuse(vocab, opts, r, std::move(reasons));
@@ -1065,6 +1077,11 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
              word_is(items[i + 1], "sending")))
             offline = true;
     if (r.has_word("worst") && (r.has_word("state") || r.has_word("condition"))) health = true;
+    // "how is pump 3 doing": its health, unless a measurement is named.
+    bool doing = r.has_word("doing") &&
+                 std::none_of(items.begin(), items.end(),
+                              [](const item& it) { return it.kind == item_kind::metric; });
+    if (doing) health = true;
 
     // ---- time
     std::vector<const item*> times;
@@ -1143,9 +1160,15 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
         if ((items[i].text == "least" || items[i].text == "most") && i + 1 < items.size() &&
             (word_is(items[i + 1], "healthy")))
             superlative = items[i].text == "least" ? "desc" : "asc";
-        if (i > 0 && items[i - 1].kind == item_kind::number && !items[i - 1].used) {
-            limit = static_cast<int64_t>(items[i - 1].number);
-            items[i - 1].used = true;
+        // "the 3 hottest pumps", "lowest 3 pumps by flow"
+        size_t n =
+            i > 0 && items[i - 1].kind == item_kind::number && !items[i - 1].used ? i - 1
+            : i + 1 < items.size() && items[i + 1].kind == item_kind::number && !items[i + 1].used
+                ? i + 1
+                : items.size();
+        if (n < items.size()) {
+            limit = static_cast<int64_t>(items[n].number);
+            items[n].used = true;
         }
     }
     if (r.has_word("healthiest") && superlative.empty()) superlative = "asc";
@@ -1240,7 +1263,11 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
             bool quantified =
                 i > 0 && (word_is(items[i - 1], "any") || word_is(items[i - 1], "all") ||
                           word_is(items[i - 1], "every") || word_is(items[i - 1], "each"));
-            if (which) {
+            // "the hottest pump", "coldest conveyor": the one the ranking picks.
+            bool ranked =
+                i > 0 && items[i - 1].kind == item_kind::word &&
+                (up_words.count(items[i - 1].text) || down_words.count(items[i - 1].text));
+            if (which || ranked) {
                 scope.which = true;
                 scope.which_plural = it.plural;
             } else if (!it.plural && !quantified && (article || it.kind == item_kind::type) &&
@@ -1281,6 +1308,20 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
     // ---- grouping words: "per line", "by site", "for each pump", "overall"
     std::optional<grouping> group;
     std::string level;
+    // "which line had ...": one row per asset of that type.
+    for (size_t i = 0; i + 1 < items.size(); ++i) {
+        if (!(word_is(items[i], "which") || word_is(items[i], "what"))) continue;
+        std::string w = items[i + 1].text;
+        if (items[i + 1].kind != item_kind::word) continue;
+        if (!w.empty() && w.back() == 's' && lex.asset_types.count(w.substr(0, w.size() - 1)))
+            w.pop_back();
+        if (!lex.asset_types.count(w)) continue;
+        group = grouping::asset;
+        level = w;
+        scope.which = true;
+        scope.which_plural = items[i + 1].text != w;
+        items[i + 1].used = true;
+    }
     for (size_t i = 0; i + 1 < items.size(); ++i) {
         if (!(word_is(items[i], "per") || word_is(items[i], "by") || word_is(items[i], "each") ||
               word_is(items[i], "every")))
@@ -1356,6 +1397,7 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
         p.kind = plan_kind::health;
     else
         p.kind = plan_kind::telemetry;
+    r.hint_kind = p.kind;
     r.take_any({"alarm",   "alarms",    "alarmed",    "alert",     "alerts",       "alerted",
                 "health",  "healthy",   "healthiest", "unhealthy", "unhealthiest", "condition",
                 "anomaly", "anomalies", "anomalous",  "offline",   "silent",       "disconnected",
@@ -1544,7 +1586,9 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
             } else if (comparisons.size() == 1) {
                 const auto& c = comparisons[0];
                 p.filter = c.c;
-                if (!agg) agg = (c.c.op == "<" || c.c.op == "<=") ? aggregate::min : aggregate::max;
+                // "which pumps are above 80": now; "... ran above 80 yesterday": the peak.
+                if (!agg && ranged)
+                    agg = (c.c.op == "<" || c.c.op == "<=") ? aggregate::min : aggregate::max;
                 if (order.empty()) order = (c.c.op == "<" || c.c.op == "<=") ? "asc" : "desc";
             }
             if (!agg) agg = ranged ? aggregate::mean : aggregate::last;
@@ -1640,8 +1684,8 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
                          : grouping::none;
     } else if (p.kind == plan_kind::offline) {
         p.group_by = p.agg == aggregate::count ? grouping::none : grouping::device;
-    } else if (p.kind == plan_kind::telemetry && !single && !scope.which && !ranking && !p.filter &&
-               !r.has_word("each") && !r.has_word("every") &&
+    } else if (p.kind == plan_kind::telemetry && p.devices.empty() && !scope.which && !ranking &&
+               !p.filter && !r.has_word("each") && !r.has_word("every") &&
                (p.agg == aggregate::mean || p.agg == aggregate::min || p.agg == aggregate::max ||
                 p.agg == aggregate::sum || p.agg == aggregate::count || p.agg == aggregate::p50 ||
                 p.agg == aggregate::p90 || p.agg == aggregate::p95 || p.agg == aggregate::p99)) {
@@ -1666,12 +1710,17 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
     }
 
     // ---- numbers nothing used
-    for (const auto& it : items)
-        if (it.kind == item_kind::number && !it.used)
-            r.reasons.push_back("the number " + it.text +
-                                " does not fit anywhere in the question (a threshold needs "
-                                "above / below, a ranking \"top " +
-                                it.text + "\")");
+    for (size_t i = 0; i < items.size(); ++i) {
+        const item& it = items[i];
+        if (it.kind != item_kind::number || it.used) continue;
+        std::string said = it.text;
+        if (i + 1 < items.size() && items[i + 1].kind == item_kind::unit)
+            said += " " + items[i + 1].text;
+        r.reasons.push_back("\"" + said +
+                            "\" does not fit anywhere in the question (a threshold needs above "
+                            "or below, a ranking \"top " +
+                            it.text + "\")");
+    }
 
     if (!r.reasons.empty()) return fail(r.reasons);
     if (auto ok = check(p, vocab, opts.now_ms); !ok) {
