@@ -156,8 +156,8 @@ status check(const plan& p, const vocabulary& v, int64_t now_ms) {
     }
     if (!fits)
         return refuse("aggregate", "aggregate " + std::string(detail::aggregate_name(p.agg)) +
-                                       " does not fit a " + std::string(detail::kind_name(p.kind)) +
-                                       " plan");
+                                       " does not fit the kind " +
+                                       std::string(detail::kind_name(p.kind)));
 
     // ---- threshold and filter
     bool needs_threshold = p.kind == plan_kind::forecast || p.agg == aggregate::time_above ||

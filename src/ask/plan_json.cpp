@@ -292,35 +292,42 @@ result<plan> plan_from_json(std::string_view json, std::string_view time_zone) {
 
 std::string plan_json_schema() {
     // Strict, as Ollama's `format` takes it: every member required, nothing else allowed,
-    // the closed sets as enums. Names are checked against the vocabulary by check().
-    return R"({"type":"object","additionalProperties":false,)"
-           R"("required":["kind","devices","device_type","asset","metric","unit","from","to",)"
-           R"("time_text","aggregate","group_by","asset_level","filter","order","limit",)"
-           R"("threshold","alarm_status","source"],)"
-           R"("properties":{)"
-           R"("kind":{"type":"string","enum":["telemetry","alarms","health","offline","forecast"]},)"
-           R"("devices":{"type":"array","items":{"type":"string"}},)"
-           R"("device_type":{"type":"string"},)"
-           R"("asset":{"type":"string"},)"
-           R"("metric":{"type":"string"},)"
-           R"("unit":{"type":"string"},)"
-           R"("from":{"type":"string","format":"date-time"},)"
-           R"("to":{"type":"string","format":"date-time"},)"
-           R"("time_text":{"type":"string"},)"
-           R"("aggregate":{"type":"string","enum":["last","mean","min","max","sum","count",)"
-           R"("p50","p90","p95","p99","change","trend","time_above","time_below"]},)"
-           R"("group_by":{"type":"string","enum":["device","asset","none"]},)"
-           R"("asset_level":{"type":"string"},)"
-           R"("filter":{"anyOf":[{"type":"null"},{"$ref":"#/$defs/comparison"}]},)"
-           R"("order":{"anyOf":[{"type":"null"},{"type":"string","enum":["asc","desc"]}]},)"
-           R"("limit":{"anyOf":[{"type":"null"},{"type":"integer","minimum":1}]},)"
-           R"("threshold":{"anyOf":[{"type":"null"},{"$ref":"#/$defs/comparison"}]},)"
-           R"("alarm_status":{"type":"string","enum":["","open","active","any"]},)"
-           R"("source":{"type":"string","enum":["parser","llm"]}},)"
-           R"("$defs":{"comparison":{"type":"object","additionalProperties":false,)"
-           R"("required":["op","value"],"properties":{)"
-           R"("op":{"type":"string","enum":[">",">=","<","<=","=","!="]},)"
-           R"("value":{"type":"number"}}}}})";
+    // the closed sets as enums, no $ref (each comparison spelt out). Names are checked
+    // against the vocabulary by check().
+    constexpr std::string_view comparison =
+        R"({"type":"object","additionalProperties":false,"required":["op","value"],)"
+        R"("properties":{"op":{"type":"string","enum":[">",">=","<","<=","=","!="]},)"
+        R"("value":{"type":"number"}}})";
+    std::string s =
+        R"({"type":"object","additionalProperties":false,)"
+        R"("required":["kind","devices","device_type","asset","metric","unit","from","to",)"
+        R"("time_text","aggregate","group_by","asset_level","filter","order","limit",)"
+        R"("threshold","alarm_status","source"],)"
+        R"("properties":{)"
+        R"("kind":{"type":"string","enum":["telemetry","alarms","health","offline","forecast"]},)"
+        R"("devices":{"type":"array","items":{"type":"string"}},)"
+        R"("device_type":{"type":"string"},)"
+        R"("asset":{"type":"string"},)"
+        R"("metric":{"type":"string"},)"
+        R"("unit":{"type":"string"},)"
+        R"("from":{"type":"string","format":"date-time"},)"
+        R"("to":{"type":"string","format":"date-time"},)"
+        R"("time_text":{"type":"string"},)"
+        R"("aggregate":{"type":"string","enum":["last","mean","min","max","sum","count",)"
+        R"("p50","p90","p95","p99","change","trend","time_above","time_below"]},)"
+        R"("group_by":{"type":"string","enum":["device","asset","none"]},)"
+        R"("asset_level":{"type":"string"},)";
+    s += R"("filter":{"anyOf":[{"type":"null"},)";
+    s += comparison;
+    s += R"(]},)";
+    s += R"("order":{"anyOf":[{"type":"null"},{"type":"string","enum":["asc","desc"]}]},)"
+         R"("limit":{"anyOf":[{"type":"null"},{"type":"integer","minimum":1}]},)";
+    s += R"("threshold":{"anyOf":[{"type":"null"},)";
+    s += comparison;
+    s += R"(]},)";
+    s += R"("alarm_status":{"type":"string","enum":["","open","active","any"]},)"
+         R"("source":{"type":"string","enum":["parser","llm"]}}})";
+    return s;
 }
 
 }  // namespace clisonix::ask
