@@ -159,6 +159,21 @@ std::vector<std::string> tokenize(std::string_view question) {
             out.push_back(std::to_string(n - number_words.begin()));
             continue;
         }
+        if (t == "whats" || t == "hows" || t == "wheres") {  // "whats the temp"
+            out.push_back(t.substr(0, t.size() - 1));
+            out.push_back("is");
+            continue;
+        }
+        // "cubic meters per hour", "cubic metres an hour"
+        if (t == "cubic" && i + 3 < tokens.size() &&
+            (tokens[i + 1] == "meters" || tokens[i + 1] == "metres" || tokens[i + 1] == "meter" ||
+             tokens[i + 1] == "metre") &&
+            (tokens[i + 2] == "per" || tokens[i + 2] == "an" || tokens[i + 2] == "a") &&
+            tokens[i + 3] == "hour") {
+            out.push_back("m\xC2\xB3/h");
+            i += 3;
+            continue;
+        }
         bool next_c = i + 1 < tokens.size() && (tokens[i + 1] == "c" || tokens[i + 1] == "celsius");
         if ((t == "\xC2\xB0" || t == "deg" || t == "degrees" || t == "degree") && next_c) {
             out.push_back(
@@ -445,6 +460,32 @@ const std::set<std::string_view>& grammar_words() {
         "lines",
         "site",
         "sites",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "rank",
+        "sort",
+        "order",
+        "fast",
+        "slow",
+        "pumping",
+        "alarming",
+        "shape",
+        "shaking",
+        "getting",
+        "growing",
+        "cool",
+        "cubic",
+        "vibrated",
+        "vibrating",
+        "vibrates",
+        "drawing",
+        "pulling",
+        "putting",
+        "pushing",
+        "record",
+        "send",
     };
     return words;
 }
@@ -582,6 +623,13 @@ struct lexicon {
                 add(name_parts(syn), form_kind::metric, {m.name});
             add({m.name}, form_kind::metric, {m.name});
         }
+        // Long grammar words people misspell: typos are corrected towards them too.
+        for (std::string_view w :
+             {"yesterday",  "average",  "maximum", "minimum", "highest",   "lowest",   "median",
+              "percentile", "offline",  "alarms",  "healthy", "between",   "morning",  "afternoon",
+              "evening",    "tomorrow", "monday",  "tuesday", "wednesday", "thursday", "friday",
+              "saturday",   "sunday",   "minutes", "hottest", "coldest"})
+            words.insert(std::string(w));
     }
 
     // The single vocabulary word `w` is a typo of, when exactly one is nearest.
@@ -1060,7 +1108,8 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
     p.source = "parser";
 
     // ---- the kind
-    bool alarms = r.has_any({"alarm", "alarms", "alarmed", "alert", "alerts", "alerted"});
+    bool alarms =
+        r.has_any({"alarm", "alarms", "alarmed", "alarming", "alert", "alerts", "alerted"});
     bool health = r.has_any({"health", "healthy", "healthiest", "unhealthy", "unhealthiest",
                              "condition", "anomaly", "anomalies", "anomalous"});
     bool trend_down = false;
@@ -1076,7 +1125,7 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
             (word_is(items[i + 1], "reporting") || word_is(items[i + 1], "online") ||
              word_is(items[i + 1], "sending")))
             offline = true;
-    if (r.has_word("worst") && (r.has_word("state") || r.has_word("condition"))) health = true;
+    if (r.has_word("worst") && r.has_any({"state", "condition", "shape"})) health = true;
     // "how is pump 3 doing": its health, unless a measurement is named.
     bool doing = r.has_word("doing") &&
                  std::none_of(items.begin(), items.end(),
@@ -1143,16 +1192,39 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
             items[i].used = items[i + 1].used = true;
         }
     }
+    for (size_t i = 0; i + 1 < items.size(); ++i) {
+        if ((word_is(items[i], "which") || word_is(items[i], "what")) &&
+            items[i + 1].kind == item_kind::number && !items[i + 1].used) {
+            limit = static_cast<int64_t>(items[i + 1].number);  // "which 3 machines"
+            items[i + 1].used = true;
+        }
+    }
     static const std::set<std::string_view> up_words = {
         "most",    "highest", "hottest", "warmest", "biggest", "largest",
         "fastest", "max",     "maximum", "peak",    "worst",   "unhealthiest"};
     static const std::set<std::string_view> down_words = {
         "least", "lowest",  "coldest", "coolest", "smallest",  "slowest",
         "min",   "minimum", "fewest",  "best",    "healthiest"};
+    // Superlatives that are aggregates first ("the maximum compressor temperature").
+    static const std::set<std::string_view> aggregate_words = {"max", "maximum", "min", "minimum",
+                                                               "peak"};
     std::string superlative;  // "desc" / "asc" from the first superlative word
+    std::string comparative;  // "ran hotter" without "than": a ranking among "which" ones
     for (size_t i = 0; i < items.size(); ++i) {
         if (items[i].kind != item_kind::word) continue;
         bool up = up_words.count(items[i].text) > 0, down = down_words.count(items[i].text) > 0;
+        static const std::set<std::string_view> more = {"hotter", "warmer", "higher", "faster",
+                                                        "more"};
+        static const std::set<std::string_view> less = {"colder", "cooler", "lower", "slower",
+                                                        "less"};
+        bool comparing = i + 1 < items.size() && word_is(items[i + 1], "than");
+        if (!comparing && !up && !down &&
+            (more.count(items[i].text) || less.count(items[i].text))) {
+            up = more.count(items[i].text) > 0;
+            down = !up;
+            if (superlative.empty()) comparative = up ? "desc" : "asc";
+            continue;
+        }
         if (!up && !down) continue;
         if (i > 0 && word_is(items[i - 1], "at")) continue;  // "at least 80" compares
         if (superlative.empty()) superlative = up ? "desc" : "asc";
@@ -1266,11 +1338,16 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
             // "the hottest pump", "coldest conveyor": the one the ranking picks.
             bool ranked =
                 i > 0 && items[i - 1].kind == item_kind::word &&
-                (up_words.count(items[i - 1].text) || down_words.count(items[i - 1].text));
+                (up_words.count(items[i - 1].text) || down_words.count(items[i - 1].text)) &&
+                !aggregate_words.count(items[i - 1].text);
+            // "the average pump pressure per line": the type as an adjective names them all.
+            bool adjective = it.kind == item_kind::type && !article && i + 1 < items.size() &&
+                             items[i + 1].kind == item_kind::metric;
             if (which || ranked) {
                 scope.which = true;
                 scope.which_plural = it.plural;
-            } else if (!it.plural && !quantified && (article || it.kind == item_kind::type) &&
+            } else if (!it.plural && !quantified && !adjective &&
+                       (article || it.kind == item_kind::type) &&
                        !(k > 0 && word_is(items[k - 1], "per"))) {
                 scope.singular = true;
                 r.hint_type = it.kind == item_kind::type ? it.names.front() : "";
@@ -1278,9 +1355,10 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
             (void)article;
         }
     }
+    // "what alarmed most", "whats shaking the most on north line 2": which device.
     if (r.has_word("which") ||
-        (r.has_word("what") && !superlative.empty() && !scope.which && scope.devices.empty() &&
-         types.empty() && assets.empty() && !generic)) {
+        (r.has_word("what") && r.has_any({"most", "least"}) && !scope.which &&
+         scope.devices.empty() && types.empty() && !generic)) {
         if (!scope.which) {
             scope.which = true;
             scope.which_plural = false;
@@ -1360,8 +1438,30 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
     if (r.has_any({"vibrated", "vibrating", "vibrates", "shaking"}) &&
         detail::find_metric(vocab, "vibration_rms"))
         add_metric("vibration_rms");
-    if (r.has_any({"faster", "fastest", "slower", "slowest"}) && detail::find_metric(vocab, "rpm"))
+    if (r.has_any({"fast", "slow", "faster", "fastest", "slower", "slowest"}) &&
+        detail::find_metric(vocab, "rpm"))
         add_metric("rpm");
+    if (r.has_word("pumping") && detail::find_metric(vocab, "flow")) add_metric("flow");
+    // A unit on its own names the metric ("how many bar", "in degrees"), or must fit it.
+    std::vector<const item*> lone_units;
+    for (size_t i = 0; i < items.size(); ++i) {
+        auto& it = items[i];
+        bool after_number = i > 0 && items[i - 1].kind == item_kind::number;
+        if (it.kind == item_kind::unit && !it.used && !after_number) {
+            lone_units.push_back(&it);
+            it.used = true;
+        }
+    }
+    if (metrics.empty() && !lone_units.empty()) {
+        auto scoped = detail::scope_devices(vocab, scope.devices, scope.type, scope.asset);
+        for (const auto& m : vocab.metrics) {
+            if (detail::canonical_unit(m.unit) != lone_units.front()->unit) continue;
+            if (std::any_of(scoped.begin(), scoped.end(), [&](const device_word* d) {
+                    return detail::device_has_metric(vocab, *d, m.name);
+                }))
+                add_metric(m.name);
+        }
+    }
     // A unit says the metric when nothing else does ("above 3 mm/s").
     if (metrics.empty() && comparisons.size() == 1 && !comparisons[0].unit.empty()) {
         auto scoped = detail::scope_devices(vocab, scope.devices, scope.type, scope.asset);
@@ -1481,6 +1581,11 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
             r.reasons.push_back(list_names(lacking) + (lacking.size() == 1 ? " has" : " have") +
                                 " no " + said);
         }
+        for (const item* u : lone_units)
+            if (!mw->unit.empty() && u->unit != detail::canonical_unit(mw->unit) &&
+                u->unit != mw->unit)
+                r.reasons.push_back("\"" + u->text + "\" does not fit " + said + ", which is in " +
+                                    mw->unit);
         for (const auto& c : comparisons) {
             if (c.unit.empty() || mw->unit.empty()) continue;
             if (c.unit != detail::canonical_unit(mw->unit) && c.unit != mw->unit)
@@ -1523,15 +1628,42 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
             r.has_any({"readings", "points", "samples", "values", "reading"}))
             set_agg(aggregate::count, "how many");
     }
+    // Over a range, "highest" and "hottest" are the peak; at an instant they only rank
+    // ("which pump is the hottest right now": the current values, ranked).
+    bool over_range = !times.empty() && !times.front()->time.instant && !times.front()->time.future;
+    for (size_t i = 0; i + 1 < items.size(); ++i) {
+        if (word_is(items[i], "top") && items[i + 1].kind == item_kind::metric)
+            set_agg(aggregate::max, "top");            // "the top speed"
+        if (word_is(items[i], "how") && over_range) {  // "how hot did it get today"
+            if (word_is(items[i + 1], "hot") || word_is(items[i + 1], "warm"))
+                set_agg(aggregate::max, "how hot");
+            if (word_is(items[i + 1], "cold") || word_is(items[i + 1], "cool"))
+                set_agg(aggregate::min, "how cold");
+        }
+        // "getting hotter", "growing colder": the trend
+        if ((word_is(items[i], "getting") || word_is(items[i], "get") ||
+             word_is(items[i], "gets") || word_is(items[i], "growing")) &&
+            items[i + 1].kind == item_kind::word &&
+            (items[i + 1].text == "hotter" || items[i + 1].text == "warmer" ||
+             items[i + 1].text == "colder" || items[i + 1].text == "cooler" ||
+             items[i + 1].text == "higher" || items[i + 1].text == "lower" ||
+             items[i + 1].text == "faster" || items[i + 1].text == "slower") &&
+            !(i + 2 < items.size() && word_is(items[i + 2], "than")))
+            set_agg(aggregate::trend, "getting");
+    }
     if (!agg) {
         for (const auto& it : items) {
             if (it.kind != item_kind::word) continue;
             const std::string& w = it.text;
-            if (w == "max" || w == "maximum" || w == "highest" || w == "peak" || w == "hottest" ||
-                w == "warmest" || w == "fastest")
+            if (w == "max" || w == "maximum" || w == "peak")
                 set_agg(aggregate::max, w);
-            else if (w == "min" || w == "minimum" || w == "lowest" || w == "coldest" ||
-                     w == "coolest" || w == "slowest")
+            else if (w == "min" || w == "minimum")
+                set_agg(aggregate::min, w);
+            else if (over_range &&
+                     (w == "highest" || w == "hottest" || w == "warmest" || w == "fastest"))
+                set_agg(aggregate::max, w);
+            else if (over_range &&
+                     (w == "lowest" || w == "coldest" || w == "coolest" || w == "slowest"))
                 set_agg(aggregate::min, w);
             else if (w == "current" || w == "latest" || w == "last")
                 set_agg(aggregate::last, w);
@@ -1674,6 +1806,12 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
 
     // ---- grouping, order and limit
     bool single = p.devices.size() == 1;
+    if (superlative.empty() && scope.which) superlative = comparative;  // "which site ran hotter"
+    // "rank the pumps by flow", "list the conveyors by rpm from lowest to highest"
+    bool listed =
+        r.has_any({"rank", "sort", "order", "list"}) && r.has_word("by") && p.devices.size() != 1;
+    if (listed && !group) group = grouping::device;
+    if (listed && order.empty()) order = superlative.empty() ? "desc" : superlative;
     bool ranking = limit.has_value() || (scope.which && !superlative.empty());
     if (group) {
         p.group_by = *group;
@@ -1707,6 +1845,22 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
     if (p.kind == plan_kind::forecast || p.kind == plan_kind::offline) {
         p.order.clear();
         p.limit.reset();
+    }
+
+    // ---- clock times no time expression took ("yesterday at 25:00"), and words before a
+    // measurement that make it another one ("oil temperature")
+    for (size_t i = 0; i < items.size(); ++i) {
+        const item& it = items[i];
+        if (it.kind != item_kind::word) continue;
+        if (it.text.find(':') != std::string::npos && is_digit(it.text[0]))
+            r.reasons.push_back("\"" + it.text +
+                                "\" is not a time I can read here (say \"between "
+                                "14:00 and 16:00 yesterday\" or \"since 06:00\")");
+        else if (i + 1 < items.size() && items[i + 1].kind == item_kind::metric &&
+                 it.text.size() >= 3 && is_alpha(it.text[0]) && !grammar_word(it.text) &&
+                 detail::canonical_unit(it.text).empty())
+            r.reasons.push_back("\"" + it.text + " " + items[i + 1].text +
+                                "\" is not a measurement of the plant");
     }
 
     // ---- numbers nothing used

@@ -174,6 +174,15 @@ private:
             day = _today - date::days(1);
         else
             return std::nullopt;
+        if (any(i + 1, {"between", "from"})) {  // "yesterday between 8 and 10"
+            if (auto r = between(i + 1, day)) {
+                if (*r) {
+                    (**r).begin = i;
+                    (**r).range.text = text(i, (**r).end);
+                }
+                return r;
+            }
+        }
         if (auto part = day_part_of(word(i + 1)))
             return past(i, i + 2, at_hour(day, part->begin * 60), at_hour(day, part->end * 60));
         return past(i, i + 1, at_hour(day, 0), at_hour(day + date::days(1), 0));
@@ -307,7 +316,11 @@ private:
     std::optional<result<time_found>> since(size_t i) const {
         if (!is(i, "since")) return std::nullopt;
         size_t k = i + 1;
-        if (is(k, "yesterday")) return past(i, k + 1, at_hour(_today - date::days(1), 0), _now);
+        if (is(k, "yesterday")) {
+            if (auto c = clock_at(k + 1))  // "since yesterday 18:00"
+                return past(i, k + 1 + c->used, at_hour(_today - date::days(1), c->minutes), _now);
+            return past(i, k + 1, at_hour(_today - date::days(1), 0), _now);
+        }
         if (is(k, "today")) return past(i, k + 1, at_hour(_today, 0), _now);
         if (is(k, "this") && is(k + 1, "morning"))
             return past(i, k + 2, at_hour(_today, 6 * 60), _now);
@@ -344,7 +357,8 @@ private:
 
     // between A and B / from A to B, with an optional day: today (the default), yesterday,
     // this morning / afternoon / evening, yesterday afternoon, on Monday.
-    std::optional<result<time_found>> between(size_t i) const {
+    std::optional<result<time_found>> between(size_t i,
+                                              std::optional<date::local_days> on = {}) const {
         bool is_between = is(i, "between");
         if (!is_between && !is(i, "from")) return std::nullopt;
         auto a = clock_at(i + 1);
@@ -356,10 +370,12 @@ private:
         k += 1 + b->used;
         // Numbers with a unit after them are values, not times ("between 2 and 4 bar").
         if (!canonical_unit(word(k)).empty() || unit_ms(word(k))) return std::nullopt;
-        date::local_days day = _today;
+        date::local_days day = on ? *on : _today;
         std::optional<day_part> part;
         size_t end = k;
-        if (is(k, "this") && day_part_of(word(k + 1))) {
+        if (on) {
+            // The day was said before the clock times.
+        } else if (is(k, "this") && day_part_of(word(k + 1))) {
             part = day_part_of(word(k + 1));
             end = k + 2;
         } else if (any(k, {"today", "yesterday"})) {

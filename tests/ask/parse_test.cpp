@@ -228,8 +228,11 @@ const case_ demo_cases[] = {
      "telemetry type=pump metric=flow unit=m³/h agg=min group=device order=asc limit=3 "
      "time=\"today\" 12-05T00:00..12-05T10:30"},
     {"the 3 hottest pumps",
+     "telemetry type=pump metric=temperature unit=°C agg=last group=device order=desc limit=3 "
+     "time=\"now\" 12-05T10:30..12-05T10:30"},
+    {"the 3 hottest pumps yesterday",
      "telemetry type=pump metric=temperature unit=°C agg=max group=device order=desc limit=3 "
-     "time=\"in the last 24 hours\" 12-04T10:30..12-05T10:30"},
+     "time=\"yesterday\" 12-04T00:00..12-05T00:00"},
     {"which compressor had the highest pressure in the last 3 hours",
      "telemetry type=compressor metric=pressure unit=bar agg=max group=device order=desc limit=1 "
      "time=\"in the last 3 hours\" 12-05T07:30..12-05T10:30"},
@@ -237,7 +240,7 @@ const case_ demo_cases[] = {
      "telemetry type=pump metric=vibration_rms unit=mm/s agg=last group=device order=desc limit=1 "
      "time=\"now\" 12-05T10:30..12-05T10:30"},
     {"coldest conveyor now",
-     "telemetry type=conveyor metric=temperature unit=°C agg=min group=device order=asc limit=1 "
+     "telemetry type=conveyor metric=temperature unit=°C agg=last group=device order=asc limit=1 "
      "time=\"now\" 12-05T10:30..12-05T10:30"},
     {"which line had the highest average temperature yesterday",
      "telemetry metric=temperature unit=°C agg=mean group=asset:line order=desc limit=1 "
@@ -523,11 +526,15 @@ TEST(ask_parse, explore) {
         size_t end = all.find('|', start);
         if (end == std::string::npos) end = all.size();
         std::string q = all.substr(start, end - start);
-        std::printf("%s\n    %s\n", q.c_str(), read(q).c_str());
         auto r = parse(q, demo(), {saturday_1030});
-        if (auto* n = std::get_if<not_understood>(&r))
-            for (const auto& s : n->suggestions)
-                std::printf("      -> %s\n", s.c_str());
+        if (auto* p = std::get_if<plan>(&r)) {
+            std::printf("PLAN\t%s\n", plan_to_json(*p, demo().time_zone).c_str());
+        } else {
+            std::string reasons;
+            for (const auto& x : std::get<not_understood>(r).reasons)
+                reasons += x + "; ";
+            std::printf("NOT\t%s\n", reasons.c_str());
+        }
         start = end + 1;
     }
 }
