@@ -670,6 +670,7 @@ struct item {
     bool plural = false;
     detail::time_range time;
     bool used = false;  // read by a rule
+    bool bad = false;   // a name refused already ("east line 1"): not part of the scope
 };
 
 bool word_is(const item& it, std::string_view w) {
@@ -998,6 +999,13 @@ struct reader {
                 reasons.push_back("\"" + a.text + " " + b.text +
                                   "\" is not a device or an asset of the plant");
                 items[i + 1].used = true;
+            } else if (a.kind == item_kind::word && b.kind == item_kind::asset &&
+                       !grammar_word(a.text) && a.text.size() >= 3 && is_alpha(a.text[0]) &&
+                       !lex.words.count(a.text) &&
+                       name_parts(b.names.front()).size() > name_parts(b.text).size()) {
+                // "east line 1": a site or area word before a line no such site has.
+                reasons.push_back("\"" + a.text + " " + b.text + "\" is not an asset of the plant");
+                items[i + 1].bad = true;
             } else if (a.kind == item_kind::word && b.kind == item_kind::word &&
                        lex.asset_types.count(b.text) && !grammar_word(a.text) &&
                        is_alpha(a.text[0]) && a.text != "per" && a.text != "each") {
@@ -1306,6 +1314,8 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
                 if (std::find(scope.devices.begin(), scope.devices.end(), d) == scope.devices.end())
                     scope.devices.push_back(d);
             it.used = true;
+        } else if (it.kind == item_kind::asset && it.bad) {
+            it.used = true;
         } else if (it.kind == item_kind::asset) {
             assets.push_back(it.names);
             it.used = true;
@@ -1584,7 +1594,7 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
         for (const item* u : lone_units)
             if (!mw->unit.empty() && u->unit != detail::canonical_unit(mw->unit) &&
                 u->unit != mw->unit)
-                r.reasons.push_back("\"" + u->text + "\" does not fit " + said + ", which is in " +
+                r.reasons.push_back("\"" + u->unit + "\" does not fit " + said + ", which is in " +
                                     mw->unit);
         for (const auto& c : comparisons) {
             if (c.unit.empty() || mw->unit.empty()) continue;
@@ -1701,7 +1711,16 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
                         words.push_back(detail::metric_display(m));
                 bool anything =
                     !scope.devices.empty() || !scope.type.empty() || !assets.empty() || generic;
-                if (anything)
+                std::string unknown;  // "the humidity of": a word in the place of a measurement
+                for (size_t i = 0; i + 1 < items.size() && unknown.empty(); ++i)
+                    if (word_is(items[i], "the") && items[i + 1].kind == item_kind::word &&
+                        !grammar_word(items[i + 1].text) && items[i + 1].text.size() >= 3 &&
+                        is_alpha(items[i + 1].text[0]))
+                        unknown = items[i + 1].text;
+                if (!unknown.empty() && anything)
+                    r.reasons.push_back("\"" + unknown + "\" is not a measurement of the plant (" +
+                                        list_names(words, 8) + ")");
+                else if (anything)
                     r.reasons.push_back("which measurement? (" + list_names(words, 8) + ")");
                 else
                     r.reasons.push_back(
@@ -1859,8 +1878,9 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
         else if (i + 1 < items.size() && items[i + 1].kind == item_kind::metric &&
                  it.text.size() >= 3 && is_alpha(it.text[0]) && !grammar_word(it.text) &&
                  detail::canonical_unit(it.text).empty())
-            r.reasons.push_back("\"" + it.text + " " + items[i + 1].text +
-                                "\" is not a measurement of the plant");
+            r.reasons.push_back(
+                "\"" + it.text + " " + items[i + 1].text + "\" is not a measurement of " +
+                (p.devices.empty() ? std::string("the plant") : list_names(p.devices)));
     }
 
     // ---- numbers nothing used
