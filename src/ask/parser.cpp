@@ -16,6 +16,7 @@
 #include "ask/ask.h"
 #include "ask/time_text.h"
 #include "ask/words.h"
+#include "common/edit_distance.h"
 
 namespace clisonix::ask {
 namespace {
@@ -494,27 +495,9 @@ bool grammar_word(std::string_view w) {
     return grammar_words().count(w) > 0;
 }
 
-// Damerau-Levenshtein distance (adjacent transpositions), stopping early above `bound`.
-size_t edit_distance(std::string_view a, std::string_view b, size_t bound) {
-    if (a.size() > b.size() + bound || b.size() > a.size() + bound) return bound + 1;
-    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-    for (size_t i = 0; i <= a.size(); ++i)
-        d[i][0] = i;
-    for (size_t j = 0; j <= b.size(); ++j)
-        d[0][j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        for (size_t j = 1; j <= b.size(); ++j) {
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-        }
-    }
-    return d[a.size()][b.size()];
-}
-
 // ---- the lexicon: every phrase of the vocabulary, as token parts --------------------------
 
+// In the order of item_kind's names (recognise() maps one to the other).
 enum class form_kind { device, asset, type, generic, metric };
 
 struct form {
@@ -644,7 +627,9 @@ struct lexicon {
         std::vector<std::string_view> found;
         for (const auto& candidate : words) {
             if (candidate.size() < 4) continue;
-            size_t d = edit_distance(w, candidate, bound);
+            if (candidate.size() > w.size() + bound || w.size() > candidate.size() + bound)
+                continue;
+            size_t d = edit_distance(w, candidate);
             if (d < best) {
                 best = d;
                 found = {candidate};
@@ -851,23 +836,10 @@ struct reader {
                 it.text = join(tokens, i, i + best_len);
                 it.names = best->names;
                 it.plural = best->plural;
-                switch (best->kind) {
-                    case form_kind::device:
-                        it.kind = item_kind::device;
-                        break;
-                    case form_kind::asset:
-                        it.kind = item_kind::asset;
-                        break;
-                    case form_kind::type:
-                        it.kind = item_kind::type;
-                        break;
-                    case form_kind::generic:
-                        it.kind = item_kind::generic;
-                        break;
-                    case form_kind::metric:
-                        it.kind = item_kind::metric;
-                        break;
-                }
+                static constexpr item_kind of_form[] = {item_kind::device, item_kind::asset,
+                                                        item_kind::type, item_kind::generic,
+                                                        item_kind::metric};
+                it.kind = of_form[static_cast<size_t>(best->kind)];
                 items.push_back(std::move(it));
                 i += best_len;
                 continue;

@@ -16,6 +16,8 @@
 
 #include <toml++/toml.h>
 
+#include "common/edit_distance.h"
+
 namespace clisonix::config {
 namespace {
 
@@ -390,25 +392,6 @@ error value_error(const key_spec& spec, const std::string& value, std::string_vi
     if (!value.empty()) message += " = " + value;
     message += " (from " + std::string(from) + "): " + why;
     return make_error("invalid_config", std::move(message), std::string(spec.key));
-}
-
-// Optimal string alignment distance: edits plus swaps of neighbours, the usual typos.
-size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-    for (size_t i = 0; i <= a.size(); ++i)
-        d[i][0] = i;
-    for (size_t j = 0; j <= b.size(); ++j)
-        d[0][j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        for (size_t j = 1; j <= b.size(); ++j) {
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    return d[a.size()][b.size()];
 }
 
 // `name` is a schema key, or an environment name when `as_env` is set.
