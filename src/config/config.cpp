@@ -32,19 +32,16 @@ using enum value_type;
 
 std::string check_duration_list(std::string_view text);
 
-// An IANA zone name the system's tz database has (/usr/share/zoneinfo, which Ask reads its
-// times through); empty = the machine's zone.
+// An IANA zone name the system's tz database holds (/usr/share/zoneinfo), read by Ask.
 std::string check_time_zone(std::string_view text) {
     if (text.empty()) return {};
     for (char c : text)
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '/' && c != '_' && c != '-' &&
             c != '+')
-            return "must be an IANA time zone name such as Europe/Berlin";
-    if (text.front() == '/' || text.find("..") != std::string_view::npos)
-        return "must be an IANA time zone name such as Europe/Berlin";
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file("/usr/share/zoneinfo/" + std::string(text), ec))
-        return "is not a time zone of this system's tz database (/usr/share/zoneinfo)";
+            return "expected an IANA time zone name such as Europe/Berlin";
+    if (text.front() == '/' || text.find("..") != std::string_view::npos ||
+        !std::filesystem::is_regular_file(std::filesystem::path("/usr/share/zoneinfo") / text))
+        return "no time zone \"" + std::string(text) + "\" in the system's tz database";
     return {};
 }
 
@@ -123,7 +120,7 @@ constexpr key_spec keys[] = {
     {"forecast.refresh_interval", duration, "1m", seconds, 24 * hours, {}, false, "How often the background round of `/api/v1/forecast/predicted` (metrics expected past their type's range) runs"},
     {"forecast.predicted_horizon", duration, "24h", minutes, 30 * 24 * hours, {}, false, "Horizon the predicted-to-cross list is computed over (the longest `horizon` its route accepts)"},
     {"forecast.predicted_budget", duration, "10s", 100, hours, {}, false, "Time one background round of the predicted list may spend; a fleet that does not fit is continued in the next round"},
-    {"ask.time_zone", string, "", 0, 0, {}, false, "IANA time zone questions to Ask are read in (`Europe/Berlin`): \"yesterday\", \"since Monday 06:00\"; empty = the machine's zone (/etc/localtime)", check_time_zone},
+    {"ask.time_zone", string, "", 0, 0, {}, false, "IANA time zone (`Europe/Berlin`) questions to `/api/v1/ask` are read and answered in (\"yesterday\", \"since Monday 06:00\"); empty = the machine's /etc/localtime", check_time_zone},
     {"auth.argon2_memory_kib", integer, "19456", 1024, 4194304, {}, false, "Argon2id memory cost of password hashes, in KiB"},
     {"auth.argon2_iterations", integer, "2", 1, 100, {}, false, "Argon2id passes over that memory"},
     {"auth.password_min_length", integer, "12", 8, 1024, {}, false, "Shortest password accepted"},
