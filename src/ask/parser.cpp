@@ -1337,7 +1337,10 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
             (void)article;
         }
     }
-    // "what alarmed most", "whats shaking the most on north line 2": which device.
+    // "what alarmed most", "whats shaking the most on north line 2": which device (for
+    // alarms: which rule, see below).
+    bool what_most = r.has_word("what") && r.has_any({"most", "least"}) && !r.has_word("which") &&
+                     scope.devices.empty() && types.empty() && !generic;
     if (r.has_word("which") ||
         (r.has_word("what") && r.has_any({"most", "least"}) && !scope.which &&
          scope.devices.empty() && types.empty() && !generic)) {
@@ -1833,6 +1836,13 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
         order = "desc";
     p.order = p.group_by == grouping::none ? "" : order;
     p.limit = p.group_by == grouping::none ? std::nullopt : limit;
+    // "what alarmed most": no machine is named, so the alarms are counted per rule — the
+    // executor reads an ordered alarm plan without grouping that way (decision 9190).
+    if (p.kind == plan_kind::alarms && what_most && !group) {
+        p.group_by = grouping::none;
+        p.order = superlative.empty() ? "desc" : superlative;
+        p.limit = limit ? limit : std::optional<int64_t>(1);
+    }
     if (p.kind == plan_kind::forecast || p.kind == plan_kind::offline) {
         p.order.clear();
         p.limit.reset();

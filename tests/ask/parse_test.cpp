@@ -284,6 +284,9 @@ const case_ demo_cases[] = {
      "alarms asset=north-line-2 agg=count group=none status=open time=\"now\" "
      "12-05T10:30..12-05T10:30"},
     {"what alarmed most last week",
+     "alarms agg=count group=none order=desc limit=1 status=any time=\"last week\" "
+     "11-23T00:00..11-30T00:00"},
+    {"which machine alarmed most last week",
      "alarms agg=count group=device order=desc limit=1 status=any time=\"last week\" "
      "11-23T00:00..11-30T00:00"},
     {"how many alarms did south line 1 have last week",
