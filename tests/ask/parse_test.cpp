@@ -608,5 +608,43 @@ TEST(ask_parse, typos_are_corrected_only_towards_the_vocabulary) {
               "temperature or vibration);");
 }
 
+// Random sentences of the grammar's and the plant's words: parse() never fails to answer, and
+// every plan it returns passes check() and names only the vocabulary's devices and metrics.
+TEST(ask_parse, random_word_salads_are_answered_or_refused_never_half_read) {
+    const std::vector<std::string> words = {
+        "which",   "what",    "is",          "the",       "of",      "on",        "pump",
+        "pumps",   "pump-04", "compressor",  "conveyors", "line",    "2",         "north",
+        "l2",      "site",    "temperature", "vib",       "current", "amps",      "above",
+        "below",   "than",    "hotter",      "80",        "°c",      "bar",       "mm/s",
+        "top",     "3",       "most",        "least",     "healthy", "alarms",    "open",
+        "offline", "down",    "when",        "will",      "reach",   "yesterday", "today",
+        "since",   "monday",  "06:00",       "between",   "8",       "and",       "10",
+        "this",    "morning", "last",        "week",      "in",      "hours",     "now",
+        "average", "max",     "p95",         "how",       "long",    "per",       "by",
+        "each",    "rank",    "trend",       "rising",    "25:00",   "-",         "?",
+        "pump 99", "east"};
+    uint64_t state = 12345;
+    auto next = [&] {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        return static_cast<size_t>(state >> 33);
+    };
+    int plans = 0;
+    for (int n = 0; n < 3000; ++n) {
+        std::string q;
+        size_t length = 1 + next() % 9;
+        for (size_t k = 0; k < length; ++k)
+            q += words[next() % words.size()] + " ";
+        auto r = parse(q, demo(), {saturday_1030});
+        if (auto* p = std::get_if<plan>(&r)) {
+            ++plans;
+            auto ok = check(*p, demo(), saturday_1030);
+            EXPECT_TRUE(ok.ok()) << q << ": " << ok.error().message;
+        } else {
+            EXPECT_FALSE(std::get<not_understood>(r).reasons.empty()) << q;
+        }
+    }
+    EXPECT_GT(plans, 50);  // the salad is not all refused: the test reaches the plan rules
+}
+
 }  // namespace
 }  // namespace clisonix::ask::testing
