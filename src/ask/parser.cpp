@@ -487,6 +487,22 @@ const std::set<std::string_view>& grammar_words() {
         "pushing",
         "record",
         "send",
+        "score",
+        "scores",
+        "data",
+        "numbers",
+        "summary",
+        "ok",
+        "okay",
+        "vs",
+        "versus",
+        "compare",
+        "thanks",
+        "same",
+        "moment",
+        "present",
+        "whole",
+        "total",
     };
     return words;
 }
@@ -1846,6 +1862,23 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
     if (p.kind == plan_kind::forecast || p.kind == plan_kind::offline) {
         p.order.clear();
         p.limit.reset();
+    }
+
+    // ---- a word after "the" or "at" that names nothing the plant has, in a question that
+    // otherwise reads ("the temperature of the bearing on pump-01", "at the outlet"): the
+    // answer would be about something else than what was asked
+    if (!metric.empty()) {
+        for (size_t i = 0; i + 1 < items.size(); ++i) {
+            if (!(word_is(items[i], "the") || word_is(items[i], "at"))) continue;
+            const item& w = items[i + 1];
+            bool before_metric = i + 2 < items.size() && items[i + 2].kind == item_kind::metric;
+            if (w.kind != item_kind::word || before_metric || grammar_word(w.text) ||
+                w.text.size() < 3 || !is_alpha(w.text[0]) || lex.words.count(w.text) ||
+                !detail::canonical_unit(w.text).empty())
+                continue;
+            r.reasons.push_back("\"" + w.text +
+                                "\" is not a device, an asset or a measurement of the plant");
+        }
     }
 
     // ---- clock times no time expression took ("yesterday at 25:00"), and words before a

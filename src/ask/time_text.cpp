@@ -233,6 +233,8 @@ private:
         }
         if (auto wd = weekday_of(w)) {
             auto day = last_weekday(*wd, false);
+            if (auto part = day_part_of(word(i + 2)))  // "last tuesday morning"
+                return past(i, i + 3, at_hour(day, part->begin * 60), at_hour(day, part->end * 60));
             return past(i, i + 2, at_hour(day, 0), at_hour(day + date::days(1), 0));
         }
         return std::nullopt;

@@ -81,6 +81,7 @@ TEST(ask_time_text, calendar_days_weeks_and_months_in_local_time) {
     expect_range("last month", "2026-11-01T00:00:00+01:00", "2026-12-01T00:00:00+01:00");
     expect_range("on monday", "2026-11-30T00:00:00+01:00", "2026-12-01T00:00:00+01:00");
     expect_range("last friday", "2026-12-04T00:00:00+01:00", "2026-12-05T00:00:00+01:00");
+    expect_range("last tuesday morning", "2026-12-01T06:00:00+01:00", "2026-12-01T12:00:00+01:00");
 }
 
 TEST(ask_time_text, rolling_ranges_end_now) {
