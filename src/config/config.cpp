@@ -30,6 +30,19 @@ using enum value_type;
 
 std::string check_duration_list(std::string_view text);
 
+// An IANA zone name the system's tz database holds (/usr/share/zoneinfo), read by Ask.
+std::string check_time_zone(std::string_view text) {
+    if (text.empty()) return {};
+    for (char c : text)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '/' && c != '_' && c != '-' &&
+            c != '+')
+            return "expected an IANA time zone name such as Europe/Berlin";
+    if (text.front() == '/' || text.find("..") != std::string_view::npos ||
+        !std::filesystem::is_regular_file(std::filesystem::path("/usr/share/zoneinfo") / text))
+        return "no time zone \"" + std::string(text) + "\" in the system's tz database";
+    return {};
+}
+
 // A NATS durable consumer name: no dots, wildcards or spaces; kept to a plain alphabet.
 std::string check_node_id(std::string_view text) {
     for (char c : text)
@@ -105,6 +118,10 @@ constexpr key_spec keys[] = {
     {"forecast.refresh_interval", duration, "1m", seconds, 24 * hours, {}, false, "How often the background round of `/api/v1/forecast/predicted` (metrics expected past their type's range) runs"},
     {"forecast.predicted_horizon", duration, "24h", minutes, 30 * 24 * hours, {}, false, "Horizon the predicted-to-cross list is computed over (the longest `horizon` its route accepts)"},
     {"forecast.predicted_budget", duration, "10s", 100, hours, {}, false, "Time one background round of the predicted list may spend; a fleet that does not fit is continued in the next round"},
+    {"ask.time_zone", string, "", 0, 0, {}, false, "IANA time zone (`Europe/Berlin`) questions to `/api/v1/ask` are read and answered in (\"yesterday\", \"since Monday 06:00\"); empty = the machine's /etc/localtime", check_time_zone},
+    {"ask.ollama_url", string, "", 0, 0, {}, false, "Ollama server (`http://host:11434`) asked for a plan when the grammar cannot read a question; every plan is still checked; empty = no question leaves the server"},
+    {"ask.model", string, "llama3.1", 0, 0, {}, false, "Ollama model asked for plans (with `ask.ollama_url`)"},
+    {"ask.timeout", duration, "10s", 100, 5 * minutes, {}, false, "Time the Ollama server has to propose a plan; after it the question is answered as not understood"},
     {"auth.argon2_memory_kib", integer, "19456", 1024, 4194304, {}, false, "Argon2id memory cost of password hashes, in KiB"},
     {"auth.argon2_iterations", integer, "2", 1, 100, {}, false, "Argon2id passes over that memory"},
     {"auth.password_min_length", integer, "12", 8, 1024, {}, false, "Shortest password accepted"},
