@@ -37,6 +37,8 @@ constexpr double health_watch = 0.3;
 constexpr double health_abnormal = 0.5;
 // A forecast question over many devices is many forecasts: at most this many per answer.
 constexpr size_t max_forecast_devices = 20;
+// A current value older than this (before the moment asked about) is named with its time.
+constexpr int64_t stale_after_ms = 15 * 60'000;
 // Rows named in a sentence; the rest are in `data`.
 constexpr size_t rows_in_text = 6;
 
@@ -337,6 +339,7 @@ struct row {
     std::optional<int64_t> at_ms;       // last: when measured
     std::optional<double> first, last;  // change; alarms: occurrences in `first`
     std::string why;                    // health: the metric contributing most
+    std::string note;  // last: when an old value was measured ("last reported 11:00 yesterday")
     double why_value = 0;
 
     row& measured(std::optional<int64_t> at) {
@@ -575,14 +578,14 @@ std::string value_words(const plan& p, const row& r, std::string_view unit) {
         case aggregate::time_below:
             return text::duration(static_cast<int64_t>(std::llround(r.value * ms_per_hour)));
         case aggregate::trend:
-            return r.direction + " (" + signed_number(r.value, unit) + " per hour)";
+            return r.direction + ", " + signed_number(r.value, unit) + " per hour";
         case aggregate::change:
             return signed_number(r.value, unit) + " (from " + text::number(*r.first) + " to " +
                    text::with_unit(*r.last, unit) + ")";
         case aggregate::count:
             return text::number(r.value);
         default:
-            return text::with_unit(r.value, unit);
+            return text::with_unit(r.value, unit) + (r.note.empty() ? "" : ", " + r.note);
     }
 }
 
@@ -601,6 +604,9 @@ std::string measure_words(const plan& p, std::string_view unit) {
                op_words(p.agg == aggregate::time_above ? ">" : "<") + " " +
                text::with_unit(p.threshold->value, unit);
     if (p.agg == aggregate::count) return "number of " + p.metric + " readings";
+    if (p.agg == aggregate::last) return p.metric;
+    if (p.agg == aggregate::change) return "change in " + p.metric;
+    if (p.agg == aggregate::trend) return "trend of " + p.metric;
     return text::aggregate_name(p.agg) + " " + p.metric;
 }
 
@@ -622,6 +628,13 @@ result<answer> run_telemetry(const plan& p, const vocabulary& vocab, const sourc
     auto values = group_values(p, groups, devices, from);
     if (!values) return values.error();
     std::vector<row> rows = std::move(*values);
+    if (p.agg == aggregate::last) {
+        // A current value that is not recent says when it was measured.
+        const int64_t read_at = std::max(p.from_ms, p.to_ms);
+        for (auto& r : rows)
+            if (r.at_ms && read_at - *r.at_ms > stale_after_ms)
+                r.note = "last reported " + text::moment(*r.at_ms, read_at, tz);
+    }
     const size_t with_data = rows.size();
     std::vector<std::string> without;
     for (const auto& g : groups)
@@ -710,14 +723,14 @@ result<answer> run_telemetry(const plan& p, const vocabulary& vocab, const sourc
         const std::string subject = p.group_by == grouping::none ? who : r.name;
         if (p.agg == aggregate::last) {
             const bool merged = p.group_by != grouping::device && devices.size() > 1;
-            s = "The " + p.metric + " of " + subject + " is " + value_words(p, r, unit);
+            s = "The " + p.metric + " of " + subject + " is " + text::with_unit(r.value, unit);
             if (merged)
                 s += " (the average of " + std::to_string(devices.size()) + " current values)";
             if (r.at_ms && !merged) s += ", measured at " + text::moment(*r.at_ms, p.to_ms, tz);
             s += ".";
         } else if (p.agg == aggregate::trend) {
-            s = "The " + p.metric + " of " + subject + " was " + value_words(p, r, unit) + " " +
-                when + ".";
+            s = "The " + p.metric + " of " + subject + " was " + r.direction + " " + when + " (" +
+                signed_number(r.value, unit) + " per hour).";
         } else if (p.agg == aggregate::change) {
             s = "The " + p.metric + " of " + subject + " changed by " + value_words(p, r, unit) +
                 " " + when + ".";

@@ -199,9 +199,26 @@ TEST_F(ask_execute, change_and_trend_over_the_range) {
               "The temperature of pump-01 changed by +23 °C (from 60 to 83 °C) yesterday.");
     EXPECT_EQ(rows(change), R"([["pump-01",23,60,83]])");
     EXPECT_EQ(run(one_device("pump-01", aggregate::trend)).text,
-              "The temperature of pump-01 was rising (+1 °C per hour) yesterday.");
+              "The temperature of pump-01 was rising yesterday (+1 °C per hour).");
     EXPECT_EQ(run(one_device("pump-02", aggregate::trend)).text,
-              "The temperature of pump-02 was flat (0 °C per hour) yesterday.");
+              "The temperature of pump-02 was flat yesterday (0 °C per hour).");
+}
+
+TEST_F(ask_execute, rankings_of_current_values_and_trends_read_as_sentences) {
+    plan now = pumps_yesterday(aggregate::last);
+    now.from_ms = now.to_ms = now_at;
+    now.time_text = "now";
+    now.order = "desc";
+    now.limit = 1;
+    EXPECT_EQ(run(now).text,
+              "Pump-03 had the highest temperature of the pumps now: 90 °C, last reported 11:00 "
+              "yesterday. No data now from pump-04.");
+    plan trend = pumps_yesterday(aggregate::trend);
+    trend.device_type.clear();
+    trend.devices = {"pump-01", "pump-02"};
+    EXPECT_EQ(run(trend).text,
+              "Trend of temperature of pump-01 and pump-02 yesterday: pump-01 (rising, +1 °C per "
+              "hour) and pump-02 (flat, 0 °C per hour).");
 }
 
 TEST_F(ask_execute, time_above_holds_each_value_until_the_next_point) {
