@@ -39,6 +39,10 @@ constexpr double health_abnormal = 0.5;
 constexpr size_t max_forecast_devices = 20;
 // A current value older than this (before the moment asked about) is named with its time.
 constexpr int64_t stale_after_ms = 15 * 60'000;
+// Trend and change answers carry the groups' means as lines for at most this many groups,
+// in about this many buckets each.
+constexpr size_t max_line_series = 6;
+constexpr int64_t line_buckets = 60;
 // Rows named in a sentence; the rest are in `data`.
 constexpr size_t rows_in_text = 6;
 
@@ -610,6 +614,44 @@ std::string measure_words(const plan& p, std::string_view unit) {
     return text::aggregate_name(p.agg) + " " + p.metric;
 }
 
+// {"name":..,"points":[[ms,mean],..]} per row's group: the mean per bucket of about a 60th of
+// the range, for a line chart.
+result<std::string> series_json(const plan& p, const std::vector<group>& groups,
+                                const std::vector<row>& rows, const sources& from,
+                                const std::string& who) {
+    const int64_t step_ns = forecast::nice_step((p.to_ms - p.from_ms) * ns_per_ms / line_buckets);
+    std::string out = "[";
+    bool first = true;
+    for (const auto& r : rows) {
+        auto g = std::find_if(groups.begin(), groups.end(),
+                              [&](const group& x) { return x.name == r.name; });
+        if (g == groups.end()) continue;
+        auto s = selection(g->devices, p.metric, p.from_ms, p.to_ms, from.max_points);
+        s.agg = query::aggregate::mean;
+        s.step = step_ns;
+        s.group_by = {"metric"};
+        auto result = query::run(*from.engine, s);
+        if (!result) return result.error();
+        if (!first) out += ',';
+        first = false;
+        out += "{\"name\":";
+        append_json_string(out, r.name.empty() ? who : r.name);
+        out += ",\"points\":[";
+        bool first_point = true;
+        for (const auto& series : *result)
+            for (const auto& [ts, v] : series.points)
+                if (auto n = number_of(v)) {
+                    if (!first_point) out += ',';
+                    first_point = false;
+                    out += '[' + std::to_string(ts / ns_per_ms) + ',';
+                    append_json_number(out, *n);
+                    out += ']';
+                }
+        out += "]}";
+    }
+    return out + "]";
+}
+
 result<answer> run_telemetry(const plan& p, const vocabulary& vocab, const sources& from) {
     if (p.metric.empty()) return make_error("invalid_argument", "metric: name one", "metric");
     if ((p.agg == aggregate::time_above || p.agg == aggregate::time_below) && !p.threshold)
@@ -680,6 +722,14 @@ result<answer> run_telemetry(const plan& p, const vocabulary& vocab, const sourc
                                                                : unit;
     a.chart_json = rows.size() > 1 ? chart_json("bar", group_column, value_column, chart_unit)
                                    : chart_json("number", "", value_column, chart_unit);
+    if ((p.agg == aggregate::trend || p.agg == aggregate::change) && !rows.empty() &&
+        rows.size() <= max_line_series) {
+        // How it moved is best seen: the groups' means over the range as lines.
+        auto lines = series_json(p, groups, rows, from, who);
+        if (!lines) return lines.error();
+        a.data_json.insert(a.data_json.size() - 1, ",\"series\":" + *lines);
+        a.chart_json = chart_json("line", "time", p.metric, unit);
+    }
 
     // The sentences.
     const std::string measure = measure_words(p, unit);

@@ -198,6 +198,17 @@ TEST_F(ask_execute, change_and_trend_over_the_range) {
     EXPECT_EQ(change.text,
               "The temperature of pump-01 changed by +23 °C (from 60 to 83 °C) yesterday.");
     EXPECT_EQ(rows(change), R"([["pump-01",23,60,83]])");
+    // How it moved, as a line: hourly points bucketed by the nice step over a 60th of a day
+    // (30 min), so each bucket's mean is its one point.
+    auto series = parse_json(change.data_json).as_object().at("series").as_array();
+    ASSERT_EQ(series.size(), 1u);
+    EXPECT_EQ(series[0].at("name"), "pump-01");
+    const auto& points = series[0].at("points").as_array();
+    ASSERT_EQ(points.size(), 24u);
+    EXPECT_EQ(points[0], parse_json("[" + std::to_string(day_start) + ",60]"));
+    EXPECT_EQ(points[23], parse_json("[" + std::to_string(day_start + 23 * hour) + ",83]"));
+    EXPECT_EQ(parse_json(change.chart_json),
+              parse_json(R"({"type":"line","x":"time","y":"temperature","unit":"°C"})"));
     EXPECT_EQ(run(one_device("pump-01", aggregate::trend)).text,
               "The temperature of pump-01 was rising yesterday (+1 °C per hour).");
     EXPECT_EQ(run(one_device("pump-02", aggregate::trend)).text,
