@@ -662,6 +662,12 @@ result<answer> run_telemetry(const plan& p, const vocabulary& vocab, const sourc
         return make_error("invalid_argument", "devices: no device matches the plan's scope",
                           "devices");
     const auto groups = make_groups(p, vocab, devices);
+    if (groups.empty())
+        return make_error("invalid_argument",
+                          "asset_level: no " +
+                              (p.asset_level.empty() ? std::string("line") : p.asset_level) +
+                              " holds any of the devices asked about",
+                          "asset_level");
     const std::string unit = unit_of(p, vocab);
     const std::string tz = vocab.time_zone;
     const std::string when = text::range(p, tz);
@@ -723,7 +729,7 @@ result<answer> run_telemetry(const plan& p, const vocabulary& vocab, const sourc
     a.chart_json = rows.size() > 1 ? chart_json("bar", group_column, value_column, chart_unit)
                                    : chart_json("number", "", value_column, chart_unit);
     if ((p.agg == aggregate::trend || p.agg == aggregate::change) && !rows.empty() &&
-        rows.size() <= max_line_series) {
+        p.to_ms > p.from_ms && rows.size() <= max_line_series) {
         // How it moved is best seen: the groups' means over the range as lines.
         auto lines = series_json(p, groups, rows, from, who);
         if (!lines) return lines.error();

@@ -259,6 +259,13 @@ TEST_F(ask_execute, group_by_line_merges_the_devices_of_each_line) {
     EXPECT_EQ(parse_json(a.chart_json),
               parse_json(R"({"type":"bar","x":"asset","y":"mean","unit":"°C"})"));
 
+    plan areas = p;
+    areas.asset_level = "area";
+    auto none = execute(areas, vocab, from);
+    ASSERT_FALSE(none);
+    EXPECT_EQ(none.error().field, "asset_level");
+    EXPECT_EQ(none.error().message, "asset_level: no area holds any of the devices asked about");
+
     plan all = pumps_yesterday(aggregate::mean);
     all.group_by = grouping::none;
     EXPECT_EQ(run(all).text, "The average temperature of the pumps yesterday was 66.6 °C.");
