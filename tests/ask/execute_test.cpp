@@ -428,6 +428,18 @@ TEST_F(ask_execute, alarms_open_and_counted_per_device) {
     auto m = run(most);
     EXPECT_EQ(m.text, "Pump-03 alarmed most on the plant yesterday: 1 alarm.");
     EXPECT_EQ(rows(m), R"([["pump-03",1,1]])");
+    // Without a grouping, "what alarmed most" ranks the rules.
+    most.group_by = grouping::none;
+    auto by_rule = run(most);
+    EXPECT_EQ(by_rule.text, "The rule pump hot alarmed most on the plant yesterday: 1 alarm.");
+    EXPECT_EQ(
+        parse_json(by_rule.data_json),
+        parse_json(R"({"columns":["rule","alarms","occurrences"],"rows":[["pump hot",1,1]]})"));
+    // The day before, nothing alarmed.
+    most.from_ms = day_start - 24 * hour;
+    most.to_ms = day_start;
+    most.time_text = "the day before yesterday";
+    EXPECT_EQ(run(most).text, "There were no alarms on the plant the day before yesterday.");
 }
 
 TEST_F(ask_execute, forecast_says_when_a_rising_series_reaches_the_level) {

@@ -72,6 +72,10 @@ TEST_F(ask_route, answers_with_the_sentence_the_plan_the_rows_and_a_chart) {
     EXPECT_EQ(doc.at("data"), json::parse(R"({"columns":["device","last","time"],
         "rows":[["pump-01",83,"2026-12-04T23:00:00+00:00"]]})"));
     EXPECT_EQ(doc.at("chart"), json::parse(R"({"type":"number","y":"last","unit":"°C"})"));
+    // The same moment in Unix ms.
+    auto ms = ask(R"({"question":"what is the temperature of pump-01 now?","at":1796472000000})");
+    ASSERT_EQ(ms.status, 200) << ms.body;
+    EXPECT_EQ(json::parse(ms.body).at("answer"), doc.at("answer"));
 }
 
 TEST_F(ask_route, a_question_it_cannot_read_is_not_understood_with_suggestions) {
