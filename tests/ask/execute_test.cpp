@@ -344,6 +344,26 @@ TEST_F(ask_execute, least_healthy_now_names_the_metric_contributing_most) {
                             R"(["pump-01",7.1E-1,"abnormal","vibration",5E-1]])");
 }
 
+TEST_F(ask_execute, health_over_a_range_ranks_by_the_highest_score_in_it) {
+    write("pump-01", "health", day_start + hour, 0.2);
+    write("pump-02", "health", day_start + 2 * hour, 0.62);
+    write("pump-02", "health.temperature", day_start + 2 * hour, 0.4);
+    write("pump-02", "health", day_start + 3 * hour, 0.05);  // recovered later
+    plan p;
+    p.kind = plan_kind::health;
+    p.device_type = "pump";
+    p.from_ms = day_start;
+    p.to_ms = day_end;
+    p.time_text = "yesterday";
+    p.agg = aggregate::max;
+    auto a = run(p);
+    EXPECT_EQ(a.text,
+              "Health of the pumps yesterday, least healthy first: pump-02 (health score 0.62, "
+              "abnormal, mostly from temperature (0.4)) and pump-01 (health score 0.2, normal) (0 "
+              "is normal, 0.5 and above abnormal).");
+    EXPECT_EQ(parse_json(a.chart_json), parse_json(R"({"type":"bar","x":"device","y":"health"})"));
+}
+
 TEST_F(ask_execute, health_without_scores_says_there_are_none) {
     plan p;
     p.kind = plan_kind::health;
