@@ -251,6 +251,15 @@ int main(int argc, char** argv) {
     }
     query_cmd->add_option("--tag", query_tags, "Tag filter key=value (repeatable)");
 
+    app::ask_options ask_opts;
+    auto* ask_cmd = cli.add_subcommand(
+        "ask", "Ask a running server a question in plain language (as POST /api/v1/ask)");
+    ask_cmd->add_option("question", ask_opts.question, "The question, in quotes")->required();
+    ask_cmd->add_option("--url", ask_opts.url, "Server address")->capture_default_str();
+    ask_cmd->add_option("--key,--token", ask_opts.key, "API key or access token");
+    ask_cmd->add_option("--at", ask_opts.at, "What \"now\" means: RFC 3339 or Unix ms");
+    ask_cmd->add_flag("--json", ask_opts.json, "Print the answer JSON as the server sent it");
+
     if (argc > 1) {
         if (auto message = unknown_command_message(cli, argv[1])) {
             std::cerr << *message << "\n";
@@ -381,5 +390,6 @@ int main(int argc, char** argv) {
         }
         return app::run_query(query_opts);
     }
+    if (*ask_cmd) return app::run_ask(ask_opts);
     return app::exit_usage;
 }

@@ -182,6 +182,9 @@ struct sources {
     devices::registry* registry = nullptr;
     rules::engine* rules = nullptr;          // alarms; null: alarm questions not understood
     forecast::service* forecasts = nullptr;  // null: forecast questions not understood
+    // Raw points one answer may read (query.max_points): p95, trend and time above/below
+    // read raw points; over this the answer says so instead of using part of the data.
+    int64_t max_points = 1'000'000;
 };
 
 struct answer {
