@@ -7,48 +7,22 @@
 // checks that the page shows what the API answers.
 //
 //   node tests/web/ask.mjs --binary build/clisonix --web-dist web/dist
-import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { launchBrowser, loadModules, parseArgs, skipAll, startServer, uiLogin, webDir } from "./harness.mjs";
+import { hotter } from "./ask_answers.mjs";
+import {
+  axeCheck,
+  browserTestArgs,
+  expect,
+  expectEqual,
+  launchBrowser,
+  startServer,
+  stepRunner,
+  uiLogin,
+} from "./harness.mjs";
 
-const args = parseArgs(process.argv.slice(2));
-const binary = args.binary ?? path.resolve("build/clisonix");
-const webDist = args["web-dist"] ?? path.join(webDir, "dist");
-const out = args.out ?? path.resolve("build/screenshots");
-mkdirSync(out, { recursive: true });
-const { playwright, axeSource } = loadModules();
-if (!existsSync(path.join(webDist, "index.html")))
-  skipAll(`${webDist}/index.html is missing (npm ci && npm run build in web/)`);
-if (!existsSync(binary)) skipAll(`${binary} is missing`);
-
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  const started = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`[PASS] ${name} (${Date.now() - started} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`[FAIL] ${name}: ${e.stack ?? e}`);
-  }
-}
-function expect(cond, message) {
-  if (!cond) throw new Error(message);
-}
-function expectEqual(got, want, what) {
-  const g = JSON.stringify(got);
-  const w = JSON.stringify(want);
-  if (g !== w) throw new Error(`${what}: got ${g}, want ${w}`);
-}
-async function axe(name) {
-  await page.evaluate(axeSource);
-  // eslint-disable-next-line no-undef
-  const r = await page.evaluate(() => axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } }));
-  const bad = r.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  expect(bad.length === 0, `${name}: ${bad.map((v) => v.id + " " + v.nodes[0]?.target).join(", ")}`);
-}
+const { binary, webDist, out, playwright, axeSource } = browserTestArgs();
+const { step, counts } = stepRunner();
+const axe = (name) => axeCheck(page, axeSource, name);
 
 const server = await startServer({ binary, webDist });
 const routeStatus = (await server.api("POST", "/api/v1/ask", { question: "which devices are offline?" })).status;
@@ -72,38 +46,6 @@ async function cannedAsk(route) {
   await route.fulfill({ status: next.status ?? 200, contentType: "application/json", body: JSON.stringify(next.body) });
 }
 await page.route("**/api/v1/ask", cannedAsk);
-
-const hotter = {
-  understood: true,
-  question: "which pumps on line 2 ran hotter than 80 °C yesterday?",
-  answer: "2 of 4 pumps on line-2 went above 80 °C yesterday: pump-06 (max 83.1 °C) and pump-07 (max 81.4 °C).",
-  plan: {
-    kind: "telemetry",
-    devices: [],
-    device_type: "pump",
-    asset: "line-2",
-    metric: "temperature",
-    unit: "°C",
-    from: "2026-12-04T00:00:00+01:00",
-    to: "2026-12-05T00:00:00+01:00",
-    time_text: "yesterday",
-    aggregate: "max",
-    group_by: "device",
-    filter: { op: ">", value: 80 },
-    order: "desc",
-    limit: null,
-    threshold: null,
-    source: "parser",
-  },
-  data: {
-    columns: ["device", "max"],
-    rows: [
-      ["pump-06", 83.1],
-      ["pump-07", 81.4],
-    ],
-  },
-  chart: { type: "bar", x: "device", y: "max", unit: "°C" },
-};
 
 await uiLogin(page, server.base);
 const box = page.getByRole("region", { name: "Ask" });
@@ -328,5 +270,8 @@ await step("no CSP violation or uncaught error", async () => {
 
 await browser.close();
 await server.stop();
-console.log(`\nask: ${passed} passed, ${failed} failed${hasRoute ? "" : " (the real-route step had no route to ask)"}`);
-process.exit(failed ? 1 : 0);
+console.log(
+  `\nask: ${counts.passed} passed, ${counts.failed} failed` +
+    (hasRoute ? "" : " (the real-route step had no route to ask)"),
+);
+process.exit(counts.failed ? 1 : 0);

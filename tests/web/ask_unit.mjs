@@ -4,60 +4,11 @@
 //
 //   node --test tests/web/ask_unit.mjs
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import os from "node:os";
-import path from "node:path";
-import { after, test } from "node:test";
-import { pathToFileURL } from "node:url";
-import { webDir } from "./harness.mjs";
+import { test } from "node:test";
+import { hotter } from "./ask_answers.mjs";
+import { importWebModule } from "./harness.mjs";
 
-let vite;
-try {
-  vite = await import(pathToFileURL(createRequire(path.join(webDir, "package.json")).resolve("vite")).href);
-} catch (e) {
-  console.log(`SKIPPED: web/node_modules has no vite (run scripts/setup): ${e.message}`);
-  process.exit(77);
-}
-const source = path.join(webDir, "src/ask.ts");
-const { code } = await vite.transformWithEsbuild(readFileSync(source, "utf8"), source, { loader: "ts" });
-const dir = mkdtempSync(path.join(os.tmpdir(), "clisonix-ask-unit-"));
-writeFileSync(path.join(dir, "ask.mjs"), code);
-const a = await import(pathToFileURL(path.join(dir, "ask.mjs")).href);
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-// The contract's example answer (docs of issue #19).
-const hotter = {
-  understood: true,
-  question: "which pumps on line 2 ran hotter than 80 °C yesterday?",
-  answer: "2 of 4 pumps on line-2 went above 80 °C yesterday: pump-06 (max 83.1 °C) and pump-07 (max 81.4 °C).",
-  plan: {
-    kind: "telemetry",
-    devices: [],
-    device_type: "pump",
-    asset: "line-2",
-    metric: "temperature",
-    unit: "°C",
-    from: "2026-12-04T00:00:00+01:00",
-    to: "2026-12-05T00:00:00+01:00",
-    time_text: "yesterday",
-    aggregate: "max",
-    group_by: "device",
-    filter: { op: ">", value: 80 },
-    order: "desc",
-    limit: null,
-    threshold: null,
-    source: "parser",
-  },
-  data: {
-    columns: ["device", "max"],
-    rows: [
-      ["pump-06", 83.1],
-      ["pump-07", 81.4],
-    ],
-  },
-  chart: { type: "bar", x: "device", y: "max", unit: "°C" },
-};
+const a = await importWebModule("src/ask.ts");
 
 const chipText = (chips) => chips.map((c) => `${c.label}: ${c.text}`);
 
