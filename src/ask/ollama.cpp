@@ -302,6 +302,23 @@ result<std::string> ollama_post_chat(const llm_options& llm, const std::string& 
     return std::move(r->reply.body);
 }
 
+status has_required_members(std::string_view content, std::string_view schema) {
+    boost::system::error_code ec;
+    const auto plan_value = json::parse(content, ec);
+    if (ec || !plan_value.is_object()) return {};  // plan_from_json says what is wrong
+    const auto schema_value = json::parse(schema, ec);
+    if (ec || !schema_value.is_object()) return {};
+    const auto* required = schema_value.as_object().if_contains("required");
+    if (!required || !required->is_array()) return {};
+    for (const auto& name : required->as_array())
+        if (name.is_string() && !plan_value.as_object().contains(name.as_string()))
+            return make_error("invalid_argument",
+                              "the model's answer is not a plan: it lacks \"" +
+                                  std::string(name.as_string()) + "\"",
+                              std::string(name.as_string()));
+    return {};
+}
+
 }  // namespace detail
 
 result<plan> llm_plan(std::string_view question, const vocabulary& vocab, const parse_options& opts,
@@ -326,6 +343,7 @@ result<plan> llm_plan(std::string_view question, const vocabulary& vocab, const 
     if (!reply) return reply.error();
     auto content = detail::ollama_reply_content(*reply);
     if (!content) return content.error();
+    if (auto st = detail::has_required_members(*content, schema); !st) return st.error();
     auto p = plan_from_json(*content, vocab.time_zone);
     if (!p)
         return make_error("invalid_argument",

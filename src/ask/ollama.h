@@ -29,6 +29,13 @@ std::string ollama_chat_request(std::string_view model, std::string_view system_
 // reply is not one.
 result<std::string> ollama_reply_content(std::string_view reply_body);
 
+// Every member the schema's "required" lists is in the model's JSON object. Ollama holds the
+// output to the schema, but a server that ignores `format` would let a partial plan through,
+// and plan_from_json() reads a missing member as empty (a missing "from" as 1970).
+// "invalid_argument" naming the first missing member; ok when `content` is no object (then
+// plan_from_json() says what is wrong).
+status has_required_members(std::string_view content, std::string_view schema);
+
 // POSTs `body` to <ollama_url>/api/chat through the breaker "ollama:<ollama_url>" and returns
 // the reply body. "unavailable" naming the URL: not reachable, no answer within timeout_ms,
 // a non-2xx answer (with Ollama's own error text), or the breaker open after repeated failures.

@@ -44,10 +44,13 @@ json::object last_temperature_of(const std::string& device, const std::string& u
                         {"time_text", "now"},
                         {"aggregate", "last"},
                         {"group_by", "device"},
+                        {"asset_level", ""},
                         {"filter", nullptr},
-                        {"order", ""},
+                        {"order", nullptr},
                         {"limit", nullptr},
-                        {"threshold", nullptr}};
+                        {"threshold", nullptr},
+                        {"alarm_status", ""},
+                        {"source", "llm"}};
 }
 
 class OllamaRouteTest : public ::testing::Test {

@@ -93,9 +93,12 @@ json::object hotter_than_80(json::object changes = {}) {
                    {"aggregate", "max"},
                    {"group_by", "device"},
                    {"filter", json::object{{"op", ">"}, {"value", 80}}},
+                   {"asset_level", ""},
                    {"order", "desc"},
                    {"limit", nullptr},
-                   {"threshold", nullptr}};
+                   {"threshold", nullptr},
+                   {"alarm_status", ""},
+                   {"source", "llm"}};
     for (auto& [k, v] : changes)
         p[k] = v;
     return p;
@@ -195,6 +198,8 @@ TEST(OllamaTest, AnAnswerInProseIsNotAPlan) {
         << p.error().message;
 }
 
+// A server that ignores `format` may send a partial plan: a missing "from" must not read as
+// 1970, so every member the schema requires must be there.
 TEST(OllamaTest, APlanMissingItsTimeNamesTheMember) {
     ollama_standin standin;
     auto plan = hotter_than_80();
@@ -204,6 +209,15 @@ TEST(OllamaTest, APlanMissingItsTimeNamesTheMember) {
     ASSERT_FALSE(p.ok());
     EXPECT_EQ(p.error().code, "invalid_argument");
     EXPECT_EQ(p.error().field, "from");
+    EXPECT_EQ(p.error().message, "the model's answer is not a plan: it lacks \"from\"");
+}
+
+TEST(OllamaTest, APlanIsMarkedLlmWhateverTheModelSaysItsSourceIs) {
+    ollama_standin standin;
+    standin.reply_with(json::serialize(hotter_than_80({{"source", "parser"}})));
+    auto p = llm_plan(question, plant(), {now_ms}, options_for(standin));
+    ASSERT_TRUE(p.ok()) << p.error().message;
+    EXPECT_EQ(p->source, "llm");
 }
 
 TEST(OllamaTest, AReplyThatIsNotAChatAnswerIsRefused) {

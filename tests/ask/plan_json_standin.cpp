@@ -14,28 +14,37 @@ namespace clisonix::ask {
 
 namespace json = boost::json;
 
+// The schema as src/ask/plan_json.cpp writes it: every member required, the closed sets as
+// enums.
 std::string plan_json_schema() {
-    return R"({"type":"object",
-"required":["kind","devices","device_type","asset","metric","unit","from","to","time_text","aggregate","group_by","filter","order","limit","threshold"],
-"properties":{
- "kind":{"enum":["telemetry","alarms","health","offline","forecast"]},
- "devices":{"type":"array","items":{"type":"string"}},
- "device_type":{"type":"string"},
- "asset":{"type":"string"},
- "metric":{"type":"string"},
- "unit":{"type":"string"},
- "from":{"type":"string","format":"date-time"},
- "to":{"type":"string","format":"date-time"},
- "time_text":{"type":"string"},
- "aggregate":{"enum":["last","mean","min","max","sum","count","p50","p90","p95","p99","change","trend","time_above","time_below"]},
- "group_by":{"enum":["device","asset","none"]},
- "asset_level":{"type":"string"},
- "filter":{"type":["object","null"],"properties":{"op":{"enum":[">",">=","<","<=","=","!="]},"value":{"type":"number"}},"required":["op","value"]},
- "order":{"enum":["desc","asc",""]},
- "limit":{"type":["integer","null"],"minimum":1},
- "threshold":{"type":["object","null"],"properties":{"op":{"enum":[">",">=","<","<=","=","!="]},"value":{"type":"number"}},"required":["op","value"]},
- "alarm_status":{"enum":["open","active","any",""]}
-}})";
+    return R"({"type":"object","additionalProperties":false,)"
+           R"("required":["kind","devices","device_type","asset","metric","unit","from","to",)"
+           R"("time_text","aggregate","group_by","asset_level","filter","order","limit",)"
+           R"("threshold","alarm_status","source"],)"
+           R"("properties":{)"
+           R"("kind":{"type":"string","enum":["telemetry","alarms","health","offline","forecast"]},)"
+           R"("devices":{"type":"array","items":{"type":"string"}},)"
+           R"("device_type":{"type":"string"},)"
+           R"("asset":{"type":"string"},)"
+           R"("metric":{"type":"string"},)"
+           R"("unit":{"type":"string"},)"
+           R"("from":{"type":"string","format":"date-time"},)"
+           R"("to":{"type":"string","format":"date-time"},)"
+           R"("time_text":{"type":"string"},)"
+           R"("aggregate":{"type":"string","enum":["last","mean","min","max","sum","count",)"
+           R"("p50","p90","p95","p99","change","trend","time_above","time_below"]},)"
+           R"("group_by":{"type":"string","enum":["device","asset","none"]},)"
+           R"("asset_level":{"type":"string"},)"
+           R"("filter":{"anyOf":[{"type":"null"},{"$ref":"#/$defs/comparison"}]},)"
+           R"("order":{"anyOf":[{"type":"null"},{"type":"string","enum":["asc","desc"]}]},)"
+           R"("limit":{"anyOf":[{"type":"null"},{"type":"integer","minimum":1}]},)"
+           R"("threshold":{"anyOf":[{"type":"null"},{"$ref":"#/$defs/comparison"}]},)"
+           R"("alarm_status":{"type":"string","enum":["","open","active","any"]},)"
+           R"("source":{"type":"string","enum":["parser","llm"]}},)"
+           R"("$defs":{"comparison":{"type":"object","additionalProperties":false,)"
+           R"("required":["op","value"],"properties":{)"
+           R"("op":{"type":"string","enum":[">",">=","<","<=","=","!="]},)"
+           R"("value":{"type":"number"}}}}})";
 }
 
 namespace {
@@ -46,7 +55,8 @@ error bad(const std::string& member, const std::string& why) {
 
 result<int64_t> time_of(const json::object& o, const char* member, std::string_view tz) {
     const auto* v = o.if_contains(member);
-    if (!v || !v->is_string()) return bad(member, "must be an RFC 3339 time");
+    if (!v) return int64_t{0};  // a missing member reads as empty, as in plan_json.cpp
+    if (!v->is_string()) return bad(member, "must be an RFC 3339 time");
     // "2026-12-04T00:00:00+01:00" or "...Z"; read by hand (date::parse into a sys_time trips
     // GCC 12's -Wmaybe-uninitialized inside date.h).
     const std::string text(v->as_string());
