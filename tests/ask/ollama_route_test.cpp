@@ -21,7 +21,8 @@ using clisonix::testing::server_process;
 
 const std::vector<std::string> json_header{"Content-Type: application/json"};
 // Words no grammar reads as a question about the plant.
-const std::string odd_question = "gimme the hottest thingy pls";
+// German: a language the grammar does not read, and a model does.
+const std::string odd_question = "Welche Pumpe war gestern am heißesten?";
 
 // STAND-IN for Ollama's /api/chat, answering every request with `plan` as the model's message.
 void reply_with_plan(receiver& ollama_standin, const json::object& plan) {
@@ -106,7 +107,7 @@ TEST_F(OllamaRouteTest, AGoodPlanFromTheModelIsAnsweredAndMarkedLlm) {
         << a.at("answer");
     ASSERT_EQ(ollama_standin.count(), 1u);
     auto sent = json::parse(ollama_standin.requests()[0].body);
-    EXPECT_EQ(sent.at("messages").at(1).at("content"), odd_question);
+    EXPECT_EQ(sent.at("messages").at(1).at("content").as_string(), odd_question);
 }
 
 TEST_F(OllamaRouteTest, AnInventedDeviceIsRefusedNamingIt) {

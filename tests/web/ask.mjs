@@ -14,6 +14,7 @@ import {
   browserTestArgs,
   expect,
   expectEqual,
+  importWebModule,
   launchBrowser,
   startServer,
   stepRunner,
@@ -21,6 +22,7 @@ import {
 } from "./harness.mjs";
 
 const { binary, webDist, out, playwright, axeSource } = browserTestArgs();
+const ask = await importWebModule("src/ask.ts"); // what the page is expected to show
 const { step, counts } = stepRunner();
 const axe = (name) => axeCheck(page, axeSource, name);
 
@@ -244,24 +246,67 @@ await step("a 401 that a refresh does not cure ends the session, said plainly on
   await uiLogin(page, server.base);
 });
 
+// With the route on this server: a small plant, two questions asked through the page and
+// straight to the API; the page shows the API's sentence, its plan as ask.ts reads it, and the
+// chart its hint asks for.
 await step("the real route: the page shows what POST /api/v1/ask answers", async () => {
   if (!hasRoute) {
     console.log(`  (not run: this server has no POST /api/v1/ask; it answered ${routeStatus})`);
     return;
   }
   await page.unroute("**/api/v1/ask", cannedAsk);
-  const q = "what is the temperature of pump-01 now?";
-  const direct = (await server.api("POST", "/api/v1/ask", { question: q })).json;
-  await field.fill(q);
-  await field.press("Enter");
-  if (direct.understood) {
-    await box.getByTestId("ask-sentence").waitFor();
-    expectEqual(await box.getByTestId("ask-sentence").textContent(), direct.answer, "the answer");
-  } else {
-    await box.getByTestId("ask-not-understood").waitFor();
-    expectEqual(await box.getByTestId("ask-reason").allTextContents(), direct.not_understood, "the reasons");
-    expectEqual(await box.getByTestId("ask-suggestion").allTextContents(), direct.suggestions, "the suggestions");
+  const made = [
+    await server.api("POST", "/api/v1/device-types", { name: "pump", metrics: { temperature: { unit: "°C" } } }),
+    await server.api("POST", "/api/v1/devices", { name: "pump-01", type: "pump" }),
+    await server.api("POST", "/api/v1/devices", { name: "pump-02", type: "pump" }),
+  ];
+  expect(
+    made.every((r) => r.status === 201),
+    "plant made: " + made.map((r) => r.status + " " + r.text).join(", "),
+  );
+  const t = Date.now() - 60000;
+  const lines = [`telemetry,device=pump-01 temperature=71.5 ${t}`, `telemetry,device=pump-02 temperature=64.25 ${t}`];
+  const w = await server.api("POST", "/api/v1/write?precision=ms", lines.join("\n") + "\n");
+  expect(w.status === 204, "written: " + w.status + " " + w.text);
+  for (const q of ["what is the temperature of pump-01 now?", "what is the temperature of the pumps now?"]) {
+    const direct = (await server.api("POST", "/api/v1/ask", { question: q })).json;
+    expect(direct && direct.understood === true, `${q}: the API understood it: ${JSON.stringify(direct)}`);
+    await field.fill(q);
+    await field.press("Enter");
+    await page.waitForFunction(
+      (want) => document.querySelector('[data-testid="ask-sentence"]')?.textContent === want,
+      direct.answer,
+    );
+    // The chips' words; not their absolute times, which for "now" move between the two asks.
+    const chips = ask.planChips(direct.plan).map((c) => `${c.label}: ${c.text}`);
+    const shown = await box.getByTestId("ask-chip").evaluateAll((els) =>
+      els.map((e) =>
+        [...e.childNodes]
+          .filter((n) => !(n instanceof Element && n.classList.contains("sr-only")))
+          .map((n) => n.textContent)
+          .join(""),
+      ),
+    );
+    expectEqual(shown, chips, `${q}: the chips`);
+    const kind = ask.chartKind(direct);
+    const unit = direct.chart?.unit ?? direct.plan.unit ?? "";
+    if (kind === "number") {
+      expectEqual(
+        await box.getByTestId("ask-number").textContent(),
+        ask.answerValue(ask.bigNumber(direct)) + unit,
+        `${q}: the number`,
+      );
+    } else if (kind === "bar") {
+      expectEqual(
+        await box.getByTestId("ask-bar-value").allTextContents(),
+        ask.barRows(direct).map((b) => ask.answerValue(b.value) + (unit ? " " + unit : "")),
+        `${q}: the bars`,
+      );
+    } else {
+      throw new Error(`${q}: expected a number or bars, the hint was ${JSON.stringify(direct.chart)}`);
+    }
   }
+  await page.screenshot({ path: path.join(out, "ask-real.png"), fullPage: false });
 });
 
 await step("no CSP violation or uncaught error", async () => {

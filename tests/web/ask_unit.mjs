@@ -147,6 +147,7 @@ test("one value is a big number; rows without a drawable hint are a table; serie
   assert.equal(a.chartKind(line), "line");
   assert.equal(a.seriesName(line.data.series[0]), "pump-01 temperature");
   assert.equal(a.seriesName(line.data.series[1]), "pump-02 temperature");
+  assert.equal(a.seriesName({ name: "line-2", points: [] }), "line-2", "the executor names its series");
   assert.deepEqual(a.seriesChartData(line.data.series[0]), { xs: [1796461200, 1796461260], ys: [70.5, null] });
   assert.equal(a.chartKind({ ...hotter, data: { columns: [], rows: [] }, chart: { type: "bar" } }), "none");
 });

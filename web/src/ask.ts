@@ -29,8 +29,10 @@ export interface AskPlan {
   source?: string;
 }
 
-// A series of the answer's data ({"series": [...]}): the query API's shape, or a flat one.
+// A series of the answer's data ({"series": [...]}): {"name", "points"} as the executor writes
+// it, or the query API's shape (tags.device and metric).
 export interface AskSeries {
+  name?: string;
   device?: string;
   metric?: string;
   tags?: Record<string, string>;
@@ -227,6 +229,7 @@ export function answerValue(v: unknown): string {
 }
 
 export function seriesName(s: AskSeries): string {
+  if (s.name) return s.name;
   const device = s.device ?? s.tags?.device ?? "";
   const metric = s.metric ?? "";
   return device && metric ? `${device} ${metric}` : device || metric || "series";
