@@ -20,7 +20,6 @@ using clisonix::testing::receiver;
 using clisonix::testing::server_process;
 
 const std::vector<std::string> json_header{"Content-Type: application/json"};
-// Words no grammar reads as a question about the plant.
 // German: a language the grammar does not read, and a model does.
 const std::string odd_question = "Welche Pumpe war gestern am heißesten?";
 
@@ -124,6 +123,23 @@ TEST_F(OllamaRouteTest, AWrongUnitIsRefusedNamingIt) {
     auto a = ask(odd_question);
     ASSERT_FALSE(a.at("understood").as_bool()) << json::serialize(a);
     EXPECT_NE(all_reasons(a).find("°F"), std::string::npos) << all_reasons(a);
+}
+
+// A model that is down, or answers prose, adds nothing: the grammar's own "not understood"
+// stands (never an error page for a question).
+TEST_F(OllamaRouteTest, AnOllamaThatFailsLeavesTheGrammarsAnswer) {
+    ollama_standin.set_status(500);
+    ollama_standin.set_body(R"({"error":"llama runner process has terminated"})");
+    auto a = ask(odd_question);
+    EXPECT_FALSE(a.at("understood").as_bool()) << json::serialize(a);
+    EXPECT_FALSE(a.at("not_understood").as_array().empty());
+    EXPECT_EQ(ollama_standin.count(), 1u);
+
+    ollama_standin.set_status(200);
+    ollama_standin.set_body(R"({"message":{"role":"assistant","content":"pump-01, probably."}})");
+    a = ask(odd_question);
+    EXPECT_FALSE(a.at("understood").as_bool()) << json::serialize(a);
+    EXPECT_EQ(ollama_standin.count(), 2u);
 }
 
 TEST_F(OllamaRouteTest, AQuestionTheGrammarReadsNeverLeavesTheServer) {
