@@ -90,6 +90,13 @@ await step("a question typed and asked: spinner, sentence, plan chips, one bar p
   expect(widths[0] === "100%" && Math.abs(parseFloat(widths[1]) - (81.4 / 83.1) * 100) < 0.01, "bar widths " + widths);
   await page.screenshot({ path: path.join(out, "ask-bars.png"), fullPage: false });
   await axe("ask: bars");
+  // The same answer in the dark theme keeps its contrast.
+  await page.getByRole("button", { name: "Dark theme" }).click();
+  await page.locator("html.dark").waitFor({ state: "attached" });
+  await page.screenshot({ path: path.join(out, "ask-bars-dark.png"), fullPage: false });
+  await axe("ask: bars, dark theme");
+  await page.getByRole("button", { name: "Dark theme" }).click();
+  await page.locator("html:not(.dark)").waitFor({ state: "attached" });
 });
 
 await step("an example chip asks its question; not understood shows why, and a suggestion asks again", async () => {
