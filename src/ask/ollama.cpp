@@ -192,7 +192,9 @@ std::string ollama_system_prompt(const vocabulary& vocab, int64_t now_ms, std::s
          "(with asset_level \"line\" or \"site\"), or none (one number). \"filter\" keeps the "
          "groups whose aggregate satisfies op and value; \"order\" (desc or asc) and \"limit\" "
          "rank them (\"which ... the most\" is order desc, limit 1). \"unit\" is the metric's "
-         "unit as listed above. Put the words the time came from in \"time_text\".\n";
+         "unit as listed above. Put the words the time came from in \"time_text\". For alarms, "
+         "\"alarm_status\" is open, active or any. A member that does not apply is \"\" (text), "
+         "[] (devices) or null (filter, threshold, order, limit). \"source\" is \"llm\".\n";
     p += "\nThe answer's JSON Schema:\n";
     p += schema;
     p += "\n";

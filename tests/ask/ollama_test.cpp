@@ -160,6 +160,7 @@ TEST(OllamaTest, SendsTheModelTheSchemaAndThePlantAndReadsBackItsPlan) {
              "- temperature [°C]: temp, hot, hotter\n",
              "- vibration_rms [mm/s]: vibration, vib\n",
              "never invent a device",
+             "\"source\" is \"llm\"",
          })
         EXPECT_NE(system.find(expected), std::string::npos) << "system prompt lacks: " << expected;
     EXPECT_NE(system.find(plan_json_schema()), std::string::npos) << "the schema is in the prompt";
