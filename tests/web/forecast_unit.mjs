@@ -4,27 +4,10 @@
 //
 //   node --test tests/web/forecast_unit.mjs
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import os from "node:os";
-import path from "node:path";
-import { after, test } from "node:test";
-import { pathToFileURL } from "node:url";
-import { webDir } from "./harness.mjs";
+import { test } from "node:test";
+import { importWebModule } from "./harness.mjs";
 
-let vite;
-try {
-  vite = await import(pathToFileURL(createRequire(path.join(webDir, "package.json")).resolve("vite")).href);
-} catch (e) {
-  console.log(`SKIPPED: web/node_modules has no vite (run scripts/setup): ${e.message}`);
-  process.exit(77);
-}
-const source = path.join(webDir, "src/forecast.ts");
-const { code } = await vite.transformWithEsbuild(readFileSync(source, "utf8"), source, { loader: "ts" });
-const dir = mkdtempSync(path.join(os.tmpdir(), "clisonix-forecast-unit-"));
-writeFileSync(path.join(dir, "forecast.mjs"), code);
-const f = await import(pathToFileURL(path.join(dir, "forecast.mjs")).href);
-after(() => rmSync(dir, { recursive: true, force: true }));
+const f = await importWebModule("src/forecast.ts");
 
 test("a chart looks a quarter of its range ahead, in about 60 aligned steps", () => {
   assert.deepEqual(f.forecastSpan(3600), { horizonSec: 900, stepSec: 15 }); // 1 h: 15 min in 60 steps
