@@ -730,6 +730,11 @@ def compare_data(e, data, plan):
         if row is None:
             continue
         have = row[vi] if vi is not None and vi < len(row) else None
+        if plan["kind"] == "forecast" and isinstance(have, str):
+            try:
+                have = rfc3339_ms(have)[0]  # a time may be given as text
+            except ValueError:
+                pass
         if plan["kind"] == "forecast" and want is None:
             if have is not None:
                 diffs.append(f"data: {key}: expected no crossing within the horizon, got {have}")
@@ -765,6 +770,14 @@ def compare_text(e, text, plan):
     if e.count is not None and str(e.count) not in flat and not (e.count == 0 and
                                                                  re.search(r"\bno\b", text, re.I)):
         diffs.append(f"answer: expected the count {e.count}: {text!r}")
+    if plan["aggregate"] == "trend" and plan["kind"] == "telemetry":
+        words = {w for w in ("rising", "falling", "flat") if w in text.lower()}
+        contrary = {"rising": lambda v: v < 0, "falling": lambda v: v > 0}
+        if not words:
+            diffs.append(f"answer: says neither rising, falling nor flat: {text!r}")
+        for key, v in e.rows:
+            if len(e.rows) == 1 and any(contrary[w](v) for w in words & set(contrary)):
+                diffs.append(f"answer: the slope is {v:+.4g} per hour: {text!r}")
     if len(e.rows) <= 3:
         for key, v in e.rows:
             if key is not None and key not in text:
@@ -950,6 +963,8 @@ def oracle_answer(suite, question, at_ms, entry):
                  if isinstance(v, (int, float)) and plan["kind"] != "forecast" else
                  f"{k or 'all'} {v}" for k, v in expected.rows]
         text = ("; ".join(parts) or "none") + "."
+        if plan["aggregate"] == "trend":
+            text += " Rising." if expected.rows and expected.rows[0][1] > 0 else " Falling."
     return {"understood": True, "question": question, "answer": text, "plan": out_plan,
             "data": data, "chart": {"type": "table"}}
 
