@@ -618,6 +618,8 @@ def compare_plan(expected, got, at_ms, zone):
         if key in ("from", "to"):
             continue
         have = got.get(key, PLAN_DEFAULTS.get(key))
+        if have is None and isinstance(PLAN_DEFAULTS.get(key), (str, list)):
+            have = PLAN_DEFAULTS[key]  # null for "none" reads the same as "" or []
         if key == "devices":
             have = sorted(have or [])
             want = sorted(want)
@@ -730,11 +732,19 @@ def compare_data(e, data, plan):
         if row is None:
             continue
         have = row[vi] if vi is not None and vi < len(row) else None
-        if plan["kind"] == "forecast" and isinstance(have, str):
-            try:
-                have = rfc3339_ms(have)[0]  # a time may be given as text
-            except ValueError:
-                pass
+        if plan["kind"] == "forecast" and not isinstance(have, (int, float)):
+            have = None  # the first time in the row: Unix ms or RFC 3339 text
+            for cell in row:
+                if isinstance(cell, (int, float)) and not isinstance(cell, bool) and \
+                        cell > 1e12:
+                    have = cell
+                    break
+                if isinstance(cell, str):
+                    try:
+                        have = rfc3339_ms(cell)[0]
+                        break
+                    except ValueError:
+                        continue
         if plan["kind"] == "forecast" and want is None:
             if have is not None:
                 diffs.append(f"data: {key}: expected no crossing within the horizon, got {have}")
@@ -746,10 +756,21 @@ def compare_data(e, data, plan):
     return diffs
 
 
+def least_decimals(v):
+    """Decimals that keep three significant digits (83.1, 4.43, 0.727, 1041), at most 3."""
+    if v == 0 or float(v).is_integer():
+        return 0
+    digits = math.floor(math.log10(abs(v))) + 1
+    return min(3, max(0, 3 - digits))
+
+
 def renderings(v):
-    """The ways an answer may round `v` for a reader."""
-    out = set()
-    for d in range(0, 4):
+    """The ways an answer may round `v` for a reader: three significant digits or more (up
+    to three decimals), trailing zeros kept or not, and the value as stored."""
+    out = {repr(v), str(v)}
+    if float(v).is_integer():
+        out.add(str(int(v)))
+    for d in range(least_decimals(v), 4):
         s = f"{v:.{d}f}"
         out.add(s)
         if "." in s:
@@ -758,11 +779,17 @@ def renderings(v):
     return out
 
 
+def mentions(text, number_text):
+    """`number_text` in `text` as a whole number, not as part of a longer one."""
+    return re.search(r"(?<![\d.])" + re.escape(number_text) + r"(?![\d]|\.\d)", text) is not None
+
+
 def compare_text(e, text, plan):
     diffs = []
     if not isinstance(text, str) or not text.strip():
         return ["answer: empty"]
-    flat = re.sub(r"(?<=\d)[,\u2009\u202f ](?=\d{3}\b)", "", text)
+    # Thousands separators (1,041 or 1 041 with a thin space) go; a plain space separates.
+    flat = re.sub(r"(?<=\d)[,\u2009\u202f](?=\d{3}\b)", "", text)
     if plan["kind"] == "telemetry" and plan["unit"] and e.rows and \
             plan["aggregate"] not in ("count", "time_above", "time_below") and \
             plan["unit"] not in text:
@@ -785,7 +812,7 @@ def compare_text(e, text, plan):
             if v is None or plan["kind"] in ("forecast", "alarms") or \
                     plan["aggregate"] in ("time_above", "time_below", "trend"):
                 continue
-            if not any(r in flat for r in renderings(v)):
+            if not any(mentions(flat, r) for r in renderings(v)):
                 diffs.append(f"answer: the value {v!r} ({key or 'value'}) is not in the text, "
                              f"rounded or not: {text!r}")
     return diffs
@@ -959,7 +986,7 @@ def oracle_answer(suite, question, at_ms, entry):
         columns = [key_column, value_name] if any(k is not None for k, _ in expected.rows) \
             else [value_name]
         data = {"columns": columns, "rows": rows}
-        parts = [f"{k or 'all'} {v:.2f} {plan['unit']}".strip()
+        parts = [f"{k or 'all'} {v:.{least_decimals(v)}f} {plan['unit']}".strip()
                  if isinstance(v, (int, float)) and plan["kind"] != "forecast" else
                  f"{k or 'all'} {v}" for k, v in expected.rows]
         text = ("; ".join(parts) or "none") + "."
