@@ -206,6 +206,14 @@ def local_text(ms, zone):
 
 # ---- the server ----------------------------------------------------------------------------
 
+def die_with_parent():
+    """In the demo's process before exec: killed when the harness goes, however it goes (a
+    CTest timeout kills the harness, which then cannot stop the demo itself)."""
+    import ctypes
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -240,7 +248,8 @@ class Server:
         env = dict(os.environ, CLISONIX_ADMIN_PASSWORD=PASSWORD)
         self.out = open(os.path.join(self.dir, "demo.out"), "w")
         self.err = open(os.path.join(self.dir, "demo.err"), "w")
-        self.proc = subprocess.Popen(args, stdout=self.out, stderr=self.err, env=env)
+        self.proc = subprocess.Popen(args, stdout=self.out, stderr=self.err, env=env,
+                                     preexec_fn=die_with_parent)
 
     def stderr_tail(self, n=2000):
         try:
@@ -1091,6 +1100,8 @@ def report(suite, out, verbose):
 
 
 def main():
+    # SIGTERM (CTest, Ctrl-C's cousin) goes through `finally`, which stops the demo.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--binary", help="the clisonix binary")
     ap.add_argument("--questions", default=os.path.join(HERE, "questions.json"))
