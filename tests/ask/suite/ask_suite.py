@@ -16,6 +16,7 @@ read APIs (/api/v1/query, /api/v1/series, /api/v1/devices, /api/v1/assets, /api/
 
 import argparse
 import collections
+import ctypes
 import datetime as dt
 import json
 import math
@@ -209,7 +210,6 @@ def local_text(ms, zone):
 def die_with_parent():
     """In the demo's process before exec: killed when the harness goes, however it goes (a
     CTest timeout kills the harness, which then cannot stop the demo itself)."""
-    import ctypes
     pr_set_pdeathsig = 1
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
@@ -223,8 +223,8 @@ def free_port():
 class Server:
     """`clisonix demo` on free ports and a temp data dir; an admin token for the API."""
 
-    def __init__(self, binary, setup, log):
-        self.binary, self.setup, self.log = binary, setup, log
+    def __init__(self, binary, setup):
+        self.binary, self.setup = binary, setup
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="clisonix-ask-suite-")
         self.token = None
@@ -626,7 +626,7 @@ def point_in_time(plan):
         plan["kind"] == "alarms" and plan["alarm_status"] in ("open", "active"))
 
 
-def compare_plan(expected, got, at_ms, zone):
+def compare_plan(expected, got, zone):
     """Differences between the expected plan (with evaluated times) and the answer's plan."""
     diffs = []
     for key, want in expected.items():
@@ -927,7 +927,7 @@ class Suite:
         if answer.get("question") != q["question"]:
             diffs.append(f"question: not echoed: {answer.get('question')!r}")
         want_plan = dict(plan, **{"from": frm, "to": to})
-        diffs += compare_plan(want_plan, answer.get("plan") or {}, at_ms, self.zone)
+        diffs += compare_plan(want_plan, answer.get("plan") or {}, self.zone)
         diffs += compare_data(expected, answer.get("data"), plan)
         diffs += compare_text(expected, answer.get("answer"), plan)
         if not isinstance(answer.get("chart"), dict) or "type" not in answer.get("chart", {}):
@@ -1150,7 +1150,7 @@ def main():
         ap.error("--binary is required to run the suite")
     if args.backfill:
         doc["setup"]["backfill"] = args.backfill
-    server = Server(args.binary, doc["setup"], sys.stdout)
+    server = Server(args.binary, doc["setup"])
     started = time.monotonic()
     try:
         server.start()
