@@ -848,6 +848,7 @@ class Suite:
     def __init__(self, doc, server, expect_only, oracle=None):
         self.doc, self.server, self.expect_only = doc, server, expect_only
         self.oracle = oracle  # --self-test: answers made here instead of the server's
+        self.answers = {}  # question id -> the answer it got
         self.setup = doc["setup"]
         self.zone = zoneinfo.ZoneInfo(self.setup["time_zone"])
         self.plant = Plant(server)
@@ -920,6 +921,7 @@ class Suite:
             if live and snapshot(before) != snapshot(expected) and attempt < 2:
                 continue
             break
+        self.answers[q["id"]] = answer
         diffs = []
         if answer.get("understood") is not True:
             return [f"understood: expected true, got {answer.get('understood')!r}; "
@@ -941,6 +943,7 @@ class Suite:
         answer, error = self.ask(q["question"], at_ms, q)
         if error:
             return [error], None
+        self.answers[q["id"]] = answer
         diffs = []
         if answer.get("understood") is not False:
             return [f"understood: expected false, got {answer.get('understood')!r} with plan "
@@ -1084,7 +1087,7 @@ def parse_backfill(text):
     return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
-def report(suite, out, verbose):
+def report(suite, out, verbose, show_answers=False):
     by_cat = collections.OrderedDict((c, [0, 0]) for c in CATEGORIES)
     failed = []
     for q, diffs, expected in suite.results:
@@ -1109,6 +1112,17 @@ def report(suite, out, verbose):
         if expected is not None and verbose:
             print(f"  expected: {expected.reduction} of {expected.requests}", file=out)
             print(f"  rows: {json.dumps(expected.rows, ensure_ascii=False)[:400]}", file=out)
+        if verbose and q["id"] in suite.answers:
+            a = suite.answers[q["id"]]
+            print(f"  answer: {a.get('answer') or a.get('not_understood')!r}", file=out)
+    if show_answers:
+        print("\nAnswers:", file=out)
+        for q, diffs, _ in suite.results:
+            a = suite.answers.get(q["id"], {})
+            said = a.get("answer") if a.get("understood") else \
+                f"(not understood) {a.get('not_understood')} suggestions {a.get('suggestions')}"
+            print(f"{'ok  ' if not diffs else 'FAIL'} {q['id']}: {q['question']}\n     {said}",
+                  file=out)
     if suite.expect_only:
         for q, diffs, expected in suite.results:
             if expected is None:
@@ -1133,6 +1147,8 @@ def main():
     ap.add_argument("--self-test", action="store_true",
                     help="the harness against stand-in answers, right and wrong")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--show-answers", action="store_true",
+                    help="print every question's answer, passed or not")
     args = ap.parse_args()
 
     doc = load_questions(args.questions)
@@ -1167,7 +1183,7 @@ def main():
                 raise SuiteError("`ask.time_zone` is not a config key of this build: the suite "
                                  "reads every time in a fixed zone and needs it")
         suite.run(args.only)
-        ok = report(suite, sys.stdout, args.verbose or args.expect_only)
+        ok = report(suite, sys.stdout, args.verbose or args.expect_only, args.show_answers)
         print(f"suite time {time.monotonic() - started:.0f} s")
         return 0 if ok else 1
     except SuiteError as e:
