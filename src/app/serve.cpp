@@ -1,8 +1,17 @@
 // `clisonix serve`: the server's life in order (the parts are in services.h).
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <stop_token>
+#include <thread>
 
 #include "app/app.h"
 #include "app/services.h"
@@ -11,8 +20,10 @@
 #include "auth/routes.h"
 #include "forecast/routes.h"
 #include "gateway/gateway.h"
+#include "influxql/influxql.h"
 #include "live/routes.h"
 #include "observe/observe.h"
+#include "promql/promql.h"
 #include "query/query.h"
 #include "rules/routes.h"
 
@@ -101,6 +112,51 @@ private:
     std::shared_ptr<gateway::rate_limiter> _limiter;
 };
 
+// systemd's notification protocol (sd_notify(3)): one datagram to the unix socket named by
+// $NOTIFY_SOCKET ('@' = the abstract namespace). False when no service manager listens.
+bool notify_service_manager(std::string_view state) {
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    if (path == nullptr || (path[0] != '/' && path[0] != '@')) return false;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const size_t length = std::strlen(path);
+    if (length >= sizeof addr.sun_path) return false;
+    std::memcpy(addr.sun_path, path, length);
+    if (path[0] == '@') addr.sun_path[0] = '\0';
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    const auto sent = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL,
+                               reinterpret_cast<const sockaddr*>(&addr),
+                               static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + length));
+    ::close(fd);
+    return sent == static_cast<ssize_t>(state.size());
+}
+
+// Under systemd (Type=notify), READY=1 once /readyz would answer ready, so that units
+// ordered after clisonix.service, and `systemctl start`, wait for a node that serves. Checked
+// every 100 ms while the HTTP server already accepts (a cluster node may still be catching
+// up on the telemetry log).
+std::jthread tell_systemd_when_ready(services& s) {
+    if (std::getenv("NOTIFY_SOCKET") == nullptr) return {};
+    return std::jthread([&s](std::stop_token stop) {
+        std::string reason;  // shown by `systemctl status` while not ready
+        while (!stop.stop_requested()) {
+            auto ready = readiness(*s.store, *s.engine, s.cluster_log.get());
+            if (ready) {
+                if (!notify_service_manager("READY=1\nSTATUS=ready"))
+                    log::warn("could not tell systemd that the node is ready",
+                              {{"socket", std::getenv("NOTIFY_SOCKET")}});
+                return;
+            }
+            if (ready.error().message != reason) {
+                reason = ready.error().message;
+                notify_service_manager("STATUS=not ready: " + reason);
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    });
+}
+
 // In a cluster, a node that has not yet applied what the log held when it started answers
 // 503 to everything but the probes and /metrics, so that a load balancer (nginx passes a GET
 // on to the next node on 503) sends nobody to the hole its downtime left.
@@ -178,7 +234,10 @@ int run_server(const config::config& cfg, services& s, const http::router& route
     if (cfg.get_bool("connectors.run"))
         if (auto st = s.connectors->start(); !st)
             log::warn("connectors not started", {{"error", st.error().message}});
+    auto ready_notice = tell_systemd_when_ready(s);
     bool drained = server.run(/*handle_signals=*/true);
+    ready_notice.request_stop();
+    notify_service_manager("STOPPING=1");
     // Undelivered notifications stay in the outbox for the next start. First, so that no
     // delivery publishes through a broker that is stopping. The change feed before it: its
     // handlers reload and wake the parts that are stopping now.
@@ -234,6 +293,11 @@ void build_router(http::router& routes, const config::config& cfg, services& s) 
         routes, *s.engine,
         [&s](std::string_view asset) { return s.registry->devices_under(asset); },
         cfg.get_int("query.max_points"));
+    influxql::add_routes(routes, *s.engine, cfg.get_int("query.max_points"),
+                         cfg.get_duration("storage.retention").count() * 1'000'000);
+    promql::limits promql_limits;
+    promql_limits.max_points = cfg.get_int("promql.max_points");
+    promql::add_routes(routes, *s.engine, promql_limits);
     forecast::add_routes(routes, *s.forecasts,
                          [&s](std::string_view asset) { return s.registry->devices_under(asset); });
     live::add_routes(routes, *s.live_hub);

@@ -1,6 +1,9 @@
 // `clisonix serve`'s parts, opened and wired in start order (see services.h).
 #include "app/services.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cstdlib>
@@ -185,10 +188,19 @@ std::optional<int> open_core(const config::config& cfg, services& s) {
         std::cerr << "serve: CLISONIX_ADMIN_PASSWORD: " << generated.error().message << "\n";
         return failed(exit_usage);
     }
-    // Shown once, on the console only: the log file never holds a password.
-    if (*generated)
-        std::cout << "Created the first user: admin, password " << **generated
-                  << "\n(change it with `clisonix user passwd admin`)" << std::endl;
+    // Shown once, on the console only (under systemd: the journal, readable by root and the
+    // adm group): the log file never holds a password, and later starts find the user.
+    if (*generated) {
+        // The same settings as this server: the file it read, when it read one.
+        const std::string with_config = cfg.file.empty() ? "" : " --config " + cfg.file;
+        // As this process's user: the data directory and meta.db are that user's alone.
+        std::string as_user;
+        if (const passwd* pw = ::getpwuid(::geteuid()); pw != nullptr && pw->pw_name != nullptr)
+            as_user = std::string(" as the user ") + pw->pw_name;
+        std::cout << "Created the first user: admin, password " << **generated << "\n(change it"
+                  << as_user << " with `clisonix user passwd admin" << with_config << "`)"
+                  << std::endl;
+    }
 
     metrics::add_process_metrics(metrics::global(), version, commit);
 

@@ -139,6 +139,10 @@ void build_router(http::router& routes, const config::config& cfg, services& s);
 // `cluster_log` may be null (a single node).
 void add_system_routes(http::router& routes, meta::store& store, storage::engine& engine,
                        const cluster::telemetry_log* cluster_log);
+// What /readyz answers: ok, or the first reason this node cannot serve (the metadata store,
+// the engine's disk, the cluster's log). serve also tells systemd READY=1 from it.
+status readiness(meta::store& store, storage::engine& engine,
+                 const cluster::telemetry_log* cluster_log);
 // Operating the engine by hand: statistics, flush and compaction.
 void add_storage_routes(http::router& routes, storage::engine& engine);
 // Machine health per device: its state and latest assessment, and retraining on a window.

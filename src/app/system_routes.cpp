@@ -77,6 +77,21 @@ std::string health_without_model(const std::string& name, const device_analytics
 
 }  // namespace
 
+status readiness(meta::store& store, storage::engine& engine,
+                 const cluster::telemetry_log* cluster_log) {
+    if (auto st = store.ping(); !st)
+        return make_error("unavailable", "metadata store: " + st.error().message);
+    if (auto st = engine.writable(); !st)
+        return make_error(st.error().code, "storage: " + st.error().message);
+    if (cluster_log) {
+        if (auto st = cluster_log->ready(); !st)
+            return make_error(st.error().code, "cluster: " + st.error().message);
+        if (auto st = cluster_log->caught_up(); !st)
+            return make_error(st.error().code, "cluster: " + st.error().message);
+    }
+    return {};
+}
+
 void add_system_routes(http::router& routes, meta::store& store, storage::engine& engine,
                        const cluster::telemetry_log* cluster_log) {
     routes.add({http::method::get, "/healthz", "Liveness: the process answers",
@@ -87,20 +102,8 @@ void add_system_routes(http::router& routes, meta::store& store, storage::engine
                 "a cluster, this node holds every message of the telemetry log (503 naming the "
                 "reason, e.g. a full file system, otherwise)",
                 http::permission::open, [&store, &engine, cluster_log](http::request&) {
-                    if (auto st = store.ping(); !st)
-                        return http::response::error(503, "unavailable",
-                                                     "metadata store: " + st.error().message);
-                    if (auto st = engine.writable(); !st)
-                        return http::response::error(503, st.error().code,
-                                                     "storage: " + st.error().message);
-                    if (cluster_log) {
-                        if (auto st = cluster_log->ready(); !st)
-                            return http::response::error(503, st.error().code,
-                                                         "cluster: " + st.error().message);
-                        if (auto st = cluster_log->caught_up(); !st)
-                            return http::response::error(503, st.error().code,
-                                                         "cluster: " + st.error().message);
-                    }
+                    if (auto st = readiness(store, engine, cluster_log); !st)
+                        return http::response::error(503, st.error().code, st.error().message);
                     return http::response::json(200, R"({"status":"ready"})");
                 }});
     routes.add({http::method::get, "/metrics", "Prometheus metrics", http::permission::read,

@@ -99,6 +99,7 @@ std::filesystem::path web_directory(const config::config& cfg) {
     auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
     if (!ec) {
         candidates.push_back(exe.parent_path() / "web");
+        candidates.push_back(exe.parent_path().parent_path() / "share" / "clisonix" / "web");
         candidates.push_back(exe.parent_path().parent_path() / "web" / "dist");
     }
 #ifdef CLISONIX_WEB_SOURCE_DIR

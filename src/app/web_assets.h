@@ -20,8 +20,9 @@
 
 namespace clisonix::app {
 
-// `web.dir` when set; else the first of <binary dir>/web, <binary dir>/../web/dist and the
-// source tree's web/dist that holds an index.html (the first candidate when none does).
+// `web.dir` when set; else the first of <binary dir>/web, <binary dir>/../share/clisonix/web
+// (the Debian package's /usr/bin and /usr/share), <binary dir>/../web/dist and the source
+// tree's web/dist that holds an index.html (the first candidate when none does).
 std::filesystem::path web_directory(const config::config& cfg);
 
 http::middleware serve_web(std::filesystem::path dir);

@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 
+#include "auth/crypto.h"
 #include "auth/routes.h"
 #include "auth/validate.h"
 
@@ -85,6 +86,25 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
+// The password of HTTP Basic credentials (base64 of `user:password`); "" when malformed,
+// which authenticate() refuses as an empty credential.
+std::string basic_password(std::string_view encoded) {
+    // RFC 4648 base64 to the URL-safe alphabet without padding, which the decoder takes.
+    std::string url(encoded);
+    while (!url.empty() && url.back() == '=')
+        url.pop_back();
+    for (auto& c : url) {
+        if (c == '+')
+            c = '-';
+        else if (c == '/')
+            c = '_';
+    }
+    auto decoded = detail::base64url_decode(url);
+    if (!decoded) return {};
+    const size_t colon = decoded->find(':');
+    return colon == std::string::npos ? std::string() : decoded->substr(colon + 1);
+}
+
 }  // namespace
 
 namespace {
@@ -99,9 +119,12 @@ std::variant<principal, response> resolve(auth_service& service, const request& 
     } else {
         const std::string_view header = trim(req.header("authorization"));
         const size_t space = header.find(' ');
-        if (header.empty() && req.matched->path == "/write" && req.query.contains("p")) {
-            // InfluxDB 1.x clients that cannot set headers pass the API key as the
-            // password query parameter `p`, as InfluxDB's 1.x compatibility API allows.
+        // InfluxDB 1.x clients (Grafana's InfluxDB source, node-influx, Telegraf) send a
+        // user name and password: the password is the API key, the user name is not read.
+        const bool influx_route = req.matched->path == "/write" || req.matched->path == "/query";
+        if (header.empty() && influx_route && req.query.contains("p")) {
+            // Clients that cannot set headers pass it as the query parameter `p`, as
+            // InfluxDB's 1.x API allows.
             who = service.authenticate("Token", req.query_param("p"));
         } else if (header.empty()) {
             return unauthorized("unauthenticated",
@@ -113,6 +136,8 @@ std::variant<principal, response> resolve(auth_service& service, const request& 
                                 "The Authorization header must be \"Bearer <token>\" or "
                                 "\"Token <key>\"",
                                 true);
+        } else if (influx_route && detail::iequals(header.substr(0, space), "basic")) {
+            who = service.authenticate("Token", basic_password(trim(header.substr(space + 1))));
         } else {
             who = service.authenticate(header.substr(0, space), trim(header.substr(space + 1)));
         }

@@ -88,7 +88,7 @@ constexpr key_spec keys[] = {
     {"cluster.start_timeout", duration, "30s", seconds, hours, {}, false, "How long `serve` waits at start for the NATS servers and the telemetry stream before it gives up"},
     {"cluster.stream_max_age", duration, "72h", seconds, 3650 * 24 * hours, {}, false, "How long the telemetry log keeps a message (JetStream MaxAge; the same on every node): a node away longer must start from a copy of another node's data directory (docs/cluster.md); its disk is about ingest rate x 5-8 bytes/point (compressed) x this age on each NATS server"},
     {"data.dir", string, "./data", 0, 0, {}, false, "Directory for the database, logs and time-series data"},
-    {"web.dir", string, "", 0, 0, {}, false, "Built dashboard (index.html, assets/) served at `/`; empty = `web/` next to the binary, else `../web/dist` from it, else the source tree's `web/dist`"},
+    {"web.dir", string, "", 0, 0, {}, false, "Built dashboard (index.html, assets/) served at `/`; empty = `web/` next to the binary, else `../share/clisonix/web` from it (the package's `/usr/share/clisonix/web`), else `../web/dist`, else the source tree's `web/dist`"},
     {"log.level", enumeration, "info", 0, 0, "trace|debug|info|warn|error", false, "Lowest level written"},
     {"log.file", boolean, "true", 0, 0, {}, false, "Write JSON lines to `<data.dir>/logs/clisonix_YYYY-MM-DD.log`, a file per day"},
     {"log.keep_days", integer, "14", 1, 3650, {}, false, "Rotated log files kept"},
@@ -113,6 +113,7 @@ constexpr key_spec keys[] = {
     {"ingest.max_series_per_device", integer, "1000", 0, 100000000, {}, false, "Distinct series (metrics) one device may create, derived series not counted; a write adding more is refused with 429 (MQTT 5.0: 0x97), series it already has keep working (0 = no limit)"},
     {"ingest.max_series_per_request", integer, "100000", 1, 10000000, {}, false, "Distinct series one write request may carry (413 beyond)"},
     {"query.max_points", integer, "1000000", 1000, 1000000000, {}, false, "Points one query answer may hold (JSON, CSV, `clisonix query`); a raw query over it gets 400 asking to aggregate (`agg`, `step`), narrow `from`/`to` or page with `limit`, decided before any point is read"},
+    {"promql.max_points", integer, "5000000", 1000, 1000000000, {}, false, "Points one Prometheus API answer (`/prometheus/api/v1/query_range`) and each step of its evaluation may hold; beyond, 422 asking to narrow the selection or the range or raise the step"},
     {"forecast.cache_entries", integer, "1000", 0, 10000000, {}, false, "Forecasts kept by the forecast service (least recently used beyond); one lasts until its series gains a bucket (one step); 0 = no cache"},
     {"forecast.max_history_points", integer, "2000", 10, 1000000, {}, false, "History buckets one series' forecast reads at most (the window is 4 weeks or 10 horizons, whichever is longer, capped here); an explicit `history` over it gets 400"},
     {"forecast.max_steps", integer, "1000", 1, 100000, {}, false, "Steps one forecast may have (`horizon` / `step`); more gets 400 naming `horizon`; without `step` the step is widened to fit"},
@@ -678,6 +679,7 @@ result<config> load(const sources& from) {
     }
     if (!from.file.empty()) {
         if (status s = load_toml(c, from.file); !s) return s.error();
+        c.file = from.file;
     }
     if (!from.dotenv.empty()) {
         if (status s = load_dotenv(c, from.dotenv); !s) return s.error();

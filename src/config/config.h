@@ -109,6 +109,9 @@ public:
         std::string source;
     };
     std::map<std::string, entry, std::less<>> entries;
+    // The TOML file read (sources::file), empty when none: what a hint to the user repeats
+    // as `--config`.
+    std::string file;
 };
 
 // Loads and validates every source. On failure, error.message is the one line above,

@@ -55,6 +55,11 @@ enum class method { get, head, post, put, patch, del, options };
 // "GET", "DELETE" ...
 std::string_view method_name(method m);
 
+// %XX decoding; '+' becomes ' ' in query strings and form bodies only. (A route that reads
+// repeated parameters, such as Prometheus' `match[]`, or an
+// application/x-www-form-urlencoded body decodes the pairs itself with this.)
+std::string percent_decode(std::string_view text, bool plus_is_space);
+
 struct route;
 
 struct request {
@@ -80,6 +85,10 @@ struct request {
     std::string_view query_param(std::string_view name, std::string_view fallback = {}) const;
     std::string_view path_param(std::string_view name) const;
 };
+
+// Decodes `a=1&b=x+y` (a query string, or an application/x-www-form-urlencoded body) into
+// `into`; a later value of a name replaces an earlier one.
+void add_form_params(std::string_view form, std::map<std::string, std::string, std::less<>>& into);
 
 struct response {
     int status = 200;

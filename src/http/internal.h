@@ -9,8 +9,6 @@
 
 namespace clisonix::http {
 
-// %XX decoding; '+' becomes ' ' in query strings only.
-std::string percent_decode(std::string_view text, bool plus_is_space);
 // "/a/b/" -> {"a", "b", ""}; the leading '/' is dropped.
 std::vector<std::string_view> split_path(std::string_view path);
 // Fills req.path (decoded) and req.query from the request target.

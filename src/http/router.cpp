@@ -84,24 +84,27 @@ std::vector<std::string_view> split_path(std::string_view path) {
     return segments;
 }
 
-void parse_target(std::string_view target, request& req) {
-    auto qpos = target.find('?');
-    std::string_view raw_path = target.substr(0, qpos);
-    req.path = percent_decode(raw_path, false);
-    if (qpos == std::string_view::npos) return;
-    std::string_view query = target.substr(qpos + 1);
-    while (!query.empty()) {
-        auto amp = query.find('&');
-        std::string_view pair = query.substr(0, amp);
-        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+void add_form_params(std::string_view form, std::map<std::string, std::string, std::less<>>& into) {
+    while (!form.empty()) {
+        auto amp = form.find('&');
+        std::string_view pair = form.substr(0, amp);
+        form = amp == std::string_view::npos ? std::string_view{} : form.substr(amp + 1);
         if (pair.empty()) continue;
         auto eq = pair.find('=');
         std::string key = percent_decode(pair.substr(0, eq), true);
         std::string value = eq == std::string_view::npos
                                 ? std::string{}
                                 : percent_decode(pair.substr(eq + 1), true);
-        req.query.insert_or_assign(std::move(key), std::move(value));
+        into.insert_or_assign(std::move(key), std::move(value));
     }
+}
+
+void parse_target(std::string_view target, request& req) {
+    auto qpos = target.find('?');
+    std::string_view raw_path = target.substr(0, qpos);
+    req.path = percent_decode(raw_path, false);
+    if (qpos == std::string_view::npos) return;
+    add_form_params(target.substr(qpos + 1), req.query);
 }
 
 std::string_view request::header(std::string_view name) const {

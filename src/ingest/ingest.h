@@ -96,6 +96,42 @@ private:
     std::vector<unsigned char> _arena;  // backing store of the parsed document, reused
 };
 
+// What a Prometheus remote-write request held besides its errors: the samples put in the
+// batch, and those left out because they carry no value to store.
+struct remote_write_counts {
+    uint64_t samples = 0;
+    // Staleness markers (the NaN 0x7ff0000000000002 Prometheus writes when a series ends):
+    // a query of the stored series ends where its points end; no value stands for the marker
+    // (docs/decisions/0085-remote-write-stale-markers.md).
+    uint64_t stale_markers = 0;
+    // NaN and ±Inf samples: Clisonix stores finite numbers only, as its line protocol does.
+    uint64_t not_finite = 0;
+};
+
+// Prometheus remote write 1.0: a snappy block-compressed protobuf `prometheus.WriteRequest`.
+// Each series' `__name__` is the measurement, its other labels the tags (empty values are
+// absent labels), the field `value`; sample timestamps are ms, stored as ns. Metadata and
+// exemplars are parsed and ignored.
+class remote_write_decoder {
+public:
+    remote_write_decoder();
+    ~remote_write_decoder();
+    remote_write_decoder(remote_write_decoder&&) noexcept;
+    remote_write_decoder& operator=(remote_write_decoder&&) noexcept;
+
+    // Clears `out`, then fills it with every sample of `body`. On error `out` is empty and the
+    // error names the part at fault: "body" (not snappy, not a WriteRequest; "too_large" when
+    // it inflates beyond bounds.max_body_bytes) or "timeseries[3].labels[1].name" (no
+    // `__name__`, a label name outside [a-zA-Z_][a-zA-Z0-9_]*, one starting with "__", a
+    // label twice, a timestamp out of range); "too_large" beyond the points or series bound.
+    result<remote_write_counts> decode(std::string_view body, const limits& bounds,
+                                       storage::write_batch& out);
+
+private:
+    struct state;  // the message, the uncompressed body and the key scratch, kept
+    std::unique_ptr<state> _state;
+};
+
 // Writes batches to the engine and tells the listeners about every durable batch.
 class pipeline {
 public:
@@ -151,6 +187,11 @@ private:
 // 204 on success; 400 parse errors and type conflicts; 413 limits; 415 an unknown
 // Content-Encoding; 503 + Retry-After: 1 when the engine is overloaded, 503 `storage_full` +
 // Retry-After: 10 when the data directory's file system is full.
+// POST /prometheus/api/v1/write and /api/v1/prom/write (InfluxDB 1.8's path): Prometheus
+// remote write, answered as the remote-write specification wants its senders to act: 204 once
+// durable; 4xx for what a retry cannot fix (Prometheus drops the batch), including the series
+// quota (400, not 429: a retry would stall the sender's queue for nothing); 5xx only for what
+// passes (overload, a full disk).
 void add_routes(http::router& routes, pipeline& sink, const limits& bounds);
 
 // The device that the credential of a request speaks for ("" for none).

@@ -10,6 +10,7 @@
 #include "common/time.h"
 #include "http/http.h"
 #include "ingest/ingest.h"
+#include "observe/observe.h"
 
 namespace clisonix::ingest {
 
@@ -58,6 +59,7 @@ namespace {
 struct worker_state {
     line_parser lines;
     json_parser telemetry;
+    remote_write_decoder prometheus;
     storage::write_batch batch;
     std::string inflated;
 
@@ -150,6 +152,51 @@ http::response write_telemetry(http::request& req, pipeline& sink, const limits&
     return st ? http::response::no_content() : answer(st.error());
 }
 
+// Prometheus remote write. Statuses follow what the specification tells senders: 5xx is
+// retried, 4xx dropped. So every refusal that a retry cannot change is a 4xx, and only
+// overload and a full disk (which pass) are 503 with Retry-After.
+struct remote_write_metrics {
+    metrics::counter samples = metrics::global().get_counter(
+        "clisonix_remote_write_samples_total",
+        "Samples stored from Prometheus remote write (durable before the 204)");
+    metrics::counter stale_markers = dropped("stale_marker");
+    metrics::counter not_finite = dropped("not_finite");
+
+    static metrics::counter dropped(const char* reason) {
+        return metrics::global().get_counter(
+            "clisonix_remote_write_samples_dropped_total",
+            "Remote-write samples not stored: staleness markers and NaN/Inf values", {"reason"},
+            {reason});
+    }
+};
+
+http::response write_remote(http::request& req, pipeline& sink, const limits& bounds) {
+    static remote_write_metrics counters;
+    auto encoding = req.header("content-encoding");
+    if (!encoding.empty() && !iequals(encoding, "snappy"))
+        return answer(make_error("unsupported_media_type",
+                                 "Content-Encoding \"" + std::string(encoding) +
+                                     "\" is not supported: remote write sends snappy",
+                                 "content-encoding"));
+    auto& state = local_state();
+    auto counts = state.prometheus.decode(req.body, bounds, state.batch);
+    status st = counts ? status{} : status{counts.error()};
+    if (st && !state.batch.empty()) st = sink.submit(state.batch);
+    state.trim();
+    if (!st) {
+        // The series quota lifts only when an operator raises it: a 429 would make the sender
+        // retry the same batch for as long as it may, holding everything behind it.
+        if (st.error().code == errc::too_many_requests)
+            return http::response::from_error(400, st.error());
+        return answer(st.error());
+    }
+    counters.samples.inc(static_cast<double>(counts->samples));
+    if (counts->stale_markers)
+        counters.stale_markers.inc(static_cast<double>(counts->stale_markers));
+    if (counts->not_finite) counters.not_finite.inc(static_cast<double>(counts->not_finite));
+    return http::response::no_content();
+}
+
 }  // namespace
 
 void add_routes(http::router& routes, pipeline& sink, const limits& bounds) {
@@ -170,6 +217,12 @@ void add_routes(http::router& routes, pipeline& sink, const limits& bounds) {
                 [&sink, bounds](http::request& req) {
                     return write_lines(req, sink, bounds, dialect::influx2);
                 }});
+    // One line each: the path Prometheus users expect under /prometheus, and InfluxDB 1.8's.
+    for (const char* path : {"/prometheus/api/v1/write", "/api/v1/prom/write"})
+        routes.add(
+            {method::post, path,
+             "Prometheus remote write 1.0 (snappy-compressed protobuf WriteRequest)", w,
+             [&sink, bounds](http::request& req) { return write_remote(req, sink, bounds); }});
     // No request schema: the body may be gzip, which a schema check before decoding would
     // refuse; the parser names the JSON path of every mistake itself.
     routes.add({method::post, "/api/v1/devices/{device}/telemetry",

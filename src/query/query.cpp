@@ -493,6 +493,7 @@ std::vector<storage::series_info> select(const storage::engine& engine, const sp
     if (s.devices) selector.tag_values.emplace_back("device", *s.devices);
     for (const auto& [k, v] : s.tags)
         selector.tag_globs.emplace_back(k, v);
+    selector.filter = s.filter;
     return engine.select(selector);
 }
 

@@ -70,6 +70,9 @@ struct spec {
     std::optional<std::vector<std::string>> devices;
     // Points one answer may hold (see the top); 0: no cap. Not a parse_spec() parameter.
     int64_t max_points = 0;
+    // A further test on each selected series (InfluxQL's WHERE on tags: OR, regexes, !=);
+    // empty: none. Not a parse_spec() parameter.
+    std::function<bool(const storage::series_info&)> filter;
 };
 
 // Parses query parameters (as the API receives them). `now_ns` anchors relative times.

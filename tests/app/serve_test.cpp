@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include <sys/statvfs.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +31,36 @@ TEST(serve_test, healthz_and_readyz_answer) {
     EXPECT_EQ(ready.status, 200);
     EXPECT_EQ(ready.body, R"({"status":"ready"})");
     EXPECT_TRUE(std::filesystem::exists(srv.data().path() / "meta.db"));
+}
+
+// Under systemd (Type=notify) the server says READY=1 only once /readyz answers ready, and
+// STATUS= why not meanwhile; STOPPING=1 when it stops.
+TEST(serve_test, tells_systemd_ready_exactly_when_readyz_is_ready) {
+    const std::string id = std::to_string(::getpid()) + "-" + std::to_string(std::rand());
+    {
+        // A reserve larger than the disk's free space: the engine refuses writes, /readyz 503.
+        struct statvfs fs {};
+        ASSERT_EQ(::statvfs(std::filesystem::temp_directory_path().c_str(), &fs), 0);
+        if (static_cast<double>(fs.f_bavail) * fs.f_frsize >= 1024.0 * 1024 * 1024 * 1024)
+            GTEST_SKIP() << "more than 1 TiB free: storage.min_free cannot exceed it";
+        testing::notify_socket notify("@clisonix-test-notify-full-" + id);
+        server_process full({"--set", "storage.min_free=1024GiB"}, {notify.env()});
+        EXPECT_FALSE(notify.wait_for("READY=1", 2s));
+        ASSERT_FALSE(notify.received.empty());
+        EXPECT_TRUE(notify.received[0].starts_with("STATUS=not ready: storage: "))
+            << notify.received[0];
+        auto ready = http_request(full.port(), "GET", "/readyz");
+        EXPECT_EQ(ready.status, 503);
+        EXPECT_NE(ready.body.find("\"message\":\"storage: "), std::string::npos) << ready.body;
+    }
+    testing::notify_socket notify("@clisonix-test-notify-" + id);
+    server_process srv({}, {notify.env()});
+    ASSERT_TRUE(notify.wait_for("READY=1", 30s));
+    EXPECT_EQ(notify.received.back(), "READY=1\nSTATUS=ready");
+    EXPECT_EQ(http_request(srv.port(), "GET", "/readyz").status, 200);
+    srv.proc().signal(SIGTERM);
+    EXPECT_EQ(srv.proc().wait(), 0);
+    EXPECT_TRUE(notify.wait_for("STOPPING=1", 5s));
 }
 
 TEST(serve_test, unknown_route_gets_the_error_envelope_and_a_request_id) {

@@ -2,15 +2,18 @@
 // is one nats-server accepts and three servers running it make the JetStream cluster a node
 // writes through with the env file's credentials, and every CLISONIX_* variable the units, the
 // container files and the Kubernetes manifests set is a key of the config schema with a value it
-// accepts, so that a renamed key or a typo cannot ship in an example. (The container and Kubernetes
-// files are otherwise not run here: there is no container runtime on this machine.)
+// accepts, so that a renamed key or a typo cannot ship in an example; the packaged
+// clisonix.toml loads and its commented lines show the schema's defaults. (The container and
+// Kubernetes files are otherwise not run here: there is no container runtime on this machine.)
 #include <gtest/gtest.h>
 #include <signal.h>
 
 #include <boost/json.hpp>
 #include <filesystem>
+#include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -96,13 +99,15 @@ TEST(DeploySystemd, UnitsAreHardenedToAnExposureOfAtMostOneAndAHalf) {
     EXPECT_NE(plain.exit_code, 0) << plain.output;
 
     // What the node's unit promises in docs: its own user, a read-only system but for its
-    // data directory, no new privileges, a restart after a failure, settings from one file.
+    // data directory, no new privileges, a restart after a failure, started once ready (the
+    // binary's READY=1, tests/package), settings from the packaged file and the optional env
+    // file.
     const std::string node = read_file(deploy_dir / "systemd" / "clisonix.service");
     for (const char* line :
          {"\nUser=clisonix\n", "\nProtectSystem=strict\n", "\nNoNewPrivileges=yes\n",
-          "\nReadWritePaths=/var/lib/clisonix\n", "\nRestart=on-failure\n",
-          "\nEnvironmentFile=/etc/clisonix/clisonix.env\n",
-          "\nExecStart=/usr/bin/clisonix serve\n"})
+          "\nReadWritePaths=/var/lib/clisonix\n", "\nRestart=on-failure\n", "\nType=notify\n",
+          "\nNotifyAccess=main\n", "\nEnvironmentFile=-/etc/clisonix/clisonix.env\n",
+          "\nExecStart=/usr/bin/clisonix serve --config /etc/clisonix/clisonix.toml\n"})
         EXPECT_NE(node.find(line), std::string::npos) << line;
 }
 
@@ -163,6 +168,63 @@ TEST(DeployConfig, TheNodesEnvFileLoadsThroughTheConfigSchema) {
     EXPECT_NE(typo.err.find("CLISONIX_CLUSTER_NODEID"), std::string::npos) << typo.err;
 }
 
+// `key = value  # from SOURCE` lines of `clisonix config show`, by key.
+std::map<std::string, std::string> shown_values(const std::string& shown) {
+    std::map<std::string, std::string> values;
+    static const std::regex line(R"(^([a-z0-9_.]+) = (.*?)  # from (.*)$)");
+    std::smatch m;
+    std::istringstream lines(shown);
+    for (std::string l; std::getline(lines, l);)
+        if (std::regex_match(l, m, line)) values[m[1].str()] = m[2].str() + " # " + m[3].str();
+    return values;
+}
+
+TEST(DeployConfig, ThePackagedTomlLoadsAndItsCommentedLinesShowTheDefaults) {
+    // As installed: /etc/clisonix/clisonix.toml sets the data directory and nothing else.
+    const fs::path toml = deploy_dir / "systemd" / "clisonix.toml";
+    temp_dir cwd("clisonix-cwd");
+    auto as_shipped = run_clisonix({"config", "show", "--config", toml.string()}, {}, cwd.path());
+    ASSERT_EQ(as_shipped.exit_code, 0) << as_shipped.err;
+    auto values = shown_values(as_shipped.out);
+    EXPECT_EQ(values["data.dir"], "\"/var/lib/clisonix\" # file " + toml.string());
+    int from_file = 0;
+    for (const auto& [key, value] : values)
+        if (value.find("# file ") != std::string::npos) ++from_file;
+    EXPECT_EQ(from_file, 1) << as_shipped.out;
+
+    // Every commented `# key = value` line uncommented: still accepted (each key exists, each
+    // value is valid), and each value is what the key has by default, so that the file cannot
+    // show a default the schema no longer has.
+    std::string text = read_file(toml);
+    static const std::regex commented(R"((^|\n)# ([a-z_.]+ = [^\n]*))");
+    const std::string uncommented = std::regex_replace(text, commented, "$1$2");
+    ASSERT_NE(uncommented, text);
+    write_file(cwd.path() / "all.toml", uncommented);
+    auto all = run_clisonix({"config", "show", "--config", (cwd.path() / "all.toml").string()}, {},
+                            cwd.path());
+    ASSERT_EQ(all.exit_code, 0) << all.err;
+    auto defaults = shown_values(run_clisonix({"config", "show"}, {}, cwd.path()).out);
+    int compared = 0;
+    for (const auto& [key, value] : shown_values(all.out)) {
+        if (value.find("# file ") == std::string::npos || key == "data.dir") continue;
+        ++compared;
+        const std::string shown = value.substr(0, value.find(" # file "));
+        EXPECT_EQ(shown + " # default", defaults[key]) << key;
+    }
+    // Each commented line set its key (none of them repeats one or sits in a wrong table).
+    const auto commented_keys =
+        std::distance(std::sregex_iterator(text.begin(), text.end(), commented), {});
+    EXPECT_EQ(compared, commented_keys) << all.out;
+    EXPECT_GE(compared, 10);
+
+    // What the check relies on: a commented key the schema lacks is refused, naming it.
+    write_file(cwd.path() / "typo.toml", "[http]\nprot = 8030\n");
+    auto typo = run_clisonix({"config", "show", "--config", (cwd.path() / "typo.toml").string()},
+                             {}, cwd.path());
+    EXPECT_EQ(typo.exit_code, 2);
+    EXPECT_NE(typo.err.find("http.prot"), std::string::npos) << typo.err;
+}
+
 TEST(DeployConfig, TheComposeAndKubernetesSettingsLoadThroughTheConfigSchema) {
     expect_config_accepts(yaml_env(read_file(deploy_dir / "container" / "compose.yaml")),
                           "deploy/container/compose.yaml");
@@ -177,8 +239,9 @@ TEST(DeployConfig, EveryClisonixNameInDeployIsAConfigKey) {
     // Names anywhere in deploy/ (Dockerfile ENV, HEALTHCHECK, comments, inline YAML maps).
     auto reference = run_clisonix({"config", "reference"});
     ASSERT_EQ(reference.exit_code, 0);
-    // Besides the keys: the first admin's password and the telemetry log's stream name.
-    std::set<std::string> known{"CLISONIX_ADMIN_PASSWORD", "CLISONIX_TELEMETRY"};
+    // Besides the keys: the first admin's password, the telemetry log's stream name and the
+    // config file's variable (the manual page names it).
+    std::set<std::string> known{"CLISONIX_ADMIN_PASSWORD", "CLISONIX_TELEMETRY", "CLISONIX_CONFIG"};
     static const std::regex name(R"(CLISONIX_[A-Z0-9_]+)");
     for (std::sregex_iterator it(reference.out.begin(), reference.out.end(), name), end; it != end;
          ++it)

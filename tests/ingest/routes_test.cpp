@@ -11,17 +11,10 @@
 
 #include "http/http.h"
 #include "ingest/ingest.h"
-#include "support/test_support.h"
+#include "ingest/routes_fixture.h"
 
 namespace clisonix::ingest {
 namespace {
-
-using clisonix::testing::free_port;
-using clisonix::testing::http_request;
-using clisonix::testing::http_response;
-using clisonix::testing::temp_dir;
-
-constexpr int64_t t0 = 1'704'067'200'000'000'000;  // 2024-01-01T00:00:00Z
 
 std::string gzip(std::string_view text) {
     z_stream zs{};
@@ -37,91 +30,6 @@ std::string gzip(std::string_view text) {
     deflateEnd(&zs);
     return out;
 }
-
-class ingest_routes : public ::testing::Test {
-protected:
-    void SetUp() override { start({}); }
-
-    void start(storage::options engine_opts) {
-        engine_opts.dir = (dir.path() / "tsdb").string();
-        auto opened = storage::engine::open(engine_opts);
-        ASSERT_TRUE(opened.ok()) << opened.error().message;
-        engine = std::move(*opened);
-        sink = std::make_unique<pipeline>(*engine);
-        sink->add_listener([this](const storage::write_batch& b) {
-            ++batches_heard;
-            points_heard += b.point_count();
-        });
-        bounds.max_line_bytes = 1024;
-        bounds.max_body_bytes = 64 * 1024;
-        add_routes(routes, *sink, bounds);
-        http::server_options opts;
-        opts.bind = "127.0.0.1";
-        opts.port = port = free_port();
-        opts.threads = 2;
-        opts.body_limit = 256 * 1024;
-        server = std::make_unique<http::server>(opts, routes, std::vector<http::middleware>{});
-        ASSERT_TRUE(server->listen().ok());
-        runner = std::thread([this] { server->run(false); });
-    }
-
-    void TearDown() override {
-        if (server) server->stop();
-        if (runner.joinable()) runner.join();
-    }
-
-    http_response post(std::string_view target, std::string_view body,
-                       const std::vector<std::string>& headers = {}) {
-        return http_request(port, "POST", target, body, headers);
-    }
-
-    // "ts=value" for every point of the series, or "absent".
-    std::vector<std::string> read_back(std::string_view key) {
-        auto info = engine->series_by_key(key);
-        if (!info) return {"absent"};
-        std::vector<storage::sample> samples;
-        std::vector<std::string> strings;
-        auto st = engine->scan(info->id, std::numeric_limits<int64_t>::min(),
-                               std::numeric_limits<int64_t>::max(), samples, &strings);
-        EXPECT_TRUE(st.ok());
-        std::vector<std::string> out;
-        for (const auto& s : samples) {
-            std::string v;
-            switch (info->type) {
-                case storage::value_type::float64: {
-                    char buf[64];
-                    auto r = std::to_chars(buf, buf + sizeof buf, std::bit_cast<double>(s.raw));
-                    v.assign(buf, r.ptr);
-                    break;
-                }
-                case storage::value_type::int64:
-                    v = std::to_string(static_cast<int64_t>(s.raw)) + "i";
-                    break;
-                case storage::value_type::boolean:
-                    v = s.raw ? "true" : "false";
-                    break;
-                case storage::value_type::string:
-                    v = "\"" + strings.at(s.raw) + "\"";
-                    break;
-            }
-            out.push_back(std::to_string(s.ts) + "=" + v);
-        }
-        return out;
-    }
-
-    temp_dir dir{"clisonix-ingest"};
-    std::unique_ptr<storage::engine> engine;
-    std::unique_ptr<pipeline> sink;
-    limits bounds;
-    http::router routes;
-    uint16_t port = 0;
-    std::unique_ptr<http::server> server;
-    std::thread runner;
-    std::atomic<int> batches_heard{0};
-    std::atomic<size_t> points_heard{0};
-};
-
-using strings = std::vector<std::string>;
 
 TEST_F(ingest_routes, line_protocol_is_stored_and_reads_back_exactly) {
     auto r = post("/api/v1/write",
@@ -304,18 +212,10 @@ TEST_F(ingest_routes, every_route_declares_the_write_permission) {
         EXPECT_EQ(r->verb, http::method::post) << r->path;
         paths.push_back(r->path);
     }
-    EXPECT_EQ(paths, (strings{"/api/v1/write", "/write", "/api/v2/write",
-                              "/api/v1/devices/{device}/telemetry"}));
+    EXPECT_EQ(paths,
+              (strings{"/api/v1/write", "/write", "/api/v2/write", "/prometheus/api/v1/write",
+                       "/api/v1/prom/write", "/api/v1/devices/{device}/telemetry"}));
 }
-
-class ingest_routes_overloaded : public ingest_routes {
-protected:
-    void SetUp() override {
-        storage::options opts;
-        opts.max_head_bytes = 64;  // any write of a few points exceeds it
-        start(opts);
-    }
-};
 
 TEST_F(ingest_routes_overloaded, an_overloaded_engine_is_503_with_retry_after) {
     std::string body;

@@ -8,10 +8,12 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -340,7 +342,7 @@ server_process::server_process(const std::vector<std::string>& extra_args,
 
 server_process::server_process(on existing, const std::vector<std::string>& extra_args,
                                const std::vector<std::string>& env)
-    : _data_path(existing.data_dir.path()), _port(free_port()) {
+    : _data_path(existing.data_dir.path()), _port(existing.port ? existing.port : free_port()) {
     start(extra_args, env);
 }
 
@@ -376,6 +378,39 @@ http_response server_process::post(std::string_view target, std::string_view bod
                                    std::vector<std::string> headers) {
     headers.push_back("Authorization: Bearer " + token());
     return http_request(_port, "POST", target, body, headers);
+}
+
+notify_socket::notify_socket(std::string name) : _name(std::move(name)) {
+    _fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (_fd < 0 || _name.empty() || _name.size() >= sizeof addr.sun_path)
+        throw std::runtime_error("notify socket " + _name + ": cannot create");
+    std::memcpy(addr.sun_path, _name.data(), _name.size());
+    if (_name[0] == '@') addr.sun_path[0] = '\0';
+    auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + _name.size());
+    if (::bind(_fd, reinterpret_cast<sockaddr*>(&addr), length) != 0)
+        throw std::runtime_error("notify socket " + _name + ": " + std::strerror(errno));
+}
+
+notify_socket::~notify_socket() {
+    ::close(_fd);
+    if (!_name.empty() && _name[0] != '@') ::unlink(_name.c_str());
+}
+
+bool notify_socket::wait_for(const std::string& line, std::chrono::milliseconds timeout) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < until) {
+        pollfd p{_fd, POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        char buf[4096];
+        auto n = ::recv(_fd, buf, sizeof buf, 0);
+        if (n <= 0) continue;
+        received.emplace_back(buf, static_cast<size_t>(n));
+        if (("\n" + received.back() + "\n").find("\n" + line + "\n") != std::string::npos)
+            return true;
+    }
+    return false;
 }
 
 void server_process::start(const std::vector<std::string>& extra_args,

@@ -64,6 +64,25 @@ std::string read_logs(const std::filesystem::path& data_dir);
 // A TCP port on 127.0.0.1 that was free a moment ago.
 uint16_t free_port();
 
+// A unix datagram socket standing in for systemd's $NOTIFY_SOCKET (sd_notify(3)): `name` is a
+// path, or "@name" in the abstract namespace. env() is the variable to give the server.
+class notify_socket {
+public:
+    explicit notify_socket(std::string name);
+    ~notify_socket();
+    notify_socket(const notify_socket&) = delete;
+    notify_socket& operator=(const notify_socket&) = delete;
+    std::string env() const { return "NOTIFY_SOCKET=" + _name; }
+    // Reads datagrams until one holds `line` as one of its lines (true), or `timeout` passes;
+    // every datagram read is kept in received.
+    bool wait_for(const std::string& line, std::chrono::milliseconds timeout);
+    std::vector<std::string> received;
+
+private:
+    std::string _name;
+    int _fd = -1;
+};
+
 struct http_response {
     int status = 0;                              // 0: no answer (connection failed or closed)
     std::map<std::string, std::string> headers;  // names in lower case
@@ -141,8 +160,11 @@ public:
                             const std::vector<std::string>& env = {});
     // On an existing data dir, to restart a server on the data of an earlier one:
     //   server_process again(server_process::on{data}, {});
+    // `port` 0 is a free one; the earlier server's port keeps a peer that pushes to it (a
+    // Prometheus remote-writing) pointed at the restarted one.
     struct on {
         const temp_dir& data_dir;
+        uint16_t port = 0;
     };
     server_process(on existing, const std::vector<std::string>& extra_args,
                    const std::vector<std::string>& env = {});

@@ -14,7 +14,7 @@ import {
   browserTestArgs,
   expect,
   expectEqual,
-  importWebModule,
+  importWebSource,
   launchBrowser,
   startServer,
   stepRunner,
@@ -22,7 +22,7 @@ import {
 } from "./harness.mjs";
 
 const { binary, webDist, out, playwright, axeSource } = browserTestArgs();
-const ask = await importWebModule("src/ask.ts"); // what the page is expected to show
+const ask = await importWebSource("ask.ts"); // what the page is expected to show
 const { step, counts } = stepRunner();
 const axe = (name) => axeCheck(page, axeSource, name);
 

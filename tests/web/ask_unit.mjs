@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { hotter } from "./ask_answers.mjs";
-import { importWebModule } from "./harness.mjs";
+import { importWebSource } from "./harness.mjs";
 
-const a = await importWebModule("src/ask.ts");
+const a = await importWebSource("ask.ts");
 
 const chipText = (chips) => chips.map((c) => `${c.label}: ${c.text}`);
 

@@ -5,9 +5,9 @@
 //   node --test tests/web/forecast_unit.mjs
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { importWebModule } from "./harness.mjs";
+import { importWebSource } from "./harness.mjs";
 
-const f = await importWebModule("src/forecast.ts");
+const f = await importWebSource("forecast.ts");
 
 test("a chart looks a quarter of its range ahead, in about 60 aligned steps", () => {
   assert.deepEqual(f.forecastSpan(3600), { horizonSec: 900, stepSec: 15 }); // 1 h: 15 min in 60 steps

@@ -45,6 +45,27 @@ export function loadModules() {
   }
 }
 
+// A module of web/src (TypeScript) for a unit test: turned into JavaScript by Vite's esbuild
+// (already in web/node_modules) in a temp dir, then imported. Skips (77) without vite.
+export async function importWebSource(relative) {
+  let vite;
+  try {
+    vite = await import(pathToFileURL(createRequire(path.join(webDir, "package.json")).resolve("vite")).href);
+  } catch (e) {
+    skipAll(`web/node_modules has no vite (run scripts/setup): ${e.message}`);
+  }
+  const source = path.join(webDir, "src", relative);
+  const { code } = await vite.transformWithEsbuild(readFileSync(source, "utf8"), source, { loader: "ts" });
+  const dir = mkdtempSync(path.join(os.tmpdir(), "clisonix-web-unit-"));
+  try {
+    const file = path.join(dir, path.basename(relative).replace(/\.ts$/, ".mjs"));
+    writeFileSync(file, code);
+    return await import(pathToFileURL(file).href);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
@@ -239,22 +260,3 @@ export async function axeCheck(page, axeSource, name) {
   expect(bad.length === 0, `${name}: ${bad.map((v) => v.id + " " + v.nodes[0]?.target).join(", ")}`);
 }
 
-// A TypeScript module of web/src (its pure parts, no imports), turned into JavaScript by Vite's
-// esbuild from web/node_modules and imported; exit 77 (skipped) without it. The temporary
-// copy is removed when the process exits.
-export async function importWebModule(relativePath) {
-  let vite;
-  try {
-    vite = await import(pathToFileURL(createRequire(path.join(webDir, "package.json")).resolve("vite")).href);
-  } catch (e) {
-    console.log(`SKIPPED: web/node_modules has no vite (run scripts/setup): ${e.message}`);
-    process.exit(77);
-  }
-  const source = path.join(webDir, relativePath);
-  const { code } = await vite.transformWithEsbuild(readFileSync(source, "utf8"), source, { loader: "ts" });
-  const dir = mkdtempSync(path.join(os.tmpdir(), "clisonix-web-unit-"));
-  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, path.basename(relativePath).replace(/\.ts$/, ".mjs"));
-  writeFileSync(file, code);
-  return import(pathToFileURL(file).href);
-}

@@ -575,6 +575,42 @@ await step("users: the server's validation error is shown at the field", async (
   await page.getByText("User operator-1 created.").waitFor();
 });
 
+await step("API reference: every operation of openapi.json, grouped, filtered, with its body schema", async () => {
+  // The document is public: the page and this count read the same one.
+  const doc = await (await fetch(server.base + "/api/v1/openapi.json")).json();
+  const total = Object.values(doc.paths).reduce((n, item) => n + Object.keys(item).length, 0);
+  await page.goto(server.base + "/");
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "API reference" }).click();
+  await page.getByRole("heading", { name: "API reference", level: 1 }).waitFor();
+  await page.getByText(`${total} of ${total} operations`).waitFor();
+  for (const group of ["auth", "devices", "healthz", "write"])
+    expect((await page.getByRole("region", { name: group, exact: true }).count()) === 1, `the group ${group}`);
+  await shoot("api-reference");
+  await axe("api-reference");
+
+  await page.getByRole("textbox", { name: "Filter" }).fill("devices POST");
+  const devices = page.getByRole("region", { name: "devices", exact: true });
+  const create = devices.locator("details").filter({ hasText: "Create a device" });
+  await create.waitFor();
+  const shown = Number((await page.getByTestId("operation-count").textContent()).split(" ")[0]);
+  expect(shown > 0 && shown < total, `the filter narrows ${total} operations to ${shown}`);
+  expect((await page.getByRole("region", { name: "healthz", exact: true }).count()) === 0, "healthz filtered out");
+  await create.locator("summary").click();
+  const details = create.getByTestId("operation-details");
+  await details.getByText("Permission: devices").waitFor();
+  await details.getByText("Request body (application/json)").waitFor();
+  expect((await details.locator("pre").textContent()).includes('"name"'), "the body schema names the field name");
+  await details.getByText("default Error").waitFor();
+  await shoot("api-reference-filtered");
+
+  await page.getByRole("textbox", { name: "Filter" }).fill("{device} get attributes");
+  const attrs = page.locator("details").filter({ hasText: "/api/v1/devices/{device}/attributes" }).first();
+  await attrs.locator("summary").click();
+  await attrs.getByRole("cell", { name: "device", exact: true }).waitFor();
+  await page.getByRole("textbox", { name: "Filter" }).fill("no-such-operation");
+  await page.getByText(`0 of ${total} operations`).waitFor();
+});
+
 await step("health: a badge per machine on the overview and in the tree, contributions on its page", async () => {
   // press-7: seven minutes of steady running, then its vibration jumps for the last 30 s.
   if (devicesApi) {
@@ -738,6 +774,7 @@ await step("a viewer sees no admin pages and no alarm actions", async () => {
   const nav = page.getByRole("navigation", { name: "Main" });
   expect((await nav.getByRole("link", { name: "Users" }).count()) === 0, "no Users link for a viewer");
   expect((await nav.getByRole("link", { name: "Audit log" }).count()) === 0, "no Audit link for a viewer");
+  expect((await nav.getByRole("link", { name: "API reference" }).count()) === 1, "the API reference for a viewer too");
   await page.goto(server.base + "/users");
   await page.getByRole("heading", { name: "Admins only" }).waitFor();
   if (alarmsApi) {

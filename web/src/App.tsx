@@ -3,6 +3,7 @@ import { useEffect, useState } from "react";
 import { currentSession, logout, onSessionChange, type Session } from "./api";
 import { Button } from "./components/ui";
 import { Alarms } from "./pages/Alarms";
+import { ApiReference } from "./pages/ApiReference";
 import { Assets } from "./pages/Assets";
 import { Audit } from "./pages/Audit";
 import { Channels } from "./pages/Channels";
@@ -35,6 +36,7 @@ const nav: { path: string; label: string; admin?: boolean }[] = [
   { path: "/channels", label: "Channels", admin: true },
   { path: "/users", label: "Users", admin: true },
   { path: "/audit", label: "Audit log", admin: true },
+  { path: "/api-reference", label: "API reference" },
 ];
 
 function NotFound({ path }: { path: string }) {
@@ -126,6 +128,7 @@ export function App() {
   else if (path === "/channels") page = admin ? <Channels /> : <Forbidden />;
   else if (path === "/users") page = admin ? <Users me={session.username} /> : <Forbidden />;
   else if (path === "/audit") page = admin ? <Audit /> : <Forbidden />;
+  else if (path === "/api-reference") page = <ApiReference />;
   else page = <NotFound path={path} />;
 
   const current = (p: string) => (p === "/" ? path === "/" : path === p || path.startsWith(p + "/"));
