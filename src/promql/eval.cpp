@@ -21,6 +21,32 @@ constexpr int64_t ns_per_ms = 1'000'000;
 // Prometheus' staleness marker: a NaN with this payload ends a series.
 constexpr uint64_t stale_nan_bits = 0x7ff0000000000002ULL;
 
+// An element-wise math function of PromQL: the value, then its scalar arguments (0 when the
+// function takes none).
+using math_function = double (*)(double x, double a, double b);
+
+math_function math_function_named(std::string_view f) {
+    if (f == "abs") return [](double x, double, double) { return std::abs(x); };
+    if (f == "ceil") return [](double x, double, double) { return std::ceil(x); };
+    if (f == "floor") return [](double x, double, double) { return std::floor(x); };
+    if (f == "exp") return [](double x, double, double) { return std::exp(x); };
+    if (f == "ln") return [](double x, double, double) { return std::log(x); };
+    if (f == "log2") return [](double x, double, double) { return std::log2(x); };
+    if (f == "log10") return [](double x, double, double) { return std::log10(x); };
+    if (f == "sqrt") return [](double x, double, double) { return std::sqrt(x); };
+    if (f == "sgn") return [](double x, double, double) { return x > 0 ? 1 : (x < 0 ? -1 : x); };
+    if (f == "round")  // Prometheus: halves round up, to the nearest multiple of `to_nearest`.
+        return [](double x, double to_nearest, double) {
+            double inverse = 1.0 / to_nearest;
+            return std::floor(x * inverse + 0.5) / inverse;
+        };
+    if (f == "clamp_min") return [](double x, double low, double) { return std::max(low, x); };
+    if (f == "clamp_max") return [](double x, double high, double) { return std::min(high, x); };
+    if (f == "clamp")
+        return [](double x, double low, double high) { return std::max(low, std::min(high, x)); };
+    return [](double x, double, double) { return x; };
+}
+
 struct failure {
     std::string code;  // invalid_argument (400) or too_large / conflict (422)
     std::string message;
@@ -356,44 +382,19 @@ private:
         if (e.args.size() > 1) a = scalar_arg(*e.args[1]);
         if (e.args.size() > 2) b = scalar_arg(*e.args[2]);
         if (f == "round" && e.args.size() == 1) a.assign(_g.count, 1);
+        // The function is looked up once, not per point.
+        const math_function apply = math_function_named(f);
+        const bool clamp = f == "clamp";
         for (auto& s : in.series) {
             drop_name(s.metric);
             for (size_t i = 0; i < _g.count; ++i) {
                 if (!s.has[i]) continue;
-                double& x = s.v[i];
-                if (f == "abs") {
-                    x = std::abs(x);
-                } else if (f == "ceil") {
-                    x = std::ceil(x);
-                } else if (f == "floor") {
-                    x = std::floor(x);
-                } else if (f == "exp") {
-                    x = std::exp(x);
-                } else if (f == "ln") {
-                    x = std::log(x);
-                } else if (f == "log2") {
-                    x = std::log2(x);
-                } else if (f == "log10") {
-                    x = std::log10(x);
-                } else if (f == "sqrt") {
-                    x = std::sqrt(x);
-                } else if (f == "sgn") {
-                    x = x > 0 ? 1 : (x < 0 ? -1 : x);
-                } else if (f == "round") {
-                    // Prometheus: halves round up, to the nearest multiple of `to_nearest`.
-                    double inverse = 1.0 / a[i];
-                    x = std::floor(x * inverse + 0.5) / inverse;
-                } else if (f == "clamp_min") {
-                    x = std::max(a[i], x);
-                } else if (f == "clamp_max") {
-                    x = std::min(a[i], x);
-                } else if (f == "clamp") {
-                    // min > max gives no value at all, as in Prometheus.
-                    if (a[i] > b[i])
-                        s.has[i] = 0;
-                    else
-                        x = std::max(a[i], std::min(b[i], x));
+                // clamp with min > max gives no value at all, as in Prometheus.
+                if (clamp && a[i] > b[i]) {
+                    s.has[i] = 0;
+                    continue;
                 }
+                s.v[i] = apply(s.v[i], a[i], b[i]);
             }
         }
         return in;
