@@ -889,6 +889,33 @@ struct reader {
         return false;
     }
 
+    // A metric named like a grammar word (the press's "running") is the verb when something
+    // else says another metric: a metric, a unit that is not its own, or a word such as
+    // "hotter" ("which pump is running hottest", "compressor-02 running above 80 degrees").
+    // "is press-01 running" still asks for it, and "a current of 25 amps" keeps the current.
+    void demote_metrics_named_like_grammar_words() {
+        static const std::set<std::string_view> metric_hints = {
+            "hot",      "hotter",    "hottest",  "warm",    "warmer",  "warmest",
+            "cold",     "colder",    "coldest",  "cooler",  "coolest", "heat",
+            "vibrated", "vibrating", "vibrates", "shaking", "fast",    "slow",
+            "faster",   "fastest",   "slower",   "slowest", "pumping"};
+        for (auto& candidate : items) {
+            if (candidate.kind != item_kind::metric || !grammar_word(candidate.text)) continue;
+            const metric_word* m = detail::find_metric(v, candidate.names.front());
+            const std::string own_unit = m ? detail::canonical_unit(m->unit) : std::string();
+            const bool other = std::any_of(items.begin(), items.end(), [&](const item& it) {
+                if (it.kind == item_kind::metric)  // two such words: refused as two metrics
+                    return !grammar_word(it.text) && it.names.front() != candidate.names.front();
+                if (it.kind == item_kind::unit) return own_unit.empty() || it.unit != own_unit;
+                return it.kind == item_kind::word && metric_hints.count(it.text) > 0;
+            });
+            if (other) {
+                candidate.kind = item_kind::word;
+                candidate.names.clear();
+            }
+        }
+    }
+
     // "pump 4 and 5", "pumps 1, 2 and 3": the devices named after a type word.
     void join_device_lists() {
         for (size_t i = 0; i < items.size(); ++i) {
@@ -1097,6 +1124,7 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
     r.correct_typos();
     r.recognise();
     r.join_device_lists();
+    r.demote_metrics_named_like_grammar_words();
     r.unknown_names();
 
     auto& items = r.items;

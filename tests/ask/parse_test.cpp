@@ -352,6 +352,32 @@ TEST(ask_parse, demo_plant_questions_read_as_exact_plans) {
         EXPECT_EQ(read(c.question), c.plan) << c.question;
 }
 
+// The demo's press has a metric named "running", a word people use as a verb: it is the
+// metric only when nothing else in the question says one.
+TEST(ask_parse, a_metric_named_like_a_verb_gives_way_to_the_metric_the_question_says) {
+    vocabulary v = demo_vocabulary();
+    v.types.push_back({"press", "presses", {"oil_temperature", "running"}});
+    v.metrics.push_back({"oil_temperature", "°C", {"oil temperature", "oil_temperature"}});
+    v.metrics.push_back({"running", "", {"running"}});
+    v.devices.push_back({"press-01", "press", "", {}, true});
+    EXPECT_EQ(read("which pump is running hottest right now", v),
+              "telemetry type=pump metric=temperature unit=°C agg=last group=device order=desc "
+              "limit=1 time=\"right now\" 12-05T10:30..12-05T10:30");
+    EXPECT_EQ(read("how long was compressor-02 running above 80 degrees today", v),
+              "telemetry devices=compressor-02 metric=temperature unit=°C agg=time_above "
+              "group=device threshold>80 time=\"today\" 12-05T00:00..12-05T10:30");
+    EXPECT_EQ(read("are the compressors on south site running above 2500 rpm", v),
+              "telemetry type=compressor asset=south-site metric=rpm unit=rpm agg=last "
+              "group=device filter>2500 order=desc time=\"now\" 12-05T10:30..12-05T10:30");
+    // "current" is a grammar word too ("the current value"); its own unit keeps it.
+    EXPECT_EQ(read("which pumps had a current of at least 25 amps today", v),
+              "telemetry type=pump metric=current unit=A agg=max group=device filter>=25 "
+              "order=desc time=\"today\" 12-05T00:00..12-05T10:30");
+    EXPECT_EQ(read("is press-01 running", v),
+              "telemetry devices=press-01 metric=running agg=last group=device time=\"now\" "
+              "12-05T10:30..12-05T10:30");
+}
+
 // More of how people ask: rankings said several ways, comparatives, units on their own,
 // a day before clock times, verbs for measurements, misspelt grammar words.
 const case_ more_cases[] = {
