@@ -714,9 +714,17 @@ def compare_data(e, data, plan):
     columns = data.get("columns", [])
     rows = data["rows"]
     if e.count is not None:
-        cells = numbers_in(c for r in rows for c in r) if rows else []
-        if e.count not in cells and len(rows) != e.count:
-            diffs.append(f"data: expected the count {e.count} (or {e.count} rows), got "
+        # A count column must hold the count; without one, the rows are the things counted.
+        # (Either-or would let a one-row answer with any number pass when the count is 1.)
+        count_column = next((c for c in ("count", "alarms") if c in columns), None)
+        if count_column:
+            i = columns.index(count_column)
+            cells = numbers_in(r[i] for r in rows if isinstance(r, list) and len(r) > i)
+            if e.count not in cells:
+                diffs.append(f"data: expected the count {e.count} in the count column, got "
+                             f"{json.dumps(rows)[:300]}")
+        elif len(rows) != e.count:
+            diffs.append(f"data: expected the count {e.count} as {e.count} rows, got "
                          f"{json.dumps(rows)[:300]}")
         return diffs
     if len(rows) != len(e.rows):
