@@ -275,7 +275,7 @@ result<std::string> ollama_post_chat(const llm_options& llm, const std::string& 
         if (rc != CURLE_OK && out.reply.too_large) return out;
         if (rc == CURLE_OPERATION_TIMEDOUT)
             return make_error("unavailable", "ollama at " + base + " did not answer within " +
-                                                 std::to_string(timeout) + " ms");
+                                                 std::to_string(timeout) + " ms (ask.timeout)");
         if (rc != CURLE_OK)
             return make_error("unavailable", "ollama at " + base + " is not reachable: " +
                                                  (errbuf[0] ? errbuf : curl_easy_strerror(rc)));

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "ask/ask.h"
 #include "common/json_text.h"
@@ -144,17 +145,34 @@ std::vector<std::string> fallback_suggestions(const vocabulary& vocab) {
     return out;
 }
 
+// Why the language model did not turn the question into a plan, for the user: the grammar's
+// own reasons come first, and this one says that the model was asked and what went wrong
+// (down, too slow, an answer that is no plan), naming the configuration key to look at.
+std::string llm_failure_reason(const error& e) {
+    if (e.code == errc::unavailable)
+        return "the language model at ask.ollama_url could not be asked: " + e.message;
+    if (e.code == errc::invalid_config) return "the language model is not set up: " + e.message;
+    return "the language model did not answer with a usable plan: " + e.message;
+}
+
 http::response answer_question(const ask_request& req, const vocabulary& vocab, const sources& from,
                                const llm_options& llm) {
     const parse_options opts{.now_ms = req.now_ms};
     auto parsed = parse(req.question, vocab, opts);
     plan p;
+    // The grammar's refusal, kept while the model is asked: if the model fails or its plan is
+    // refused, the user sees both why the grammar could not read the question and why the
+    // model did not help.
+    std::optional<not_understood> grammar_refusal;
     if (auto* n = std::get_if<not_understood>(&parsed)) {
         if (llm.ollama_url.empty())
             return http::response::json(200, not_understood_json(req.question, *n));
         auto proposed = llm_plan(req.question, vocab, opts, llm);
-        if (!proposed)  // the model is down or said nothing usable: the grammar's answer stands
+        if (!proposed) {
+            n->reasons.push_back(llm_failure_reason(proposed.error()));
             return http::response::json(200, not_understood_json(req.question, *n));
+        }
+        grammar_refusal = std::move(*n);
         p = std::move(*proposed);
         p.source = "llm";
     } else {
@@ -162,6 +180,13 @@ http::response answer_question(const ask_request& req, const vocabulary& vocab, 
     }
     // Every plan is checked, whoever made it.
     if (auto st = check(p, vocab, req.now_ms); !st) {
+        if (grammar_refusal) {
+            grammar_refusal->reasons.push_back("the language model's plan was refused: " +
+                                               st.error().message);
+            if (grammar_refusal->suggestions.empty())
+                grammar_refusal->suggestions = fallback_suggestions(vocab);
+            return http::response::json(200, not_understood_json(req.question, *grammar_refusal));
+        }
         not_understood n{{st.error().message}, fallback_suggestions(vocab)};
         return http::response::json(200, not_understood_json(req.question, n));
     }

@@ -61,7 +61,8 @@ protected:
     void SetUp() override {
         srv = std::make_unique<server_process>(std::vector<std::string>{
             "--set", "ask.ollama_url=http://127.0.0.1:" + std::to_string(ollama_standin.port()),
-            "--set", "ask.model=llama3.1:8b", "--set", "ask.time_zone=Europe/Berlin"});
+            "--set", "ask.model=llama3.1:8b", "--set", "ask.time_zone=Europe/Berlin", "--set",
+            "ask.timeout=1s"});
         auto type =
             srv->post("/api/v1/device-types",
                       R"({"name":"pump","metrics":{"temperature":{"unit":"°C"}}})", json_header);
@@ -86,6 +87,17 @@ protected:
                            json_header);
         EXPECT_EQ(r.status, 200) << r.body;
         return json::parse(r.body).as_object();
+    }
+
+    // The reason the model adds after the grammar's own (which come first and are about
+    // the question's words, not the model).
+    static std::string model_reason(const json::object& a) {
+        const auto& reasons = a.at("not_understood").as_array();
+        EXPECT_GE(reasons.size(), 2u) << json::serialize(a);
+        if (reasons.size() < 2) return {};
+        EXPECT_FALSE(reasons.front().as_string().starts_with("the language model"))
+            << json::serialize(a);
+        return std::string(reasons.back().as_string());
     }
 
     static std::string all_reasons(const json::object& a) {
@@ -125,14 +137,18 @@ TEST_F(OllamaRouteTest, AWrongUnitIsRefusedNamingIt) {
     EXPECT_NE(all_reasons(a).find("°F"), std::string::npos) << all_reasons(a);
 }
 
-// A model that is down, or answers prose, adds nothing: the grammar's own "not understood"
-// stands (never an error page for a question).
-TEST_F(OllamaRouteTest, AnOllamaThatFailsLeavesTheGrammarsAnswer) {
+// A model that is down, answers prose or is too slow adds no answer: the grammar's own reasons
+// stand (never an error page for a question), followed by why the model did not help.
+TEST_F(OllamaRouteTest, AnOllamaThatFailsLeavesTheGrammarsAnswerAndSaysWhy) {
+    const std::string url = "http://127.0.0.1:" + std::to_string(ollama_standin.port());
     ollama_standin.set_status(500);
     ollama_standin.set_body(R"({"error":"llama runner process has terminated"})");
     auto a = ask(odd_question);
     EXPECT_FALSE(a.at("understood").as_bool()) << json::serialize(a);
-    EXPECT_FALSE(a.at("not_understood").as_array().empty());
+    EXPECT_EQ(model_reason(a),
+              "the language model at ask.ollama_url could not be asked: ollama at " + url +
+                  " answered 500: llama runner process has terminated");
+    EXPECT_GE(a.at("suggestions").as_array().size(), 2u);
     EXPECT_EQ(ollama_standin.count(), 1u);
 
     ollama_standin.set_status(200);
@@ -140,6 +156,33 @@ TEST_F(OllamaRouteTest, AnOllamaThatFailsLeavesTheGrammarsAnswer) {
     a = ask(odd_question);
     EXPECT_FALSE(a.at("understood").as_bool()) << json::serialize(a);
     EXPECT_EQ(ollama_standin.count(), 2u);
+    EXPECT_TRUE(model_reason(a).starts_with(
+        "the language model did not answer with a usable plan: the model's answer is not a plan: "))
+        << json::serialize(a);
+
+    // ask.timeout is 1 s here.
+    reply_with_plan(ollama_standin, last_temperature_of("pump-01", "°C"));
+    ollama_standin.set_delay(std::chrono::seconds(5));
+    const auto started = std::chrono::steady_clock::now();
+    a = ask(odd_question);
+    const auto took = std::chrono::steady_clock::now() - started;
+    ollama_standin.set_delay(std::chrono::milliseconds(0));
+    EXPECT_FALSE(a.at("understood").as_bool()) << json::serialize(a);
+    EXPECT_EQ(model_reason(a),
+              "the language model at ask.ollama_url could not be asked: ollama at " + url +
+                  " did not answer within 1000 ms (ask.timeout)");
+    EXPECT_LT(took, std::chrono::seconds(4));
+}
+
+// A plan the checker refuses is reported as the model's, after the grammar's reasons.
+TEST_F(OllamaRouteTest, ARefusedPlanIsNamedAsTheModels) {
+    reply_with_plan(ollama_standin, last_temperature_of("pump-99", "°C"));
+    auto a = ask(odd_question);
+    ASSERT_FALSE(a.at("understood").as_bool()) << json::serialize(a);
+    const std::string reason = model_reason(a);
+    EXPECT_TRUE(reason.starts_with("the language model's plan was refused: ")) << reason;
+    EXPECT_NE(reason.find("pump-99"), std::string::npos) << reason;
+    EXPECT_GE(a.at("suggestions").as_array().size(), 2u);
 }
 
 TEST_F(OllamaRouteTest, AQuestionTheGrammarReadsNeverLeavesTheServer) {

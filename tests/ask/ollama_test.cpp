@@ -266,7 +266,8 @@ TEST(OllamaTest, AHangEndsAtTheTimeout) {
     const auto took = std::chrono::steady_clock::now() - started;
     ASSERT_FALSE(p.ok());
     EXPECT_EQ(p.error().code, "unavailable");
-    EXPECT_EQ(p.error().message, "ollama at " + standin.url() + " did not answer within 500 ms");
+    EXPECT_EQ(p.error().message,
+              "ollama at " + standin.url() + " did not answer within 500 ms (ask.timeout)");
     EXPECT_GE(took, 450ms);
     EXPECT_LT(took, 5s);
     EXPECT_EQ(standin.requests().size(), 1u) << "the request did arrive";
