@@ -15,6 +15,7 @@
 #include "app/client.h"
 #include "app/demo_plant.h"
 #include "auth/auth.h"
+#include "common/edit_distance.h"
 #include "common/progress.h"
 #include "config/config.h"
 #include "devices/devices.h"
@@ -69,23 +70,6 @@ struct config_flags {
         return std::move(*cfg);
     }
 };
-
-// Levenshtein distance: insertions, deletions and substitutions of one character each.
-size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j)
-        row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        size_t diagonal = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            size_t above = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-            diagonal = above;
-        }
-    }
-    return row[b.size()];
-}
 
 // CLI11 answers a mistyped command with "A subcommand is required", which names neither the
 // word nor the command meant. The nearest command by edit distance (the first declared on a
