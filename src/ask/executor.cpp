@@ -5,7 +5,7 @@
 // below a level), it is computed here from the query engine's answers: first and last, or the
 // raw points, which are held to query.max_points like any raw query (over it, the answer is
 // an error that says so, never a number over part of the data). Decisions:
-// docs/decisions/9190-ask-execution.md.
+// docs/decisions/0094-ask-execution.md.
 #include <algorithm>
 #include <cmath>
 #include <map>

@@ -1881,7 +1881,7 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
     p.order = p.group_by == grouping::none ? "" : order;
     p.limit = p.group_by == grouping::none ? std::nullopt : limit;
     // "what alarmed most": no machine is named, so the alarms are counted per rule — the
-    // executor reads an ordered alarm plan without grouping that way (decision 9190).
+    // executor reads an ordered alarm plan without grouping that way (decision 0094).
     if (p.kind == plan_kind::alarms && what_most && !group) {
         p.group_by = grouping::none;
         p.order = superlative.empty() ? "desc" : superlative;
