@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <optional>
 #include <set>
 
@@ -488,6 +489,48 @@ query::aggregate query_agg(aggregate a) {
     }
 }
 
+// The statistics that can combine the devices' current values at one instant.
+bool combines_current_values(aggregate a) {
+    switch (a) {
+        case aggregate::mean:
+        case aggregate::min:
+        case aggregate::max:
+        case aggregate::sum:
+        case aggregate::count:
+        case aggregate::p50:
+        case aggregate::p90:
+        case aggregate::p95:
+        case aggregate::p99:
+            return true;
+        default:
+            return false;
+    }
+}
+
+double combine_current_values(aggregate a, std::vector<double> values) {
+    switch (a) {
+        case aggregate::min:
+            return *std::min_element(values.begin(), values.end());
+        case aggregate::max:
+            return *std::max_element(values.begin(), values.end());
+        case aggregate::sum:
+            return std::accumulate(values.begin(), values.end(), 0.0);
+        case aggregate::count:
+            return static_cast<double>(values.size());
+        case aggregate::p50:
+            return percentile(std::move(values), 50);
+        case aggregate::p90:
+            return percentile(std::move(values), 90);
+        case aggregate::p95:
+            return percentile(std::move(values), 95);
+        case aggregate::p99:
+            return percentile(std::move(values), 99);
+        default:  // mean
+            return std::accumulate(values.begin(), values.end(), 0.0) /
+                   static_cast<double>(values.size());
+    }
+}
+
 // The value of each group that has data in the range.
 result<std::vector<row>> group_values(const plan& p, const std::vector<group>& groups,
                                       const std::vector<std::string>& devices,
@@ -508,6 +551,29 @@ result<std::vector<row>> group_values(const plan& p, const std::vector<group>& g
                     if (it->second.at_ms) at = std::max(at.value_or(0), *it->second.at_ms);
                 }
             if (n) rows.push_back(make_row(g.name, sum / static_cast<double>(n)).measured(at));
+        }
+        return rows;
+    }
+    if (p.from_ms == p.to_ms) {
+        // A statistic at an instant ("the average temperature of the pumps now", decision
+        // 0090) combines the devices' current values: a range of no length holds no points.
+        if (!combines_current_values(p.agg))
+            return make_error("invalid_argument",
+                              std::string(text::aggregate_name(p.agg)) +
+                                  " needs a time range, not an instant: ask over a range "
+                                  "(\"in the last hour\", \"today\")",
+                              "plan.from");
+        auto values = values_at(from, devices, p.metric, p.to_ms);
+        for (const auto& g : groups) {
+            std::vector<double> current;
+            for (const auto& d : g.devices)
+                if (auto it = values.find(d); it != values.end())
+                    current.push_back(it->second.value);
+            if (current.empty()) continue;
+            row r = make_row(g.name, combine_current_values(p.agg, current));
+            if (current.size() > 1)
+                r.note = "over " + std::to_string(current.size()) + " current values";
+            rows.push_back(std::move(r));
         }
         return rows;
     }
@@ -796,8 +862,8 @@ result<answer> run_telemetry(const plan& p, const vocabulary& vocab, const sourc
                 text::with_unit(p.threshold->value, unit) + " for " + value_words(p, r, unit) +
                 " " + when + ".";
         } else {
-            s = "The " + measure + " of " + subject + " " + when + " was " +
-                value_words(p, r, unit) + ".";
+            s = "The " + measure + " of " + subject + " " + when +
+                (p.from_ms == p.to_ms ? " is " : " was ") + value_words(p, r, unit) + ".";
         }
     } else {
         s = text::sentence(measure) + " of " + who + " " + when + ": " + listed(p, rows, unit) +

@@ -300,6 +300,38 @@ TEST_F(ask_execute, current_value_is_the_newest_point_at_the_moment_asked) {
     EXPECT_EQ(rows(run(p)), R"([["pump-01",70,null]])");
 }
 
+// "The average temperature of the pumps now" (decision 0090): the statistic of the devices'
+// current values, each the newest point at the moment asked (pump-01 83, pump-02 50, pump-03
+// 90; pump-04 has none).
+TEST_F(ask_execute, a_statistic_now_combines_the_devices_current_values) {
+    plan p = pumps_yesterday(aggregate::mean);
+    p.group_by = grouping::none;
+    p.from_ms = p.to_ms = now_at;
+    p.time_text = "now";
+    auto a = run(p);
+    EXPECT_EQ(rows(a), R"([["the pumps",7.433333333333333E1]])");
+    EXPECT_EQ(a.text,
+              "The average temperature of the pumps now is 74.3 °C, over 3 current values.");
+    p.agg = aggregate::max;
+    EXPECT_EQ(rows(run(p)), R"([["the pumps",90]])");
+    p.agg = aggregate::min;
+    EXPECT_EQ(rows(run(p)), R"([["the pumps",50]])");
+    p.agg = aggregate::count;
+    EXPECT_EQ(rows(run(p)), R"([["the pumps",3]])");
+    p.group_by = grouping::asset;
+    p.asset_level = "line";
+    p.agg = aggregate::max;
+    EXPECT_EQ(rows(run(p)), R"([["line-1",83],["line-2",90]])");
+    // A trend needs a range: refused, not answered from nothing.
+    p.agg = aggregate::trend;
+    auto t = execute(p, vocab, from);
+    ASSERT_FALSE(t);
+    EXPECT_EQ(t.error().code, "invalid_argument");
+    EXPECT_EQ(t.error().message,
+              "trend needs a time range, not an instant: ask over a range (\"in the last hour\", "
+              "\"today\")");
+}
+
 TEST_F(ask_execute, no_data_in_the_range_says_so) {
     auto a = run(one_device("pump-04", aggregate::max));
     EXPECT_EQ(a.text, "There is no temperature data for pump-04 yesterday.");
