@@ -124,7 +124,7 @@ constexpr key_spec keys[] = {
     {"ask.time_zone", string, "", 0, 0, {}, false, "IANA time zone (`Europe/Berlin`) questions to `/api/v1/ask` are read and answered in (\"yesterday\", \"since Monday 06:00\"); empty = the machine's /etc/localtime", check_time_zone},
     {"ask.ollama_url", string, "", 0, 0, {}, false, "Ollama server (`http://host:11434`) asked for a plan when the grammar cannot read a question; every plan is still checked; empty = no question leaves the server"},
     {"ask.model", string, "llama3.1", 0, 0, {}, false, "Ollama model asked for plans (with `ask.ollama_url`)"},
-    {"ask.timeout", duration, "10s", 100, 5 * minutes, {}, false, "Time the Ollama server has to propose a plan; after it the question is answered as not understood"},
+    {"ask.timeout", duration, "10s", 100, 5 * minutes, {}, false, "Time the Ollama server has to propose a plan; after it the question is answered as not understood, and the reasons say the model did not answer in time"},
     {"auth.argon2_memory_kib", integer, "19456", 1024, 4194304, {}, false, "Argon2id memory cost of password hashes, in KiB"},
     {"auth.argon2_iterations", integer, "2", 1, 100, {}, false, "Argon2id passes over that memory"},
     {"auth.password_min_length", integer, "12", 8, 1024, {}, false, "Shortest password accepted"},
