@@ -491,20 +491,7 @@ query::aggregate query_agg(aggregate a) {
 
 // The statistics that can combine the devices' current values at one instant.
 bool combines_current_values(aggregate a) {
-    switch (a) {
-        case aggregate::mean:
-        case aggregate::min:
-        case aggregate::max:
-        case aggregate::sum:
-        case aggregate::count:
-        case aggregate::p50:
-        case aggregate::p90:
-        case aggregate::p95:
-        case aggregate::p99:
-            return true;
-        default:
-            return false;
-    }
+    return computed_by_query(a) || a == aggregate::p95;
 }
 
 double combine_current_values(aggregate a, std::vector<double> values) {
