@@ -135,20 +135,26 @@ ask::plan yesterday(ask::aggregate a) {
     return p;
 }
 
+// check() and execute() of one plan, as the route runs them; false (the benchmark skipped
+// with the reason) when either refuses.
+bool checked_and_answered(benchmark::State& state, const ask::plan& p, const demo_day& d) {
+    if (auto st = ask::check(p, d.vocab, now_at); !st) {
+        state.SkipWithError(st.error().message.c_str());
+        return false;
+    }
+    auto a = ask::execute(p, d.vocab, d.from);
+    if (!a) {
+        state.SkipWithError(a.error().message.c_str());
+        return false;
+    }
+    benchmark::DoNotOptimize(a->text);
+    return true;
+}
+
 void answer(benchmark::State& state, const ask::plan& p) {
     auto& d = data();
-    for (auto _ : state) {
-        if (auto st = ask::check(p, d.vocab, now_at); !st) {
-            state.SkipWithError(st.error().message.c_str());
-            return;
-        }
-        auto a = ask::execute(p, d.vocab, d.from);
-        if (!a) {
-            state.SkipWithError(a.error().message.c_str());
-            return;
-        }
-        benchmark::DoNotOptimize(a->text);
-    }
+    for (auto _ : state)
+        if (!checked_and_answered(state, p, d)) return;
     state.SetLabel(ask::execute(p, d.vocab, d.from)->text.substr(0, 120));
 }
 
@@ -228,16 +234,7 @@ void question(benchmark::State& state, std::string_view text) {
             state.SkipWithError(("not understood: " + n.reasons.front()).c_str());
             return;
         }
-        if (auto st = ask::check(*p, d.vocab, now_at); !st) {
-            state.SkipWithError(st.error().message.c_str());
-            return;
-        }
-        auto a = ask::execute(*p, d.vocab, d.from);
-        if (!a) {
-            state.SkipWithError(a.error().message.c_str());
-            return;
-        }
-        benchmark::DoNotOptimize(a->text);
+        if (!checked_and_answered(state, *p, d)) return;
     }
 }
 void question_pumps_hotter_than(benchmark::State& state) {
