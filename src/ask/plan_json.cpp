@@ -209,8 +209,10 @@ result<plan> plan_from_json(std::string_view json, std::string_view time_zone) {
         return make_error("invalid_argument", "the plan must be a JSON object", "plan");
     plan p;
     bool has_kind = false;
-    for (const auto& [key, x] : v.as_object()) {
-        std::string k(key);
+    for (const auto& member : v.as_object()) {
+        // Not a structured binding: clang before 16 cannot capture one in the lambda below.
+        const auto& x = member.value();
+        std::string k(member.key());
         auto text = [&](std::string& into) -> status {
             auto s = string_of(x, k);
             if (!s) return s.error();
