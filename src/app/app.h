@@ -59,4 +59,15 @@ struct query_options {
 // `clisonix query`: the query API from the command line.
 int run_query(const query_options& opt);
 
+struct ask_options {
+    std::string question;
+    std::string url = "http://127.0.0.1:8030";
+    std::string key;  // access token or API key
+    std::string at;   // "now" for the answer (RFC 3339 or Unix ms); empty: the server's clock
+    bool json = false;
+};
+// `clisonix ask "question"`: the answer, its rows and the plan; exit 1 when the question is
+// not understood (with the reasons and suggestions), 2 for bad usage.
+int run_ask(const ask_options& opt);
+
 }  // namespace clisonix::app

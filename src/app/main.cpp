@@ -15,6 +15,7 @@
 #include "app/client.h"
 #include "app/demo_plant.h"
 #include "auth/auth.h"
+#include "common/edit_distance.h"
 #include "common/progress.h"
 #include "config/config.h"
 #include "devices/devices.h"
@@ -69,23 +70,6 @@ struct config_flags {
         return std::move(*cfg);
     }
 };
-
-// Levenshtein distance: insertions, deletions and substitutions of one character each.
-size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j)
-        row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        size_t diagonal = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            size_t above = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-            diagonal = above;
-        }
-    }
-    return row[b.size()];
-}
 
 // CLI11 answers a mistyped command with "A subcommand is required", which names neither the
 // word nor the command meant. The nearest command by edit distance (the first declared on a
@@ -251,6 +235,15 @@ int main(int argc, char** argv) {
     }
     query_cmd->add_option("--tag", query_tags, "Tag filter key=value (repeatable)");
 
+    app::ask_options ask_opts;
+    auto* ask_cmd = cli.add_subcommand(
+        "ask", "Ask a running server a question in plain language (as POST /api/v1/ask)");
+    ask_cmd->add_option("question", ask_opts.question, "The question, in quotes")->required();
+    ask_cmd->add_option("--url", ask_opts.url, "Server address")->capture_default_str();
+    ask_cmd->add_option("--key,--token", ask_opts.key, "API key or access token");
+    ask_cmd->add_option("--at", ask_opts.at, "What \"now\" means: RFC 3339 or Unix ms");
+    ask_cmd->add_flag("--json", ask_opts.json, "Print the answer JSON as the server sent it");
+
     if (argc > 1) {
         if (auto message = unknown_command_message(cli, argv[1])) {
             std::cerr << *message << "\n";
@@ -381,5 +374,6 @@ int main(int argc, char** argv) {
         }
         return app::run_query(query_opts);
     }
+    if (*ask_cmd) return app::run_ask(ask_opts);
     return app::exit_usage;
 }

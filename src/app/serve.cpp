@@ -16,6 +16,7 @@
 #include "app/app.h"
 #include "app/services.h"
 #include "app/web_assets.h"
+#include "ask/ask.h"
 #include "auth/routes.h"
 #include "forecast/routes.h"
 #include "gateway/gateway.h"
@@ -303,6 +304,16 @@ void build_router(http::router& routes, const config::config& cfg, services& s) 
     notify::add_routes(routes, *s.notifier);
     rules::add_routes(routes, *s.rules, audit_through(*s.auth));
     connectors::add_routes(routes, *s.connectors);
+    ask::add_routes(routes,
+                    {.engine = s.engine.get(),
+                     .registry = s.registry.get(),
+                     .rules = s.rules.get(),
+                     .forecasts = s.forecasts.get(),
+                     .max_points = cfg.get_int("query.max_points")},
+                    {.ollama_url = cfg.get_string("ask.ollama_url"),
+                     .model = cfg.get_string("ask.model"),
+                     .timeout_ms = cfg.get_duration("ask.timeout").count()},
+                    cfg.get_string("ask.time_zone"));
     add_test_routes(routes);
 }
 

@@ -16,6 +16,8 @@
 
 #include <toml++/toml.h>
 
+#include "common/edit_distance.h"
+
 namespace clisonix::config {
 namespace {
 
@@ -29,6 +31,19 @@ constexpr int64_t hours = 60 * minutes;
 using enum value_type;
 
 std::string check_duration_list(std::string_view text);
+
+// An IANA zone name the system's tz database holds (/usr/share/zoneinfo), read by Ask.
+std::string check_time_zone(std::string_view text) {
+    if (text.empty()) return {};
+    for (char c : text)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '/' && c != '_' && c != '-' &&
+            c != '+')
+            return "expected an IANA time zone name such as Europe/Berlin";
+    if (text.front() == '/' || text.find("..") != std::string_view::npos ||
+        !std::filesystem::is_regular_file(std::filesystem::path("/usr/share/zoneinfo") / text))
+        return "no time zone \"" + std::string(text) + "\" in the system's tz database";
+    return {};
+}
 
 // A NATS durable consumer name: no dots, wildcards or spaces; kept to a plain alphabet.
 std::string check_node_id(std::string_view text) {
@@ -106,6 +121,10 @@ constexpr key_spec keys[] = {
     {"forecast.refresh_interval", duration, "1m", seconds, 24 * hours, {}, false, "How often the background round of `/api/v1/forecast/predicted` (metrics expected past their type's range) runs"},
     {"forecast.predicted_horizon", duration, "24h", minutes, 30 * 24 * hours, {}, false, "Horizon the predicted-to-cross list is computed over (the longest `horizon` its route accepts)"},
     {"forecast.predicted_budget", duration, "10s", 100, hours, {}, false, "Time one background round of the predicted list may spend; a fleet that does not fit is continued in the next round"},
+    {"ask.time_zone", string, "", 0, 0, {}, false, "IANA time zone (`Europe/Berlin`) questions to `/api/v1/ask` are read and answered in (\"yesterday\", \"since Monday 06:00\"); empty = the machine's /etc/localtime", check_time_zone},
+    {"ask.ollama_url", string, "", 0, 0, {}, false, "Ollama server (`http://host:11434`) asked for a plan when the grammar cannot read a question; every plan is still checked; empty = no question leaves the server"},
+    {"ask.model", string, "llama3.1", 0, 0, {}, false, "Ollama model asked for plans (with `ask.ollama_url`)"},
+    {"ask.timeout", duration, "10s", 100, 5 * minutes, {}, false, "Time the Ollama server has to propose a plan; after it the question is answered as not understood, and the reasons say the model did not answer in time"},
     {"auth.argon2_memory_kib", integer, "19456", 1024, 4194304, {}, false, "Argon2id memory cost of password hashes, in KiB"},
     {"auth.argon2_iterations", integer, "2", 1, 100, {}, false, "Argon2id passes over that memory"},
     {"auth.password_min_length", integer, "12", 8, 1024, {}, false, "Shortest password accepted"},
@@ -374,25 +393,6 @@ error value_error(const key_spec& spec, const std::string& value, std::string_vi
     if (!value.empty()) message += " = " + value;
     message += " (from " + std::string(from) + "): " + why;
     return make_error("invalid_config", std::move(message), std::string(spec.key));
-}
-
-// Optimal string alignment distance: edits plus swaps of neighbours, the usual typos.
-size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-    for (size_t i = 0; i <= a.size(); ++i)
-        d[i][0] = i;
-    for (size_t j = 0; j <= b.size(); ++j)
-        d[0][j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        for (size_t j = 1; j <= b.size(); ++j) {
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    return d[a.size()][b.size()];
 }
 
 // `name` is a schema key, or an environment name when `as_env` is set.

@@ -237,6 +237,22 @@ TEST_F(config_test, out_of_range_from_environment) {
     EXPECT_EQ(c.error().field, "http.port");
 }
 
+TEST_F(config_test, ask_time_zone_is_a_zone_of_the_system_tz_database) {
+    EXPECT_EQ(load_ok().get_string("ask.time_zone"), "");  // the machine's zone
+    flag("ask.time_zone", "Europe/Berlin");
+    EXPECT_EQ(load_ok().get_string("ask.time_zone"), "Europe/Berlin");
+    _from.flags.clear();
+    flag("ask.time_zone", "Mars/Olympus");
+    EXPECT_EQ(load_error(),
+              "config: ask.time_zone = \"Mars/Olympus\" (from --set): no time zone "
+              "\"Mars/Olympus\" in the system's tz database");
+    _from.flags.clear();
+    flag("ask.time_zone", "../../etc/passwd");
+    EXPECT_EQ(load_error(),
+              "config: ask.time_zone = \"../../etc/passwd\" (from --set): expected an IANA "
+              "time zone name such as Europe/Berlin");
+}
+
 TEST_F(config_test, raw_retention_by_measurement_is_a_checked_list_of_durations) {
     use_file("[storage]\nraw_retention_by_measurement = \" telemetry=7d, vibration = 36h,x=0\"\n");
     config c = load_ok();

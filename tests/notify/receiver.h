@@ -1,6 +1,6 @@
 // A webhook receiver for tests: a plain HTTP/1.1 server on 127.0.0.1 playing the user's
 // endpoint. It records every request (method, target, headers, body), answers with the
-// status it is told, and can stop listening (connections refused) and start again on the
+// status (and body) it is told, and can stop listening (connections refused) and start again on the
 // same port.
 #pragma once
 
@@ -70,6 +70,11 @@ public:
         return "http://127.0.0.1:" + std::to_string(_port) + path;
     }
     void set_status(int status) { _status = status; }
+    // The body of every answer from now on ("nope" until told), sent as application/json.
+    void set_body(std::string body) {
+        std::lock_guard lock(_mutex);
+        _body = std::move(body);
+    }
     // Holds each answer this long after recording the request (a slow endpoint); a new
     // delay cuts the wait in progress short when it is shorter.
     void set_delay(std::chrono::milliseconds delay) {
@@ -179,10 +184,12 @@ private:
             r.body.append(buf, static_cast<size_t>(n));
         }
         const int status = _status;
-        std::string reply = "HTTP/1.1 " + std::to_string(status) +
-                            " Test\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope";
+        std::string reply;
         {
             std::lock_guard lock(_mutex);
+            reply = "HTTP/1.1 " + std::to_string(status) +
+                    " Test\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(_body.size()) + "\r\nConnection: close\r\n\r\n" + _body;
             _requests.push_back(std::move(r));
         }
         _cv.notify_all();
@@ -200,7 +207,8 @@ private:
     uint16_t _port;
     int _fd = -1;
     std::atomic<int> _status{200};
-    int _delay_ms = 0;  // guarded by _mutex
+    int _delay_ms = 0;           // guarded by _mutex
+    std::string _body = "nope";  // guarded by _mutex
     std::atomic<bool> _stopping{false};
     std::thread _thread;
     std::mutex _mutex;

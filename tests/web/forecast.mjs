@@ -5,44 +5,21 @@
 // data the list is empty.
 //
 //   node tests/web/forecast.mjs --binary build/clisonix --web-dist web/dist
-import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { launchBrowser, loadModules, parseArgs, skipAll, startServer, uiLogin, webDir } from "./harness.mjs";
+import {
+  axeCheck,
+  browserTestArgs,
+  expect,
+  launchBrowser,
+  skipAll,
+  startServer,
+  stepRunner,
+  uiLogin,
+} from "./harness.mjs";
 
-const args = parseArgs(process.argv.slice(2));
-const binary = args.binary ?? path.resolve("build/clisonix");
-const webDist = args["web-dist"] ?? path.join(webDir, "dist");
-const out = args.out ?? path.resolve("build/screenshots");
-mkdirSync(out, { recursive: true });
-const { playwright, axeSource } = loadModules();
-if (!existsSync(path.join(webDist, "index.html")))
-  skipAll(`${webDist}/index.html is missing (npm ci && npm run build in web/)`);
-if (!existsSync(binary)) skipAll(`${binary} is missing`);
-
-let passed = 0;
-let failed = 0;
-async function step(name, fn) {
-  const started = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`[PASS] ${name} (${Date.now() - started} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`[FAIL] ${name}: ${e.stack ?? e}`);
-  }
-}
-function expect(cond, message) {
-  if (!cond) throw new Error(message);
-}
-// No serious or critical accessibility violation on the page as it is (axe-core, WCAG 2.1 AA).
-async function axe(name) {
-  await page.evaluate(axeSource);
-  // eslint-disable-next-line no-undef
-  const r = await page.evaluate(() => axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } }));
-  const bad = r.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  expect(bad.length === 0, `${name}: ${bad.map((v) => v.id + " " + v.nodes[0]?.target).join(", ")}`);
-}
+const { binary, webDist, out, playwright, axeSource } = browserTestArgs();
+const { step, counts } = stepRunner();
+const axe = (name) => axeCheck(page, axeSource, name);
 
 // The fleet's predictions are recomputed every second here (the default is a minute).
 const server = await startServer({
@@ -148,5 +125,5 @@ await step("no uncaught error on the pages", async () => {
 
 await browser.close();
 await server.stop();
-console.log(`\nforecast: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+console.log(`\nforecast: ${counts.passed} passed, ${counts.failed} failed`);
+process.exit(counts.failed ? 1 : 0);

@@ -3,7 +3,7 @@
 // through playwright-core (never a downloaded browser).
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -208,3 +208,55 @@ export async function uiLogin(page, base, password = adminPassword) {
   await page.getByRole("button", { name: "Log in" }).click();
   await page.getByRole("heading", { name: "Overview", level: 1 }).waitFor();
 }
+
+// The arguments every browser test takes (--binary, --web-dist, --out), with the skips when
+// the binary, web/dist or the browser modules are missing.
+export function browserTestArgs(argv = process.argv.slice(2)) {
+  const args = parseArgs(argv);
+  const binary = args.binary ?? path.resolve("build/clisonix");
+  const webDist = args["web-dist"] ?? path.join(webDir, "dist");
+  const out = args.out ?? path.resolve("build/screenshots");
+  mkdirSync(out, { recursive: true });
+  const { playwright, axeSource } = loadModules();
+  if (!existsSync(path.join(webDist, "index.html")))
+    skipAll(`${webDist}/index.html is missing (npm ci && npm run build in web/)`);
+  if (!existsSync(binary)) skipAll(`${binary} is missing`);
+  return { args, binary, webDist, out, playwright, axeSource };
+}
+
+// Named steps: each runs to its end, its failure printed with the reason, the next one runs.
+export function stepRunner() {
+  const counts = { passed: 0, failed: 0 };
+  async function step(name, fn) {
+    const started = Date.now();
+    try {
+      await fn();
+      counts.passed++;
+      console.log(`[PASS] ${name} (${Date.now() - started} ms)`);
+    } catch (e) {
+      counts.failed++;
+      console.log(`[FAIL] ${name}: ${e.stack ?? e}`);
+    }
+  }
+  return { step, counts };
+}
+
+export function expect(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+export function expectEqual(got, want, what) {
+  const g = JSON.stringify(got);
+  const w = JSON.stringify(want);
+  if (g !== w) throw new Error(`${what}: got ${g}, want ${w}`);
+}
+
+// No serious or critical accessibility violation on the page as it is (axe-core, WCAG 2.1 AA).
+export async function axeCheck(page, axeSource, name) {
+  await page.evaluate(axeSource);
+  // eslint-disable-next-line no-undef
+  const r = await page.evaluate(() => axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa"] } }));
+  const bad = r.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  expect(bad.length === 0, `${name}: ${bad.map((v) => v.id + " " + v.nodes[0]?.target).join(", ")}`);
+}
+

@@ -3,20 +3,10 @@
 // with the reason printed. Screenshots of every page go to --out.
 //
 //   node tests/web/run.mjs --binary build/clisonix --web-dist web/dist --out build/screenshots
-import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { launchBrowser, loadModules, parseArgs, skipAll, startServer, webDir } from "./harness.mjs";
+import { browserTestArgs, launchBrowser, startServer } from "./harness.mjs";
 
-const args = parseArgs(process.argv.slice(2));
-const binary = args.binary ?? path.resolve("build/clisonix");
-const webDist = args["web-dist"] ?? path.join(webDir, "dist");
-const out = args.out ?? path.resolve("build/screenshots");
-mkdirSync(out, { recursive: true });
-
-const { playwright, axeSource } = loadModules();
-if (!existsSync(path.join(webDist, "index.html")))
-  skipAll(`${webDist}/index.html is missing (npm ci && npm run build in web/)`);
-if (!existsSync(binary)) skipAll(`${binary} is missing`);
+const { binary, webDist, out, playwright, axeSource } = browserTestArgs();
 
 const results = [];
 class Skip extends Error {}

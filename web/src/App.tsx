@@ -115,7 +115,7 @@ export function App() {
   const admin = session.role === "admin";
   const canManage = admin || session.role === "operator";
   let page: React.ReactNode;
-  if (path === "/") page = <Overview />;
+  if (path === "/") page = <Overview dark={theme === "dark"} />;
   else if (path === "/assets") page = <Assets />;
   else if (path === "/devices") page = <Devices canManage={canManage} />;
   else if (path === "/device-types") page = <DeviceTypes canManage={canManage} />;

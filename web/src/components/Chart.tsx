@@ -20,6 +20,7 @@ interface Props {
   onZoom: (from: number, to: number) => void; // seconds
   forecast?: Forecast | null;
   forecastNote?: ReactNode; // under the caption: the crossing hint, or why there is no forecast
+  anomalyBand?: boolean; // false: no anomaly band under the chart (a series without scores)
 }
 
 function axisColors(dark: boolean) {
@@ -49,7 +50,17 @@ function forecastBands(dark: boolean): uPlot.Band[] {
   ];
 }
 
-export function Chart({ metric, data, anomaly, range, dark, onZoom, forecast, forecastNote }: Props) {
+export function Chart({
+  metric,
+  data,
+  anomaly,
+  range,
+  dark,
+  onZoom,
+  forecast,
+  forecastNote,
+  anomalyBand = true,
+}: Props) {
   const figure = useRef<HTMLElement>(null);
   const box = useRef<HTMLDivElement>(null);
   const bandBox = useRef<HTMLDivElement>(null);
@@ -65,7 +76,7 @@ export function Chart({ metric, data, anomaly, range, dark, onZoom, forecast, fo
 
   useEffect(() => {
     const el = box.current!;
-    const bel = bandBox.current!;
+    const bel = bandBox.current;
     const width = Math.max(200, el.clientWidth);
     const sync = uPlot.sync("device");
     const zoomHook = (u: uPlot) => {
@@ -114,29 +125,31 @@ export function Chart({ metric, data, anomaly, range, dark, onZoom, forecast, fo
       alignedRef.current.columns,
       el,
     );
-    band.current = new uPlot(
-      {
-        ...common,
-        height: 56,
-        scales: { x: { time: true, range: () => rangeRef.current }, y: { range: [0, 1] } },
-        axes: [
-          { ...colors, show: false },
-          { ...colors, size: 56, values: (_u, v) => v.map((x) => x.toFixed(1)), splits: () => [0, 0.5, 1] },
-        ],
-        series: [
-          {},
+    band.current = !bel
+      ? null
+      : new uPlot(
           {
-            label: metric + " anomaly score",
-            stroke: "#dc2626",
-            fill: "rgba(220,38,38,0.35)",
-            width: 1,
-            paths: uPlot.paths.stepped!({ align: 1 }),
+            ...common,
+            height: 56,
+            scales: { x: { time: true, range: () => rangeRef.current }, y: { range: [0, 1] } },
+            axes: [
+              { ...colors, show: false },
+              { ...colors, size: 56, values: (_u, v) => v.map((x) => x.toFixed(1)), splits: () => [0, 0.5, 1] },
+            ],
+            series: [
+              {},
+              {
+                label: metric + " anomaly score",
+                stroke: "#dc2626",
+                fill: "rgba(220,38,38,0.35)",
+                width: 1,
+                paths: uPlot.paths.stepped!({ align: 1 }),
+              },
+            ],
           },
-        ],
-      },
-      [anomaly?.xs ?? [], anomaly?.ys ?? []],
-      bel,
-    );
+          [anomaly?.xs ?? [], anomaly?.ys ?? []],
+          bel,
+        );
     const ro = new ResizeObserver(() => {
       const w = Math.max(200, el.clientWidth);
       plot.current?.setSize({ width: w, height: 180 });
@@ -152,7 +165,7 @@ export function Chart({ metric, data, anomaly, range, dark, onZoom, forecast, fo
     };
     // Rebuilt only when the look changes; data and range go through setData below.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [metric, dark]);
+  }, [metric, dark, anomalyBand]);
 
   useEffect(() => {
     plot.current?.setData(aligned.columns);
@@ -200,7 +213,7 @@ export function Chart({ metric, data, anomaly, range, dark, onZoom, forecast, fo
           (drawn && forecast ? `, with a forecast for the next ${fmtDuration(forecast.horizon_ms)}` : "")
         }
       />
-      <div ref={bandBox} role="img" aria-label={`Anomaly score of ${metric}, 0 to 1`} />
+      {anomalyBand && <div ref={bandBox} role="img" aria-label={`Anomaly score of ${metric}, 0 to 1`} />}
     </figure>
   );
 }

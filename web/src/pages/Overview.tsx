@@ -1,10 +1,12 @@
 // What is going on now: devices online, ingest rate, open alarms, the most anomalous series,
-// and what the forecasts say is coming (metrics predicted to cross their type's limit).
+// and what the forecasts say is coming (metrics predicted to cross their type's limit). On
+// top, the Ask box: questions about the plant in plain language.
 import { useEffect, useRef, useState } from "react";
 import { api, listOf, qs, type Series } from "../api";
 import { Card, ErrorBox, Loading, PageTitle, SeverityBadge, fmtTime, useAsync } from "../components/ui";
 import { HealthBadge, useHealthScores } from "../components/health";
 import { PredictedCrossings } from "../components/forecast";
+import { AskBox } from "../components/ask";
 import { linkClick } from "../router";
 
 interface DeviceRow {
@@ -54,7 +56,7 @@ function useIngestRate() {
   return { rate, total, error };
 }
 
-export function Overview() {
+export function Overview({ dark }: { dark: boolean }) {
   const devices = useAsync(async () => listOf<DeviceRow>(await api("/api/v1/devices"), "devices"), []);
   const alarms = useAsync(
     async () => listOf<AlarmRow>(await api("/api/v1/alarms" + qs({ status: "open", limit: 1000 })), "alarms"),
@@ -102,6 +104,7 @@ export function Overview() {
   return (
     <>
       <PageTitle>Overview</PageTitle>
+      <AskBox dark={dark} />
       <div className="grid gap-4 sm:grid-cols-2 xl:grid-cols-4">
         <Card title="Devices">
           {devices.error ? (
