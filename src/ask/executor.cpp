@@ -559,7 +559,7 @@ result<std::vector<row>> group_values(const plan& p, const std::vector<group>& g
             if (current.empty()) continue;
             row r = make_row(g.name, combine_current_values(p.agg, current));
             if (current.size() > 1)
-                r.note = "over " + std::to_string(current.size()) + " current values";
+                r.note = "over the latest values of " + std::to_string(current.size()) + " devices";
             rows.push_back(std::move(r));
         }
         return rows;
@@ -821,8 +821,9 @@ result<answer> run_telemetry(const plan& p, const vocabulary& vocab, const sourc
             " had a " + measure + " " + level + " " + when;
         s += rows.empty() ? "." : ": " + listed(p, rows, unit) + ".";
     } else if (!p.order.empty() && p.limit && *p.limit == 1 && !rows.empty() && groups.size() > 1) {
-        s = rows[0].name + " had the " + (p.order == "desc" ? "highest " : "lowest ") + measure +
-            " of " + who + " " + when + ": " + value_words(p, rows[0], unit) + ".";
+        s = rows[0].name + (p.agg == aggregate::last ? " has the " : " had the ") +
+            (p.order == "desc" ? "highest " : "lowest ") + measure + " of " + who + " " + when +
+            ": " + value_words(p, rows[0], unit) + ".";
     } else if (!p.order.empty() && p.limit && groups.size() > 1) {
         s = "The " + std::string(p.order == "desc" ? "top " : "bottom ") +
             std::to_string(rows.size()) + " of " + who + " by " + measure + " " + when + ": " +
@@ -834,7 +835,8 @@ result<answer> run_telemetry(const plan& p, const vocabulary& vocab, const sourc
             const bool merged = p.group_by != grouping::device && devices.size() > 1;
             s = "The " + p.metric + " of " + subject + " is " + text::with_unit(r.value, unit);
             if (merged)
-                s += " (the average of " + std::to_string(devices.size()) + " current values)";
+                s += " (the average of the latest values of " + std::to_string(devices.size()) +
+                     " devices)";
             if (r.at_ms && !merged) s += ", measured at " + text::moment(*r.at_ms, p.to_ms, tz);
             s += ".";
         } else if (p.agg == aggregate::trend) {
@@ -960,7 +962,11 @@ result<answer> run_health(const plan& p, const vocabulary& vocab, const sources&
         s = "No device of " + who + " matches " + when + ".";
     } else if (p.limit && *p.limit == 1 && devices.size() > 1) {
         s = rows[0].name + " is the " + (ranked.order == "desc" ? "least" : "most") +
-            " healthy of " + who + " " + when + ": " + describe(rows[0]) + scale + ".";
+            " healthy of " + who + " " + when + ": " + describe(rows[0]) + scale;
+        // "... and why" deserves an answer also when nothing stands out.
+        if (rows[0].value < health_watch)
+            s += "; none of its metrics is far from its learnt normal";
+        s += ".";
     } else if (rows.size() == 1) {
         s = "The health of " + rows[0].name + " " + when + ": " + describe(rows[0]) + scale + ".";
     } else {
@@ -1018,7 +1024,11 @@ result<answer> run_offline(const plan& p, const vocabulary& vocab, const sources
     if (total == 0)
         a.text = "There are no registered devices among " + who + ".";
     else if (offline.empty())
-        a.text = text::sentence("all " + std::to_string(total) + " of " + who + " are online now.");
+        a.text = text::sentence(total == 1 ? who + " is online now."
+                                : who == "all devices"
+                                    ? "all " + std::to_string(total) + " devices are online now."
+                                    : "all " + std::to_string(total) + " of " + who +
+                                          " are online now.");
     else
         a.text =
             text::sentence(std::to_string(offline.size()) + " of " + std::to_string(total) + " " +

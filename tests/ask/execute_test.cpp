@@ -222,7 +222,7 @@ TEST_F(ask_execute, rankings_of_current_values_and_trends_read_as_sentences) {
     now.order = "desc";
     now.limit = 1;
     EXPECT_EQ(run(now).text,
-              "Pump-03 had the highest temperature of the pumps now: 90 °C, last reported 11:00 "
+              "Pump-03 has the highest temperature of the pumps now: 90 °C, last reported 11:00 "
               "yesterday. No data now from pump-04.");
     plan trend = pumps_yesterday(aggregate::trend);
     trend.device_type.clear();
@@ -311,7 +311,8 @@ TEST_F(ask_execute, a_statistic_now_combines_the_devices_current_values) {
     auto a = run(p);
     EXPECT_EQ(rows(a), R"([["the pumps",7.433333333333333E1]])");
     EXPECT_EQ(a.text,
-              "The average temperature of the pumps now is 74.3 °C, over 3 current values.");
+              "The average temperature of the pumps now is 74.3 °C, over the latest values of 3 "
+              "devices.");
     p.agg = aggregate::max;
     EXPECT_EQ(rows(run(p)), R"([["the pumps",90]])");
     p.agg = aggregate::min;
@@ -370,8 +371,12 @@ TEST_F(ask_execute, least_healthy_now_names_the_metric_contributing_most) {
               "Pump-01 is the least healthy of the pumps right now: health score 0.71, abnormal, "
               "mostly from vibration (0.5) (0 is normal, 0.5 and above abnormal).");
     EXPECT_EQ(rows(a), R"([["pump-01",7.1E-1,"abnormal","vibration",5E-1]])");
-    p.limit.reset();
     p.order = "asc";
+    EXPECT_EQ(run(p).text,
+              "Pump-02 is the most healthy of the pumps right now: health score 0.1, normal (0 is "
+              "normal, 0.5 and above abnormal); none of its metrics is far from its learnt "
+              "normal.");
+    p.limit.reset();
     EXPECT_EQ(rows(run(p)), R"([["pump-02",1E-1,"normal",null,null],)"
                             R"(["pump-01",7.1E-1,"abnormal","vibration",5E-1]])");
 }
@@ -426,6 +431,11 @@ TEST_F(ask_execute, offline_lists_the_devices_not_seen_within_their_timeout) {
               "2 of 2 pumps on line-2 are offline now: pump-03 (never seen) and pump-04 "
               "(never seen).");
     EXPECT_EQ(rows(b), R"([["pump-03","pump",null],["pump-04","pump",null]])");
+    plan only_one = p;
+    only_one.devices = {"pump-01"};
+    only_one.device_type.clear();
+    only_one.asset.clear();
+    EXPECT_EQ(run(only_one).text, "Pump-01 is online now.");
 }
 
 TEST_F(ask_execute, alarms_open_and_counted_per_device) {
