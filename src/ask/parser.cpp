@@ -1926,6 +1926,78 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
                 (p.devices.empty() ? std::string("the plant") : list_names(p.devices)));
     }
 
+    // ---- words the grammar does not read. Answering without them would answer another
+    // question: "excluding weekends", "while running", "during the night shift", "2 days ago"
+    // and "per hour" would each be dropped silently and the rest answered with confidence.
+    // Words that change nothing in what is asked: what the rules read besides the vocabulary
+    // (ordinal endings of "90th", "how much", "going up", "how is pump-03 doing", "pumping
+    // out"), and the verbs and fillers people put around a question ("drew", "raised",
+    // "gonna", "hey").
+    static const std::set<std::string_view> harmless = {"th",         "st",         "nd",
+                                                        "rd",         "much",       "up",
+                                                        "down",       "doing",      "out",
+                                                        "drew",       "draw",       "draws",
+                                                        "drawn",      "raised",     "raise",
+                                                        "triggered",  "fired",      "logged",
+                                                        "recorded",   "registered", "seen",
+                                                        "saw",        "gonna",      "gotta",
+                                                        "wanna",      "going",      "reach",
+                                                        "reached",    "reaches",    "hit",
+                                                        "hits",       "get",        "got",
+                                                        "gets",       "go",         "went",
+                                                        "gone",       "run",        "ran",
+                                                        "runs",       "currently",  "right",
+                                                        "just",       "still",      "already",
+                                                        "actually",   "really",     "roughly",
+                                                        "about",      "around",     "approximately",
+                                                        "exactly",    "overall",    "anything",
+                                                        "everything", "any",        "all",
+                                                        "machine",    "machines",   "equipment",
+                                                        "hey",        "hi",         "hello",
+                                                        "pls",        "plz",        "thx",
+                                                        "quick",      "quickly",    "kinda",
+                                                        "like"};
+    for (size_t i = 0; i < items.size() && r.reasons.empty(); ++i) {
+        const item& it = items[i];
+        if (it.kind != item_kind::word || it.text.empty() || !is_alpha(it.text[0])) continue;
+        const std::string& w = it.text;
+        if (harmless.count(w)) continue;
+        const std::string next =
+            i + 1 < items.size() && items[i + 1].kind == item_kind::word ? items[i + 1].text : "";
+        static const std::set<std::string_view> parts_of_day = {
+            "morning", "afternoon", "evening", "night", "overnight", "noon", "midnight"};
+        static const std::set<std::string_view> time_units = {"minute", "minutes", "hour", "hours",
+                                                              "day",    "days",    "week", "weeks",
+                                                              "month",  "months"};
+        static const std::set<std::string_view> leaving_out = {
+            "except",   "excluding", "exclude", "without", "besides", "apart",
+            "ignoring", "but",       "other",   "outside", "only"};
+        if (w == "not" && offline) continue;
+        if (parts_of_day.count(w))
+            r.reasons.push_back("\"" + w +
+                                "\" is not a time I can read here: say \"between 08:00 and 10:00 "
+                                "this morning\" or \"since 22:00 yesterday\"");
+        else if ((w == "per" || w == "each" || w == "every") && time_units.count(next))
+            r.reasons.push_back("\"" + w + " " + next +
+                                "\" asks for a series, which the dashboard's chart and "
+                                "/api/v1/query (step) give; ask for one number over the range");
+        else if (w == "hourly" || w == "daily" || w == "weekly" || w == "monthly")
+            r.reasons.push_back("\"" + w +
+                                "\" asks for a series, which the dashboard's chart and "
+                                "/api/v1/query (step) give; ask for one number over the range");
+        else if (w == "ago")
+            r.reasons.push_back(
+                "\"ago\" is not a time I can read: say \"yesterday\", \"on Monday\" "
+                "or \"between 08:00 and 10:00 on Monday\"");
+        else if (leaving_out.count(w) || w == "not")
+            r.reasons.push_back("\"" + w +
+                                "\": I cannot leave part of the data out or negate a condition; "
+                                "ask for the machines and the time range you want");
+        else if (!grammar_word(w))
+            r.reasons.push_back("\"" + w +
+                                "\" is not a machine, line, measurement, time or word I know");
+    }
+
     // ---- numbers nothing used
     for (size_t i = 0; i < items.size(); ++i) {
         const item& it = items[i];

@@ -592,6 +592,27 @@ const case_ refused_cases[] = {
      "NOT: \"east line 1\" is not an asset of the plant;"},
     {"", "NOT: the question is empty;"},
     {"?!", "NOT: the question is empty;"},
+    // Words that would change the answer, which the grammar does not read: refused, never
+    // dropped (each of these was once answered over the whole range).
+    {"average temperature of pump-01 excluding weekends",
+     "NOT: \"excluding\": I cannot leave part of the data out or negate a condition; ask for "
+     "the machines and the time range you want;"},
+    {"average temperature of pump-01 except yesterday",
+     "NOT: \"except\": I cannot leave part of the data out or negate a condition; ask for the "
+     "machines and the time range you want;"},
+    {"minimum temperature of pump-01 while running",
+     "NOT: \"while\" is not a machine, line, measurement, time or word I know;"},
+    {"maximum temperature of pump-01 during the night",
+     "NOT: \"night\" is not a time I can read here: say \"between 08:00 and 10:00 this "
+     "morning\" or \"since 22:00 yesterday\";"},
+    {"average temperature of pump-01 per hour today",
+     "NOT: \"per hour\" asks for a series, which the dashboard's chart and /api/v1/query "
+     "(step) give; ask for one number over the range;"},
+    {"temperature of pump-01 two days ago",
+     "NOT: \"ago\" is not a time I can read: say \"yesterday\", \"on Monday\" or \"between "
+     "08:00 and 10:00 on Monday\";"},
+    {"average temperature of pump-01 on weekends",
+     "NOT: \"weekends\" is not a machine, line, measurement, time or word I know;"},
 };
 
 TEST(ask_parse, ambiguous_or_unknown_questions_are_not_understood_with_the_reason) {
