@@ -448,22 +448,7 @@ std::string chart_json(std::string_view type, std::string_view x, std::string_vi
 
 // ---- telemetry --------------------------------------------------------------------------------
 
-bool computed_by_query(aggregate a) {
-    switch (a) {
-        case aggregate::mean:
-        case aggregate::min:
-        case aggregate::max:
-        case aggregate::sum:
-        case aggregate::count:
-        case aggregate::p50:
-        case aggregate::p90:
-        case aggregate::p99:
-            return true;
-        default:
-            return false;
-    }
-}
-
+// The query engine's own aggregate for `a`; raw for those the executor computes itself.
 query::aggregate query_agg(aggregate a) {
     switch (a) {
         case aggregate::mean:
@@ -487,6 +472,12 @@ query::aggregate query_agg(aggregate a) {
         default:
             return query::aggregate::raw;
     }
+}
+
+// Aggregates the query engine computes over a range exactly (decision 0094); `last` is read
+// through query::last_values instead.
+bool computed_by_query(aggregate a) {
+    return a != aggregate::last && query_agg(a) != query::aggregate::raw;
 }
 
 // The statistics that can combine the devices' current values at one instant.

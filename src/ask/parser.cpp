@@ -1714,6 +1714,14 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
         p.to_ms = to;
         p.time_text = std::move(text);
     };
+    // Health and alarm questions: the range asked, else now; a comparison filters the rows.
+    auto range_or_now_and_filter = [&] {
+        if (when && !when->future)
+            set_range(when->from_ms, when->to_ms, when->text);
+        else
+            set_range(opts.now_ms, opts.now_ms, "now");
+        if (!comparisons.empty()) p.filter = comparisons.front().c;
+    };
     if (when && when->future && p.kind != plan_kind::forecast)
         r.reasons.push_back("\"" + when->text +
                             "\" is in the future: only forecasts look ahead (\"will pump-01 "
@@ -1793,11 +1801,7 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
             p.agg = agg == aggregate::mean || agg == aggregate::max || agg == aggregate::min
                         ? *agg
                         : (ranged ? aggregate::mean : aggregate::last);
-            if (when && !when->future)
-                set_range(when->from_ms, when->to_ms, when->text);
-            else
-                set_range(opts.now_ms, opts.now_ms, "now");
-            if (!comparisons.empty()) p.filter = comparisons.front().c;
+            range_or_now_and_filter();
             break;
         }
         case plan_kind::alarms: {
@@ -1811,11 +1815,7 @@ std::variant<plan, not_understood> parse_question(std::string_view question,
                 p.alarm_status = "active";
             else
                 p.alarm_status = when && !when->instant ? "any" : "open";
-            if (when && !when->future)
-                set_range(when->from_ms, when->to_ms, when->text);
-            else
-                set_range(opts.now_ms, opts.now_ms, "now");
-            if (!comparisons.empty()) p.filter = comparisons.front().c;
+            range_or_now_and_filter();
             break;
         }
         case plan_kind::offline: {
